@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine:
+#   make demo   creates .venv if missing, installs riverbed, runs `riverbed demo`
+#   make test   the same environment, then the test suite (slow experiments skipped)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned in the same pip command as the package so pip takes the CPU build
+# already on disk instead of resolving a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: venv demo test test-slow bench clean
+
+$(BIN)/riverbed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH) -e '.[dev]'
+	touch $(BIN)/riverbed
+
+venv: $(BIN)/riverbed
+
+demo: venv
+	$(BIN)/riverbed demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# Slow experiments in a bounded form (what CI runs after the default suite).
+test-slow: venv
+	RIVERBED_BOUNDED=1 $(BIN)/python -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

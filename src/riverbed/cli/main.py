@@ -1,0 +1,73 @@
+"""`riverbed` command line: one module per verb, listed literally below.
+
+Each verb module defines ``add_parser(subparsers)`` (which registers its parser and sets
+``func``) and keeps its heavy imports (torch, matplotlib) inside the function that runs,
+so ``riverbed --help`` and ``riverbed merge`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from riverbed.errors import RiverbedError
+
+# verb -> module. Literal on purpose: one place lists every verb.
+VERBS: dict[str, str] = {
+    "schedule": "riverbed.cli.schedule",
+    "plan": "riverbed.cli.plan",
+    "train": "riverbed.cli.train",
+    "branch": "riverbed.cli.branch",
+    "ls": "riverbed.cli.ls",
+    "demo": "riverbed.cli.demo",
+    "merge": "riverbed.cli.merge",
+    "scaling": "riverbed.cli.scaling",
+    "init-from-merge": "riverbed.cli.init_from_merge",
+    "experiment": "riverbed.cli.experiment",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse already exits 2 on usage errors; keep its message but make it one line.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"riverbed: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="riverbed", description=__doc__.splitlines()[0])
+    from riverbed import __version__
+
+    parser.add_argument("--version", action="version", version=f"riverbed {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb, module_name in VERBS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # verb not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except RiverbedError as exc:
+        print(f"riverbed: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("riverbed: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

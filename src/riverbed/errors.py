@@ -1,0 +1,32 @@
+"""The one exception type users see.
+
+Anything the user can fix (a config key, a file, a tensor, a CLI flag) raises a
+:class:`RiverbedError` whose message names the culprit. The CLI turns it into a one-line
+message and exit code 2; everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class RiverbedError(Exception):
+    """A user-facing error: bad input, a missing or corrupt file, an impossible request."""
+
+
+class ConfigError(RiverbedError, ValueError):
+    """A configuration key or value is wrong. The message names the key and the value."""
+
+
+class CheckpointError(RiverbedError):
+    """A checkpoint is missing, truncated, corrupt or incompatible. The message names the file."""
+
+
+class MergeError(RiverbedError):
+    """Merge inputs disagree or cannot be read. The message names the tensor and files."""
+
+
+class ScalingError(RiverbedError, ValueError):
+    """Scaling-law input is unusable. The message names the offending rows or runs."""
+
+
+class RunError(RiverbedError):
+    """The run tree is inconsistent with the request (unknown branch, existing name, ...)."""
