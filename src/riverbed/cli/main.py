@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="riverbed", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="riverbed", description="riverbed: WSD main branches, rewind-and-decay branches, WSD-S, checkpoint averaging (PMA) and scaling laws.")
     from riverbed import __version__
 
     parser.add_argument("--version", action="version", version=f"riverbed {__version__}")
