@@ -1,0 +1,31 @@
+"""`riverbed experiment NAME`: the slow, self-contained experiments (plots + a table).
+
+Each experiment module defines ``add_arguments(parser)`` and ``run(args) -> int``; the list
+below is literal so that one place names them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "scaling": ("riverbed.experiments.scaling", "scaling study: WSD branches vs cosine runs, fits, held-out budget"),
+    "spike": ("riverbed.experiments.spike", "loss-spike recovery: none vs rollback vs PMA-init"),
+    "continued-training": ("riverbed.experiments.continued_training", "continued training from last checkpoint vs PMA merge"),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("experiment", help="run a slow experiment (plots + table)")
+    sub = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    for name, (module_name, help_text) in EXPERIMENTS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        p = sub.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
