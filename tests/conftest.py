@@ -10,6 +10,41 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture
+def tiny_model_config():
+    """A ~100K-parameter dense Llama-style ModelConfig (byte vocab, 2 layers, d_model 64, GQA 4/2)."""
+    from riverbed.model import ModelConfig
+
+    return ModelConfig.preset("tiny", max_seq_len=64)
+
+
+@pytest.fixture
+def tiny_moe_config():
+    """A ~140K-parameter Mixtral-style ModelConfig: 4 experts, top-2 routing, 2 layers."""
+    from riverbed.model import ModelConfig
+
+    return ModelConfig.preset("tiny-moe", max_seq_len=64)
+
+
+@pytest.fixture
+def tiny_run_config(tiny_model_config):
+    """A RunConfig that trains the ~100K-parameter model on the default corpus in well under a
+    second: global batch 4 x 32 tokens, warmup 2 then constant LR, 4 steps, a checkpoint and a
+    2-batch evaluation every 2 steps, CPU, float32, one thread (a ~100K model runs several
+    times faster on one thread than on two busy ones). Derive variants with ``dataclasses.replace``."""
+    from riverbed.config import OptimConfig, RunConfig, TrainConfig
+    from riverbed.data import DataConfig
+
+    return RunConfig(
+        model=tiny_model_config,
+        data=DataConfig(),
+        optim=OptimConfig(lr=3e-3),
+        schedule={"type": "warmup-stable", "warmup": 2},
+        train=TrainConfig(batch_size=4, seq_len=32, max_steps=4, ckpt_every=2, eval_every=2, eval_batches=2,
+                          log_every=1, device="cpu", threads=1, tensorboard=False),
+    )
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     try:

@@ -10,4 +10,40 @@ __version__ = "0.1.0"
 
 from riverbed.errors import RiverbedError
 
-__all__ = ["RiverbedError", "__version__"]
+__all__ = [
+    "RiverbedError", "Run", "__version__", "merge", "merge_state_dicts",
+    "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
+    "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
+    "ModelConfig", "build_model", "DataConfig", "load_dataset",
+]
+
+# Public names exported lazily (name -> module), so `import riverbed` stays light.
+_LAZY: dict[str, str] = {
+    "Run": "riverbed.runs",
+    "merge": "riverbed.merging",
+    "merge_state_dicts": "riverbed.merging",
+    "WSD": "riverbed.schedules",
+    "WarmupStable": "riverbed.schedules",
+    "DecayBranch": "riverbed.schedules",
+    "schedule_from_spec": "riverbed.schedules",
+    "schedule_to_spec": "riverbed.schedules",
+    "plan_budgets": "riverbed.schedules.plan",
+    "RunConfig": "riverbed.config",
+    "load_config": "riverbed.config",
+    "train_branch": "riverbed.training",
+    "BranchResult": "riverbed.training",
+    "save_checkpoint": "riverbed.checkpoints.state",
+    "load_checkpoint": "riverbed.checkpoints.state",
+    "ModelConfig": "riverbed.model",
+    "build_model": "riverbed.model",
+    "DataConfig": "riverbed.data",
+    "load_dataset": "riverbed.data",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'riverbed' has no attribute {name!r}")

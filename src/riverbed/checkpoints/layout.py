@@ -5,6 +5,7 @@
     RUN/
       run.json                       manifest: config, branches, lineage, events (atomic rewrite)
       config.toml                    the config the run was created with
+      init-merge/                    ([init] from_merge only) the merged checkpoint it started from
       branches/<branch>/
         metrics.jsonl                one JSON object per logged step / evaluation
         checkpoints/step_<%010d>/
@@ -12,6 +13,8 @@
           optimizer.safetensors      optimizer moments, flattened names
           state.json                 step, tokens, flops, losses, schedule spec, data position
           rng.safetensors            torch RNG states (uint8 tensors)
+          guard.json                 ([guard] only) spike-guard state, so a resume == not stopping
+        quarantine/recovery_<k>/     checkpoints a spike recovery set aside (spiking weights)
 
 A checkpoint directory with a ``model.safetensors`` is also a valid input of the merge
 engine, exactly like a single-file Hugging Face model directory.
@@ -32,6 +35,9 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 RNG_FILE = "rng.safetensors"
+GUARD_FILE = "guard.json"  # spike-guard state (detector window, recoveries), next to state.json
+QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hold spiking weights)
+INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)
 MAIN = "main"
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -55,6 +61,16 @@ def checkpoint_dir(run: str | Path, branch: str, step: int) -> Path:
 
 def metrics_path(run: str | Path, branch: str) -> Path:
     return branch_dir(run, branch) / METRICS
+
+
+def quarantine_dir(run: str | Path, branch: str, recovery: int) -> Path:
+    """Where the ``recovery``-th spike recovery of ``branch`` moves the checkpoints it discards."""
+    return branch_dir(run, branch) / QUARANTINE / f"recovery_{recovery:03d}"
+
+
+def init_merge_dir(run: str | Path) -> Path:
+    """The merged checkpoint (model, optimizer, state.json at step 0) a run was initialised from."""
+    return Path(run) / INIT_MERGE
 
 
 @dataclass(frozen=True)

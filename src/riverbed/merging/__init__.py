@@ -1,1 +1,34 @@
-"""riverbed.merging."""
+"""Checkpoint merging (PMA): pure weight vectors, a streaming engine, input formats, a monitor.
+
+>>> from riverbed.merging import ema
+>>> [round(w, 3) for w in ema(10, 0.1)][:1]
+[0.387]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riverbed.merging.weights import ema, explicit, format_weights, sma, weights_for, wma
+
+# Torch-importing parts load on first use so `import riverbed.merging` stays light.
+_LAZY = {
+    "merge": "riverbed.merging.pipeline",
+    "MergeResult": "riverbed.merging.engine",
+    "merge_state_dicts": "riverbed.merging.memory",
+    "select_checkpoints": "riverbed.merging.select",
+    "open_input": "riverbed.merging.formats",
+    "read_header": "riverbed.merging.formats",
+    "PMAConfig": "riverbed.merging.monitor",
+    "PMAMonitor": "riverbed.merging.monitor",
+}
+
+__all__ = ["ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'riverbed.merging' has no attribute {name!r}")

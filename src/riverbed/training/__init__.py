@@ -1,1 +1,33 @@
-"""riverbed.training."""
+"""riverbed.training: the step loop, evaluation, metrics, callbacks, data parallelism.
+
+>>> from riverbed.training import train_branch, BranchResult, Callback      # doctest: +SKIP
+
+Public names are imported lazily so that ``import riverbed.training.guard`` (a config
+section) does not pull in the loop.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "train_branch": "riverbed.training.loop",
+    "BranchResult": "riverbed.training.loop",
+    "micro_batch_size": "riverbed.training.loop",
+    "Callback": "riverbed.training.callbacks",
+    "TrainContext": "riverbed.training.callbacks",
+    "RestoreRequest": "riverbed.training.callbacks",
+    "evaluate": "riverbed.training.evaluate",
+    "MetricsLogger": "riverbed.training.metrics",
+    "read_metrics": "riverbed.training.metrics",
+    "build_optimizer": "riverbed.training.optim",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'riverbed.training' has no attribute {name!r}")

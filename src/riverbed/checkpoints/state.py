@@ -1,0 +1,323 @@
+"""Training checkpoints: model, optimizer, RNG as safetensors, everything else as JSON.
+
+One checkpoint is one directory (``riverbed.checkpoints.layout``) written atomically::
+
+    model.safetensors       model.state_dict() under its Hugging Face names (tied weights once)
+    optimizer.safetensors   AdamW moments keyed by PARAMETER NAME: "<name>.exp_avg",
+                            "<name>.exp_avg_sq", "<name>.step"; param-group hyper-parameters
+                            in the file's metadata. Names, not indices, so that the optimizer
+                            states of several checkpoints can be merged like their weights.
+    rng.safetensors         torch CPU RNG ("cpu") and each CUDA device's ("cuda.<i>"), uint8
+    state.json              step, tokens, flops, branch, schedule spec, data position, metrics
+
+No pickle anywhere. Example::
+
+    >>> import torch, tempfile, pathlib
+    >>> m = torch.nn.Linear(2, 2); opt = torch.optim.AdamW(m.parameters())
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "step_0000000000"
+    >>> save_checkpoint(d, m, opt, {"step": 0})
+    >>> load_checkpoint(d, m, opt)["step"]
+    0
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
+from riverbed.errors import CheckpointError
+
+FORMAT = "riverbed.checkpoint.v1"
+OPTIMIZER_FORMAT = "riverbed.adamw.v1"
+MOMENTS = ("exp_avg", "exp_avg_sq", "step")
+
+
+# --------------------------------------------------------------------------------------------
+# Model tensors
+# --------------------------------------------------------------------------------------------
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` with shared storage kept once (first name wins, as in HF's
+    tied ``embed_tokens`` / ``lm_head``), contiguous and on the CPU, ready for safetensors."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    for name, t in model.state_dict().items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) if t.numel() else None
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        out[name] = t.detach().to("cpu").contiguous()
+    return out
+
+
+def _aliases(model: torch.nn.Module) -> dict[str, str]:
+    """name -> the name it shares storage with (only for the second and later names)."""
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    out = {}
+    for name, t in model.state_dict(keep_vars=True).items():
+        if not t.numel():
+            continue
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key in first:
+            out[name] = first[key]
+        else:
+            first[key] = name
+    return out
+
+
+def load_model_tensors(path: str | Path, model: torch.nn.Module) -> None:
+    """Load a model.safetensors (or a checkpoint dir holding one) into ``model``, strictly:
+    missing, unexpected or mis-shaped tensors raise CheckpointError naming the file."""
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    apply_model_tensors(model, read_safetensors(file), source=str(file))
+
+
+def apply_model_tensors(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """Copy HF-named tensors into ``model`` after checking names and shapes (tied aliases may
+    be absent); raises CheckpointError naming ``source`` and the tensor."""
+    expected = model.state_dict()
+    aliases = _aliases(model)
+    missing = [k for k in expected if k not in tensors and k not in aliases]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for k, t in tensors.items():
+        if tuple(t.shape) != tuple(expected[k].shape):
+            raise CheckpointError(f"{source}: tensor {k} has shape {tuple(t.shape)}, model expects {tuple(expected[k].shape)}")
+    full = {**{a: tensors[src] for a, src in aliases.items() if src in tensors}, **tensors}
+    model.load_state_dict(full, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizer state by parameter name
+# --------------------------------------------------------------------------------------------
+
+
+def _param_names(model: torch.nn.Module) -> dict[int, str]:
+    return {id(p): name for name, p in model.named_parameters()}
+
+
+def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """AdamW state as ``{"<param>.exp_avg": ..., "<param>.exp_avg_sq": ..., "<param>.step": ...}``
+    plus safetensors metadata (format and param-group hyper-parameters as JSON)."""
+    names = _param_names(model)
+    tensors: dict[str, torch.Tensor] = {}
+    groups = []
+    for group in optimizer.param_groups:
+        group_names = []
+        for p in group["params"]:
+            if id(p) not in names:
+                raise CheckpointError("optimizer holds a parameter that is not in the model")
+            name = names[id(p)]
+            group_names.append(name)
+            for key, value in optimizer.state.get(p, {}).items():
+                if key not in MOMENTS:
+                    raise CheckpointError(f"optimizer state {key!r} of {name} is not AdamW's (expected {MOMENTS})")
+                t = value if torch.is_tensor(value) else torch.tensor(float(value))
+                tensors[f"{name}.{key}"] = t.detach().to("cpu").contiguous()
+        hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items() if k != "params"}
+        groups.append({"params": group_names, **{k: v for k, v in hyper.items() if _jsonable(v)}})
+    metadata = {"format": OPTIMIZER_FORMAT, "param_groups": json.dumps(groups)}
+    return tensors, metadata
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def load_optimizer_tensors(
+    tensors: Mapping[str, torch.Tensor], model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, source: str = "optimizer state"
+) -> None:
+    """Set AdamW state from named tensors (the optimizer.safetensors layout). The param groups'
+    hyper-parameters stay those of ``optimizer`` (they come from the config; the LR is set
+    from the schedule at every step)."""
+    names = _param_names(model)
+    known = set()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    index = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            name = names[id(p)]
+            entry = {}
+            for key in MOMENTS:
+                full = f"{name}.{key}"
+                known.add(full)
+                if full in tensors:
+                    entry[key] = tensors[full]
+            if entry:
+                if set(entry) != set(MOMENTS):
+                    raise CheckpointError(f"{source}: incomplete AdamW state for {name}: has {sorted(entry)}")
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if tuple(entry[key].shape) != tuple(p.shape):
+                        raise CheckpointError(f"{source}: {name}.{key} has shape {tuple(entry[key].shape)}, parameter is {tuple(p.shape)}")
+                state[index] = dict(entry)
+            index += 1
+    unexpected = sorted(set(tensors) - known)
+    if unexpected:
+        raise CheckpointError(f"{source}: tensors for unknown parameters: {unexpected[:5]}")
+    sd = optimizer.state_dict()
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+
+
+# --------------------------------------------------------------------------------------------
+# RNG
+# --------------------------------------------------------------------------------------------
+
+
+def capture_rng() -> dict[str, torch.Tensor]:
+    """The global torch RNG states as uint8 tensors ("cpu", "cuda.<i>")."""
+    out = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"cuda.{i}"] = s
+    return out
+
+
+def restore_rng(states: Mapping[str, torch.Tensor]) -> None:
+    """Restore what ``capture_rng`` captured; CUDA states only where the same devices exist."""
+    if "cpu" in states:
+        torch.set_rng_state(states["cpu"].to(torch.uint8))
+    cuda = sorted((int(k.split(".")[1]), v) for k, v in states.items() if k.startswith("cuda."))
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([v.to(torch.uint8) for _, v in cuda])
+
+
+# --------------------------------------------------------------------------------------------
+# Whole checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    state: Mapping[str, Any],
+    rng: Mapping[str, torch.Tensor] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a checkpoint directory atomically (temporary sibling, fsync, rename).
+
+    ``rng`` defaults to the current global RNG states. Returns ``path``.
+    """
+    path = Path(path)
+    model_t = model_tensors(model)
+    opt_t, opt_meta = optimizer_tensors(model, optimizer) if optimizer is not None else ({}, {"format": OPTIMIZER_FORMAT})
+    rng_t = {k: v.detach().to("cpu").contiguous() for k, v in (capture_rng() if rng is None else rng).items()}
+    try:
+        body = json.dumps({"format": FORMAT, **state}, indent=2, allow_nan=True) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / STATE_FILE}: state is not JSON-serialisable: {exc}") from None
+    try:
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            save_file(model_t, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+            if optimizer is not None:
+                save_file(opt_t, str(tmp / OPTIMIZER_FILE), metadata=opt_meta)
+            save_file(rng_t, str(tmp / RNG_FILE))
+            # state.json last: layout.list_checkpoints treats a dir with it as complete.
+            (tmp / STATE_FILE).write_text(body, encoding="utf-8")
+    except FileExistsError:
+        raise CheckpointError(f"checkpoint {path} already exists") from None
+    return path
+
+
+def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a missing, truncated or corrupt file raises CheckpointError."""
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{file}: unreadable (truncated or corrupt): {exc}") from None
+
+
+def read_safetensors_metadata(file: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{file}: unreadable (truncated or corrupt): {exc}") from None
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The state.json of a checkpoint directory."""
+    file = Path(path) / STATE_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing (not a checkpoint directory?)")
+    try:
+        state = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{file}: corrupt JSON: {exc}") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{file}: not a riverbed checkpoint state (no 'step')")
+    return state
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    rng: bool = False,
+) -> dict[str, Any]:
+    """Load a checkpoint into ``model`` (and ``optimizer``; and the global RNG with
+    ``rng=True``) and return its state dict. Any missing, truncated or corrupt file raises
+    CheckpointError naming it; nothing is modified unless every file reads cleanly."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path}: not found")
+    state = read_state(path)
+    opt_t = None
+    if optimizer is not None:
+        opt_file = path / OPTIMIZER_FILE
+        opt_t = read_safetensors(opt_file)
+        meta = read_safetensors_metadata(opt_file)
+        if meta.get("format") != OPTIMIZER_FORMAT:
+            raise CheckpointError(f"{opt_file}: format {meta.get('format')!r}, expected {OPTIMIZER_FORMAT!r}")
+    rng_t = read_safetensors(path / RNG_FILE) if rng else None
+    if model is not None:
+        load_model_tensors(path, model)
+    if optimizer is not None and model is not None:
+        load_optimizer_tensors(opt_t, model, optimizer, source=str(path / OPTIMIZER_FILE))
+    if rng_t is not None:
+        restore_rng(rng_t)
+    return state
+
+
+def checkpoint_bytes(path: str | Path) -> int:
+    """Total size of a checkpoint directory in bytes."""
+    return sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file())
+
+
+__all__ = [
+    "apply_model_tensors",
+    "capture_rng",
+    "checkpoint_bytes",
+    "load_checkpoint",
+    "load_model_tensors",
+    "load_optimizer_tensors",
+    "model_tensors",
+    "optimizer_tensors",
+    "read_safetensors",
+    "read_state",
+    "restore_rng",
+    "save_checkpoint",
+]

@@ -1,0 +1,91 @@
+"""`riverbed branch RUN --from STEP[,STEP...] --decay SHAPE --length N`: rewind & decay.
+
+Forks a decay branch from each saved main-branch checkpoint named by ``--from``, trains it to
+its end and records its final held-out loss in the run's manifest. The main branch is only
+read. ``--length`` is in steps (``200``), tokens (``2M tok``, ``65536tok``) or a percentage of
+the budget (``20%``: the decay is 20 % of fork step + decay). ``--plan plan.json`` (from
+`riverbed plan`) forks every decay branch of the plan instead; re-running it skips branches
+that finished and resumes interrupted ones.
+
+All requests are checked before anything trains: a step that was never saved, an existing
+branch name, an unknown shape or a bad length is one error message, exit code 2, and the run
+is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("branch", help="fork decay branches from saved main-branch checkpoints and train them",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--from", dest="from_steps", default=None, metavar="STEP[,STEP...]",
+                   help="main-branch step(s) to fork from (must be saved checkpoints)")
+    p.add_argument("--decay", dest="shape", default=None, metavar="SHAPE",
+                   help="decay shape: linear, cosine, 1-sqrt, square, mirror-cosine, inverse-proportional, exp-..., step")
+    p.add_argument("--length", default=None, metavar="N",
+                   help="decay length: steps (200), tokens (2M tok) or percent of the budget (20%%)")
+    p.add_argument("--min-ratio", type=float, default=None, metavar="R",
+                   help="final LR as a fraction of the peak (default: the schedule's, 0)")
+    p.add_argument("--name", default=None,
+                   help="branch name (default <shape>-from<step>-len<length>; with several steps NAME-<step>)")
+    p.add_argument("--plan", type=Path, default=None, help="fork every decay branch of a plan.json from `riverbed plan`")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_steps(text: str) -> list[int]:
+    from riverbed.errors import RunError
+
+    steps = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            steps.append(int(part))
+        except ValueError:
+            raise RunError(f"--from {text!r}: {part!r} is not a step number") from None
+    return steps
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.errors import RunError
+    from riverbed.runs import Run
+    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.runs.plans import requests_from_plan
+
+    r = Run.open(args.run)
+    if args.plan is not None:
+        given = [f for f, v in (("--from", args.from_steps), ("--decay", args.shape), ("--length", args.length),
+                                ("--name", args.name), ("--min-ratio", args.min_ratio)) if v is not None]
+        if given:
+            raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
+        reqs = requests_from_plan(r, args.plan)
+        records = run_requests(r, reqs, progress=not args.no_progress, skip_finished=True)
+    else:
+        missing = [f for f, v in (("--from", args.from_steps), ("--decay", args.shape), ("--length", args.length)) if v is None]
+        if missing:
+            raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
+        reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
+        records = run_requests(r, reqs, progress=not args.no_progress)
+    print_results(records)
+    return 0 if all(b.status == "finished" for b in records) else 1
+
+
+def print_results(records) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from riverbed.runs.view import human
+
+    t = Table(title="decay branches")
+    for col in ("branch", "fork step", "main loss at fork", "budget (tokens)", "final held-out loss", "status"):
+        t.add_column(col, justify="left" if col in ("branch", "status") else "right")
+    for b in records:
+        last = b.final or b.progress
+        fork_loss = "-" if b.fork is None or b.fork.heldout_loss is None else f"{b.fork.heldout_loss:.4f}"
+        loss = "-" if last is None or last.heldout_loss is None else f"{last.heldout_loss:.4f}"
+        t.add_row(b.name, str(b.fork.step if b.fork else "-"), fork_loss, human(last.tokens if last else None), loss, b.status)
+    Console().print(t)

@@ -1,0 +1,39 @@
+"""`riverbed ls RUN [--json]`: the run tree and its compute accounting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ls", help="show a run tree: branches, fork points, tokens, FLOPs, losses, compute accounting")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--json", action="store_true", help="print the manifest, finished points and accounting as JSON")
+    p.set_defaults(func=run)
+
+
+def _finite(obj):
+    # JSON has no NaN/inf: print null (the percentages of an empty run are undefined).
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.runs import Run
+    from riverbed.runs.view import as_json, render
+
+    r = Run.open(args.run)
+    if args.json:
+        print(json.dumps(_finite(as_json(r)), indent=2))
+        return 0
+    from rich.console import Console
+
+    Console().print(render(r))
+    return 0

@@ -1,0 +1,101 @@
+"""`riverbed plan --budgets 1e8,2e8,4e8 --unit tokens`: WSD branches vs WSD-S vs cosine runs.
+
+Prints a table (budgets, fork points, decay lengths, totals, ratio to one run of the
+largest budget), optionally writes the plan as JSON (``-o``; the trainer runs it) and one
+plot of the three strategies (``--plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from riverbed.errors import ConfigError
+
+
+def _numbers(text: str, field: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{field}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _int(text: str | None, field: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise ConfigError(f"{field}: expected a number, got {text!r}") from None
+    if v != int(v):
+        raise ConfigError(f"{field}: expected a whole number, got {text!r}")
+    return int(v)
+
+
+def _fmt(x: float | int | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and x >= 1e6:
+        return f"{x:.3g}"
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def run(a: argparse.Namespace) -> int:
+    from riverbed.schedules.plan import plan_budgets
+
+    plan = plan_budgets(
+        _numbers(a.budgets, "--budgets"), unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
+        tokens_per_step=_int(a.tokens_per_step, "--tokens-per-step"), n_params=_int(a.n_params, "--n-params"),
+        decay_of=a.decay_of, min_ratio=a.min_ratio,
+    )
+    if a.output:
+        plan.save(a.output)
+    if a.plot:
+        from riverbed.schedules.plot import plot_plan
+
+        plot_plan(plan, a.plot)
+    if a.json:
+        print(plan.to_json(), end="")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    # Piped or captured output gets a fixed width so rows are not wrapped mid-label.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    pu = plan.position_unit
+    t = Table(title=f"budgets ({a.unit}); schedules count {pu}; decay {plan.decay:g} of each {plan.decay_of}, shape {plan.shape}")
+    for col in ("budget", f"length ({pu})", "WSD fork", "WSD decay", "WSD-S decay"):
+        t.add_column(col, justify="right")
+    for r in plan.rows:
+        t.add_row(_fmt(r.budget), _fmt(r.length), _fmt(r.fork), _fmt(r.decay), _fmt(r.wsds_decay))
+    console.print(t)
+    s = Table(title="cost of a finished model at every budget")
+    for col in ("strategy", f"total {pu}", "tokens", "FLOPs (6·N·D)", "× largest run"):
+        s.add_column(col, justify="right")
+    names = {"wsd": "WSD branches", "wsds": "WSD-S", "cosine": "cosine per budget"}
+    for k, name in names.items():
+        total = plan.total(k)
+        s.add_row(name, _fmt(total), _fmt(plan.tokens(total)), _fmt(plan.flops(total)), f"{plan.ratio(k):.0%}")
+    console.print(s)
+    for path, what in ((a.output, "plan"), (a.plot, "plot")):
+        if path:
+            console.print(f"wrote {what} {path}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("plan", help="plan several budgets: WSD branches vs WSD-S vs cosine runs")
+    p.add_argument("--budgets", required=True, help="comma-separated, increasing (e.g. 1e8,2e8,4e8)")
+    p.add_argument("--unit", choices=("steps", "tokens"), default="steps", help="unit of --budgets and --warmup")
+    p.add_argument("--decay", type=float, default=0.1, help="decay length as a fraction (see --decay-of); default 0.1")
+    p.add_argument("--decay-of", choices=("budget", "largest", "period"), default="budget",
+                   help="fraction of each budget (default), of the largest budget, or of the period since the previous budget")
+    p.add_argument("--shape", default="1-sqrt", help="decay shape (default 1-sqrt)")
+    p.add_argument("--min-ratio", type=float, default=0.0, help="final multiplier of every decay and cosine (default 0)")
+    p.add_argument("--warmup", type=float, default=0, help="warmup length, in --unit (default 0)")
+    p.add_argument("--tokens-per-step", help="tokens per optimizer step (turns token budgets into steps)")
+    p.add_argument("--n-params", help="model parameters N, for FLOPs = 6·N·tokens")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("-o", "--output", help="write the plan JSON here (the trainer accepts it)")
+    p.add_argument("--plot", help="write one PNG of the three strategies here")
+    p.set_defaults(func=run)

@@ -1,0 +1,179 @@
+"""`riverbed train CONFIG.toml [--set key=value ...] [--run DIR] [--plan plan.json]`.
+
+Creates the run directory (config.toml + run.json) or resumes it, then trains the main branch:
+to ``train.max_steps`` / ``train.max_tokens``, to the last fork point of ``--plan``, or
+indefinitely. Ctrl-C stops at the next step boundary with a checkpoint there (single process);
+run the same command again to resume exactly. Under ``torchrun --nproc_per_node=K`` it trains
+data-parallel; rank 0 alone writes.
+
+Resuming with a config file checks it against the run's: only the keys in ``RESUMABLE`` (length,
+cadences, hardware) may change; anything that would change the trajectory is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+# Keys that may differ when a run is resumed: they change how long and how often, never what
+# is computed (grad_accum and dtype change rounding, not the maths; they are allowed on purpose
+# so a run can move to other hardware).
+RESUMABLE = frozenset({
+    "train.max_steps", "train.max_tokens", "train.ckpt_every", "train.ckpt_every_tokens", "train.eval_every",
+    "train.log_every", "train.device", "train.threads", "train.tensorboard", "train.grad_accum", "train.dtype",
+})
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train (or resume) the main branch of a run",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", type=Path, help="TOML config (optional when resuming --run)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.batch_size=16 (repeatable)")
+    p.add_argument("--run", type=Path, default=None, help="run directory (default: runs/<config name>)")
+    p.add_argument("--plan", type=Path, default=None, help="a plan.json from `riverbed plan`: train main to its last fork point")
+    p.add_argument("--steps", type=int, default=None, help="train main until this global step (overrides the config's length)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> tuple[Any, bool]:
+    """The config to train with and whether the run already exists (then checked against it)."""
+    from riverbed.checkpoints import layout
+    from riverbed.config import config_from_dict, load_config
+    from riverbed.errors import ConfigError
+
+    stored_path = run_dir / layout.CONFIG
+    if not stored_path.is_file():
+        if config is None:
+            raise ConfigError(f"no CONFIG given and {run_dir} is not an existing run (no {layout.CONFIG})")
+        return load_config(config, overrides), False
+    stored = load_config(stored_path)
+    if config is None:
+        return config_from_dict(stored.to_dict(), overrides, source=str(stored_path)), True
+    new = load_config(config, overrides)
+    changed = [k for k in _diff(stored.to_dict(), new.to_dict()) if k not in RESUMABLE]
+    if changed:
+        key = changed[0]
+        raise ConfigError(f"{config}: {key} differs from the run's {stored_path} ({_get(stored.to_dict(), key)!r} -> "
+                          f"{_get(new.to_dict(), key)!r}); a resumed run may only change {', '.join(sorted(RESUMABLE))}")
+    return new, True
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _get(d: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
+    """The plan's fork points in steps: main must reach the last one, with a checkpoint at each."""
+    from riverbed.runs.plans import plan_fork_steps as fork_steps
+
+    return fork_steps(plan_path, cfg.train.tokens_per_step)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch  # noqa: F401  (heavy import kept out of `riverbed --help`)
+
+    from riverbed.errors import ConfigError
+    from riverbed.runs.drive import train_main
+    from riverbed.training import distributed as D
+    from riverbed.training.loop import resolve_device
+
+    run_dir = args.run
+    if run_dir is None:
+        if args.config is None:
+            raise ConfigError("give a CONFIG file or --run DIR")
+        run_dir = Path("runs") / args.config.stem
+    cfg, exists = resolve_config(args.config, args.overrides, run_dir)
+    if args.steps is not None and args.steps < 0:
+        raise ConfigError(f"--steps={args.steps} must be >= 0")
+    # Segments (riverbed.runs.drive.train_main, run tree): main stops at every plan fork point
+    # (so each is a saved checkpoint) and at each WSD-S / cyclic-cosine budget (recorded as a
+    # finished model); a schedule with an end (wsd, cosine, wsds) finishes the branch there.
+    stops = plan_fork_steps(args.plan, cfg) if args.plan else []
+    until = args.steps if args.steps is not None else (max(stops) if stops else cfg.train.total_steps)
+
+    dist = D.setup(resolve_device(cfg.train.device))
+    run_obj = None
+    try:
+        if dist.is_main:
+            run_obj = _create_run(run_dir, cfg, exists)
+        D.barrier(dist)
+        callbacks = [_ProgressRecorder(run_obj)] if run_obj is not None else []
+        ctx = _manifest_training(run_obj, cfg)
+        try:
+            with ctx:
+                result = train_main(cfg, run_dir, run_obj, until_step=until, extra_stops=stops, callbacks=callbacks,
+                                    progress=not args.no_progress)
+        except KeyboardInterrupt:
+            if dist.is_main:
+                print(f"riverbed: interrupted; the main branch was saved at its last step boundary. "
+                      f"Resume with: riverbed train --run {run_dir}", file=sys.stderr)
+            return 130
+    finally:
+        D.shutdown()
+    if dist.is_main:
+        loss = f"{result.last_eval_loss:.4f}" if result.last_eval_loss is not None else "n/a"
+        print(f"main: step {result.step}  tokens {result.tokens:,}  FLOPs {result.flops:.3e}  held-out loss {loss}")
+        print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+# ---- the run tree (riverbed.runs owns run.json; we only call its API) -----------------------
+
+
+def _create_run(run_dir: Path, cfg: Any, exists: bool) -> Any:
+    from riverbed.checkpoints import layout
+    from riverbed.checkpoints.atomic import write_text
+
+    try:
+        from riverbed.runs import Run
+    except ImportError:  # the run tree is optional for plain training
+        Run = None
+    if Run is not None:
+        run_obj = Run.create(run_dir, cfg, resume=exists)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_obj = None
+    # config.toml always reflects what is being trained (a resumed run may have grown longer).
+    write_text(run_dir / layout.CONFIG, cfg.to_toml())
+    return run_obj
+
+
+class _ProgressRecorder:
+    """Keeps run.json's progress of main in step with its checkpoints."""
+
+    def __init__(self, run_obj: Any) -> None:
+        self.run = run_obj
+
+    def on_checkpoint(self, ctx: Any, ref: Any) -> None:
+        from riverbed.runs import Point
+
+        rel = str(Path(ref.path).relative_to(self.run.path))
+        self.run.set_progress(ctx.branch, Point(ctx.step, ctx.tokens, ctx.flops, ctx.last_eval_loss, rel))
+
+
+def _manifest_training(run_obj: Any, cfg: Any) -> Any:
+    import contextlib
+
+    if run_obj is None:
+        return contextlib.nullcontext()
+    from riverbed.runs import BranchRecord
+
+    return run_obj.training(BranchRecord(name="main", kind="main", schedule=dict(cfg.schedule)))
+

@@ -1,0 +1,89 @@
+"""Type-checking a TOML value against a dataclass field's annotation (for config sections).
+
+>>> from riverbed.config_types import coerce
+>>> coerce(3, float | None, "optim.lr", "run.toml")
+3.0
+>>> coerce([0.9, 0.95], tuple[float, float], "optim.betas", "run.toml")
+(0.9, 0.95)
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from riverbed.errors import ConfigError
+
+
+def coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, lists to tuples."""
+    ok, out = _coerce(value, tp)
+    if not ok:
+        raise ConfigError(f"{source}: {key}={value!r} has the wrong type (expected {_type_name(tp)})")
+    return out
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return type(None) in args, None
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, out = _coerce(value, arg)
+            if ok:
+                return True, out
+        return False, value
+    if origin is Literal:
+        return value in args and type(value) in {type(a) for a in args}, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False, value
+        return True, float(value)
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is tuple or tp is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        if args and args[-1] is not Ellipsis and len(args) != len(value):
+            return False, value
+        item_types = [args[0]] * len(value) if (args and args[-1] is Ellipsis) else (args or [Any] * len(value))
+        outs = []
+        for v, t in zip(value, item_types):
+            ok, o = _coerce(v, t)
+            if not ok:
+                return False, value
+            outs.append(o)
+        return True, tuple(outs)
+    if origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        item = args[0] if args else Any
+        outs = []
+        for v in value:
+            ok, o = _coerce(v, item)
+            if not ok:
+                return False, value
+            outs.append(o)
+        return True, outs
+    if origin is dict or tp is dict or origin is Mapping:
+        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value  # an annotation we cannot check: the dataclass validates it
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

@@ -1,0 +1,204 @@
+"""`riverbed experiment continued-training`: continued training from the last checkpoint vs a PMA merge.
+
+The PMA paper (arXiv 2505.12082) reports that starting continued training from a merge of the
+last checkpoints (PMA-init) gives a lower loss early, smoother gradient norms, and parity at the
+end. Here: a main run trains the tiny dense model on the Shakespeare half of the embedded corpus
+at a constant LR (checkpoints every ``CKPT`` steps); then the data mix shifts to the King James
+Bible only, and two continued runs start through ``[init] from_merge``:
+
+* ``last``  the last main-branch checkpoint (a "merge" of 1);
+* ``pma``   the SMA of the last ``N`` checkpoints (spaced ``CKPT`` steps).
+
+Both reset the AdamW moments and use the same schedule and data order (one per seed). Reported:
+held-out (Bible) loss over the continued run, from step 0, and the gradient-norm curves, mean and
+min..max over seeds. Writes ``results.json``, ``results.md`` and ``continued.png`` under ``--out``.
+RIVERBED_BOUNDED=1 runs a short form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from riverbed.experiments.spike import bounded
+
+ARMS = ("last", "pma")
+LR, MAIN_STEPS, CT_STEPS, CKPT, N, EVAL_EVERY = 3e-3, 600, 200, 25, 6, 10
+BOUNDED = {"main_steps": 80, "ct_steps": 30, "seeds": 1, "ckpt": 10}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("experiments/continued-training"), help="output folder (replaced)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds of the continued runs (default 3; bounded 1)")
+    p.add_argument("--main-steps", type=int, default=None, help=f"main-run steps (default {MAIN_STEPS})")
+    p.add_argument("--steps", type=int, default=None, help=f"continued-training steps (default {CT_STEPS})")
+    p.add_argument("--last", type=int, default=N, help=f"checkpoints in the PMA merge (default {N})")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def corpus_files(out: Path) -> tuple[Path, Path]:
+    """The two halves of the embedded corpus as text files (Shakespeare, Bible)."""
+    from riverbed.data.sources import default_corpus
+
+    docs = default_corpus()
+    shakespeare = "\n".join(t for name, t in docs if "kjv" not in name.lower())
+    bible = "\n".join(t for name, t in docs if "kjv" in name.lower())
+    a, b = out / "data" / "shakespeare.txt", out / "data" / "bible.txt"
+    a.parent.mkdir(parents=True, exist_ok=True)
+    a.write_text(shakespeare, encoding="utf-8")
+    b.write_text(bible, encoding="utf-8")
+    return a, b
+
+
+def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CKPT) -> Any:
+    from riverbed.config import OptimConfig, RunConfig, TrainConfig
+    from riverbed.data import DataConfig
+    from riverbed.model import ModelConfig
+
+    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(source=str(source)),
+                     optim=OptimConfig(lr=LR), schedule={"type": "warmup-stable", "warmup": 20},
+                     train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
+                                       eval_batches=4, log_every=1, device="cpu", tensorboard=False, seed=seed, threads=1),
+                     init=init)
+
+
+def heldout_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
+    """Held-out loss of a checkpoint directory on the run's fixed evaluation set (step 0)."""
+    import torch
+
+    from riverbed.checkpoints.state import load_model_tensors
+    from riverbed.data import heldout_batches
+    from riverbed.model import build_model
+
+    model = build_model(cfg.model)
+    load_model_tensors(checkpoint, model)
+    model.eval()
+    batches = heldout_batches(data.heldout, cfg.train.seq_len, cfg.train.batch_size, cfg.train.eval_batches)
+    with torch.no_grad():
+        return statistics.fmean(float(model(x, y).loss) for x, y in batches)
+
+
+def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps: int, last: int, data: Any,
+              progress: bool) -> dict[str, Any]:
+    from riverbed.checkpoints import layout
+    from riverbed.runs import Run
+    from riverbed.runs.drive import train_main
+    from riverbed.training import read_metrics
+    from riverbed.training.guard import InitConfig
+
+    init = InitConfig(from_merge=str(main_dir), last=1 if arm == "last" else last, method="sma", optimizer_state="reset")
+    cfg = config(bible, steps, seed, init)
+    run_dir = out / f"seed{seed}" / arm
+    train_main(cfg, run_dir, Run.create(run_dir, cfg), until_step=steps, progress=progress, data=data)
+    rows = read_metrics(layout.metrics_path(run_dir, "main"))
+    evals = [(0, heldout_loss(cfg, data, layout.init_merge_dir(run_dir)))]
+    evals += [(r["step"], r["eval_loss"]) for r in rows if r["kind"] == "eval"]
+    grad = [r["grad_norm"] for r in rows if r["kind"] == "train"]
+    return {"arm": arm, "seed": seed, "eval": evals, "grad_norm": grad}
+
+
+def summarize(results: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
+    marks = sorted({0, EVAL_EVERY, steps // 4, steps // 2, steps})
+    rows = []
+    for arm in ARMS:
+        rs = [r for r in results if r["arm"] == arm]
+        row: dict[str, Any] = {"arm": arm, "runs": len(rs)}
+        for m in marks:
+            vals = [dict(r["eval"]).get(m) for r in rs]
+            row[f"eval@{m}"] = _ms([v for v in vals if v is not None])
+        early = max(1, steps // 4)
+        row["grad_norm_mean_early"] = _ms([statistics.fmean(r["grad_norm"][:early]) for r in rs])
+        row["grad_norm_std_early"] = _ms([statistics.pstdev(r["grad_norm"][:early]) for r in rs])
+        row["grad_norm_max_early"] = _ms([max(r["grad_norm"][:early]) for r in rs])
+        rows.append(row)
+    return rows
+
+
+def _ms(xs: list[float]) -> dict[str, float] | None:
+    return {"mean": statistics.fmean(xs), "min": min(xs), "max": max(xs)} if xs else None
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    keys = [k for k in rows[0] if k not in ("arm", "runs")]
+    head = "| start | runs | " + " | ".join(k.replace("eval@", "held-out loss @ step ").replace("_", " ") for k in keys) + " |"
+    lines = [head, "|" + "---|" * (len(keys) + 2)]
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r[k]
+            cells.append("-" if v is None else (f"{v['mean']:.3f}" if v["min"] == v["max"] else
+                                                f"{v['mean']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"))
+        lines.append(f"| {r['arm']} | {r['runs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict[str, Any]], path: Path, last: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = {"last": "last checkpoint", "pma": f"PMA merge (SMA of last {last})"}
+    colors = {"last": "tab:orange", "pma": "tab:blue"}
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for arm in ARMS:
+        rs = [r for r in results if r["arm"] == arm]
+        x = np.array([s for s, _ in rs[0]["eval"]])
+        ev = np.array([[v for _, v in r["eval"]] for r in rs])
+        a1.plot(x, ev.mean(0), marker=".", color=colors[arm], label=labels[arm])
+        g = np.array([r["grad_norm"] for r in rs])
+        k = 5  # a light moving average so the two curves can be told apart
+        gs = np.array([np.convolve(row, np.ones(k) / k, mode="valid") for row in g])
+        xs = np.arange(k, g.shape[1] + 1)
+        a2.plot(xs, gs.mean(0), color=colors[arm], label=labels[arm])
+        if len(rs) > 1:
+            a1.fill_between(x, ev.min(0), ev.max(0), color=colors[arm], alpha=0.2)
+            a2.fill_between(xs, gs.min(0), gs.max(0), color=colors[arm], alpha=0.2)
+    a1.set_xlabel("continued-training step (Bible only)")
+    a1.set_ylabel("held-out loss (Bible)")
+    a1.set_title("Held-out loss after the data shift")
+    a2.set_xlabel("continued-training step")
+    a2.set_ylabel("gradient norm (5-step mean)")
+    a2.set_title("Gradient norm")
+    for a in (a1, a2):
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.data import load_dataset
+    from riverbed.runs import Run
+    from riverbed.runs.drive import train_main
+
+    b = bounded()
+    seeds = args.seeds if args.seeds is not None else (BOUNDED["seeds"] if b else 3)
+    main_steps = args.main_steps if args.main_steps is not None else (BOUNDED["main_steps"] if b else MAIN_STEPS)
+    steps = args.steps if args.steps is not None else (BOUNDED["ct_steps"] if b else CT_STEPS)
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shakespeare, bible = corpus_files(out)
+    ckpt = BOUNDED["ckpt"] if b else CKPT
+    main_cfg = config(shakespeare, main_steps, 0, ckpt=ckpt)
+    main_dir = out / "main"
+    train_main(main_cfg, main_dir, Run.create(main_dir, main_cfg), until_step=main_steps,
+               progress=not args.no_progress)
+    data = load_dataset(config(bible, steps, 0).data)
+    results = [continued(out, main_dir, bible, arm, seed, steps, args.last, data, not args.no_progress)
+               for seed in range(seeds) for arm in ARMS]
+    rows = summarize(results, steps)
+    write_json(out / "results.json", {"main_steps": main_steps, "steps": steps, "seeds": seeds, "last": args.last,
+                                      "ckpt_every": ckpt, "bounded": b, "summary": rows, "runs": results})
+    write_text(out / "results.md", table(rows))
+    plot(results, out / "continued.png", args.last)
+    print(table(rows))
+    print(f"wrote {out / 'continued.png'}, {out / 'results.md'}, {out / 'results.json'}")
+    return 0

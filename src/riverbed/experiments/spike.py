@@ -1,0 +1,241 @@
+"""`riverbed experiment spike`: loss-spike recovery, no intervention vs rollback vs PMA-init.
+
+The PMA paper (arXiv 2505.12082) trained a 330M/3.3B MoE at LR 6e-3, about twice a stable LR,
+and it spiked irreversibly; resuming from the SMA of the 3 checkpoints saved before the spike
+returned it to its original trajectory. The tiny-scale equivalent here: a small Mixtral-style
+MoE (riverbed.model, 8 experts, top-2) on the embedded corpus whose peak LR is set well above
+its stable LR (see ``LR`` below), with no gradient clipping, so that it first learns and then
+spikes. Three arms per seed, the same data order and checkpoints every ``CKPT`` steps:
+
+* ``none``      no guard: the spike is found afterwards by the same detector on the curve;
+* ``rollback``  guard action "rollback" (resume from the last healthy checkpoint, its AdamW state);
+* ``pma-init``  guard action "pma-init" (SMA of the last 3 healthy checkpoints, AdamW moments reset).
+
+An arm *passes* the spike when it reaches the last step (not stopped by max_recoveries); it
+*returns to the pre-spike trajectory* when its final loss (mean of the last ``WINDOW`` steps) is
+at most the mean of the ``WINDOW`` steps before the first spike. Writes ``results.json``,
+``results.md`` (table) and ``spike.png`` under ``--out``. RIVERBED_BOUNDED=1 runs a short form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ARMS = ("none", "rollback", "pma-init")
+LR = 1e-1
+WARMUP, STEPS, CKPT, WINDOW = 100, 600, 10, 20
+BOUNDED = {"steps": 260, "seeds": 1}
+
+
+def bounded() -> bool:
+    return os.environ.get("RIVERBED_BOUNDED", "") not in ("", "0")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("experiments/spike"), help="output folder (replaced)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
+    p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
+    p.add_argument("--lr", type=float, default=LR, help=f"peak LR (default {LR}, about 3x the stable LR)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+@dataclass
+class Curve:
+    """Per global step the loss / grad norm of the trajectory that survived (rewinds replace)."""
+
+    loss: dict[int, float] = field(default_factory=dict)
+    grad_norm: dict[int, float] = field(default_factory=dict)
+    executed: int = 0
+
+    def on_step_end(self, ctx: Any) -> None:
+        self.executed += 1
+        s = ctx.step - 1
+        for k in [k for k in self.loss if k >= s]:  # a rewind: later steps are off the trajectory now
+            del self.loss[k]
+            self.grad_norm.pop(k, None)
+        self.loss[s] = float(ctx.train_loss)
+        self.grad_norm[s] = float(ctx.grad_norm)
+
+    def series(self) -> tuple[list[int], list[float]]:
+        steps = sorted(self.loss)
+        return steps, [self.loss[s] for s in steps]
+
+
+def smooth(values: list[float], w: int = WINDOW) -> list[float]:
+    """Trailing mean over ``w`` values; non-finite values stay visible as inf."""
+    out = []
+    for i in range(len(values)):
+        chunk = values[max(0, i - w + 1):i + 1]
+        out.append(sum(chunk) / len(chunk) if all(math.isfinite(v) for v in chunk) else math.inf)
+    return out
+
+
+def model_config() -> Any:
+    from riverbed.model import ModelConfig
+
+    return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
+
+
+def run_config(seed: int, steps: int, lr: float, arm: str) -> Any:
+    from riverbed.config import OptimConfig, RunConfig, TrainConfig
+    from riverbed.data import DataConfig
+    from riverbed.training.guard import GuardConfig
+
+    guard = None
+    if arm != "none":
+        guard = GuardConfig(window=50, min_history=20, detectors=("mad", "ratio"), mad_k=10.0, ratio=1.3,
+                            action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
+                            optimizer_state="reset" if arm == "pma-init" else "from-last")
+    return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=lr, grad_clip=0.0),
+                     schedule={"type": "warmup-stable", "warmup": WARMUP},
+                     train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=CKPT, eval_every=0,
+                                       eval_batches=4, log_every=10, device="cpu", tensorboard=False, seed=seed,
+                                       threads=1),
+                     guard=guard)
+
+
+def run_arm(out: Path, seed: int, steps: int, lr: float, arm: str, data: Any, progress: bool) -> dict[str, Any]:
+    from riverbed.errors import RunError
+    from riverbed.runs import BranchRecord, Run
+    from riverbed.runs.drive import train_main
+    from riverbed.training.guard import SpikeDetector
+
+    cfg = run_config(seed, steps, lr, arm)
+    run_dir = out / f"seed{seed}" / arm
+    run = Run.create(run_dir, cfg)
+    run.add_branch(BranchRecord("main", "main", dict(cfg.schedule), status="stopped"))
+    curve = Curve()
+    stopped = None
+    try:
+        res = train_main(cfg, run_dir, run, until_step=steps, callbacks=[curve], progress=progress, data=data)
+        final_eval = res.last_eval_loss
+    except RunError as exc:
+        stopped, final_eval = str(exc), None
+    events = [e for e in Run(run_dir).branch("main").events if e.get("source") == "guard"]
+    steps_seen, losses = curve.series()
+    det_cfg = cfg.guard or run_config(seed, steps, lr, "rollback").guard
+    first_spike = next((e["onset"] for e in events if e["event"] == "spike"), None)
+    if first_spike is None:  # the control arm (or no spike): same detector, offline
+        det = SpikeDetector(det_cfg)
+        first_spike = next((s for s, v in zip(steps_seen, losses) if det.update(s, v).spike), None)
+    sm = smooth(losses)
+    pre = None
+    if first_spike is not None and first_spike >= WINDOW:
+        pre = sum(losses[first_spike - WINDOW:first_spike]) / WINDOW
+    final = sm[-1] if sm else math.inf
+    passed = stopped is None and len(losses) == steps and math.isfinite(final)
+    return {"seed": seed, "arm": arm, "spike_step": first_spike, "pre_spike_loss": pre, "final_loss": final,
+            "final_eval_loss": final_eval, "passed": passed,
+            "returned": bool(passed and pre is not None and final <= pre),
+            "recoveries": sum(e["event"] == "recovery" for e in events), "stopped": stopped,
+            "steps_executed": curve.executed, "curve": losses, "grad_norm": [curve.grad_norm[s] for s in steps_seen],
+            "events": [{k: v for k, v in e.items() if k in ("event", "step", "onset", "kind", "checkpoints",
+                                                             "resume_step", "reason")} for e in events]}
+
+
+def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for arm in ARMS:
+        rs = [r for r in results if r["arm"] == arm]
+        finals = [r["final_loss"] for r in rs if math.isfinite(r["final_loss"])]
+        spikes = [r["spike_step"] for r in rs if r["spike_step"] is not None]
+        rows.append({"arm": arm, "runs": len(rs), "spiked": len(spikes),
+                     "spike_step": _mean_spread(spikes), "passed": sum(r["passed"] for r in rs),
+                     "returned": sum(r["returned"] for r in rs), "recoveries": _mean_spread([r["recoveries"] for r in rs]),
+                     "final_loss": _mean_spread(finals), "pre_spike_loss": _mean_spread(
+                         [r["pre_spike_loss"] for r in rs if r["pre_spike_loss"] is not None])})
+    return rows
+
+
+def _mean_spread(xs: list[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    return {"mean": statistics.fmean(xs), "min": min(xs), "max": max(xs),
+            "std": statistics.stdev(xs) if len(xs) > 1 else 0.0}
+
+
+def _fmt(ms: dict[str, float] | None, digits: int = 3) -> str:
+    if ms is None:
+        return "-"
+    if ms["min"] == ms["max"]:
+        return f"{ms['mean']:.{digits}f}"
+    return f"{ms['mean']:.{digits}f} [{ms['min']:.{digits}f}, {ms['max']:.{digits}f}]"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| arm | runs | spiked | first spike step | passed the spike | back to pre-spike loss | recoveries | "
+             "pre-spike loss | final loss |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {r['runs']} | {r['spiked']} | {_fmt(r['spike_step'], 0)} | {r['passed']}/{r['runs']} | "
+                     f"{r['returned']}/{r['runs']} | {_fmt(r['recoveries'], 1)} | {_fmt(r['pre_spike_loss'])} | "
+                     f"{_fmt(r['final_loss'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict[str, Any]], path: Path, lr: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = {"none": "tab:red", "rollback": "tab:orange", "pma-init": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for arm in ARMS:
+        curves = [smooth(r["curve"]) for r in results if r["arm"] == arm]
+        n = max(len(c) for c in curves)
+        arr = np.full((len(curves), n), np.nan)
+        for i, c in enumerate(curves):
+            arr[i, :len(c)] = np.where(np.isfinite(c), c, np.nan)
+        x = np.arange(n)
+        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm], label=f"{arm} (mean of {len(curves)})")
+        if len(curves) > 1:
+            ax.fill_between(x, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), color=colors[arm], alpha=0.2)
+        for r in results:
+            if r["arm"] == arm and r["spike_step"] is not None:
+                ax.axvline(r["spike_step"], color=colors[arm], ls=":", lw=0.8)
+    ax.set_xlabel("optimizer step (the trajectory that survived)")
+    ax.set_ylabel(f"training loss (mean of {WINDOW} steps)")
+    ax.set_title(f"Loss spike at LR {lr:g}: tiny MoE (8 experts, top-2); band = min..max over seeds")
+    ax.set_ylim(top=min(6.0, ax.get_ylim()[1]))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.data import load_dataset
+
+    b = bounded()
+    seeds = args.seeds if args.seeds is not None else (BOUNDED["seeds"] if b else 3)
+    steps = args.steps if args.steps is not None else (BOUNDED["steps"] if b else STEPS)
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    data = load_dataset(run_config(0, steps, args.lr, "none").data)
+    results = []
+    for seed in range(seeds):
+        for arm in ARMS:
+            r = run_arm(out, seed, steps, args.lr, arm, data, not args.no_progress)
+            results.append(r)
+            print(f"seed {seed} {arm:9s} spike@{r['spike_step']} passed={r['passed']} returned={r['returned']} "
+                  f"recoveries={r['recoveries']} final={r['final_loss']:.3f}")
+    rows = summarize(results)
+    write_json(out / "results.json", {"lr": args.lr, "steps": steps, "seeds": seeds, "bounded": b,
+                                      "model_params": model_config().n_params(), "summary": rows, "runs": results})
+    write_text(out / "results.md", table(rows))
+    plot(results, out / "spike.png", args.lr)
+    print(table(rows))
+    print(f"wrote {out / 'spike.png'}, {out / 'results.md'}, {out / 'results.json'}")
+    return 0

@@ -1,0 +1,252 @@
+"""The streaming merge engine: ``M = sum_i w_i M_i`` over checkpoints too big for memory.
+
+Each output tensor is cut into fixed-size chunks (``CHUNK_ELEMS`` elements, whatever the thread
+count). A worker thread takes the next chunk, reads that slice of every input by file offset into
+its own reused buffer, accumulates ``acc += w_i * x_i`` in float32 (or float64) in the fixed
+order input 1, 2, ..., N, converts to the output dtype and writes the bytes at their final
+offset. Threads overlap reading, accumulating and writing; memory is a few chunk buffers per
+thread, flat in the model size and the number of inputs. Because chunk boundaries and the
+summation order do not depend on the threads, and each numpy operation rounds once
+(:mod:`riverbed.merging.kernels`), the output is bit-identical for any thread count.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from riverbed.checkpoints.atomic import atomic_dir, atomic_path, write_json
+from riverbed.errors import MergeError, RiverbedError
+from riverbed.merging.formats import DTYPES, Source, TensorEntry
+from riverbed.merging.kernels import Buffers, decode, encode
+from riverbed.merging.kernels import accumulate as kernel_accumulate
+from riverbed.merging.plan import INDEX_FILE, MergePlan, OutTensor
+from riverbed.merging.writer import ShardWriter
+
+CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB of float32 accumulator, stays in L2; fixed, never per-thread
+ACCUMULATE = {"fp32": "float32", "fp64": "float64"}
+
+
+@dataclass
+class MergeResult:
+    """What a merge produced: the effective weights (oldest first) and the files written."""
+
+    out: Path
+    weights: tuple[float, ...]
+    plan: MergePlan
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: "plan" (headers), "stream" (read, merge, write), "sync" (fsync + rename)."""
+
+
+class _Reader:
+    """Reads a chunk of one input tensor into a thread's buffer (safetensors) or slices it (bin)."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.fds: dict[Path, int] = {}
+        self.loaded: dict[tuple[Path, str], object] = {}
+        for src in sources:
+            if src.loaded is not None:
+                for name, entry in src.tensors.items():
+                    self.loaded[(entry.file, name)] = src.loaded[name]
+                continue
+            for f in src.files:
+                if f not in self.fds:
+                    self.fds[f] = os.open(f, os.O_RDONLY)
+                    if hasattr(os, "posix_fadvise"):
+                        os.posix_fadvise(self.fds[f], 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    def read(self, entry: TensorEntry, start: int, count: int, buf: Buffers) -> np.ndarray:
+        """The raw bytes of elements [start, start+count) of ``entry`` (a view into ``buf``)."""
+        size = DTYPES[entry.dtype][1]
+        nbytes = count * size
+        if entry.offset < 0:  # a torch.load'ed .bin tensor (flat, contiguous)
+            import torch
+
+            flat = self.loaded[(entry.file, entry.name)]
+            return flat.view(torch.uint8)[start * size : start * size + nbytes].numpy()
+        view = buf.raw_view[:nbytes]
+        pos = entry.offset + start * size
+        done = 0
+        while done < nbytes:
+            n = os.preadv(self.fds[entry.file], [view[done:]], pos + done)
+            if n <= 0:
+                raise MergeError(f"{entry.file}: truncated while reading tensor {entry.name!r} (the file changed after planning?)")
+            done += n
+        return buf.raw[:nbytes]
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+def _chunks(plan: MergePlan) -> Iterator[tuple[OutTensor, int, int]]:
+    for t in plan.tensors:
+        n = t.numel
+        for start in range(0, max(n, 1), CHUNK_ELEMS):
+            yield t, start, min(CHUNK_ELEMS, n - start)
+
+
+def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool) -> None:
+    acc_dtype = np.float64 if accumulate == "fp64" else np.float32
+    weights = plan.weights
+    reader = _Reader(sources)
+    tasks = _chunks(plan)
+    lock = threading.Lock()
+    done_bytes = [0]
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        buf = Buffers(CHUNK_ELEMS, acc_dtype)
+        while not failure:
+            with lock:
+                task = next(tasks, None)
+            if task is None:
+                return
+            t, start, count = task
+            try:
+                if count <= 0:
+                    continue
+                nread = 0
+                if not t.merged:  # non-float tensor: copy the newest input's bytes
+                    data = reader.read(t.sources[-1], start, count, buf)
+                    nread = len(data)
+                else:
+                    acc, first = buf.acc[:count], True
+                    for w, entry in zip(weights, t.sources):  # fixed order: input 1, 2, ..., N
+                        if w == 0.0:
+                            continue
+                        x = decode(entry.dtype, reader.read(entry, start, count, buf), buf)
+                        kernel_accumulate(acc, buf.tmp[:count], x, w, first)
+                        first = False
+                        nread += count * DTYPES[entry.dtype][1]
+                    data = encode(acc, t.out_dtype, buf)
+                writers[t.shard].write(memoryview(data), t.offset + start * DTYPES[t.out_dtype][1])
+                with lock:
+                    done_bytes[0] += nread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                with lock:
+                    failure.append(_explain(exc, t, plan, writers))
+                return
+
+    pool = [threading.Thread(target=work, name=f"riverbed-merge-{i}", daemon=True) for i in range(threads)]
+    try:
+        with _progress(progress, plan.in_bytes) as update:
+            for th in pool:
+                th.start()
+            while alive := [th for th in pool if th.is_alive()]:
+                alive[0].join(0.1)
+                update(done_bytes[0])
+    except BaseException as exc:  # Ctrl-C: stop the workers before the temporary output goes
+        failure.append(exc)
+        raise
+    finally:
+        for th in pool:
+            th.join()
+        reader.close()
+    if failure:
+        raise failure[0]
+
+
+def _explain(exc: BaseException, t: OutTensor, plan: MergePlan, writers: list[ShardWriter]) -> BaseException:
+    if isinstance(exc, RiverbedError):
+        return exc
+    if isinstance(exc, OSError):
+        files = ", ".join(str(e.file) for e in t.sources)
+        what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        msg = f"{what} while merging tensor {t.name!r} into {writers[t.shard].path.name} (inputs: {files})"
+        err = MergeError(msg)
+        err.__cause__ = exc
+        return err
+    return exc
+
+
+class _progress:
+    """A rich progress bar in bytes and bytes/s (on stderr), or nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+        self.bar = Progress("merging", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.bar.__enter__()
+        task = self.bar.add_task("merge", total=self.total)
+        return lambda n: self.bar.update(task, completed=n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate: str = "fp32", threads: int | None = None, overwrite: bool = False, progress: bool = True, recipe: dict | None = None, carry_from: Source | None = None, timings: dict[str, float] | None = None) -> list[Path]:
+    """Write ``plan`` to ``out`` (a directory, or one ``.safetensors`` file) atomically.
+    ``timings`` (if given) receives the seconds spent streaming and syncing."""
+    timings = {} if timings is None else timings
+    if accumulate not in ACCUMULATE:
+        raise MergeError(f"accumulate must be one of fp32, fp64; got {accumulate!r}")
+    threads = threads or min(4, os.cpu_count() or 1)
+    if threads < 1:
+        raise MergeError(f"threads must be >= 1, got {threads}")
+    if out.exists() and not overwrite:
+        raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
+    if out.suffix == ".safetensors":
+        with atomic_path(out) as tmp:
+            writers = [ShardWriter(tmp, plan.shards[0])]
+            _run(plan, sources, writers, accumulate, threads, progress, timings)
+        timings["sync"] = time.perf_counter() - timings.pop("_t")
+        return [out]
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        writers = []
+        try:
+            for shard in plan.shards:
+                writers.append(ShardWriter(tmp / shard.filename, shard))
+        except OSError as exc:
+            for w in writers:
+                w.close()
+            what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise MergeError(f"{what} while creating output shard {shard.filename} in {out}") from exc
+        _run(plan, sources, writers, accumulate, threads, progress, timings)
+        index = plan.index()
+        if index is not None:
+            write_json(tmp / INDEX_FILE, index)
+        for f in carry_from.carried_files() if carry_from is not None else []:
+            shutil.copy2(f, tmp / f.name)
+        if recipe is not None:
+            write_json(tmp / "merge.json", recipe)
+        names = sorted(p.name for p in tmp.iterdir())
+    timings["sync"] = time.perf_counter() - timings.pop("_t")
+    return [out / n for n in names]
+
+
+def _run(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool, timings: dict[str, float]) -> None:
+    try:
+        t0 = time.perf_counter()
+        _stream(plan, sources, writers, accumulate, threads, progress)
+        timings["_t"] = time.perf_counter()
+        timings["stream"] = timings["_t"] - t0
+        for w in writers:
+            w.finish()
+    except OSError as exc:
+        names = ", ".join(str(w.path.name) for w in writers)
+        what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise MergeError(f"{what} while writing merge output ({names})") from exc
+    finally:
+        for w in writers:
+            w.close()

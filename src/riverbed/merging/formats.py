@@ -1,0 +1,241 @@
+"""Merge inputs: what is on disk, read from the headers alone, and how to read a chunk of it.
+
+Supported inputs (resolved by :func:`open_input`):
+
+* a riverbed checkpoint directory (``model.safetensors`` + ``state.json``),
+* a Hugging Face model directory, single-file (``model.safetensors``) or sharded
+  (``model.safetensors.index.json`` naming ``model-0000i-of-0000n.safetensors``),
+* a single ``.safetensors`` file (or an ``*.safetensors.index.json`` file),
+* import only: ``pytorch_model.bin`` (or its shards with ``pytorch_model.bin.index.json``), read
+  with ``torch.load(weights_only=True, mmap=True)``. Those are converted on the fly and not
+  streamed from the file by offset: their tensors are memory-mapped by torch, not preadv'd.
+
+A safetensors file is ``u64 little-endian header length`` + ``JSON header`` + raw data. The
+header is parsed here, by hand, so that planning a merge touches no tensor data, and data is
+read later by absolute file offset (``os.preadv`` into a reused buffer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from riverbed.errors import CheckpointError
+
+# safetensors dtype name -> (torch dtype attribute name, bytes per element)
+DTYPES: dict[str, tuple[str, int]] = {
+    "F64": ("float64", 8),
+    "F32": ("float32", 4),
+    "F16": ("float16", 2),
+    "BF16": ("bfloat16", 2),
+    "F8_E4M3": ("float8_e4m3fn", 1),
+    "F8_E5M2": ("float8_e5m2", 1),
+    "I64": ("int64", 8),
+    "I32": ("int32", 4),
+    "I16": ("int16", 2),
+    "I8": ("int8", 1),
+    "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
+}
+FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
+# Non-weight files of a checkpoint directory that belong to that one checkpoint, not to a merge.
+NOT_CARRIED = frozenset({"state.json", "merge.json", "optimizer.safetensors", "rng.safetensors"})
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".index.json")
+MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of one input: where its bytes live (``offset`` is absolute in ``file``)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    file: Path
+    offset: int
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Source:
+    """One merge input: its tensors (in file order) and the directory its extra files come from."""
+
+    label: str
+    kind: str  # "riverbed" | "hf" | "safetensors" | "bin"
+    tensors: dict[str, TensorEntry]
+    files: list[Path]
+    directory: Path | None = None
+    # pytorch_model.bin inputs only: the loaded (memory-mapped) tensors, flattened.
+    loaded: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+    def carried_files(self) -> list[Path]:
+        """Top-level non-weight files (config.json, tokenizer files, ...) of a directory input."""
+        if self.directory is None:
+            return []
+        out = []
+        for child in sorted(self.directory.iterdir()):
+            name = child.name
+            if not child.is_file() or name.startswith(".") or name in NOT_CARRIED:
+                continue
+            if name.endswith(WEIGHT_SUFFIXES):
+                continue
+            out.append(child)
+        return out
+
+
+def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """Parse and validate a safetensors header: ``({name: TensorEntry}, metadata)``.
+
+    Raises :class:`CheckpointError` naming the file (and tensor) when the file is truncated or
+    corrupt: a header length beyond the file, bad JSON, an unknown dtype, a size that does not
+    match the shape, or data offsets beyond the end of the file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, no header length)")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{path}: corrupt or truncated safetensors file: header length {n} is beyond the file size {size}")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read safetensors file: {exc.strerror or exc}") from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt safetensors header (not JSON: {exc})") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    data_start = 8 + n
+    entries = []
+    for name, info in header.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], tuple(int(d) for d in info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: corrupt safetensors header entry for tensor {name!r}: {info!r}") from exc
+        if dtype not in DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
+        if any(d < 0 for d in shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has a negative dimension {list(shape)}")
+        nbytes = math.prod(shape) * DTYPES[dtype][1]
+        if not (isinstance(begin, int) and isinstance(end, int)) or end - begin != nbytes or begin < 0:
+            raise CheckpointError(f"{path}: tensor {name!r} data_offsets {[begin, end]} do not match its shape {list(shape)} and dtype {dtype}")
+        if data_start + end > size:
+            raise CheckpointError(f"{path}: truncated safetensors file: tensor {name!r} data_offsets end at {data_start + end}, beyond the file size {size}")
+        entries.append(TensorEntry(name, dtype, shape, path, data_start + begin, nbytes))
+    entries.sort(key=lambda e: e.offset)  # file order: sequential reads
+    return {e.name: e for e in entries}, {str(k): str(v) for k, v in metadata.items()}
+
+
+def _read_index(index: Path) -> dict[str, str]:
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        weight_map = data["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{index}: unreadable checkpoint index ({exc})") from exc
+    return {str(k): str(v) for k, v in weight_map.items()}
+
+
+def _open_sharded(index: Path, label: str, directory: Path | None) -> Source:
+    weight_map = _read_index(index)
+    tensors: dict[str, TensorEntry] = {}
+    files: list[Path] = []
+    for shard_name in dict.fromkeys(weight_map.values()):
+        shard = index.parent / shard_name
+        if not shard.is_file():
+            raise CheckpointError(f"{index}: names shard {shard_name!r}, which is missing ({shard})")
+        files.append(shard)
+        entries, _ = read_header(shard)
+        for name, entry in entries.items():
+            if weight_map.get(name) == shard_name:
+                tensors[name] = entry
+    missing = [n for n in weight_map if n not in tensors]
+    if missing:
+        raise CheckpointError(f"{index}: tensor {missing[0]!r} is not in its shard {index.parent / weight_map[missing[0]]}")
+    return Source(label, "hf", tensors, files, directory)
+
+
+def _open_bin(paths: list[Path], label: str, directory: Path | None) -> Source:
+    import torch
+
+    tensors: dict[str, TensorEntry] = {}
+    loaded: dict[str, Any] = {}
+    names = {getattr(torch, v[0]): k for k, v in DTYPES.items()}
+    for path in paths:
+        try:
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure of a foreign file is a user error
+            raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint: {exc}") from exc
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{path}: expected a state dict, found {type(sd).__name__}")
+        for name, t in sd.items():
+            if not isinstance(t, torch.Tensor) or t.dtype not in names:
+                raise CheckpointError(f"{path}: entry {name!r} is not a tensor of a supported dtype")
+            flat = t.contiguous().reshape(-1)
+            loaded[name] = flat
+            dtype = names[t.dtype]
+            tensors[name] = TensorEntry(name, dtype, tuple(t.shape), path, -1, flat.numel() * DTYPES[dtype][1])
+    return Source(label, "bin", tensors, list(paths), directory, loaded)
+
+
+def open_input(path: str | os.PathLike[str]) -> Source:
+    """Resolve one merge input (file or directory) to a :class:`Source`, reading headers only.
+
+    >>> # open_input("ckpts/step_0000001000").tensors["lm_head.weight"].shape
+    """
+    p = Path(path)
+    label = str(path)
+    if p.is_file():
+        if p.name.endswith(".safetensors.index.json"):
+            return _open_sharded(p, label, None)
+        if p.name.endswith(".bin.index.json"):
+            shards = [p.parent / s for s in dict.fromkeys(_read_index(p).values())]
+            for s in shards:
+                if not s.is_file():
+                    raise CheckpointError(f"{p}: names shard {s.name!r}, which is missing ({s})")
+            return _open_bin(shards, label, None)
+        if p.suffix == ".safetensors":
+            tensors, _ = read_header(p)
+            return Source(label, "safetensors", tensors, [p])
+        if p.suffix in (".bin", ".pt", ".pth"):
+            return _open_bin([p], label, None)
+        raise CheckpointError(f"{p}: not a checkpoint (expected .safetensors, .bin or a model directory)")
+    if p.is_dir():
+        if (p / "model.safetensors.index.json").is_file():
+            return _open_sharded(p / "model.safetensors.index.json", label, p)
+        if (p / "model.safetensors").is_file():
+            tensors, _ = read_header(p / "model.safetensors")
+            kind = "riverbed" if (p / "state.json").is_file() else "hf"
+            return Source(label, kind, tensors, [p / "model.safetensors"], p)
+        if (p / "pytorch_model.bin.index.json").is_file():
+            src = open_input(p / "pytorch_model.bin.index.json")
+            return Source(label, "bin", src.tensors, src.files, p, src.loaded)
+        if (p / "pytorch_model.bin").is_file():
+            return _open_bin([p / "pytorch_model.bin"], label, p)
+        raise CheckpointError(
+            f"{p}: no weights found (looked for model.safetensors, model.safetensors.index.json, "
+            "pytorch_model.bin, pytorch_model.bin.index.json)"
+        )
+    raise CheckpointError(f"{p}: merge input does not exist")

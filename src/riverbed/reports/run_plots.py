@@ -1,0 +1,131 @@
+"""Plots of a run tree: learning rate and held-out loss against tokens, one line per branch.
+
+The main branch is drawn solid black; each branch in its own colour, starting at its fork
+point, so the WSD signature (a branch's loss dropping below the main branch during its decay)
+is visible at a glance.
+
+>>> from riverbed.reports.run_plots import plot_run     # doctest: +SKIP
+>>> plot_run("demo-run", "demo-run/branches.png")       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import atomic_path
+
+
+@dataclass
+class Curves:
+    """One branch's series against tokens (train rows: LR; eval rows: held-out loss)."""
+
+    name: str
+    kind: str
+    lr_tokens: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    loss_tokens: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line of a crashed writer
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any = None) -> Curves:
+    """Read ``branches/<name>/metrics.jsonl`` into curves; a branch starts at its fork point."""
+    c = Curves(name, kind)
+    if fork is not None and fork.heldout_loss is not None:
+        c.loss_tokens.append(fork.tokens)
+        c.loss.append(fork.heldout_loss)
+    for row in _rows(layout.metrics_path(run_dir, name)):
+        tokens = _number(row.get("tokens"))
+        if tokens is None:
+            continue
+        lr = _number(row.get("lr"))
+        loss = _number(row.get("eval_loss", row.get("heldout_loss")))
+        if row.get("kind", "train") == "train" and lr is not None:
+            c.lr_tokens.append(tokens)
+            c.lr.append(lr)
+        if row.get("kind") == "eval" and loss is not None:
+            c.loss_tokens.append(tokens)
+            c.loss.append(loss)
+    return c
+
+
+def run_curves(run_dir: str | Path) -> list[Curves]:
+    from riverbed.runs import Run
+
+    run = Run.open(run_dir)
+    return [branch_curves(run.path, b.name, b.kind, b.fork) for b in run.branches]
+
+
+def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Path:
+    """Two panels sharing the token axis: LR (top) and held-out loss (bottom). Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    colours = plt.get_cmap("viridis")
+    others = [c for c in curves if c.kind not in ("main", "wsds", "cyclic", "cosine")]
+    idx = 0
+    for c in curves:
+        if c.kind in ("main", "wsds", "cyclic", "cosine"):
+            style: dict[str, Any] = {"color": "black", "linewidth": 2.0, "zorder": 3, "label": f"{c.name} ({c.kind})"}
+        else:
+            style = {"color": colours(0.1 + 0.8 * idx / max(1, len(others) - 1)), "linewidth": 1.6, "label": c.name}
+            idx += 1
+        if c.lr:
+            ax_lr.plot(c.lr_tokens, c.lr, **style)
+        if c.loss:
+            ax_loss.plot(c.loss_tokens, c.loss, marker="o", markersize=2.5, **style)
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax_loss.set_ylabel("held-out loss (nats/token)")
+    ax_loss.set_xlabel("tokens")
+    ax_loss.ticklabel_format(axis="x", style="sci", scilimits=(3, 3))
+    for ax in (ax_lr, ax_loss):
+        ax.grid(alpha=0.3)
+    all_loss = [v for c in curves for v in c.loss]
+    if all_loss:
+        # Zoom past the first evaluations (random-init loss dwarfs the interesting part).
+        tail = sorted(all_loss)
+        hi = tail[int(0.9 * (len(tail) - 1))]
+        lo = tail[0]
+        pad = 0.05 * max(hi - lo, 1e-6)
+        ax_loss.set_ylim(lo - pad, hi + pad)
+    ax_loss.legend(fontsize=8, loc="upper right")
+    if title:
+        ax_lr.set_title(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_run(run_dir: str | Path, out: str | Path, *, title: str | None = None) -> Path:
+    """LR and held-out loss per branch of a run against tokens, saved to ``out`` (PNG/SVG/PDF)."""
+    run_dir = Path(run_dir)
+    return plot_curves(run_curves(run_dir), out, title=title if title is not None else f"run {run_dir.name}")

@@ -1,0 +1,259 @@
+"""Rewind & decay: fork decay branches from saved main-branch checkpoints and train them.
+
+A decay branch starts from the main checkpoint ``step_k`` (weights, AdamW state, RNG; the
+global step and token count continue from k), follows ``DecayBranch(main, k, D, shape,
+min_ratio)`` -- the main LR at k decayed over D steps -- and ends with a checkpoint and a
+held-out evaluation: the finished model for a budget of k + D steps. The main branch is only
+read, never written.
+
+Every request is validated before anything is trained or recorded (the fork step must be a
+saved checkpoint, the name free, the shape known, the length positive), so a bad request
+leaves the run exactly as it was.
+
+>>> from riverbed.runs import Run                                  # doctest: +SKIP
+>>> Run.open("runs/x").fork(800, "1-sqrt", "20%")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from riverbed.checkpoints import layout
+from riverbed.errors import CheckpointError, ConfigError, RiverbedError, RunError
+from riverbed.runs.manifest import BranchRecord, Point
+from riverbed.runs.run import Run, point_from_state, read_state
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+_LENGTH_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*(tok|tokens|t)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """One decay branch to train: from main's ``from_step`` for ``length`` steps."""
+
+    name: str
+    from_step: int
+    length: int
+    shape: str
+    min_ratio: float | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # other DecayBranch fields (half_life, stages)
+
+
+def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field: str = "--length") -> int:
+    """Decay length in steps from ``"200"`` (steps), ``"1.5M tok"`` / ``"65536t"`` (tokens,
+    rounded up to whole steps) or ``"20%"`` (that fraction of the budget ``from_step + D``,
+    i.e. ``D = round(p * k / (1 - p))``: the "decay the last 20 % of training" convention).
+
+    >>> parse_length("20%", 800, 64), parse_length("128 tok", 800, 64), parse_length(50, 800, 64)
+    (200, 2, 50)
+    """
+    if isinstance(text, bool):
+        raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
+    if isinstance(text, int):
+        steps = text
+    else:
+        s = str(text).strip()
+        if s.endswith("%"):
+            try:
+                p = float(s[:-1]) / 100
+            except ValueError:
+                raise ConfigError(f"{field}={text!r}: not a percentage") from None
+            if not 0 < p < 1:
+                raise ConfigError(f"{field}={text!r}: a decay of {s} of the budget is impossible (expected 0% < p < 100%)")
+            steps = round(p * from_step / (1 - p))
+            if steps < 1:
+                raise ConfigError(f"{field}={text!r}: {s} of a budget forked at step {from_step} is less than one step")
+        else:
+            m = _LENGTH_RE.match(s)
+            if not m:
+                raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
+            value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+            if m.group(3):  # tokens -> whole steps (ceil: at least that many tokens)
+                steps = -(-int(round(value)) // tokens_per_step)
+            elif value != int(value):
+                raise ConfigError(f"{field}={text!r}: a length in steps must be a whole number")
+            else:
+                steps = int(value)
+    if steps < 1:
+        raise ConfigError(f"{field}={text!r}: the decay length must be at least one step")
+    return steps
+
+
+def default_name(shape: str, from_step: int, length: int) -> str:
+    return f"{shape}-from{from_step}-len{length}"
+
+
+def check_name(name: str) -> None:
+    if not _NAME_RE.match(name) or name == layout.MAIN:
+        raise RunError(f"branch name {name!r}: use letters, digits and . _ + - (not 'main'), at most 100 characters")
+
+
+def decay_schedule(run: Run, req: ForkRequest) -> Any:
+    """The DecayBranch of a request over the main branch's schedule (shape errors name the field)."""
+    from riverbed.schedules import DecayBranch, schedule_from_spec
+
+    main_spec = _main_schedule_spec(run)
+    kw: dict[str, Any] = dict(req.extra)
+    if req.min_ratio is not None:
+        kw["min_ratio"] = req.min_ratio
+    return DecayBranch(schedule_from_spec(main_spec), req.from_step, req.length, req.shape, **kw)
+
+
+def _main_schedule_spec(run: Run) -> dict[str, Any]:
+    m = run.manifest
+    if layout.MAIN in m.branches and m.branches[layout.MAIN].schedule:
+        return dict(m.branches[layout.MAIN].schedule)
+    return dict(m.config.get("schedule") or {})
+
+
+def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, Any, bool]]:
+    """Check every request; returns (request, schedule, resume?) triples. Nothing is written."""
+    from riverbed.schedules import schedule_to_spec
+
+    out = []
+    seen: set[str] = set()
+    branches = run.manifest.branches
+    for req in requests:
+        check_name(req.name)
+        if req.name in seen:
+            raise RunError(f"branch name {req.name!r} is requested twice")
+        seen.add(req.name)
+        ref = run.checkpoint(req.from_step, layout.MAIN)  # RunError listing the saved steps
+        _check_checkpoint_files(ref.path)
+        schedule = decay_schedule(run, req)
+        resume = False
+        if req.name in branches:
+            old = branches[req.name]
+            same = old.schedule == schedule_to_spec(schedule) and old.parent == layout.MAIN
+            if not (allow_resume and same and old.status != "finished"):
+                state = f"{old.status}" + (f", held-out loss {old.final.heldout_loss:.4f}" if old.final and old.final.heldout_loss else "")
+                raise RunError(f"{run.path}: a branch named {req.name!r} already exists ({state}); choose another --name")
+            resume = True
+        out.append((req, schedule, resume))
+    return out
+
+
+def _check_checkpoint_files(path: Path) -> None:
+    """Cheap integrity check of a fork checkpoint: state.json parses, tensor file headers read."""
+    read_state(path)
+    from riverbed.checkpoints.state import read_safetensors_metadata
+
+    for name in (layout.MODEL_FILE, layout.OPTIMIZER_FILE):
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing (fork checkpoint incomplete)")
+        read_safetensors_metadata(f)
+
+
+def loss_at(run: Run, branch: str, step: int) -> float | None:
+    """The held-out loss logged for ``branch`` at exactly ``step`` (None if not evaluated there)."""
+    from riverbed.reports.run_plots import _rows
+
+    found = None
+    for row in _rows(layout.metrics_path(run.path, branch)):
+        if row.get("kind") == "eval" and row.get("step") == step and isinstance(row.get("eval_loss"), (int, float)):
+            found = float(row["eval_loss"])
+    return found
+
+
+def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, progress: bool = True,
+               data: Any = None, callbacks: Sequence[Any] = ()) -> BranchRecord:
+    """Train one validated request to its end and record its final point."""
+    from riverbed.runs.progress import ManifestCallback
+    from riverbed.schedules import schedule_to_spec
+    from riverbed.training import train_branch
+
+    if cfg is None:
+        from riverbed.runs.config_io import load_run_config
+
+        cfg = load_run_config(run.path)
+    ref = run.checkpoint(req.from_step, layout.MAIN)
+    fork_state = read_state(ref.path)
+    fork = point_from_state(fork_state, str(ref.path.relative_to(run.path)))
+    exact = loss_at(run, layout.MAIN, req.from_step)
+    fork = Point(fork.step, fork.tokens, fork.flops, exact, fork.checkpoint)
+    record = BranchRecord(req.name, "decay", schedule_to_spec(schedule), parent=layout.MAIN, fork=fork)
+    is_new = req.name not in run.manifest.branches
+    try:
+        with run.training(record):
+            res = train_branch(cfg, run.path, req.name, schedule, until_step=req.from_step + req.length,
+                               init=ref.path, callbacks=(ManifestCallback(run, req.name), *callbacks),
+                               progress=progress, data=data)
+            final = Point(res.step, res.tokens, res.flops, res.last_eval_loss,
+                          str(Path(res.checkpoint).relative_to(run.path)) if res.checkpoint else None)
+            if res.stopped is None and res.step >= req.from_step + req.length:
+                run.finish_branch(req.name, final)
+            else:
+                run.set_progress(req.name, final)
+    except RiverbedError:
+        # Bad input found while starting (e.g. a corrupt tensor file): leave no trace of a branch
+        # that never trained.
+        if is_new and not layout.list_checkpoints(run.path, req.name):
+            run.remove_branch(req.name)
+            shutil.rmtree(layout.branch_dir(run.path, req.name), ignore_errors=True)
+        raise
+    return run.branch(req.name)
+
+
+def tokens_per_step(run: Run) -> int:
+    m = run.manifest
+    if m.model.get("tokens_per_step"):
+        return int(m.model["tokens_per_step"])
+    train = m.config.get("train") or {}
+    return int(train.get("batch_size", 32)) * int(train.get("seq_len", 128))
+
+
+def plan_requests(run: Run, from_steps: Sequence[int], shape: str, length: int | str, *, min_ratio: float | None = None,
+                  name: str | None = None, extra: dict[str, Any] | None = None) -> list[ForkRequest]:
+    """Requests for one decay shape/length forked at each of ``from_steps`` (not yet validated)."""
+    if not from_steps:
+        raise RunError("--from: give at least one main-branch step to fork from")
+    tps = tokens_per_step(run)
+    reqs = []
+    for step in from_steps:
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise RunError(f"--from: {step!r} is not a step number (>= 0)")
+        n = parse_length(length, step, tps)
+        if name is None:
+            nm = default_name(shape, step, n)
+        else:
+            nm = name if len(from_steps) == 1 else f"{name}-{step}"
+        reqs.append(ForkRequest(nm, step, n, shape, min_ratio, tuple(sorted((extra or {}).items()))))
+    return reqs
+
+
+def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
+                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False) -> list[BranchRecord]:
+    """Validate all requests, then train each (oldest fork first). Returns the branch records.
+
+    ``skip_finished``: a request whose branch already finished with the same schedule is
+    returned as it is instead of being an error (re-running a plan).
+    """
+    from riverbed.schedules import schedule_to_spec
+
+    todo = []
+    done: list[BranchRecord] = []
+    for req in requests:
+        old = run.manifest.branches.get(req.name)
+        if skip_finished and old is not None and old.status == "finished" and old.schedule == schedule_to_spec(decay_schedule(run, req)):
+            done.append(old)
+        else:
+            todo.append(req)
+    checked = validate(run, todo, allow_resume=allow_resume)
+    if checked and cfg is None:
+        from riverbed.runs.config_io import load_run_config
+
+        cfg = load_run_config(run.path)
+    if checked and data is None:
+        from riverbed.data import load_dataset
+
+        data = load_dataset(cfg.data)
+    for req, schedule, _resume in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
+        done.append(train_fork(run, req, schedule, cfg=cfg, progress=progress, data=data))
+    return done

@@ -1,0 +1,233 @@
+"""The run manifest ``RUN/run.json``: branches, lineage, status, results and events.
+
+The manifest is plain JSON, rewritten whole and atomically (temporary sibling, fsync, rename)
+after every change, so a crash at any moment leaves the previous version. Writers
+serialise through an advisory lock file (``RUN/.lock``) because a trainer on the main branch
+and ``riverbed branch`` forking decay branches may update the same run at the same time.
+
+Example (abridged)::
+
+    {
+      "format": "riverbed.run/1",
+      "created": "2026-11-23T16:30:00Z",
+      "config": {"model": {...}, "data": {...}, "schedule": {...}, ...},
+      "model": {"n_params": 812544, "flops_per_token": 5.1e6},
+      "branches": {
+        "main": {"name": "main", "kind": "main", "parent": null, "fork": null,
+                 "schedule": {"type": "warmup-stable", "warmup": 50},
+                 "status": "stopped", "progress": {"step": 1200, "tokens": 1228800, "flops": 6.3e12},
+                 "final": null, "milestones": [], "events": [], ...},
+        "linear-from800-len200": {"kind": "decay", "parent": "main",
+                 "fork": {"step": 800, "tokens": 819200, "flops": 4.2e12},
+                 "schedule": {"type": "decay-branch", ...}, "status": "finished",
+                 "final": {"step": 1000, "tokens": 1024000, "flops": 5.2e12, "heldout_loss": 2.41}, ...}
+      }
+    }
+
+Tokens and FLOPs are cumulative along the lineage (a decay branch forked at 800K tokens that
+trains 200K more ends at 1M): what a from-scratch run to the same point would have spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from riverbed.checkpoints.atomic import write_json
+from riverbed.errors import RunError
+
+FORMAT = "riverbed.run/1"
+KINDS = ("main", "decay", "wsds", "cosine", "cyclic", "merge")
+# running: a process is training it; stopped: interrupted, can be resumed;
+# finished: reached its end (final results recorded); failed: raised (error recorded).
+STATUSES = ("running", "stopped", "finished", "failed")
+LOCK = ".lock"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A position along a lineage: optimizer step, tokens and training FLOPs (cumulative)."""
+
+    step: int
+    tokens: int
+    flops: float
+    heldout_loss: float | None = None
+    checkpoint: str | None = None  # path relative to the run directory, where one was saved
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str) -> Point:
+        try:
+            return Point(
+                step=int(d["step"]),
+                tokens=int(d["tokens"]),
+                flops=float(d["flops"]),
+                heldout_loss=None if d.get("heldout_loss") is None else float(d["heldout_loss"]),
+                checkpoint=d.get("checkpoint"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{where}: malformed point {d!r} ({exc})") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "heldout_loss"}
+
+
+@dataclass(frozen=True)
+class BranchRecord:
+    """One branch of the run tree as the manifest records it."""
+
+    name: str
+    kind: str
+    schedule: dict[str, Any]
+    parent: str | None = None
+    fork: Point | None = None  # where it left its parent (None for a root branch)
+    status: str = "running"
+    progress: Point | None = None  # newest checkpoint seen (reconciled from disk)
+    final: Point | None = None  # end of a finished branch, with its held-out loss
+    milestones: tuple[Point, ...] = ()  # WSD-S / cyclic: the decayed checkpoint of each budget
+    events: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+    created: str = field(default_factory=utc_now)
+    updated: str = field(default_factory=utc_now)
+    pid: int | None = None  # process training it while status == "running"
+    host: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise RunError(f"branch {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.status not in STATUSES:
+            raise RunError(f"branch {self.name!r}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    @property
+    def last(self) -> Point | None:
+        """The furthest point this branch is known to have reached."""
+        pts = [p for p in (self.final, self.progress) if p is not None]
+        return max(pts, key=lambda p: p.step) if pts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "parent": self.parent,
+            "fork": self.fork.to_dict() if self.fork else None,
+            "schedule": self.schedule,
+            "status": self.status,
+            "progress": self.progress.to_dict() if self.progress else None,
+            "final": self.final.to_dict() if self.final else None,
+            "milestones": [m.to_dict() for m in self.milestones],
+            "events": list(self.events),
+            "error": self.error,
+            "created": self.created,
+            "updated": self.updated,
+            "pid": self.pid,
+            "host": self.host,
+        }
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str) -> BranchRecord:
+        def pt(key: str) -> Point | None:
+            return None if d.get(key) is None else Point.from_dict(d[key], f"{where}.{key}")
+
+        try:
+            return BranchRecord(
+                name=str(d["name"]),
+                kind=str(d["kind"]),
+                schedule=dict(d.get("schedule") or {}),
+                parent=d.get("parent"),
+                fork=pt("fork"),
+                status=str(d.get("status", "running")),
+                progress=pt("progress"),
+                final=pt("final"),
+                milestones=tuple(Point.from_dict(m, f"{where}.milestones") for m in d.get("milestones", [])),
+                events=tuple(d.get("events", [])),
+                error=d.get("error"),
+                created=str(d.get("created", "")),
+                updated=str(d.get("updated", "")),
+                pid=d.get("pid"),
+                host=d.get("host"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise RunError(f"{where}: malformed branch record ({exc!r})") from exc
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole of ``run.json``. Immutable: updates build a new one and rewrite the file."""
+
+    config: dict[str, Any]
+    model: dict[str, Any]  # {"n_params": int, "flops_per_token": float}
+    branches: dict[str, BranchRecord]
+    created: str = field(default_factory=utc_now)
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "created": self.created,
+            "config": self.config,
+            "model": self.model,
+            "branches": {name: b.to_dict() for name, b in self.branches.items()},
+        }
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str) -> Manifest:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise RunError(f"{where}: format is {got!r}, expected {FORMAT!r}")
+        branches = d.get("branches")
+        if not isinstance(branches, dict):
+            raise RunError(f"{where}: 'branches' must be an object, got {type(branches).__name__}")
+        return Manifest(
+            config=dict(d.get("config") or {}),
+            model=dict(d.get("model") or {}),
+            branches={n: BranchRecord.from_dict(b, f"{where}: branches.{n}") for n, b in branches.items()},
+            created=str(d.get("created", "")),
+        )
+
+    def with_branch(self, record: BranchRecord) -> Manifest:
+        branches = dict(self.branches)
+        branches[record.name] = replace(record, updated=utc_now())
+        return replace(self, branches=branches)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse ``run.json``; a missing or corrupt file is a :class:`RunError` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RunError(f"{path.parent} is not a riverbed run: {path.name} not found") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: corrupt manifest ({exc})") from exc
+    return Manifest.from_dict(data, str(path))
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    write_json(path, manifest.to_dict())
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``RUN/.lock`` for a read-modify-write of the manifest."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: single writer assumed
+        yield
+        return
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

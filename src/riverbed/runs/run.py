@@ -1,0 +1,334 @@
+"""`Run`: one run directory, its manifest and its branches (the run tree).
+
+>>> from riverbed import Run                          # doctest: +SKIP
+>>> run = Run.open("runs/tiny")                        # doctest: +SKIP
+>>> [b.name for b in run.branches]                     # doctest: +SKIP
+['main', 'linear-from800-len200']
+>>> run.fork(800, "1-sqrt", 200)                       # doctest: +SKIP
+>>> for p in run.finished_points(): print(p.tokens, p.loss)   # doctest: +SKIP
+
+Reading never needs a lock; every change is a locked read-modify-write of ``run.json``
+followed by an atomic rename, so concurrent writers (a trainer on ``main`` and a
+``riverbed branch`` process) never lose each other's updates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import atomic_dir, write_text
+from riverbed.errors import RunError
+from riverbed.runs.config_io import config_dict, config_toml, model_info
+from riverbed.runs.manifest import (
+    BranchRecord,
+    Manifest,
+    Point,
+    locked,
+    read_manifest,
+    utc_now,
+    write_manifest,
+)
+
+
+@dataclass(frozen=True)
+class FinishedPoint:
+    """A finished (decayed) model: what a from-scratch run of ``tokens`` tokens would give.
+
+    kind: "decay" (end of a decay branch), "wsds" (a WSD-S decayed checkpoint), "cyclic"
+    (the end of a cyclic-cosine cycle), "cosine" (end of a cosine run), "main" (end of a main
+    branch whose schedule has a finite length), "merge" (an evaluated merge).
+    """
+
+    run: str
+    branch: str
+    kind: str
+    n_params: int
+    tokens: int
+    flops: float
+    loss: float
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """state.json of a checkpoint directory; a missing or corrupt one names the file."""
+    path = Path(ckpt) / layout.STATE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        from riverbed.errors import CheckpointError
+
+        raise CheckpointError(f"{path}: checkpoint state not found") from exc
+    except json.JSONDecodeError as exc:
+        from riverbed.errors import CheckpointError
+
+        raise CheckpointError(f"{path}: corrupt checkpoint state ({exc})") from exc
+
+
+def point_from_state(state: dict[str, Any], checkpoint: str | None = None) -> Point:
+    metrics = state.get("metrics") or {}
+    loss = metrics.get("heldout_loss", metrics.get("eval_loss"))
+    return Point(
+        step=int(state["step"]),
+        tokens=int(state.get("tokens", 0)),
+        flops=float(state.get("flops", 0.0)),
+        heldout_loss=None if loss is None else float(loss),
+        checkpoint=checkpoint,
+    )
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool:
+    """Is the process that marked a branch ``running`` still alive?"""
+    if host is not None and host != socket.gethostname():
+        return True  # another machine: cannot tell, trust the manifest
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Run:
+    """A run directory: ``run.json`` + ``config.toml`` + ``branches/<name>/...``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._manifest_path = self.path / layout.MANIFEST
+        if not self._manifest_path.is_file():
+            what = "does not exist" if not self.path.exists() else f"has no {layout.MANIFEST}"
+            raise RunError(f"{self.path} is not a riverbed run: the directory {what}")
+        self._reconcile()
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Run:
+        """Open an existing run (RunError if ``path`` is not one)."""
+        return cls(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], cfg: Any, *, resume: bool = False) -> Run:
+        """Create a run directory for ``cfg`` (a RunConfig), atomically.
+
+        An existing run is refused unless ``resume``; resuming checks the config matches
+        (the model must be the same; other sections may change, e.g. a longer run).
+        """
+        path = Path(path)
+        if (path / layout.MANIFEST).is_file():
+            if not resume:
+                raise RunError(f"{path} already holds a run; resume it or choose another directory")
+            run = cls(path)
+            new_model = config_dict(cfg).get("model")
+            old_model = run.manifest.config.get("model")
+            if old_model is not None and new_model != old_model:
+                diff = sorted(k for k in set(old_model) | set(new_model or {}) if old_model.get(k) != (new_model or {}).get(k))
+                raise RunError(f"{path}: cannot resume with a different [model] section (changed: {', '.join(diff)})")
+            return run
+        if path.exists() and any(path.iterdir()):
+            raise RunError(f"{path} exists and is not an empty directory nor a riverbed run")
+        manifest = Manifest(config=config_dict(cfg), model=model_info(cfg), branches={})
+        with atomic_dir(path, overwrite=path.exists()) as tmp:
+            write_text(tmp / layout.CONFIG, config_toml(cfg))
+            write_manifest(tmp / layout.MANIFEST, manifest)
+        return cls(path)
+
+    # -- reading -----------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        return read_manifest(self._manifest_path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def branches(self) -> list[BranchRecord]:
+        """Branches, the root first, then by fork step."""
+        recs = list(self.manifest.branches.values())
+        return sorted(recs, key=lambda b: (b.parent is not None, b.fork.step if b.fork else -1, b.name))
+
+    def branch(self, name: str) -> BranchRecord:
+        branches = self.manifest.branches
+        if name not in branches:
+            raise RunError(f"{self.path}: no branch {name!r} (branches: {', '.join(branches) or 'none'})")
+        return branches[name]
+
+    def checkpoints(self, branch: str = layout.MAIN) -> list[layout.CheckpointRef]:
+        """Complete checkpoints of ``branch`` on disk, oldest first."""
+        return layout.list_checkpoints(self.path, branch)
+
+    def checkpoint(self, step: int, branch: str = layout.MAIN) -> layout.CheckpointRef:
+        """The saved checkpoint of ``branch`` at ``step``; RunError lists the saved steps if absent."""
+        refs = self.checkpoints(branch)
+        for ref in refs:
+            if ref.step == step:
+                return ref
+        saved = ", ".join(str(r.step) for r in refs) or "none"
+        raise RunError(f"{self.path}: branch {branch!r} has no checkpoint at step {step} (saved steps: {saved})")
+
+    def finished_points(self) -> list[FinishedPoint]:
+        """Every finished model of this run with its held-out loss, for scaling fits."""
+        m = self.manifest
+        n_params = int(m.model.get("n_params", 0))
+        out: list[FinishedPoint] = []
+
+        def add(b: BranchRecord, kind: str, p: Point | None) -> None:
+            if p is not None and p.heldout_loss is not None:
+                out.append(FinishedPoint(str(self.path), b.name, kind, n_params, p.tokens, p.flops, p.heldout_loss))
+
+        for b in self.branches:
+            if b.kind in ("wsds", "cyclic"):
+                for ms in b.milestones:
+                    add(b, b.kind, ms)
+            elif b.status == "finished":
+                # A main branch is only ever "finished" when its schedule had an end (a WSD or
+                # cosine run); an indefinite main branch stays "stopped" and is no finished model.
+                add(b, b.kind, b.final)
+        return out
+
+    # -- changes (locked read-modify-write) --------------------------------------------
+    def update_branch(self, name: str, fn: Callable[[BranchRecord], BranchRecord]) -> BranchRecord:
+        with locked(self.path):
+            m = read_manifest(self._manifest_path)
+            if name not in m.branches:
+                raise RunError(f"{self.path}: no branch {name!r}")
+            rec = fn(m.branches[name])
+            write_manifest(self._manifest_path, m.with_branch(rec))
+        return rec
+
+    def add_branch(self, record: BranchRecord) -> BranchRecord:
+        """Record a new branch; RunError if the name is taken."""
+        with locked(self.path):
+            m = read_manifest(self._manifest_path)
+            if record.name in m.branches:
+                raise RunError(f"{self.path}: a branch named {record.name!r} already exists")
+            write_manifest(self._manifest_path, m.with_branch(record))
+        return record
+
+    def remove_branch(self, name: str) -> None:
+        """Forget a branch record (used when a fork failed before training anything)."""
+        with locked(self.path):
+            m = read_manifest(self._manifest_path)
+            if name in m.branches:
+                branches = {k: v for k, v in m.branches.items() if k != name}
+                write_manifest(self._manifest_path, replace(m, branches=branches))
+
+    def fork(
+        self,
+        from_step: int | Sequence[int],
+        shape: str = "1-sqrt",
+        length: int | str = "20%",
+        *,
+        min_ratio: float | None = None,
+        name: str | None = None,
+        progress: bool = True,
+        **schedule_fields: Any,
+    ) -> list[BranchRecord]:
+        """Fork decay branch(es) from main's checkpoint(s) at ``from_step`` and train them.
+
+        ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
+        ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
+        steps, ``<name>-<step>``). Every request is validated before any training.
+        """
+        from riverbed.runs.fork import plan_requests, run_requests
+
+        steps = [from_step] if isinstance(from_step, int) else list(from_step)
+        reqs = plan_requests(self, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
+        return run_requests(self, reqs, progress=progress)
+
+    def record_event(self, branch: str, event: dict[str, Any]) -> None:
+        """Append ``event`` (JSON-serialisable; a "time" is added) to ``branch``'s event list."""
+        try:
+            json.dumps(event)
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"event for branch {branch!r} is not JSON-serialisable: {exc}") from exc
+        ev = {"time": utc_now(), **event}
+        self.update_branch(branch, lambda b: replace(b, events=(*b.events, ev)))
+
+    def set_progress(self, branch: str, point: Point) -> None:
+        self.update_branch(branch, lambda b: replace(b, progress=point))
+
+    def add_milestone(self, branch: str, point: Point) -> None:
+        """Record a WSD-S / cyclic decayed checkpoint as a finished model (replacing one at the same step)."""
+
+        def fn(b: BranchRecord) -> BranchRecord:
+            kept = tuple(p for p in b.milestones if p.step != point.step)
+            return replace(b, milestones=tuple(sorted((*kept, point), key=lambda p: p.step)), progress=point)
+
+        self.update_branch(branch, fn)
+
+    def finish_branch(self, branch: str, final: Point) -> None:
+        self.update_branch(branch, lambda b: replace(b, status="finished", final=final, progress=final, error=None, pid=None))
+
+    @contextmanager
+    def training(self, record: BranchRecord) -> Iterator[BranchRecord]:
+        """Mark ``record`` running (adding it if new) for the body; stopped/failed on the way out.
+
+        The body calls :meth:`finish_branch` when the branch reached its end; otherwise a clean
+        exit leaves it ``stopped`` (a main branch that can be resumed).
+        """
+        mark = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "error": None}
+        if record.name in self.manifest.branches:
+            self.update_branch(record.name, lambda b: replace(b, **mark))
+        else:
+            self.add_branch(replace(record, **mark))
+        try:
+            yield self.branch(record.name)
+        except KeyboardInterrupt:
+            self.update_branch(record.name, lambda b: replace(b, status="stopped", pid=None))
+            raise
+        except BaseException as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+            self.update_branch(record.name, lambda b: replace(b, status="failed", error=msg, pid=None))
+            raise
+        else:
+            self.update_branch(
+                record.name, lambda b: b if b.status == "finished" else replace(b, status="stopped", pid=None)
+            )
+        finally:
+            self._reconcile()
+
+    # -- crash recovery ----------------------------------------------------------------
+    def _reconcile(self) -> None:
+        """Bring the manifest in line with the checkpoints on disk and with dead processes.
+
+        A crash can leave checkpoints newer than the manifest's ``progress`` (the trainer
+        writes the checkpoint, then the manifest) or a branch marked ``running`` whose process
+        is gone. Both are fixed here, under the lock; the checkpoints themselves are the truth.
+        """
+        m = read_manifest(self._manifest_path)
+        changes: dict[str, BranchRecord] = {}
+        for name, b in m.branches.items():
+            new = b
+            refs = layout.list_checkpoints(self.path, name)
+            if refs and (b.progress is None or refs[-1].step > b.progress.step):
+                try:
+                    state = read_state(refs[-1].path)
+                    rel = str(refs[-1].path.relative_to(self.path))
+                    new = replace(new, progress=point_from_state(state, rel))
+                except Exception:  # noqa: BLE001 - a corrupt newest checkpoint is reported when used
+                    pass
+            if new.status == "running" and not _pid_alive(new.pid, new.host):
+                new = replace(new, status="stopped", pid=None)
+            if new != b:
+                changes[name] = new
+        if not changes:
+            return
+        with locked(self.path):
+            m = read_manifest(self._manifest_path)
+            for name, rec in changes.items():
+                if name in m.branches and m.branches[name].updated == rec.updated:
+                    m = m.with_branch(rec)
+            write_manifest(self._manifest_path, m)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"

@@ -1,0 +1,86 @@
+"""Where points come from: CSV files and riverbed run directories.
+
+A run directory contributes its finished models (``Run.finished_points()``): ends of decay
+branches, WSD-S decayed checkpoints, ends of cosine runs; N = the model's parameters,
+D = tokens seen along the lineage, loss = final held-out loss. ``points="merge"`` replaces
+them with decay-free points (PMA merges of main-branch checkpoints, see ``merge_points``).
+
+>>> pts = load_points(["runs/s1", "runs/s2"])          # doctest: +SKIP
+>>> pts = load_points(["epoch.csv"])                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from riverbed.errors import RiverbedError, ScalingError
+from riverbed.scaling.points import Points, concat, load_csv
+
+#: Finished-model kinds a run contributes by default ("merge" points are asked for explicitly).
+FINISHED_KINDS = ("decay", "wsds", "cosine", "cyclic", "main")
+POINT_SOURCES = ("finished", "merge")
+
+
+def run_unit(manifest) -> str | None:
+    """Token unit of a run: its tokenizer and vocabulary (losses and token counts depend on both)."""
+    cfg = getattr(manifest, "config", None) or {}
+    data, model = cfg.get("data") or {}, cfg.get("model") or {}
+    tok = data.get("tokenizer")
+    if tok is None:
+        return None
+    return f"tokenizer={tok}, vocab={model.get('vocab_size')}"
+
+
+def load_run(path: str | Path, kinds: Sequence[str] = FINISHED_KINDS) -> Points:
+    """The finished points of one run directory; ScalingError if it has none."""
+    from riverbed.runs import Run
+
+    try:
+        run = Run(path)
+        finished = run.finished_points()
+        unit = run_unit(run.manifest)
+    except RiverbedError as exc:
+        raise ScalingError(f"run {path}: {exc}") from exc
+    kept = [p for p in finished if p.kind in kinds]
+    if not kept:
+        seen = sorted({p.kind for p in finished})
+        extra = f" (it has only: {', '.join(seen)})" if seen else ""
+        raise ScalingError(f"run {path} has no finished branches of kind {', '.join(kinds)}{extra}; fork decay branches first (`riverbed branch`)")
+    name = Path(path).name
+    return Points(
+        np.array([float(p.n_params) for p in kept]),
+        np.array([float(p.tokens) for p in kept]),
+        np.array([float(p.loss) for p in kept]),
+        tuple(f"{name}/{p.branch}" + (f"@{p.tokens}" if p.kind in ("wsds", "cyclic") else "") for p in kept),
+        tuple(p.kind for p in kept),
+        (unit,) * len(kept),
+        tuple({"flops": float(p.flops), "run": str(p.run), "branch": p.branch} for p in kept),
+    )
+
+
+def load_source(source: str | Path, *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, **merge_options) -> Points:
+    """One CSV file or run directory."""
+    path = Path(source)
+    if points not in POINT_SOURCES:
+        raise ScalingError(f"--points must be one of {', '.join(POINT_SOURCES)}, got {points!r}")
+    if path.is_dir():
+        if points == "merge":
+            from riverbed.scaling.merge_points import merge_points
+
+            return merge_points(path, **merge_options).merged
+        return load_run(path, kinds)
+    if not path.exists():
+        raise ScalingError(f"{path}: no such file or run directory")
+    if points == "merge":
+        raise ScalingError(f"{path}: --points merge needs run directories (merges are computed from checkpoints), not a CSV")
+    return load_csv(path)
+
+
+def load_points(sources: Sequence[str | Path], *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, **merge_options) -> Points:
+    """Points from several CSV files and/or run directories, concatenated (labels keep their origin)."""
+    if not sources:
+        raise ScalingError("no sources given (CSV files or run directories)")
+    return concat([load_source(s, points=points, kinds=kinds, **merge_options) for s in sources])

@@ -1,0 +1,92 @@
+"""Metrics: one JSON object per line in ``branches/<branch>/metrics.jsonl`` (+ TensorBoard).
+
+Rows: ``{"kind": "train", "step", "tokens", "flops", "lr", "loss", "grad_norm", "tokens_per_s"}``,
+``{"kind": "eval", "step", "tokens", "flops", "eval_loss"}``, and ``{"kind": "event", "step",
+"event", ...}`` (resume, restore, stop). ``step`` counts completed optimizer steps (the row
+describes the model after that many updates).
+
+Resume keeps the file consistent with the checkpoint: rows after the resumed step (written by
+the interrupted process after its last checkpoint) and a torn last line are dropped, with an
+atomic rewrite, so the file reads as if the run had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from riverbed.checkpoints.atomic import write_text
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All complete rows of a metrics.jsonl (a torn last line is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # "nan" / "inf": JSON has no such numbers; keep the line parseable
+    return v
+
+
+class MetricsLogger:
+    """Append-only JSONL writer (rank 0 only; other ranks get ``enabled=False``)."""
+
+    def __init__(self, path: str | Path, *, enabled: bool = True, tensorboard: bool = False, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        self._fh = None
+        self._tb = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            keep = [r for r in read_metrics(self.path) if resume_step is None or int(r.get("step", 0)) <= resume_step]
+            write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: JSONL only
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        if not self.enabled or self._fh is None:
+            return
+        self._fh.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        self._fh.flush()
+        if self._tb is not None and row.get("kind") in ("train", "eval"):
+            step = int(row["step"])
+            for k, v in row.items():
+                if k not in ("kind", "step") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._tb.add_scalar(f"{row['kind']}/{k}", v, step)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,47 @@
+"""The rich progress bar of the step loop: step, loss, held-out loss, tokens/s.
+
+Updated once per step (a counter increment) and re-labelled only at logging steps, so it
+costs nothing measurable; disabled on ranks other than 0 and with ``progress=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StepProgress:
+    def __init__(self, *, enabled: bool, start: int, total: int | None, branch: str) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        self._start, self._total, self._branch = start, total, branch
+
+    def __enter__(self) -> StepProgress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._branch, total=self._total, completed=self._start, info="")
+        return self
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def show(self, *, loss: float | None, tokens_per_s: float, eval_loss: float | None) -> None:
+        if self._progress is None:
+            return
+        info = f"loss {loss:.4f}" if loss is not None else ""
+        if eval_loss is not None:
+            info += f"  eval {eval_loss:.4f}"
+        info += f"  {tokens_per_s:,.0f} tok/s"
+        self._progress.update(self._task, info=info)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

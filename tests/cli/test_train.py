@@ -1,0 +1,85 @@
+"""`riverbed train`: create, resume, refuse a changed run, plan, bad input -> exit 2."""
+
+from __future__ import annotations
+
+import json
+
+from riverbed.checkpoints import layout
+from riverbed.cli.main import main
+from riverbed.training import read_metrics
+
+CONFIG = """
+[model]
+preset = "tiny"
+max_seq_len = 64
+
+[optim]
+lr = 0.003
+
+[schedule]
+type = "warmup-stable"
+warmup = 2
+
+[train]
+batch_size = 4
+seq_len = 32
+max_steps = 4
+ckpt_every = 2
+eval_every = 2
+eval_batches = 2
+log_every = 1
+device = "cpu"
+threads = 1
+tensorboard = false
+"""
+
+
+def _config(tmp_path, text=CONFIG):
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def test_train_creates_and_resumes_a_run(tmp_path, capsys):
+    cfg, run = _config(tmp_path), tmp_path / "run"
+    assert main(["train", str(cfg), "--run", str(run), "--no-progress", "--set", "train.max_steps=2"]) == 0
+    assert "main: step 2" in capsys.readouterr().out
+    assert (run / layout.CONFIG).is_file() and (run / layout.MANIFEST).is_file()
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [2]
+    # Resume without the config file, longer: only the length changes.
+    assert main(["train", "--run", str(run), "--no-progress", "--set", "train.max_steps=4"]) == 0
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [2, 4]
+    assert "max_steps = 4" in (run / layout.CONFIG).read_text()
+    steps = [r["step"] for r in read_metrics(layout.metrics_path(run, "main")) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    manifest = json.loads((run / layout.MANIFEST).read_text())
+    assert "main" in json.dumps(manifest)
+
+
+def test_resume_with_changed_trajectory_is_refused(tmp_path, capsys):
+    cfg, run = _config(tmp_path), tmp_path / "run"
+    assert main(["train", str(cfg), "--run", str(run), "--no-progress", "--set", "train.max_steps=1"]) == 0
+    capsys.readouterr()
+    rc = main(["train", str(cfg), "--run", str(run), "--no-progress", "--set", "train.batch_size=8"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train.batch_size differs" in err and "4 -> 8" in err
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [1]
+
+
+def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
+    cfg, run = _config(tmp_path, CONFIG.replace("lr = 0.003", "lr = 0.003\nmomentum = 0.9")), tmp_path / "run"
+    assert main(["train", str(cfg), "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key optim.momentum" in err and "tiny.toml" in err
+    assert not run.exists()
+    assert main(["train", str(_config(tmp_path)), "--run", str(run), "--set", "train.batch_size=x"]) == 2
+    assert "train.batch_size='x'" in capsys.readouterr().err
+    assert main(["train", "--run", str(tmp_path / "nothing")]) == 2
+    assert "not an existing run" in capsys.readouterr().err
+
+
+def test_plan_sets_main_length(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text("{not json")
+    assert main(["train", str(_config(tmp_path)), "--run", str(tmp_path / "r"), "--plan", str(plan)]) == 2
+    assert "plan.json" in capsys.readouterr().err

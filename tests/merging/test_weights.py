@@ -1,0 +1,78 @@
+"""Merge weights against hand-computed values (PMA paper, arXiv 2505.12082; background section 3)."""
+
+import math
+
+import pytest
+
+from riverbed.errors import MergeError
+from riverbed.merging import weights as W
+
+
+def test_sma():
+    assert W.sma(4) == (0.25, 0.25, 0.25, 0.25)
+    assert W.sma(1) == (1.0,)
+
+
+def test_ema_recursive_golden_alpha_01_n10():
+    w = W.ema(10, 0.1)
+    # w_1 = 0.9^9, w_i = 0.1 * 0.9^(10-i): the oldest weighs most.
+    assert w[0] == pytest.approx(0.387420489, abs=1e-12)
+    assert w[-1] == pytest.approx(0.1, abs=1e-15)
+    assert w[1] == pytest.approx(0.1 * 0.9**8, abs=1e-15)
+    assert round(w[0], 3) == 0.387 and round(w[-1], 3) == 0.100
+    assert math.fsum(w) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ema_recursive_is_the_recursion():
+    # Run M(i) = a*M_i + (1-a)*M(i-1) on one-hot "models" and read off each weight.
+    n, a = 6, 0.2
+    for j in range(n):
+        m = 1.0 if j == 0 else 0.0
+        for i in range(1, n):
+            m = a * (1.0 if i == j else 0.0) + (1 - a) * m
+        assert W.ema(n, a)[j] == pytest.approx(m, abs=1e-15)
+
+
+def test_ema_small_hand_values():
+    assert W.ema(3, 0.5) == (0.25, 0.25, 0.5)
+    # normalised closed form: 0.5*0.5^(3-i) = [0.125, 0.25, 0.5], sum 0.875 -> [1/7, 2/7, 4/7]
+    assert W.ema(3, 0.5, form="normalized") == pytest.approx((1 / 7, 2 / 7, 4 / 7), abs=1e-15)
+    assert W.ema(1, 0.3) == (1.0,)
+
+
+def test_wma():
+    assert W.wma(4) == pytest.approx((0.1, 0.2, 0.3, 0.4), abs=1e-15)
+    assert W.wma(steps=[100, 200, 300]) == pytest.approx((1 / 6, 2 / 6, 3 / 6), abs=1e-15)
+
+
+def test_explicit_and_dispatch():
+    assert W.explicit([1, 1, 2]) == (0.25, 0.25, 0.5)
+    assert W.explicit([2.0, -0.5]) == pytest.approx((4 / 3, -1 / 3))
+    assert W.weights_for("weights", 2, weights=[3, 1]) == (0.75, 0.25)
+    assert W.weights_for("ema", 3, alpha=0.5) == (0.25, 0.25, 0.5)
+    assert W.weights_for("wma", 2, steps=[1, 3]) == (0.25, 0.75)
+
+
+@pytest.mark.parametrize(
+    "call, needle",
+    [
+        (lambda: W.explicit([1.0, -1.0]), "sum to a positive number"),
+        (lambda: W.explicit([0.0, 0.0]), "sum to a positive number"),
+        (lambda: W.ema(3, 0.0), "alpha"),
+        (lambda: W.ema(3, 1.5), "alpha"),
+        (lambda: W.ema(3, 0.1, form="closed"), "form"),
+        (lambda: W.sma(0), "positive integer"),
+        (lambda: W.weights_for("ema", 3), "alpha"),
+        (lambda: W.weights_for("weights", 3, weights=[1, 2]), "2 given"),
+        (lambda: W.weights_for("median", 3), "'median'"),
+        (lambda: W.wma(steps=[1.0, float("nan")]), "nan"),
+    ],
+)
+def test_bad_weights(call, needle):
+    with pytest.raises(MergeError, match=needle):
+        call()
+
+
+def test_format_weights_lists_every_checkpoint():
+    text = W.format_weights(W.ema(3, 0.5), ["a", "b", "c"])
+    assert text.splitlines() == ["   1  0.250000  a", "   2  0.250000  b", "   3  0.500000  c"]

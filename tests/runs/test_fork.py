@@ -1,0 +1,96 @@
+import hashlib
+import json
+
+import pytest
+
+from riverbed.checkpoints import layout
+from riverbed.errors import CheckpointError, ConfigError, RunError
+from riverbed.runs.fork import parse_length, plan_requests, run_requests
+
+
+def tree_digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_parse_length_golden():
+    assert parse_length("200", 800, 64) == 200
+    assert parse_length(7, 800, 64) == 7
+    assert parse_length("1k", 800, 64) == 1000
+    assert parse_length("128tok", 800, 64) == 2
+    assert parse_length("129 tokens", 800, 64) == 3  # ceil: at least that many tokens
+    assert parse_length("1.5M tok", 800, 4096) == 367
+    assert parse_length("20%", 800, 64) == 200  # 200 / (800 + 200) = 20 %
+    assert parse_length("10%", 900, 64) == 100
+    for bad, msg in (("0", "at least one step"), ("-5", "expected a number"), ("1.5", "whole number"),
+                     ("150%", "impossible"), ("0.01%", "less than one step"), ("abc", "expected a number")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_length(bad, 800, 64)
+
+
+def test_fork_trains_branch_and_leaves_main_untouched(tiny_main, tiny_data):
+    main_dir = layout.branch_dir(tiny_main.path, "main")
+    before = tree_digest(main_dir)
+    reqs = plan_requests(tiny_main, [10, 20], "linear", 6, min_ratio=0.1)
+    recs = run_requests(tiny_main, reqs, progress=False, data=tiny_data)
+    assert tree_digest(main_dir) == before  # byte for byte
+    assert [r.name for r in recs] == ["linear-from10-len6", "linear-from20-len6"]
+    tps = 4 * 32
+    for rec, k in zip(recs, (10, 20)):
+        assert rec.status == "finished" and rec.kind == "decay" and rec.parent == "main"
+        assert rec.fork.step == k and rec.fork.tokens == k * tps and rec.fork.heldout_loss is not None
+        assert rec.final.step == k + 6 and rec.final.tokens == (k + 6) * tps
+        assert rec.final.heldout_loss is not None
+        assert rec.schedule["type"] == "decay-branch" and rec.schedule["fork_step"] == k
+        rows = [json.loads(x) for x in layout.metrics_path(tiny_main.path, rec.name).read_text().splitlines()]
+        lrs = {r["step"]: r["lr"] for r in rows if r.get("kind") == "train"}
+        # the last decay step runs at min_ratio * peak (riverbed's decay convention)
+        assert lrs[k + 6] == pytest.approx(0.1 * 0.005)
+        assert lrs[k + 1] < 0.005
+    pts = tiny_main.finished_points()
+    assert [(p.kind, p.tokens) for p in pts] == [("decay", 16 * tps), ("decay", 26 * tps)]
+    assert pts[0].n_params == 102720
+
+
+def _unchanged(run, before_manifest):
+    assert (run.path / "run.json").read_text() == before_manifest
+    assert sorted(p.name for p in (run.path / "branches").iterdir()) == ["main"]
+
+
+def test_fork_errors_write_nothing(tiny_main, tiny_data):
+    before = (tiny_main.path / "run.json").read_text()
+    with pytest.raises(RunError, match=r"no checkpoint at step 15 \(saved steps: 10, 20, 30\)"):
+        run_requests(tiny_main, plan_requests(tiny_main, [10, 15], "linear", 5), progress=False, data=tiny_data)
+    _unchanged(tiny_main, before)
+    with pytest.raises(ConfigError, match="unknown decay shape 'wiggly'"):
+        run_requests(tiny_main, plan_requests(tiny_main, [10], "wiggly", 5), progress=False, data=tiny_data)
+    _unchanged(tiny_main, before)
+    with pytest.raises(RunError, match="'main'"):
+        run_requests(tiny_main, plan_requests(tiny_main, [10], "linear", 5, name="main"), progress=False)
+    with pytest.raises(RunError, match="requested twice"):
+        run_requests(tiny_main, plan_requests(tiny_main, [10], "linear", 5) * 2, progress=False)
+    _unchanged(tiny_main, before)
+
+
+def test_corrupt_fork_checkpoint_names_file(tiny_main, tiny_data):
+    before = (tiny_main.path / "run.json").read_text()
+    model = layout.checkpoint_dir(tiny_main.path, "main", 20) / layout.MODEL_FILE
+    model.write_bytes(model.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match="step_0000000020/model.safetensors"):
+        run_requests(tiny_main, plan_requests(tiny_main, [20], "linear", 5), progress=False, data=tiny_data)
+    _unchanged(tiny_main, before)
+
+
+def test_existing_branch_name(tiny_main, tiny_data):
+    run_requests(tiny_main, plan_requests(tiny_main, [10], "linear", 3, name="b"), progress=False, data=tiny_data)
+    with pytest.raises(RunError, match=r"branch named 'b' already exists \(finished"):
+        run_requests(tiny_main, plan_requests(tiny_main, [20], "linear", 3, name="b"), progress=False, data=tiny_data)
+    # a finished identical request is returned as it is when re-running a plan
+    again = run_requests(tiny_main, plan_requests(tiny_main, [10], "linear", 3, name="b"), progress=False,
+                         skip_finished=True)
+    assert again[0].status == "finished"
+
+
+def test_run_fork_api(tiny_main):
+    recs = tiny_main.fork(20, "cosine", "2 tok", progress=False)  # 2 tokens -> 1 step
+    assert recs[0].name == "cosine-from20-len1" and recs[0].final.step == 21

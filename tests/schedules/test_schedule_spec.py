@@ -1,0 +1,115 @@
+"""Spec dicts: exact round trips through JSON and TOML, clear errors."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+
+from riverbed.errors import ConfigError
+from riverbed.schedules import (
+    TYPES,
+    WSD,
+    WSDS,
+    Constant,
+    Cosine,
+    CyclicCosine,
+    DecayBranch,
+    Piecewise,
+    Warmup,
+    WarmupStable,
+    hf_wsd,
+    schedule_fingerprint,
+    schedule_from_spec,
+    schedule_to_spec,
+)
+
+EXAMPLES = [
+    Constant(0.5, steps=10),
+    Warmup(steps=5, start=0.1, shape="cosine"),
+    WarmupStable(warmup=100),
+    WSD(10, 70, 20, shape="1-sqrt", min_ratio=0.1),
+    WSD(10, 70, 20, shape="exp-minicpm", half_life=5.5),
+    WSD(0, 80, 20, shape="step", min_ratio=0.1, stages=3),
+    Cosine(steps=100, warmup=5, min_ratio=0.1),
+    DecayBranch(WarmupStable(warmup=10), fork_step=500, decay_steps=50, shape="cosine", min_ratio=0.05),
+    WSDS(budgets=(1000, 2000), warmup=100, decays=(200, 200), min_ratio=0.1),
+    CyclicCosine(budgets=(100, 300), warmup=10, rewarmup=20, min_ratio=0.1),
+    hf_wsd(10, 20, 100, decay_type="linear", min_lr_ratio=0.1),
+]
+
+
+def _toml(spec: dict) -> str:
+    # Minimal writer for these specs: scalars, lists of ints, nested tables as inline tables.
+    def val(v):
+        if isinstance(v, dict):
+            return "{" + ", ".join(f'"{k}" = {val(x)}' for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(v)
+
+    return "[schedule]\n" + "".join(f"{k} = {val(v)}\n" for k, v in spec.items())
+
+
+def test_examples_cover_every_type():
+    assert {type(s) for s in EXAMPLES} == set(TYPES.values())
+
+
+@pytest.mark.parametrize("schedule", EXAMPLES, ids=lambda s: type(s).__name__)
+def test_round_trip_json_and_toml(schedule):
+    spec = schedule_to_spec(schedule)
+    assert schedule_from_spec(json.loads(json.dumps(spec))) == schedule
+    assert schedule_from_spec(tomllib.loads(_toml(spec))["schedule"]) == schedule
+    assert schedule_to_spec(schedule_from_spec(spec)) == spec
+    assert "null" not in json.dumps(spec)  # TOML has no null
+
+
+def test_spec_format_example():
+    spec = schedule_to_spec(DecayBranch(WarmupStable(warmup=10), fork_step=80, decay_steps=20, min_ratio=0.1))
+    assert spec == {
+        "type": "decay-branch",
+        "main": {"type": "warmup-stable", "warmup": 10, "warmup_start": 0.0, "warmup_shape": "linear"},
+        "fork_step": 80,
+        "decay_steps": 20,
+        "shape": "1-sqrt",
+        "min_ratio": 0.1,
+    }
+
+
+def test_integral_floats_and_defaults_accepted():
+    s = schedule_from_spec({"type": "wsd", "warmup": 1e1, "stable": 70, "decay": 20, "min_ratio": 0})
+    assert s == WSD(10, 70, 20, min_ratio=0.0)
+
+
+def test_preset_spec_builds_the_mapped_schedule():
+    s = schedule_from_spec({"preset": "torchtitan", "steps": 10, "warmup_steps": 2})
+    assert isinstance(s, Piecewise) and s.values()[0] == 0.5
+    assert schedule_from_spec(schedule_to_spec(s)) == s
+
+
+def test_fingerprint_is_stable_and_key_order_free():
+    a = WSD(10, 70, 20)
+    spec = schedule_to_spec(a)
+    assert schedule_fingerprint(a) == schedule_fingerprint(dict(reversed(list(spec.items()))))
+    assert schedule_fingerprint(a) != schedule_fingerprint(WSD(10, 71, 20))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "wsd", "warmup": 1, "stable": 2, "decay": 3, "colour": "red"}, "unknown key 'colour'"),
+        ({"type": "wsd", "warmup": 1, "stable": 2}, "missing key 'decay'"),
+        ({"type": "wsdx"}, "schedule.type: unknown schedule type 'wsdx'"),
+        ({"type": "wsd", "warmup": "ten", "stable": 2, "decay": 3}, "schedule.warmup: must be an integer"),
+        ({"type": "wsd", "warmup": 1.5, "stable": 2, "decay": 3}, "schedule.warmup: must be an integer"),
+        ({"type": "wsd", "warmup": 1, "stable": 2, "decay": 3, "shape": "zig"}, "wsd.shape: unknown decay shape 'zig'"),
+        ({"type": "decay-branch", "main": {"type": "warmup-stable", "x": 1}, "fork_step": 1, "decay_steps": 1}, "schedule.main: unknown key 'x'"),
+        ({"type": "piecewise", "segments": [{"schedule": {"type": "constant"}, "len": 3}]}, r"segments\[0\]: unknown key 'len'"),
+        ({"type": "wsd", "preset": "hf"}, "either 'type' or 'preset'"),
+        ("wsd", "must be a table"),
+    ],
+)
+def test_bad_specs_name_the_key(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        schedule_from_spec(spec)
