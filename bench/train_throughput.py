@@ -75,11 +75,11 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
     sched = cfg.schedule_object()
     autocast = _autocast(device, t.dtype)
     micro = t.batch_size // t.grad_accum
-    start = 0.0
+    start = cpu = 0.0
     for s in range(warmup + steps):
         if s == warmup:
             _sync(device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
         for g in opt.param_groups:
             g["lr"] = cfg.optim.lr * sched.multiplier(s)
         x, y = get_batch(data.train, s, t.batch_size, t.seq_len, t.seed)
@@ -92,7 +92,8 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
         opt.step()
         opt.zero_grad(set_to_none=True)
     _sync(device)
-    return steps * t.tokens_per_step / (time.perf_counter() - start)
+    n = steps * t.tokens_per_step
+    return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
 class _Timer:
@@ -100,15 +101,15 @@ class _Timer:
 
     def __init__(self, warmup: int, steps: int, device: torch.device) -> None:
         self.warmup, self.last, self.device = warmup, warmup + steps, device
-        self.start = self.end = 0.0
+        self.start = self.end = self.cpu_start = self.cpu_end = 0.0
 
     def on_step_end(self, ctx) -> None:
         if ctx.step in (self.warmup, self.last):
             _sync(self.device)
             if ctx.step == self.warmup:
-                self.start = time.perf_counter()
+                self.start, self.cpu_start = time.perf_counter(), time.process_time()
             else:
-                self.end = time.perf_counter()
+                self.end, self.cpu_end = time.perf_counter(), time.process_time()
 
 
 def riverbed_loop(cfg, data, device, warmup: int, steps: int, progress: bool) -> float:
@@ -117,7 +118,8 @@ def riverbed_loop(cfg, data, device, warmup: int, steps: int, progress: bool) ->
     timer = _Timer(warmup, steps, device)
     with tempfile.TemporaryDirectory() as run:
         train_branch(cfg, run, "main", until_step=warmup + steps, callbacks=[timer], progress=progress, data=data)
-    return steps * cfg.train.tokens_per_step / (timer.end - timer.start)
+    n = steps * cfg.train.tokens_per_step
+    return n / (timer.end - timer.start), n / (timer.cpu_end - timer.cpu_start)
 
 
 def main() -> None:
@@ -154,8 +156,9 @@ def main() -> None:
     except ImportError:
         have_hf = False
     table = Table(title=f"training tokens/s ({device.type}, {args.dtype}, {args.threads} threads, batch {args.batch}x{args.seq}, "
-                        f"median of {args.repeats}x{args.steps} steps after {args.warmup} warmup)")
-    for col in ("model", "params", "bare loop", "riverbed", "riverbed / bare", "HF Llama", "HF / bare", "MFU riverbed"):
+                        f"median of {args.repeats}x{args.steps} steps after {args.warmup} warmup; cpu = per CPU-second)")
+    for col in ("model", "params", "bare loop", "riverbed", "riverbed / bare", "(cpu) riverbed / bare", "HF Llama",
+                "HF / bare", "MFU riverbed"):
         table.add_column(col, justify="right")
     data = load_dataset(DataConfig())
     for size in args.sizes:
@@ -167,21 +170,23 @@ def main() -> None:
                         train=TrainConfig(batch_size=args.batch, seq_len=args.seq, grad_accum=args.grad_accum,
                                           ckpt_every=0, eval_every=0, eval_batches=1, log_every=args.log_every,
                                           device=args.device, dtype=args.dtype, threads=args.threads, tensorboard=False))
-        runs: dict[str, list[float]] = {"bare": [], "riverbed": [], "hf": []}
-        for _ in range(args.repeats):
+        runs: dict[str, list[tuple[float, float]]] = {"bare": [], "riverbed": [], "hf": []}
+        for r in range(args.repeats):
             runs["bare"].append(bare_loop(cfg, data, device, args.warmup, args.steps))
             runs["riverbed"].append(riverbed_loop(cfg, data, device, args.warmup, args.steps, args.progress))
             if have_hf:
                 runs["hf"].append(bare_loop(cfg, data, device, args.warmup, args.steps, hf=True))
-        med = {k: statistics.median(v) for k, v in runs.items() if v}
+            print(f"{size} repeat {r + 1} (wall, cpu tokens/s): "
+                  + "  ".join(f"{k} {v[-1][0]:,.0f} {v[-1][1]:,.0f}" for k, v in runs.items() if v), flush=True)
+        med = {k: statistics.median(w for w, _ in v) for k, v in runs.items() if v}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items() if v}
         mfu = ""
         if args.peak_tflops:
             mfu = f"{med['riverbed'] * model.flops_per_token(args.seq) / (args.peak_tflops * 1e12):.1%}"
         table.add_row(size, f"{model.n_params():,}", f"{med['bare']:,.0f}", f"{med['riverbed']:,.0f}",
-                      f"{med['riverbed'] / med['bare']:.3f}x",
+                      f"{med['riverbed'] / med['bare']:.3f}x", f"{cpu['riverbed'] / cpu['bare']:.3f}x",
                       f"{med['hf']:,.0f}" if "hf" in med else "n/a",
                       f"{med['hf'] / med['bare']:.3f}x" if "hf" in med else "n/a", mfu)
-        print(f"{size}: " + "  ".join(f"{k} {[round(v) for v in vs]}" for k, vs in runs.items() if vs), flush=True)
     Console(width=160).print(table)
 
 

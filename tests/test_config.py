@@ -140,3 +140,8 @@ def test_dumps_toml_escapes_and_lists():
 
 def test_optional_sections_registry():
     assert set(OPTIONAL_SECTIONS) == {"pma", "guard", "init"}
+    cfg = load_config_text("[pma]\nevery = 10\n[guard]\n")
+    assert cfg.pma.every == 10 and cfg.guard is not None and cfg.init is None
+    assert load_config_text(cfg.to_toml()) == cfg
+    with pytest.raises(ConfigError, match="unknown key pma.bogus"):
+        load_config_text("[pma]\nevery = 10\nbogus = 1\n")

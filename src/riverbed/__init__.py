@@ -15,6 +15,8 @@ __all__ = [
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
+    "GuardConfig", "InitConfig", "SpikeDetector", "SpikeGuard",
+    "fit_law", "load_points", "predict", "frontier",
 ]
 
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
@@ -38,6 +40,14 @@ _LAZY: dict[str, str] = {
     "build_model": "riverbed.model",
     "DataConfig": "riverbed.data",
     "load_dataset": "riverbed.data",
+    "GuardConfig": "riverbed.training.guard",
+    "InitConfig": "riverbed.training.guard",
+    "SpikeDetector": "riverbed.training.guard",
+    "SpikeGuard": "riverbed.training.guard_callback",
+    "fit_law": "riverbed.scaling",
+    "load_points": "riverbed.scaling",
+    "predict": "riverbed.scaling",
+    "frontier": "riverbed.scaling",
 }
 
 

@@ -8,14 +8,22 @@ from riverbed.runs import Run
 from runs.conftest import tiny_config
 
 
-@pytest.fixture
-def trained(tmp_path):
+@pytest.fixture(scope="module")
+def _trained_master(tmp_path_factory):
     from riverbed.runs.drive import train_main
 
     cfg = tiny_config(ckpt_every=5, eval_every=5)
-    run = Run.create(tmp_path / "run", cfg)
+    run = Run.create(tmp_path_factory.mktemp("cli") / "run", cfg)
     train_main(cfg, run.path, run, until_step=10, progress=False)
-    return run.path
+    return Run.open(run.path).path  # opening reconciles run.json with the checkpoints once
+
+
+@pytest.fixture
+def trained(tmp_path, _trained_master):
+    import shutil
+
+    shutil.copytree(_trained_master, tmp_path / "run")
+    return tmp_path / "run"
 
 
 def test_branch_forks_several_and_ls_shows_them(trained, capsys):
@@ -35,7 +43,7 @@ def test_branch_forks_several_and_ls_shows_them(trained, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--from", "7", "--decay", "linear", "--length", "3"], r"no checkpoint at step 7 \(saved steps: 5, 10\)"),
     (["--from", "5", "--decay", "zigzag", "--length", "3"], "unknown decay shape 'zigzag'"),
-    (["--from", "5", "--decay", "linear", "--length", "-3"], "--length='-3'"),
+    (["--from", "5", "--decay", "linear", "--length", "-3"], "--length='-3': the decay length must be positive"),
     (["--from", "5", "--decay", "linear", "--length", "100%"], "impossible"),
     (["--from", "x", "--decay", "linear", "--length", "3"], "'x' is not a step number"),
     (["--from", "5", "--decay", "linear"], "needs --length"),

@@ -83,3 +83,14 @@ def test_plan_sets_main_length(tmp_path, capsys):
     plan.write_text("{not json")
     assert main(["train", str(_config(tmp_path)), "--run", str(tmp_path / "r"), "--plan", str(plan)]) == 2
     assert "plan.json" in capsys.readouterr().err
+
+
+def test_plan_trains_main_to_last_fork_with_a_checkpoint_at_each(tmp_path, capsys):
+    from riverbed.schedules.plan import plan_budgets
+
+    plan = tmp_path / "plan.json"
+    plan_budgets([4, 8], decay=0.25, warmup=2).save(str(plan))
+    run = tmp_path / "r"
+    cfg = _config(tmp_path, CONFIG.replace("ckpt_every = 2", "ckpt_every = 0").replace("max_steps = 4\n", ""))
+    assert main(["train", str(cfg), "--run", str(run), "--plan", str(plan), "--no-progress"]) == 0
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [3, 6]

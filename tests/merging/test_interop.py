@@ -12,18 +12,20 @@ from riverbed.model import build_model
 
 
 def test_merged_riverbed_checkpoints_load_and_train(tmp_path, tiny_model_config):
-    ckpts = []
-    for seed in range(3):  # three checkpoint dirs laid out as a run's main branch
-        model = build_model(tiny_model_config, seed=seed)
-        path = layout.checkpoint_dir(tmp_path / "run", "main", 100 * (seed + 1))
-        path.mkdir(parents=True)
-        from safetensors.torch import save_file
+    from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / layout.MODEL_FILE))
-        (path / layout.STATE_FILE).write_text(json.dumps({"step": 100 * (seed + 1), "tokens": 0}))
+    model = build_model(tiny_model_config, seed=0)
+    base = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    ckpts = []
+    for i in range(3):  # three checkpoint dirs laid out as a run's main branch, weights drifting
+        g = torch.Generator().manual_seed(i)
+        sd = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in base.items()}
+        path = layout.checkpoint_dir(tmp_path / "run", "main", 100 * (i + 1))
+        path.mkdir(parents=True)
+        save_file(sd, str(path / layout.MODEL_FILE))
+        (path / layout.STATE_FILE).write_text(json.dumps({"step": 100 * (i + 1), "tokens": 0}))
         ckpts.append(path)
     riverbed.merge(tmp_path / "merged", ckpts, "sma", verbose=False, progress=False)
-    model = build_model(tiny_model_config, seed=9)
     model.load_state_dict(load_file(tmp_path / "merged" / layout.MODEL_FILE), strict=True)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)

@@ -37,6 +37,7 @@ def test_config_section_parses_and_validates():
     cfg = load_config_text(toml)
     assert cfg.pma == PMAConfig(every=200, count=4, method="ema", alpha=0.1)
     assert cfg.pma.weights(2) == pytest.approx((0.9, 0.1))
+    assert load_config_text(cfg.to_toml()).pma == cfg.pma  # round-trips through the run's config.toml
     with pytest.raises(ConfigError, match="pma.window"):
         load_config_text(toml + "window = 3\n")
     with pytest.raises(ConfigError, match="pma.every=0"):

@@ -22,7 +22,7 @@ def test_parse_length_golden():
     assert parse_length("1.5M tok", 800, 4096) == 367
     assert parse_length("20%", 800, 64) == 200  # 200 / (800 + 200) = 20 %
     assert parse_length("10%", 900, 64) == 100
-    for bad, msg in (("0", "at least one step"), ("-5", "expected a number"), ("1.5", "whole number"),
+    for bad, msg in (("0", "must be positive"), ("-5", "must be positive"), ("1.5", "whole number"),
                      ("150%", "impossible"), ("0.01%", "less than one step"), ("abc", "expected a number")):
         with pytest.raises(ConfigError, match=msg):
             parse_length(bad, 800, 64)

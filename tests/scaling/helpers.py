@@ -51,5 +51,5 @@ def law_run(path: Path, n_params: int, tokens, params: dict[str, float], **kw) -
     pts = []
     for t in tokens:
         loss = params["E"] + params["A"] / n_params ** params["alpha"] + params["B"] / t ** params["beta"]
-        pts.append((f"decay-{t}", "decay", int(t), float(loss)))
+        pts.append((f"decay-{int(t)}", "decay", int(t), float(loss)))
     return fake_run(path, n_params, pts, **kw)

@@ -66,7 +66,7 @@ def test_mixed_tokenizers_rejected():
 def test_drop_highest():
     pts = _pts([1, 2, 3, 4], [1, 2, 3, 4], [2.0, 5.0, 3.0, 4.0])
     kept, dropped = drop_highest(pts, 2)
-    assert dropped == ("point 3", "point 1")
+    assert dropped == ("point 1", "point 3")
     assert kept.loss.tolist() == [2.0, 3.0]
     assert drop_highest(pts, 0)[0] is pts
     with pytest.raises(ScalingError, match="would drop all 4 points"):

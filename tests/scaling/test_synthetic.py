@@ -24,11 +24,14 @@ def test_chinchilla_recovered_within_bootstrap_intervals(chin_fit):
     assert chin_fit.params["E"] == pytest.approx(TRUE["E"], abs=0.1)
 
 
-def test_bootstrap_is_seeded(chin_fit):
-    again = fit_law(chin_fit.points, "chinchilla", grid=SUB_GRID, bootstrap=40, seed=3)
-    np.testing.assert_allclose(again.bootstrap, chin_fit.bootstrap, rtol=1e-6, atol=1e-8)
-    other = fit_law(chin_fit.points, "chinchilla", grid=SUB_GRID, bootstrap=40, seed=4)
-    assert not np.allclose(other.bootstrap, chin_fit.bootstrap)
+def test_bootstrap_is_seeded_and_chunking_free(chin_fit, monkeypatch):
+    from riverbed.scaling import bootstrap
+
+    a = bootstrap.bootstrap_fits(chin_fit, 6, seed=3)
+    monkeypatch.setattr(bootstrap, "CHUNK", 4)  # resamples are drawn up front: chunks cannot matter
+    np.testing.assert_allclose(bootstrap.bootstrap_fits(chin_fit, 6, seed=3), a, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(bootstrap.bootstrap_fits(chin_fit, 6, seed=4), a)
+    assert chin_fit.bootstrap.shape == (40, 5) and chin_fit.bootstrap_seed == 3
 
 
 def test_predict_and_frontier_intervals(chin_fit):

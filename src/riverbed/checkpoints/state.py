@@ -15,7 +15,7 @@ No pickle anywhere. Example::
     >>> import torch, tempfile, pathlib
     >>> m = torch.nn.Linear(2, 2); opt = torch.optim.AdamW(m.parameters())
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "step_0000000000"
-    >>> save_checkpoint(d, m, opt, {"step": 0})
+    >>> _ = save_checkpoint(d, m, opt, {"step": 0})
     >>> load_checkpoint(d, m, opt)["step"]
     0
 """

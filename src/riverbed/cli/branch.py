@@ -80,9 +80,9 @@ def print_results(records) -> None:
 
     from riverbed.runs.view import human
 
-    t = Table(title="decay branches")
-    for col in ("branch", "fork step", "main loss at fork", "budget (tokens)", "final held-out loss", "status"):
-        t.add_column(col, justify="left" if col in ("branch", "status") else "right")
+    t = Table(title="decay branches (held-out loss)", caption="tokens: of the finished model, main up to the fork + the decay")
+    for col in ("branch", "fork", "main @ fork", "tokens", "final loss", "status"):
+        t.add_column(col, justify="left" if col in ("branch", "status") else "right", no_wrap=col == "branch")
     for b in records:
         last = b.final or b.progress
         fork_loss = "-" if b.fork is None or b.fork.heldout_loss is None else f"{b.fork.heldout_loss:.4f}"

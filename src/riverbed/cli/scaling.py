@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from pathlib import Path
 
 
 def _positive_float(text: str) -> float:
@@ -70,7 +70,7 @@ def print_fit(fit) -> None:
     console = Console()
     spec = fit.law_def
     ci = fit.intervals()
-    t = Table(title=f"{spec.formula}  ({len(fit.points)} points, {fit.n_starts} starts)")
+    t = Table(title=f"{spec.formula}\n({len(fit.points)} points, {fit.n_starts} starts)")
     t.add_column("param")
     t.add_column("value", justify="right")
     t.add_column(f"{fit.ci:.0%} CI" if ci else "CI", justify="right")
@@ -78,44 +78,84 @@ def print_fit(fit) -> None:
         lo_hi = ci.get(k)
         t.add_row(k, _fmt(v), f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else "-")
     console.print(t)
+    # Plain prints below: rich would wrap long lines (row labels) at the console width.
     r = fit.residual_summary()
-    console.print(
+    print(
         f"objective {fit.objective:.10g} (Huber delta={fit.delta:g}, {fit.loss_reduction}); residuals log(L/L_hat): "
         f"rms {r['rms_log']:.4g}, mean |r| {r['mean_abs_log']:.4g}, max |r| {r['max_abs_log']:.4g} at {r['max_abs_label']}, "
         f"{r['within_delta']}/{r['n']} within delta"
     )
     start = ", ".join(f"{k}={v:g}" for k, v in fit.best_start.items())
-    console.print(f"best start: {start} ({fit.n_starts_at_optimum} of {fit.n_starts} starts reach this optimum)")
+    print(f"best start: {start} ({fit.n_starts_at_optimum} of {fit.n_starts} starts reach this optimum)")
     if fit.dropped:
-        console.print(f"dropped {len(fit.dropped)} highest-loss points: {', '.join(fit.dropped)}")
+        print(f"dropped {len(fit.dropped)} highest-loss points: {', '.join(fit.dropped)}")
     if fit.bootstrap is not None:
-        console.print(f"bootstrap: {len(fit.bootstrap)} resamples, seed {fit.bootstrap_seed}")
+        print(f"bootstrap: {len(fit.bootstrap)} resamples, seed {fit.bootstrap_seed}")
     for w in fit.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        print(f"warning: {w}")
 
 
 def run_fit(args: argparse.Namespace) -> int:
     from riverbed.scaling import drop_highest, fit_law, load_points, save_fit
     from riverbed.scaling.plot import plot_fit
 
-    merge_options = {"last": args.merge_last, "method": args.merge_method} if args.points == "merge" else {}
-    if args.points == "merge" and not args.json:
-        print(f"decay-free points: {args.merge_method} merges of the last {args.merge_last} main checkpoints before each decay branch's fork", file=sys.stderr)
-    points = load_points(args.sources, points=args.points, **merge_options)
+    studies = []
+    if args.points == "merge":
+        from riverbed.errors import ScalingError
+        from riverbed.scaling.merge_points import merge_points
+        from riverbed.scaling.points import concat
+
+        for s in args.sources:
+            if not Path(s).is_dir():
+                raise ScalingError(f"{s}: --points merge needs run directories (merges are computed from checkpoints), not a file")
+        studies = [merge_points(s, last=args.merge_last, method=args.merge_method) for s in args.sources]
+        points = concat([st.merged for st in studies])
+    else:
+        points = load_points(args.sources)
     points, dropped = drop_highest(points, args.drop_highest)
     fit = fit_law(points, args.law, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci, dropped=dropped, loss_reduction=args.loss_reduction, progress=not args.no_progress and not args.json)
+    decay_fit = None
+    if studies:
+        from riverbed.scaling.points import concat
+
+        decay_fit = fit_law(concat([st.decayed for st in studies]), args.law, loss_reduction=args.loss_reduction)
     if args.out:
         save_fit(fit, args.out)
     if args.plot:
         plot_fit(fit, args.plot)
     if args.json:
-        print(json.dumps(fit.to_json(), indent=2))
-    else:
-        print_fit(fit)
-        for what, path in (("fit", args.out), ("plot", args.plot)):
-            if path:
-                print(f"wrote {what} {path}")
+        doc = fit.to_json()
+        if studies:
+            doc["merge_rows"] = [dict(run=st.run, **r.to_json()) for st in studies for r in st.rows]
+            doc["decay_fit_params"] = decay_fit.params
+        print(json.dumps(doc, indent=2))
+        return 0
+    if studies:
+        print_merge_rows(studies)
+    print_fit(fit)
+    if decay_fit is not None:
+        print("law from merges vs law from the decay branches they stand in for:")
+        for k, v in fit.params.items():
+            d = decay_fit.params[k]
+            print(f"  {k:6s} merges {v:12.6g}   decays {d:12.6g}   diff {v - d:+.4g} ({(v - d) / d:+.2%})")
+    for what, path in (("fit", args.out), ("plot", args.plot)):
+        if path:
+            print(f"wrote {what} {path}")
     return 0
+
+
+def print_merge_rows(studies) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="PMA merges of main checkpoints vs decayed branches (held-out loss)")
+    for col in ("run", "decay branch", "tokens", "decayed", "merge (steps)", "merge", "gap", "last ckpt"):
+        t.add_column(col, justify="right")
+    for st in studies:
+        for r in st.rows:
+            steps = ",".join(str(x) for x in r.merge_steps)
+            t.add_row(Path(st.run).name, r.branch, f"{r.decayed_tokens:.3g}", f"{r.decayed_loss:.4f}", steps, f"{r.merge_loss:.4f}", f"{r.gap:+.4f}", f"{r.last_loss:.4f}")
+    Console().print(t)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -101,7 +101,7 @@ def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps
 
 
 def summarize(results: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
-    marks = sorted({0, EVAL_EVERY, steps // 4, steps // 2, steps})
+    marks = sorted({0, EVAL_EVERY, *(m - m % EVAL_EVERY for m in (steps // 4, steps // 2)), steps})
     rows = []
     for arm in ARMS:
         rs = [r for r in results if r["arm"] == arm]

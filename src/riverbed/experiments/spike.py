@@ -9,7 +9,7 @@ spikes. Three arms per seed, the same data order and checkpoints every ``CKPT`` 
 
 * ``none``      no guard: the spike is found afterwards by the same detector on the curve;
 * ``rollback``  guard action "rollback" (resume from the last healthy checkpoint, its AdamW state);
-* ``pma-init``  guard action "pma-init" (SMA of the last 3 healthy checkpoints, AdamW moments reset).
+* ``pma-init``  guard action "pma-init" (SMA of the last 3 healthy checkpoints, newest one's AdamW moments).
 
 An arm *passes* the spike when it reaches the last step (not stopped by max_recoveries); it
 *returns to the pre-spike trajectory* when its final loss (mean of the last ``WINDOW`` steps) is
@@ -31,8 +31,8 @@ from typing import Any
 
 ARMS = ("none", "rollback", "pma-init")
 LR = 1e-1
-WARMUP, STEPS, CKPT, WINDOW = 100, 600, 10, 20
-BOUNDED = {"steps": 260, "seeds": 1}
+WARMUP, STEPS, CKPT, WINDOW = 200, 450, 10, 20
+BOUNDED = {"steps": 300, "seeds": 1}
 
 
 def bounded() -> bool:
@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
     p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
     p.add_argument("--lr", type=float, default=LR, help=f"peak LR (default {LR}, about 3x the stable LR)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (default 1)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -91,9 +92,11 @@ def run_config(seed: int, steps: int, lr: float, arm: str) -> Any:
 
     guard = None
     if arm != "none":
-        guard = GuardConfig(window=50, min_history=20, detectors=("mad", "ratio"), mad_k=10.0, ratio=1.3,
-                            action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
-                            optimizer_state="reset" if arm == "pma-init" else "from-last")
+        # A sustained rise (patience 8 steps) 8% above the median of the last 50 healthy steps;
+        # both arms keep the newest restored checkpoint's AdamW moments, so only the weights differ.
+        guard = GuardConfig(window=50, min_history=30, detectors=("mad", "ratio"), mad_k=8.0, ratio=1.08,
+                            patience=8, action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
+                            optimizer_state="from-last")
     return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=lr, grad_clip=0.0),
                      schedule={"type": "warmup-stable", "warmup": WARMUP},
                      train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=CKPT, eval_every=0,
@@ -139,6 +142,13 @@ def run_arm(out: Path, seed: int, steps: int, lr: float, arm: str, data: Any, pr
             "steps_executed": curve.executed, "curve": losses, "grad_norm": [curve.grad_norm[s] for s in steps_seen],
             "events": [{k: v for k, v in e.items() if k in ("event", "step", "onset", "kind", "checkpoints",
                                                              "resume_step", "reason")} for e in events]}
+
+
+def run_seed(out: Path, seed: int, steps: int, lr: float, data: Any, progress: bool) -> list[dict[str, Any]]:
+    import torch
+
+    torch.set_num_threads(1)
+    return [run_arm(out, seed, steps, lr, arm, data, progress) for arm in ARMS]
 
 
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -224,13 +234,21 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     data = load_dataset(run_config(0, steps, args.lr, "none").data)
-    results = []
-    for seed in range(seeds):
-        for arm in ARMS:
-            r = run_arm(out, seed, steps, args.lr, arm, data, not args.no_progress)
-            results.append(r)
-            print(f"seed {seed} {arm:9s} spike@{r['spike_step']} passed={r['passed']} returned={r['returned']} "
-                  f"recoveries={r['recoveries']} final={r['final_loss']:.3f}")
+    jobs = max(1, min(args.jobs, seeds))
+    work = [(out, seed, steps, args.lr, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
+    if jobs == 1:
+        per_seed = [run_seed(*w) for w in work]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork: the workers share the loaded corpus; each trains one seed's three arms
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            per_seed = list(pool.map(run_seed, *zip(*work)))
+    results = [r for rs in per_seed for r in rs]
+    for r in results:
+        print(f"seed {r['seed']} {r['arm']:9s} spike@{r['spike_step']} passed={r['passed']} returned={r['returned']} "
+              f"recoveries={r['recoveries']} final={r['final_loss']:.3f}")
     rows = summarize(results)
     write_json(out / "results.json", {"lr": args.lr, "steps": steps, "seeds": seeds, "bounded": b,
                                       "model_params": model_config().n_params(), "summary": rows, "runs": results})

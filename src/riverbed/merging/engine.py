@@ -201,7 +201,7 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
     timings = {} if timings is None else timings
     if accumulate not in ACCUMULATE:
         raise MergeError(f"accumulate must be one of fp32, fp64; got {accumulate!r}")
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = min(4, os.cpu_count() or 1) if threads is None else threads
     if threads < 1:
         raise MergeError(f"threads must be >= 1, got {threads}")
     if out.exists() and not overwrite:

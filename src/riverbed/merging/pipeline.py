@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -55,6 +56,8 @@ def merge(
         raise MergeError("merge needs at least one input checkpoint")
     if accumulate not in ACCUMULATE:
         raise MergeError(f"accumulate must be one of fp32, fp64; got {accumulate!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise MergeError(f"threads must be a positive integer, got {threads!r}")
     if not dry_run and out.exists() and not overwrite:
         raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
     w = weights_for(method, len(inputs), alpha=alpha, ema_form=ema_form, weights=weights, steps=steps)
@@ -70,8 +73,6 @@ def merge(
         "accumulate": accumulate,
         "riverbed_version": __version__,
     }
-    import json
-
     metadata = {
         "riverbed_version": __version__,
         "merge_method": method,

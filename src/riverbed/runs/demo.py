@@ -48,14 +48,15 @@ class DemoSpec:
     eval_every: int
     eval_batches: int
     threads: int
+    """torch CPU threads; 0 = torch's default (all cores)."""
 
 
 # ~0.8M parameters, 1024 tokens per step; main 480 steps + decays 24 + 48 + 96 steps.
 FULL = DemoSpec(d_model=128, n_layers=4, n_heads=4, d_ff=352, batch_size=16, seq_len=64, lr=6e-3, warmup=30,
-                budgets=(120, 240, 480), decay=0.2, shape="1-sqrt", eval_every=12, eval_batches=4, threads=2)
+                budgets=(120, 240, 480), decay=0.2, shape="1-sqrt", eval_every=12, eval_batches=4, threads=0)
 # Seconds: the tiny preset size, a few dozen steps.
 QUICK = DemoSpec(d_model=64, n_layers=2, n_heads=4, d_ff=160, batch_size=8, seq_len=32, lr=1e-2, warmup=4,
-                 budgets=(20, 40), decay=0.25, shape="1-sqrt", eval_every=5, eval_batches=2, threads=1)
+                 budgets=(12, 24, 36), decay=0.25, shape="1-sqrt", eval_every=6, eval_batches=2, threads=0)
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,15 @@ def print_result(result: DemoResult) -> None:
 
     from riverbed.runs.view import human
 
-    t = Table(title="WSD rewind & decay: one finished model per budget")
-    for col in ("budget (steps)", "tokens", "main loss at fork", "main loss at budget (no decay)",
-                "decay branch final loss", "drop vs main"):
-        t.add_column(col, justify="right")
+    t = Table(title="WSD rewind & decay: one finished model per budget (held-out loss, nats/byte)",
+              caption="main @ budget: the undecayed main branch at the same tokens; drop = main @ budget - branch")
+    for col in ("budget", "tokens", "main @ fork", "main @ budget", "decay branch", "drop"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in result.rows:
         at = "-" if r.main_loss_at_budget is None else f"{r.main_loss_at_budget:.4f}"
         fork = "-" if r.main_loss_at_fork is None else f"{r.main_loss_at_fork:.4f}"
         drop = "-" if r.main_loss_at_budget is None else f"{r.main_loss_at_budget - r.branch_loss:+.4f}"
-        t.add_row(str(r.budget_steps), human(r.tokens), fork, at, f"{r.branch_loss:.4f}", drop)
+        t.add_row(f"{r.budget_steps} steps", human(r.tokens), fork, at, f"{r.branch_loss:.4f}", drop)
     c = Console()
     c.print(t)
     c.print(f"tokens spent by the tree: {human(result.tree_tokens)}; the same budgets as separate runs: "

@@ -30,7 +30,7 @@ from riverbed.runs.run import Run, point_from_state, read_state
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
-_LENGTH_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*(tok|tokens|t)?\s*$", re.IGNORECASE)
+_LENGTH_RE = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*(tok|tokens|t)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field
             if not m:
                 raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
             value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+            if value <= 0:
+                raise ConfigError(f"{field}={text!r}: the decay length must be positive")
             if m.group(3):  # tokens -> whole steps (ceil: at least that many tokens)
                 steps = -(-int(round(value)) // tokens_per_step)
             elif value != int(value):

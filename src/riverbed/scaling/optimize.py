@@ -156,9 +156,9 @@ def polish(
     fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
     *,
-    ftol: float = 1e-15,
-    gtol: float = 1e-12,
-    max_iter: int = 20000,
+    ftol: float = 1e-14,
+    gtol: float = 1e-11,
+    max_iter: int = 3000,
 ) -> tuple[np.ndarray, float]:
     """Refine one start with scipy's L-BFGS-B (analytic gradient, tight tolerances)."""
     from scipy.optimize import minimize

@@ -152,7 +152,7 @@ def drop_highest(points: Points, k: int) -> tuple[Points, tuple[str, ...]]:
         raise ScalingError(f"--drop-highest {k} would drop all {len(points)} points")
     order = np.argsort(points.loss, kind="stable")
     keep = np.sort(order[: len(points) - k])
-    dropped = tuple(points.labels[i] for i in order[len(points) - k :])
+    dropped = tuple(points.labels[i] for i in order[len(points) - k :][::-1])  # highest first
     return points.take(keep), dropped
 
 

@@ -200,7 +200,7 @@ def train_branch(
     accum, clip, base_lr, seed = t.grad_accum, cfg.optim.grad_clip, cfg.optim.lr, t.seed
     params = [p for p in model.parameters() if p.requires_grad]
     last_ckpt: Path | None = None
-    last_eval_step = -1
+    last_eval_step = last_ckpt_step = -1
     bar = StepProgress(enabled=progress and dist.is_main, start=step, total=until_step, branch=branch)
     tick_time, tick_step = time.perf_counter(), step
     model.train()
@@ -250,22 +250,25 @@ def train_branch(
                     cb.on_step_end(ctx)
             if ctx.restore_request is not None:
                 if _apply_restore(ctx, model, optimizer, tokens0, flops0, step0, tps, fpt):
+                    last_eval_step = last_ckpt_step = -1  # what was saved past the rewind is stale
                     continue  # rewound: the step just done is no longer on the trajectory
             final = until_step is not None and ctx.step >= until_step
             if t.eval_every and ctx.step % t.eval_every == 0 and not final:
                 do_eval()
                 last_eval_step = ctx.step
             if _ckpt_due(t, ctx.step, tps) and not final:
-                last_ckpt = save("periodic")
+                last_ckpt, last_ckpt_step = save("periodic"), ctx.step
             if ctx.stop_reason is not None:
                 break
             if _interrupted(interrupted, dist, ctx.step, t.log_every):
-                save("interrupted")
+                if last_ckpt_step != ctx.step:
+                    save("interrupted")
                 raise KeyboardInterrupt(f"interrupted at step {ctx.step}; checkpoint saved")
         # The end of a branch is always evaluated and saved (unless that step just was).
         if last_eval_step != ctx.step:
             do_eval()
-        last_ckpt = save("final" if ctx.stop_reason is None else "stopped")
+        if last_ckpt_step != ctx.step:
+            last_ckpt = save("final" if ctx.stop_reason is None else "stopped")
     return BranchResult(ctx.step, ctx.tokens, ctx.flops, ctx.train_loss, ctx.last_eval_loss, last_ckpt, ctx.stop_reason)
 
 
@@ -295,9 +298,8 @@ def _start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Mod
         state = load_checkpoint(init, model, optimizer, rng=True)
         if until_step is not None and int(state["step"]) > until_step:
             raise RunError(f"init checkpoint {init} is at step {state['step']}, past until_step={until_step}")
-        out = _from_state(state, "init")
-        out["lr_scale"] = 1.0  # a fork starts from the schedule as given
-        return out
+        # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".
+        return _from_state(state, "init")
     torch.manual_seed(cfg.train.seed)
     return {"step": 0, "tokens": 0, "flops": 0.0, "event": "start", "lr_scale": 1.0}
 
