@@ -122,6 +122,33 @@ def riverbed_loop(cfg, data, device, warmup: int, steps: int, progress: bool) ->
     return n / (timer.end - timer.start), n / (timer.cpu_end - timer.cpu_start)
 
 
+def bookkeeping_us(cfg, steps: int = 20000) -> float:
+    """Microseconds per step of the loop's own bookkeeping (LR from the schedule, counters, lazy
+    loss / grad-norm, a metrics row's .item() every log_every steps), without the model: the
+    part of riverbed's step that a bare loop does not pay, measured without compute noise."""
+    from riverbed.training.callbacks import TrainContext
+    from riverbed.training.distributed import DistInfo, mean_
+    from riverbed.training.optim import build_optimizer, set_lr
+
+    model = torch.nn.Linear(4, 4)
+    opt = build_optimizer(model, cfg.optim)
+    sched = cfg.schedule_object()
+    ctx = TrainContext(cfg=cfg, run_dir=".", branch="main", model=model, optimizer=opt, schedule=sched,
+                       logger=None, dist=DistInfo(), evaluator=None)
+    loss, norm, tps = torch.tensor(1.0), torch.tensor(2.0), cfg.train.tokens_per_step
+    start = time.perf_counter()
+    for s in range(steps):
+        ctx.lr = cfg.optim.lr * float(sched.multiplier(s)) * ctx.lr_scale
+        set_lr(opt, ctx.lr)
+        total = torch.zeros(())
+        total += loss
+        ctx.step, ctx.tokens, ctx.flops = s + 1, (s + 1) * tps, (s + 1) * tps * 6.0
+        ctx._set_step_tensors(mean_(total.div_(cfg.train.grad_accum), ctx.dist), norm)
+        if ctx.step % cfg.train.log_every == 0:
+            _ = (ctx.train_loss, ctx.grad_norm)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["1m", "5m"], help="ModelConfig presets")
@@ -178,6 +205,8 @@ def main() -> None:
                 runs["hf"].append(bare_loop(cfg, data, device, args.warmup, args.steps, hf=True))
             print(f"{size} repeat {r + 1} (wall, cpu tokens/s): "
                   + "  ".join(f"{k} {v[-1][0]:,.0f} {v[-1][1]:,.0f}" for k, v in runs.items() if v), flush=True)
+        book = bookkeeping_us(cfg)
+        print(f"{size}: riverbed bookkeeping {book:.0f} us/step = {book * 1e-6 * statistics.median(w for w, _ in runs['bare']) / cfg.train.tokens_per_step:.4%} of a bare step", flush=True)
         med = {k: statistics.median(w for w, _ in v) for k, v in runs.items() if v}
         cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items() if v}
         mfu = ""

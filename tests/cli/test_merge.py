@@ -6,7 +6,7 @@ import torch
 
 from riverbed.checkpoints import layout
 from riverbed.cli.main import main
-from tests.merging.helpers import load_dir, random_state, reference, write_dir
+from merging.helpers import load_dir, random_state, reference, write_dir  # tests/ is on sys.path (rootdir packages)
 
 
 def test_merge_inputs_end_to_end(tmp_path, capsys):

@@ -11,7 +11,7 @@ import riverbed
 from riverbed.errors import CheckpointError, MergeError
 from riverbed.merging import plan as plan_mod
 from riverbed.merging import writer
-from tests.merging.helpers import load_dir, random_state, write_dir
+from .helpers import load_dir, random_state, write_dir
 
 
 def _two(tmp_path, **kw):

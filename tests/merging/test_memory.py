@@ -5,7 +5,7 @@ import torch
 
 from riverbed.errors import MergeError
 from riverbed.merging import ema, merge_state_dicts
-from tests.merging.helpers import random_state, reference
+from .helpers import random_state, reference
 
 
 def test_matches_reference_and_stays_float32():

@@ -7,7 +7,7 @@ import pytest
 from riverbed.checkpoints import layout
 from riverbed.errors import MergeError
 from riverbed.merging.select import select_checkpoints
-from tests.merging.helpers import random_state, write_dir
+from .helpers import random_state, write_dir
 
 
 def make_run(root, steps, tokens_per_step=64, branch="main"):

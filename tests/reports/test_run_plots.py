@@ -47,3 +47,11 @@ def test_plot_run_writes_png_atomically(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["tree.png"]  # no temporary left behind
     svg = plot_curves([Curves("main", "main", [1, 2], [1.0, 1.0], [1, 2], [3.0, 2.0])], tmp_path / "x.svg")
     assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_run_curves_join_branch_lr_to_the_fork(tmp_path):
+    from riverbed.reports.run_plots import run_curves
+
+    run = _run(tmp_path)
+    curves = {c.name: c for c in run_curves(run.path)}
+    assert (curves["d"].lr_tokens, curves["d"].lr) == ([200, 300], [1.0, 0.5])

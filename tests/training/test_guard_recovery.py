@@ -152,3 +152,16 @@ def test_pick_checkpoints_passes_over_nan_weights(tmp_path):
     assert [r.step for r in picked] == [10, 40] and rejected == []
     picked, _, rejected = pick_checkpoints(refs, count=3, onset=None)
     assert [r.step for r in picked] == [10, 20, 40] and [r["step"] for r in rejected] == [30]
+
+
+def test_guard_state_survives_a_resume(tmp_path, tiny_run_config):
+    cfg = dataclasses.replace(_cfg(tiny_run_config), guard=None)
+    first = SpikeGuard(GuardConfig(window=20, min_history=5))
+    train_branch(cfg, tmp_path, "main", until_step=20, callbacks=[first], progress=False)
+    saved = json.loads((layout.checkpoint_dir(tmp_path, "main", 20) / layout.GUARD_FILE).read_text())
+    assert [s for s, _ in saved["detector"]["losses"]] == list(range(0, 20))
+    second = SpikeGuard(GuardConfig(window=20, min_history=5))
+    train_branch(cfg, tmp_path, "main", until_step=22, callbacks=[second], progress=False)
+    # the resumed guard continues the window: steps 0..19 from the checkpoint, then 20, 21
+    assert [s for s, _ in second.detector.state_dict()["losses"]] == list(range(2, 22))
+    assert second.detector.state_dict()["losses"][:18] == [list(x) for x in saved["detector"]["losses"][2:]]

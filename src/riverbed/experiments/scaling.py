@@ -35,13 +35,13 @@ SIZES = {
     "l": dict(d_model=96, n_layers=3, n_heads=4, n_kv_heads=2, d_ff=256),
 }
 DECAY, MIN_RATIO, LR, WARMUP = "20%", 0.1, 3e-3, 20
-FULL = {"forks": (100, 200, 400, 800), "batch": 16, "seq": 64, "eval_batches": 8, "bootstrap": 100}
+FULL = {"forks": (96, 192, 384, 768), "batch": 16, "seq": 64, "eval_batches": 8, "bootstrap": 100}
 BOUNDED = {"forks": (12, 24, 36, 48), "batch": 4, "seq": 32, "eval_batches": 2, "bootstrap": 20}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/scaling"), help="output folder (replaced)")
-    p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 100,200,400,800; bounded 12,24,36,48)")
+    p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 96,192,384,768; bounded 12,24,36,48)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
     p.add_argument("--no-progress", action="store_true")
 
@@ -51,15 +51,30 @@ def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, ma
     from riverbed.data import DataConfig
     from riverbed.model import ModelConfig
 
-    # checkpoints at every fork step and (for the merges) several in between
-    g = math.gcd(*geom["forks"])
-    ckpt = (g // 4 if g % 4 == 0 else g) if max_steps is None else 0
+    ckpt = checkpoint_every(geom["forks"]) if max_steps is None else 0
     return RunConfig(
         model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]), data=DataConfig(),
         optim=OptimConfig(lr=LR), schedule=sched,
         train=TrainConfig(batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=ckpt, eval_every=0,
                           eval_batches=geom["eval_batches"], log_every=10, device="cpu", tensorboard=False, seed=seed, threads=1),
     )
+
+
+def budgets(forks: tuple[int, ...]) -> list[int]:
+    """End step of each decay branch (fork + DECAY of the budget, as ``riverbed branch`` computes it)."""
+    from riverbed.runs.fork import parse_length
+
+    return [k + parse_length(DECAY, k, 1) for k in forks]
+
+
+def checkpoint_every(forks: tuple[int, ...]) -> int:
+    """Main checkpoints at every fork and every budget (merges then sit at the decayed models'
+    tokens), with several in between; falls back to the forks alone if that would mean tiny steps."""
+    g = math.gcd(*forks, *budgets(forks))
+    if g >= max(1, forks[0] // 8):
+        return g
+    g = math.gcd(*forks)
+    return g // 4 if g % 4 == 0 else g
 
 
 def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
@@ -69,7 +84,9 @@ def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, p
     warmup = min(WARMUP, geom["forks"][0] // 2)
     cfg = config(size, {"type": "warmup-stable", "warmup": warmup}, geom, seed)
     run = Run.create(out / f"wsd-{size}", cfg)
-    train_main(cfg, run.path, run, until_step=max(geom["forks"]), progress=progress, data=data)
+    # Main runs on to the largest budget so the merges can be compared with every decayed model
+    # at the same tokens; the tree's cost (tokens_spent) counts main only up to the last fork.
+    train_main(cfg, run.path, run, until_step=max(budgets(geom["forks"])), progress=progress, data=data)
     run.fork(list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
     return run.path
 
@@ -155,16 +172,11 @@ def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[st
 
 
 def _tree_tokens(run: Path) -> float:
-    """Tokens the tree trained: the main branch plus each decay branch beyond its fork."""
+    """Tokens the tree needs for its finished models: main up to the last fork plus each decay."""
     from riverbed.runs import Run
 
-    r = Run(run)
-    total = 0.0
-    for b in r.branches:
-        end = b.final or b.progress
-        start = b.fork.tokens if b.fork else 0
-        total += (end.tokens - start) if end else 0
-    return total
+    decays = [b for b in Run(run).branches if b.kind == "decay" and b.final is not None and b.fork is not None]
+    return float(max(b.fork.tokens for b in decays) + sum(b.final.tokens - b.fork.tokens for b in decays))
 
 
 def table(res: dict[str, Any]) -> str:

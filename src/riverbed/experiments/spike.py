@@ -1,20 +1,25 @@
 """`riverbed experiment spike`: loss-spike recovery, no intervention vs rollback vs PMA-init.
 
-The PMA paper (arXiv 2505.12082) trained a 330M/3.3B MoE at LR 6e-3, about twice a stable LR,
+The PMA paper (arXiv 2505.12082) trained a 330M/3.3B MoE at LR 6e-3, well above a stable LR,
 and it spiked irreversibly; resuming from the SMA of the 3 checkpoints saved before the spike
-returned it to its original trajectory. The tiny-scale equivalent here: a small Mixtral-style
-MoE (riverbed.model, 8 experts, top-2) on the embedded corpus whose peak LR is set well above
-its stable LR (see ``LR`` below), with no gradient clipping, so that it first learns and then
-spikes. Three arms per seed, the same data order and checkpoints every ``CKPT`` steps:
+returned it to its original trajectory. The tiny-scale equivalent chosen here: a small
+Mixtral-style MoE (riverbed.model, d_model 64, 8 experts, top-2, ~0.24M parameters) on the
+embedded corpus, no gradient clipping. At this scale a too-high LR from step 0 never learns at all
+(it stalls at the unigram loss, ~3.3 nats/byte: nothing to spike from), so the run first learns
+at a stable LR (``STABLE_LR``, warmup 20) and at step ``JUMP`` the LR rises to the too-high ``LR``
+(10x, a Piecewise schedule); the loss then jumps and never comes back. Three arms per seed, the
+same data order and checkpoints every ``CKPT`` steps:
 
 * ``none``      no guard: the spike is found afterwards by the same detector on the curve;
-* ``rollback``  guard action "rollback" (resume from the last healthy checkpoint, its AdamW state);
-* ``pma-init``  guard action "pma-init" (SMA of the last 3 healthy checkpoints, newest one's AdamW moments).
+* ``rollback``  guard action "rollback" (resume from the newest healthy checkpoint);
+* ``pma-init``  guard action "pma-init" (SMA of the 3 newest healthy checkpoints).
 
-An arm *passes* the spike when it reaches the last step (not stopped by max_recoveries); it
-*returns to the pre-spike trajectory* when its final loss (mean of the last ``WINDOW`` steps) is
-at most the mean of the ``WINDOW`` steps before the first spike. Writes ``results.json``,
-``results.md`` (table) and ``spike.png`` under ``--out``. RIVERBED_BOUNDED=1 runs a short form.
+Both guarded arms keep the newest restored checkpoint's AdamW moments, so only the restart
+weights differ. An arm *passes* the spike when it reaches the last step (not stopped by
+max_recoveries); it *returns to the pre-spike trajectory* when its final loss (mean of the last
+``WINDOW`` steps) is at most the mean of the ``WINDOW`` steps before the first spike. Writes
+``results.json``, ``results.md`` (table) and ``spike.png`` under ``--out``.
+RIVERBED_BOUNDED=1 runs a short form.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 ARMS = ("none", "rollback", "pma-init")
-LR = 1e-1
-WARMUP, STEPS, CKPT, WINDOW = 200, 450, 10, 20
-BOUNDED = {"steps": 300, "seeds": 1}
+STABLE_LR, LR = 3e-2, 3e-1
+JUMP, STEPS, CKPT, WINDOW = 150, 300, 10, 20
+BOUNDED = {"steps": 160, "seeds": 1, "jump": 90}
 
 
 def bounded() -> bool:
@@ -43,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/spike"), help="output folder (replaced)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
     p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
-    p.add_argument("--lr", type=float, default=LR, help=f"peak LR (default {LR}, about 3x the stable LR)")
+    p.add_argument("--lr", type=float, default=LR, help=f"the too-high LR from step --jump on (default {LR})")
+    p.add_argument("--stable-lr", type=float, default=STABLE_LR, help=f"LR before the jump (default {STABLE_LR})")
+    p.add_argument("--jump", type=int, default=None, help=f"step of the LR rise (default {JUMP}; bounded {BOUNDED['jump']})")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (default 1)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -85,33 +92,39 @@ def model_config() -> Any:
     return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
 
 
-def run_config(seed: int, steps: int, lr: float, arm: str) -> Any:
+def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = STABLE_LR, jump: int = JUMP) -> Any:
     from riverbed.config import OptimConfig, RunConfig, TrainConfig
     from riverbed.data import DataConfig
     from riverbed.training.guard import GuardConfig
 
     guard = None
     if arm != "none":
-        # A sustained rise (patience 8 steps) 8% above the median of the last 50 healthy steps;
-        # both arms keep the newest restored checkpoint's AdamW moments, so only the weights differ.
-        guard = GuardConfig(window=50, min_history=30, detectors=("mad", "ratio"), mad_k=8.0, ratio=1.08,
-                            patience=8, action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
+        # 3 steps in a row 10% above the median of the last 50 healthy steps (or 8 MADs); both
+        # arms keep the newest restored checkpoint's AdamW moments, so only the weights differ.
+        guard = GuardConfig(window=50, min_history=30, detectors=("mad", "ratio"), mad_k=8.0, ratio=1.1,
+                            patience=3, action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
                             optimizer_state="from-last")
-    return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=lr, grad_clip=0.0),
-                     schedule={"type": "warmup-stable", "warmup": WARMUP},
+    schedule = {"type": "piecewise", "segments": [
+        {"schedule": {"type": "warmup-stable", "warmup": 20}, "steps": jump},
+        {"schedule": {"type": "constant", "value": lr / stable_lr}}]}
+    return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=stable_lr, grad_clip=0.0),
+                     schedule=schedule,
                      train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=CKPT, eval_every=0,
                                        eval_batches=4, log_every=10, device="cpu", tensorboard=False, seed=seed,
                                        threads=1),
                      guard=guard)
 
 
-def run_arm(out: Path, seed: int, steps: int, lr: float, arm: str, data: Any, progress: bool) -> dict[str, Any]:
+def run_arm(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], arm: str, data: Any,
+            progress: bool) -> dict[str, Any]:
+    """One arm of one seed; ``lrs`` = (too-high LR, stable LR, jump step)."""
     from riverbed.errors import RunError
     from riverbed.runs import BranchRecord, Run
     from riverbed.runs.drive import train_main
     from riverbed.training.guard import SpikeDetector
 
-    cfg = run_config(seed, steps, lr, arm)
+    lr, stable_lr, jump = lrs
+    cfg = run_config(seed, steps, lr, arm, stable_lr, jump)
     run_dir = out / f"seed{seed}" / arm
     run = Run.create(run_dir, cfg)
     run.add_branch(BranchRecord("main", "main", dict(cfg.schedule), status="stopped"))
@@ -124,11 +137,12 @@ def run_arm(out: Path, seed: int, steps: int, lr: float, arm: str, data: Any, pr
         stopped, final_eval = str(exc), None
     events = [e for e in Run(run_dir).branch("main").events if e.get("source") == "guard"]
     steps_seen, losses = curve.series()
-    det_cfg = cfg.guard or run_config(seed, steps, lr, "rollback").guard
+    det_cfg = cfg.guard or run_config(seed, steps, lr, "rollback", stable_lr, jump).guard
     first_spike = next((e["onset"] for e in events if e["event"] == "spike"), None)
     if first_spike is None:  # the control arm (or no spike): same detector, offline
         det = SpikeDetector(det_cfg)
-        first_spike = next((s for s, v in zip(steps_seen, losses) if det.update(s, v).spike), None)
+        verdicts = (det.update(s, v) for s, v in zip(steps_seen, losses))
+        first_spike = next((v.onset for v in verdicts if v.spike), None)
     sm = smooth(losses)
     pre = None
     if first_spike is not None and first_spike >= WINDOW:
@@ -144,11 +158,12 @@ def run_arm(out: Path, seed: int, steps: int, lr: float, arm: str, data: Any, pr
                                                              "resume_step", "reason")} for e in events]}
 
 
-def run_seed(out: Path, seed: int, steps: int, lr: float, data: Any, progress: bool) -> list[dict[str, Any]]:
+def run_seed(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], data: Any,
+             progress: bool) -> list[dict[str, Any]]:
     import torch
 
     torch.set_num_threads(1)
-    return [run_arm(out, seed, steps, lr, arm, data, progress) for arm in ARMS]
+    return [run_arm(out, seed, steps, lrs, arm, data, progress) for arm in ARMS]
 
 
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,7 +205,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict[str, Any]], path: Path, lr: float) -> None:
+def plot(results: list[dict[str, Any]], path: Path, lrs: tuple[float, float, int]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,8 +229,10 @@ def plot(results: list[dict[str, Any]], path: Path, lr: float) -> None:
                 ax.axvline(r["spike_step"], color=colors[arm], ls=":", lw=0.8)
     ax.set_xlabel("optimizer step (the trajectory that survived)")
     ax.set_ylabel(f"training loss (mean of {WINDOW} steps)")
-    ax.set_title(f"Loss spike at LR {lr:g}: tiny MoE (8 experts, top-2); band = min..max over seeds")
     ax.set_ylim(top=min(6.0, ax.get_ylim()[1]))
+    ax.axvline(lrs[2], color="k", lw=0.8)
+    ax.text(lrs[2], ax.get_ylim()[1], f" LR {lrs[1]:g} -> {lrs[0]:g}", va="top", fontsize=8)
+    ax.set_title("Loss spike, tiny MoE (8 experts, top-2); band = min..max over seeds", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -233,9 +250,11 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    jump = args.jump if args.jump is not None else (BOUNDED["jump"] if b else JUMP)
+    lrs = (args.lr, args.stable_lr, jump)
     data = load_dataset(run_config(0, steps, args.lr, "none").data)
     jobs = max(1, min(args.jobs, seeds))
-    work = [(out, seed, steps, args.lr, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
+    work = [(out, seed, steps, lrs, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
     if jobs == 1:
         per_seed = [run_seed(*w) for w in work]
     else:
@@ -250,10 +269,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"seed {r['seed']} {r['arm']:9s} spike@{r['spike_step']} passed={r['passed']} returned={r['returned']} "
               f"recoveries={r['recoveries']} final={r['final_loss']:.3f}")
     rows = summarize(results)
-    write_json(out / "results.json", {"lr": args.lr, "steps": steps, "seeds": seeds, "bounded": b,
+    write_json(out / "results.json", {"lr": args.lr, "stable_lr": args.stable_lr, "jump": jump, "steps": steps, "seeds": seeds, "bounded": b,
                                       "model_params": model_config().n_params(), "summary": rows, "runs": results})
     write_text(out / "results.md", table(rows))
-    plot(results, out / "spike.png", args.lr)
+    plot(results, out / "spike.png", lrs)
     print(table(rows))
     print(f"wrote {out / 'spike.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

@@ -74,7 +74,16 @@ def run_curves(run_dir: str | Path) -> list[Curves]:
     from riverbed.runs import Run
 
     run = Run.open(run_dir)
-    return [branch_curves(run.path, b.name, b.kind, b.fork) for b in run.branches]
+    curves = {b.name: branch_curves(run.path, b.name, b.kind, b.fork) for b in run.branches}
+    for b in run.branches:
+        parent = curves.get(b.parent) if b.parent else None
+        c = curves[b.name]
+        if parent is None or b.fork is None or b.fork.tokens not in parent.lr_tokens:
+            continue
+        # Start the branch's LR line where it leaves its parent (the LR of the fork step itself).
+        c.lr_tokens.insert(0, b.fork.tokens)
+        c.lr.insert(0, parent.lr[parent.lr_tokens.index(b.fork.tokens)])
+    return list(curves.values())
 
 
 def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Path:
@@ -91,7 +100,8 @@ def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Pa
     idx = 0
     for c in curves:
         if c.kind in ("main", "wsds", "cyclic", "cosine"):
-            style: dict[str, Any] = {"color": "black", "linewidth": 2.0, "zorder": 3, "label": f"{c.name} ({c.kind})"}
+            label = c.name if c.kind == "main" else f"{c.name} ({c.kind})"
+            style: dict[str, Any] = {"color": "black", "linewidth": 2.0, "zorder": 3, "label": label}
         else:
             style = {"color": colours(0.1 + 0.8 * idx / max(1, len(others) - 1)), "linewidth": 1.6, "label": c.name}
             idx += 1

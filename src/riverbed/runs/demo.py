@@ -49,6 +49,8 @@ class DemoSpec:
     eval_batches: int
     threads: int
     """torch CPU threads; 0 = torch's default (all cores)."""
+    data_source: str = "default"
+    """[data] source: the embedded corpus, or a text file."""
 
 
 # ~0.8M parameters, 1024 tokens per step; main 480 steps + decays 24 + 48 + 96 steps.
@@ -56,7 +58,7 @@ FULL = DemoSpec(d_model=128, n_layers=4, n_heads=4, d_ff=352, batch_size=16, seq
                 budgets=(120, 240, 480), decay=0.2, shape="1-sqrt", eval_every=12, eval_batches=4, threads=0)
 # Seconds: the tiny preset size, a few dozen steps.
 QUICK = DemoSpec(d_model=64, n_layers=2, n_heads=4, d_ff=160, batch_size=8, seq_len=32, lr=1e-2, warmup=4,
-                 budgets=(12, 24, 36), decay=0.25, shape="1-sqrt", eval_every=6, eval_batches=2, threads=0)
+                 budgets=(12, 24, 36), decay=0.25, shape="1-sqrt", eval_every=6, eval_batches=2, threads=1)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def demo_config(spec: DemoSpec) -> Any:
                         n_kv_heads=spec.n_heads, d_ff=spec.d_ff, max_seq_len=max(64, spec.seq_len))
     train = TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, ckpt_every=0, eval_every=spec.eval_every,
                         eval_batches=spec.eval_batches, log_every=1, tensorboard=False, threads=spec.threads, seed=0)
-    return RunConfig(model=model, data=DataConfig(), optim=OptimConfig(lr=spec.lr), train=train,
+    return RunConfig(model=model, data=DataConfig(source=spec.data_source), optim=OptimConfig(lr=spec.lr), train=train,
                      schedule={"type": "warmup-stable", "warmup": spec.warmup})
 
 

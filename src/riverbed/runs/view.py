@@ -94,7 +94,9 @@ def render(run: Run) -> Any:
     parts: list[Any] = [tree]
     if acc.n_budgets:
         parts.append(table)
-        parts.append(f"saving: {100 * acc.saving:.0f} % of the tokens of separate from-scratch runs")
+        verb = "saves" if acc.saving >= 0 else "costs"
+        parts.append(f"the tree {verb} {abs(100 * acc.saving):.0f} % of the tokens that separate from-scratch runs "
+                     f"to the same {acc.n_budgets} budget(s) would spend")
     else:
         parts.append("no finished budgets yet (fork a decay branch: riverbed branch RUN --from STEP ...)")
     return Group(*parts)

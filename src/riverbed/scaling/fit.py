@@ -91,7 +91,8 @@ class FitResult:
             return {}
         q = _quantiles(ci if ci is not None else self.ci)
         nat = self.law_def.natural(self.bootstrap)
-        return {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in nat.items()}
+        with np.errstate(invalid="ignore"):  # inf samples (degenerate refits) give inf bounds
+            return {k: tuple(float(x) for x in np.quantile(v, q)) for k, v in nat.items()}
 
     def predicted(self) -> np.ndarray:
         """Fitted loss at each point."""

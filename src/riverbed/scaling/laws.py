@@ -83,10 +83,11 @@ class Law:
         """Named parameters in natural units (E, A, B, alpha, beta) from log-space vectors (..., P)."""
         theta = np.asarray(theta, dtype=np.float64)
         k = self.n_terms
-        out = {"E": np.exp(theta[..., k])}
-        for i, (c, x) in enumerate(zip(self.coef_names, self.exp_names)):
-            out[c.upper()] = np.exp(theta[..., i])
-            out[x] = theta[..., k + 1 + i]
+        with np.errstate(over="ignore"):  # a degenerate refit may send a coefficient to inf
+            out = {"E": np.exp(theta[..., k])}
+            for i, (c, x) in enumerate(zip(self.coef_names, self.exp_names)):
+                out[c.upper()] = np.exp(theta[..., i])
+                out[x] = theta[..., k + 1 + i]
         return out
 
     def predict_log(self, theta: np.ndarray, logx: np.ndarray) -> np.ndarray:

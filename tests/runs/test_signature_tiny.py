@@ -1,0 +1,47 @@
+"""The WSD signature on a tiny config: the river-valley bigram corpus of Wen et al. (2024).
+
+Half the letters have a deterministic successor (river directions: the loss keeps falling as
+the logit margins grow), the other half a uniformly random one (hill directions: at a high
+constant LR the logits oscillate and the loss stays above its floor). A decay damps the
+oscillation, so each decay branch ends below the level of the constant-LR main branch over the
+same tokens. Measured here (seed 0, CPU, one thread): the branches end 0.028, 0.019 and 0.029
+nats below main's mean held-out loss over their decay windows (budgets of 100, 150, 200 steps).
+"""
+
+import dataclasses
+import json
+import random
+
+from riverbed.checkpoints import layout
+
+from riverbed.runs.demo import QUICK, run_demo
+
+
+def bigram_text(n: int = 300_000, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnop"
+    out, c = [], "a"
+    for _ in range(n):
+        out.append(c)
+        i = letters.index(c)
+        c = letters[(i * 5 + 3) % 16] if i < 8 else rng.choice(letters)
+    return "".join(out)
+
+
+def test_decay_branches_end_below_the_constant_lr_main_branch(tmp_path):
+    corpus = tmp_path / "bigram.txt"
+    corpus.write_text(bigram_text())
+    spec = dataclasses.replace(QUICK, lr=0.01, batch_size=4, seq_len=32, warmup=10, budgets=(100, 150, 200),
+                               decay=0.25, eval_every=5, eval_batches=8, threads=1, data_source=str(corpus))
+    result = run_demo(tmp_path / "run", spec, progress=False)
+    rows = [json.loads(x) for x in layout.metrics_path(result.run_dir, "main").read_text().splitlines()]
+    main = {r["step"]: r["eval_loss"] for r in rows if r.get("kind") == "eval"}
+    margins = []
+    for r in result.rows:
+        # At a constant LR the main branch hovers above the floor; compare with its level over
+        # the same tokens as the decay (every evaluation from the fork to the budget).
+        window = [v for s, v in main.items() if r.fork_step <= s <= r.budget_steps]
+        assert len(window) >= 5
+        margins.append(sum(window) / len(window) - r.branch_loss)
+    assert all(m > 0 for m in margins), margins
+    assert sum(margins) / len(margins) > 0.01, margins
