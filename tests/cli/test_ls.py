@@ -12,6 +12,7 @@ def test_ls_tree_and_accounting(tmp_path, capsys):
     assert "compute accounting" in out
     # tree: main 50K + branches 2K + 6K = 58K tokens; budgets 12K + 36K = 48K (largest 36K)
     assert "58K" in out and "48K" in out and "161 %" in out and "133 %" in out
+    assert "38K" in out and "106 %" in out  # main needed only up to its last fork (300)
 
 
 def test_ls_json(tmp_path, capsys):

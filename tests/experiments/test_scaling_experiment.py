@@ -29,3 +29,15 @@ def test_scaling_experiment_bounded(tmp_path, monkeypatch, capsys):
     assert c["tokens_spent"] > res["sizes"]["s"]["tokens_spent"]
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert "held-out" in (out / "results.md").read_text()
+
+
+def test_budgets_and_checkpoint_cadence_golden():
+    from riverbed.experiments.scaling import budgets, checkpoint_every
+
+    # 20 % decays: D = k/4, so every budget is a checkpoint (merges sit at the decayed tokens)
+    assert budgets((12, 24, 36, 48)) == [15, 30, 45, 60]
+    assert checkpoint_every((12, 24, 36, 48)) == 3
+    assert checkpoint_every((96, 192, 384, 768)) == 24
+    # budgets with no useful common divisor: checkpoints at the forks' cadence only
+    assert budgets((50, 100, 200, 400)) == [62, 125, 250, 500]
+    assert checkpoint_every((50, 100, 200, 400)) == 50

@@ -37,3 +37,16 @@ def test_account_empty_and_negative():
         account([Spend("main", -1, 0.0)], [])
     with pytest.raises(ValueError, match="decay_fraction"):
         wsd_tree_fractions([1.0], 1.5)
+
+
+def test_needed_counts_main_only_to_its_last_fork(tmp_path):
+    from runs.helpers import make_tree
+
+    from riverbed.runs.accounting import run_accounting
+
+    run = make_tree(tmp_path / "r")  # main at 500 steps, forks at 100 and 300, decays of 20 and 60
+    acc = run_accounting(run.branches, run.finished_points())
+    assert acc.tree_tokens == (500 + 20 + 60) * 100
+    assert acc.needed_tokens == (300 + 20 + 60) * 100
+    assert acc.needed_flops == acc.needed_tokens * 6.0
+    assert acc.needed_pct == pytest.approx(100 * 38000 / 36000)

@@ -71,3 +71,9 @@ def test_drop_highest():
     assert drop_highest(pts, 0)[0] is pts
     with pytest.raises(ScalingError, match="would drop all 4 points"):
         drop_highest(pts, 4)
+
+
+def test_data_law_refuses_several_sizes():
+    pts = _pts([1e8, 1e8, 2e8, 2e8], [1e9, 2e9, 1e9, 2e9], [3.0, 2.9, 2.8, 2.7])
+    with pytest.raises(ScalingError, match="law 'data' is for one model size; the points have 2 sizes"):
+        fit_law(pts, "data")

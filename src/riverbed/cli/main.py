@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("riverbed: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `riverbed ls --json | head`: the reader went away; not an error of ours.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return int(rc or 0)
 
 

@@ -25,7 +25,6 @@ RIVERBED_BOUNDED=1 runs a short form.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -221,7 +220,9 @@ def plot(results: list[dict[str, Any]], path: Path, lrs: tuple[float, float, int
         for i, c in enumerate(curves):
             arr[i, :len(c)] = np.where(np.isfinite(c), c, np.nan)
         x = np.arange(n)
-        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm], label=f"{arm} (mean of {len(curves)})")
+        passed = sum(r["passed"] for r in results if r["arm"] == arm)
+        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm],
+                label=f"{arm}: mean of {len(curves)}, {passed} reached the end")
         if len(curves) > 1:
             ax.fill_between(x, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), color=colors[arm], alpha=0.2)
         for r in results:

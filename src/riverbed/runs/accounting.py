@@ -52,6 +52,10 @@ class Accounting:
     scratch_flops: float
     largest_budget_tokens: int
     n_budgets: int
+    needed_tokens: int | None = None
+    """What the tree needed for its finished models: each branch only up to its last fork point
+    or finished model (a main branch trained further is spent, but for later budgets)."""
+    needed_flops: float | None = None
 
     @property
     def tree_pct(self) -> float:
@@ -62,24 +66,32 @@ class Accounting:
         return _pct(self.scratch_tokens, self.largest_budget_tokens)
 
     @property
+    def needed_pct(self) -> float:
+        return _pct(self.needed_tokens if self.needed_tokens is not None else self.tree_tokens, self.largest_budget_tokens)
+
+    @property
     def saving(self) -> float:
         """Fraction of the from-scratch tokens the tree did not need (negative: it spent more)."""
         return 1.0 - self.tree_tokens / self.scratch_tokens if self.scratch_tokens else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "tree_pct": self.tree_pct, "scratch_pct": self.scratch_pct, "saving": self.saving}
+        return {**asdict(self), "tree_pct": self.tree_pct, "needed_pct": self.needed_pct, "scratch_pct": self.scratch_pct,
+                "saving": self.saving}
 
 
 def _pct(x: float, of: float) -> float:
     return 100.0 * x / of if of else float("nan")
 
 
-def account(spend: Sequence[Spend], budgets: Sequence[Budget]) -> Accounting:
-    """Sum what the branches spent and what the same finished models cost from scratch."""
-    for s in spend:
+def account(spend: Sequence[Spend], budgets: Sequence[Budget], needed: Sequence[Spend] | None = None) -> Accounting:
+    """Sum what the branches spent (and ``needed``: spent up to what the finished models use)
+    and what the same finished models cost from scratch."""
+    for s in (*spend, *(needed or ())):
         if s.tokens < 0 or s.flops < 0:
             raise ValueError(f"branch {s.branch!r}: negative spend ({s.tokens} tokens, {s.flops} FLOPs)")
     return Accounting(
+        needed_tokens=None if needed is None else sum(s.tokens for s in needed),
+        needed_flops=None if needed is None else float(sum(s.flops for s in needed)),
         tree_tokens=sum(s.tokens for s in spend),
         tree_flops=float(sum(s.flops for s in spend)),
         scratch_tokens=sum(b.tokens for b in budgets),
@@ -110,7 +122,7 @@ def wsd_tree_fractions(budgets: Sequence[float], decay_fraction: float) -> tuple
 
 def run_accounting(branches: Sequence[Any], points: Sequence[Any]) -> Accounting:
     """Accounting of a run from its manifest branch records and finished points."""
-    spend = []
+    spend, needed = [], []
     for b in branches:
         last = b.last
         if last is None:
@@ -118,5 +130,10 @@ def run_accounting(branches: Sequence[Any], points: Sequence[Any]) -> Accounting
         start_t = b.fork.tokens if b.fork else 0
         start_f = b.fork.flops if b.fork else 0.0
         spend.append(Spend(b.name, max(0, last.tokens - start_t), max(0.0, last.flops - start_f)))
+        # Needed: up to the furthest point used by a finished model of this branch or by a child's fork.
+        ends = [(p.tokens, p.flops) for p in points if p.branch == b.name]
+        ends += [(c.fork.tokens, c.fork.flops) for c in branches if c.parent == b.name and c.fork is not None]
+        end_t, end_f = max(ends, default=(start_t, start_f))
+        needed.append(Spend(b.name, max(0, end_t - start_t), max(0.0, end_f - start_f)))
     budgets = [Budget(p.branch, p.tokens, p.flops) for p in points]
-    return account(spend, budgets)
+    return account(spend, budgets, needed)

@@ -89,6 +89,9 @@ def render(run: Run) -> Any:
     for col in ("", "tokens", "FLOPs", "% of one run"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("this run tree (all branches)", human(acc.tree_tokens), human(acc.tree_flops), f"{acc.tree_pct:.0f} %")
+    if acc.needed_tokens is not None and acc.needed_tokens != acc.tree_tokens:
+        table.add_row("  of which the finished models use", human(acc.needed_tokens), human(acc.needed_flops),
+                      f"{acc.needed_pct:.0f} %")
     table.add_row(f"{acc.n_budgets} budgets as separate runs", human(acc.scratch_tokens), human(acc.scratch_flops),
                   f"{acc.scratch_pct:.0f} %")
     parts: list[Any] = [tree]

@@ -201,6 +201,9 @@ def fit_law(
         warnings.warn(MEAN_WARNING, UserWarning, stacklevel=2)
         notes.append(MEAN_WARNING)
     validate(points, n_params=spec.n_params, need_n="N" in spec.features)
+    sizes = np.unique(points.n[np.isfinite(points.n)])
+    if "N" not in spec.features and len(sizes) > 1:
+        raise ScalingError(f"law {law!r} is for one model size; the points have {len(sizes)} sizes ({', '.join(f'{s:.4g}' for s in sizes[:6])}): fit each run separately or use --law chinchilla")
     starts = spec.grid() if grid is None else np.asarray(grid, dtype=np.float64)
     if starts.ndim != 2 or starts.shape[1] != spec.n_params:
         raise ScalingError(f"grid must have shape (S, {spec.n_params}) for law {law!r}, got {starts.shape}")
