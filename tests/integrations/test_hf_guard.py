@@ -8,6 +8,7 @@ import math
 import pytest
 
 transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # the Trainer needs it
 torch = pytest.importorskip("torch")
 
 from riverbed.errors import ConfigError  # noqa: E402

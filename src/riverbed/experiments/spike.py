@@ -1,23 +1,33 @@
 """`riverbed experiment spike`: loss-spike recovery, no intervention vs rollback vs PMA-init.
 
-The PMA paper (arXiv 2505.12082) trained a 330M/3.3B MoE at LR 6e-3, well above a stable LR,
-and it spiked irreversibly; resuming from the SMA of the 3 checkpoints saved before the spike
-returned it to its original trajectory. The tiny-scale equivalent chosen here: a small
-Mixtral-style MoE (riverbed.model, d_model 64, 8 experts, top-2, ~0.24M parameters) on the
-embedded corpus, no gradient clipping. At this scale a too-high LR from step 0 never learns at all
-(it stalls at the unigram loss, ~3.3 nats/byte: nothing to spike from), so the run first learns
-at a stable LR (``STABLE_LR``, warmup 20) and at step ``JUMP`` the LR rises to the too-high ``LR``
-(10x, a Piecewise schedule); the loss then jumps and never comes back. Three arms per seed, the
-same data order and checkpoints every ``CKPT`` steps:
+The PMA paper (arXiv 2505.12082) trained a 330M/3.3B MoE at a constant LR 6e-3 that spiked
+irreversibly mid-training; resuming from the SMA of the 3 checkpoints saved before the spike
+returned it to its original trajectory. The tiny model here is a small Mixtral-style MoE
+(riverbed.model, d_model 64, 8 experts, top-2, ~0.24M parameters) on the embedded corpus, no
+gradient clipping. At this scale a constant LR does not spike on its own: from 3e-2 to 1e-1
+(also with AdamW beta2 = 0.999) the loss only plateaus higher, so the spike has a cause
+(``--cause``):
 
+* ``blip`` (default): a constant healthy LR ``--stable-lr`` (warmup 20) except ``--blip-len``
+  steps from ``--jump`` on at ``--lr`` (10x): a transient shock that knocks the model off its
+  trajectory, after which the LR is healthy again. The schedule is a function of the step, so any
+  restart that replays those steps replays the blip: both guarded arms therefore scale the LR by
+  ``stable_lr / lr`` for ``ckpt_every + blip_len`` steps after a restore (guard ``lr_scale``),
+  which covers the blip and a few steps around it.
+* ``jump``: the LR rises to ``--lr`` at ``--jump`` and stays there (the guard has no LR scale-down;
+  nothing can recover from a permanently too-high LR).
+
+Arms per seed, the same data order and checkpoints every ``CKPT`` steps:
+
+* ``reference`` the same run without the blip / jump (the unspiked trajectory);
 * ``none``      no guard: the spike is found afterwards by the same detector on the curve;
 * ``rollback``  guard action "rollback" (resume from the newest healthy checkpoint);
 * ``pma-init``  guard action "pma-init" (SMA of the 3 newest healthy checkpoints).
 
 Both guarded arms keep the newest restored checkpoint's AdamW moments, so only the restart
 weights differ. An arm *passes* the spike when it reaches the last step (not stopped by
-max_recoveries); it *returns to the pre-spike trajectory* when its final loss (mean of the last
-``WINDOW`` steps) is at most the mean of the ``WINDOW`` steps before the first spike. Writes
+max_recoveries); it *returns to the trajectory* when its final loss (mean of the last ``WINDOW``
+steps) is within ``TOL`` nats of the reference run's at the same step (same seed). Writes
 ``results.json``, ``results.md`` (table) and ``spike.png`` under ``--out``.
 RIVERBED_BOUNDED=1 runs a short form.
 """
@@ -29,14 +39,17 @@ import math
 import os
 import shutil
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-ARMS = ("none", "rollback", "pma-init")
+ARMS = ("reference", "none", "rollback", "pma-init")
+CAUSES = ("blip", "jump")
 STABLE_LR, LR = 3e-2, 3e-1
-JUMP, STEPS, CKPT, WINDOW = 150, 300, 10, 20
-BOUNDED = {"steps": 160, "seeds": 1, "jump": 90}
+JUMP, STEPS, CKPT, WINDOW, BLIP_LEN = 155, 300, 10, 20, 3
+TOL = 0.05
+"""Back on the trajectory: final loss within this many nats of the reference run's."""
+BOUNDED = {"steps": 160, "seeds": 1, "jump": 95}
 
 
 def bounded() -> bool:
@@ -47,9 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/spike"), help="output folder (replaced)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
     p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
-    p.add_argument("--lr", type=float, default=LR, help=f"the too-high LR from step --jump on (default {LR})")
-    p.add_argument("--stable-lr", type=float, default=STABLE_LR, help=f"LR before the jump (default {STABLE_LR})")
-    p.add_argument("--jump", type=int, default=None, help=f"step of the LR rise (default {JUMP}; bounded {BOUNDED['jump']})")
+    p.add_argument("--cause", choices=CAUSES, default="blip",
+                   help="blip: --lr for --blip-len steps, then the stable LR again; jump: --lr from --jump on")
+    p.add_argument("--lr", type=float, default=LR, help=f"the too-high LR from step --jump (default {LR})")
+    p.add_argument("--stable-lr", type=float, default=STABLE_LR, help=f"the healthy LR (default {STABLE_LR})")
+    p.add_argument("--jump", type=int, default=None, help=f"first step at --lr (default {JUMP}; bounded {BOUNDED['jump']})")
+    p.add_argument("--blip-len", type=int, default=BLIP_LEN, help=f"steps at --lr for --cause blip (default {BLIP_LEN})")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (default 1)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -91,21 +107,37 @@ def model_config() -> Any:
     return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
 
 
-def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = STABLE_LR, jump: int = JUMP) -> Any:
+def schedule_spec(lr: float, stable_lr: float, jump: int, cause: str = "blip", blip_len: int = BLIP_LEN,
+                  arm: str = "none") -> dict[str, Any]:
+    """Warmup 20 then the stable LR; the blip / jump as multipliers of it (none for the reference)."""
+    stable: dict[str, Any] = {"type": "warmup-stable", "warmup": 20}
+    if arm == "reference":
+        return stable
+    if cause == "jump":
+        return {"type": "piecewise", "segments": [
+            {"schedule": stable, "steps": jump}, {"schedule": {"type": "constant", "value": lr / stable_lr}}]}
+    return {"type": "piecewise", "segments": [
+        {"schedule": stable, "steps": jump},
+        {"schedule": {"type": "constant", "value": lr / stable_lr}, "steps": blip_len},
+        {"schedule": {"type": "constant", "value": 1.0}}]}
+
+
+def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = STABLE_LR, jump: int = JUMP,
+               cause: str = "blip", blip_len: int = BLIP_LEN) -> Any:
     from riverbed.config import OptimConfig, RunConfig, TrainConfig
     from riverbed.data import DataConfig
     from riverbed.training.guard import GuardConfig
 
     guard = None
-    if arm != "none":
+    if arm not in ("none", "reference"):
         # 3 steps in a row 10% above the median of the last 50 healthy steps (or 8 MADs); both
         # arms keep the newest restored checkpoint's AdamW moments, so only the weights differ.
         guard = GuardConfig(window=50, min_history=30, detectors=("mad", "ratio"), mad_k=8.0, ratio=1.1,
                             patience=3, action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
                             optimizer_state="from-last")
-    schedule = {"type": "piecewise", "segments": [
-        {"schedule": {"type": "warmup-stable", "warmup": 20}, "steps": jump},
-        {"schedule": {"type": "constant", "value": lr / stable_lr}}]}
+        if cause == "blip":  # a restart replays the scheduled blip unless the LR is scaled back over it
+            guard = replace(guard, lr_scale=min(1.0, stable_lr / lr), lr_scale_steps=CKPT + blip_len)
+    schedule = schedule_spec(lr, stable_lr, jump, cause, blip_len, arm)
     return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=stable_lr, grad_clip=0.0),
                      schedule=schedule,
                      train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=CKPT, eval_every=0,
@@ -114,16 +146,30 @@ def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = ST
                      guard=guard)
 
 
-def run_arm(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], arm: str, data: Any,
+@dataclass(frozen=True)
+class Setup:
+    """What makes the spike: the too-high ``lr`` from step ``jump`` (for ``blip_len`` steps when
+    ``cause`` is "blip", for good when "jump"), the healthy ``stable_lr`` otherwise."""
+
+    lr: float = LR
+    stable_lr: float = STABLE_LR
+    jump: int = JUMP
+    cause: str = "blip"
+    blip_len: int = BLIP_LEN
+
+    def config(self, seed: int, steps: int, arm: str) -> Any:
+        return run_config(seed, steps, self.lr, arm, self.stable_lr, self.jump, self.cause, self.blip_len)
+
+
+def run_arm(out: Path, seed: int, steps: int, setup: Setup, arm: str, data: Any,
             progress: bool) -> dict[str, Any]:
-    """One arm of one seed; ``lrs`` = (too-high LR, stable LR, jump step)."""
+    """One arm of one seed (``returned`` is filled in by :func:`compare_to_reference`)."""
     from riverbed.errors import RunError
     from riverbed.runs import BranchRecord, Run
     from riverbed.runs.drive import train_main
     from riverbed.training.guard import SpikeDetector
 
-    lr, stable_lr, jump = lrs
-    cfg = run_config(seed, steps, lr, arm, stable_lr, jump)
+    cfg = setup.config(seed, steps, arm)
     run_dir = out / f"seed{seed}" / arm
     run = Run.create(run_dir, cfg)
     run.add_branch(BranchRecord("main", "main", dict(cfg.schedule), status="stopped"))
@@ -136,7 +182,7 @@ def run_arm(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], arm
         stopped, final_eval = str(exc), None
     events = [e for e in Run(run_dir).branch("main").events if e.get("source") == "guard"]
     steps_seen, losses = curve.series()
-    det_cfg = cfg.guard or run_config(seed, steps, lr, "rollback", stable_lr, jump).guard
+    det_cfg = cfg.guard or setup.config(seed, steps, "rollback").guard
     first_spike = next((e["onset"] for e in events if e["event"] == "spike"), None)
     if first_spike is None:  # the control arm (or no spike): same detector, offline
         det = SpikeDetector(det_cfg)
@@ -150,19 +196,41 @@ def run_arm(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], arm
     passed = stopped is None and len(losses) == steps and math.isfinite(final)
     return {"seed": seed, "arm": arm, "spike_step": first_spike, "pre_spike_loss": pre, "final_loss": final,
             "final_eval_loss": final_eval, "passed": passed,
-            "returned": bool(passed and pre is not None and final <= pre),
+            "returned": False, "gap": None, "back_at": None,
             "recoveries": sum(e["event"] == "recovery" for e in events), "stopped": stopped,
             "steps_executed": curve.executed, "curve": losses, "grad_norm": [curve.grad_norm[s] for s in steps_seen],
             "events": [{k: v for k, v in e.items() if k in ("event", "step", "onset", "kind", "checkpoints",
                                                              "resume_step", "reason")} for e in events]}
 
 
-def run_seed(out: Path, seed: int, steps: int, lrs: tuple[float, float, int], data: Any,
+def compare_to_reference(results: list[dict[str, Any]], tol: float = TOL) -> None:
+    """Per seed, set each arm's ``gap`` (final loss minus the reference run's at the same step),
+    ``returned`` (passed and gap <= tol) and ``back_at`` (first step from which the smoothed loss
+    stays within tol of the reference's to the end; None if never)."""
+    refs = {r["seed"]: smooth(r["curve"]) for r in results if r["arm"] == "reference"}
+    for r in results:
+        ref = refs.get(r["seed"])
+        sm = smooth(r["curve"])
+        if ref is None or not sm:
+            continue
+        n = min(len(sm), len(ref))
+        r["gap"] = sm[n - 1] - ref[n - 1]
+        r["returned"] = bool(r["passed"] and r["gap"] <= tol)
+        start = r["spike_step"] if r["spike_step"] is not None else 0
+        back = None
+        for i in range(n - 1, start - 1, -1):  # walk back from the end while within tol
+            if not sm[i] - ref[i] <= tol:
+                break
+            back = i
+        r["back_at"] = back if r["passed"] else None
+
+
+def run_seed(out: Path, seed: int, steps: int, setup: Setup, data: Any,
              progress: bool) -> list[dict[str, Any]]:
     import torch
 
     torch.set_num_threads(1)
-    return [run_arm(out, seed, steps, lrs, arm, data, progress) for arm in ARMS]
+    return [run_arm(out, seed, steps, setup, arm, data, progress) for arm in ARMS]
 
 
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -175,7 +243,9 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "spike_step": _mean_spread(spikes), "passed": sum(r["passed"] for r in rs),
                      "returned": sum(r["returned"] for r in rs), "recoveries": _mean_spread([r["recoveries"] for r in rs]),
                      "final_loss": _mean_spread(finals), "pre_spike_loss": _mean_spread(
-                         [r["pre_spike_loss"] for r in rs if r["pre_spike_loss"] is not None])})
+                         [r["pre_spike_loss"] for r in rs if r["pre_spike_loss"] is not None]),
+                     "gap": _mean_spread([r["gap"] for r in rs if r.get("gap") is not None and math.isfinite(r["gap"])]),
+                     "back_at": _mean_spread([r["back_at"] for r in rs if r.get("back_at") is not None])})
     return rows
 
 
@@ -195,45 +265,56 @@ def _fmt(ms: dict[str, float] | None, digits: int = 3) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| arm | runs | spiked | first spike step | passed the spike | back to pre-spike loss | recoveries | "
-             "pre-spike loss | final loss |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | runs | spiked | first spike step | passed the spike | back on the reference trajectory | "
+             "back from step | recoveries | pre-spike loss | final loss | final - reference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {r['runs']} | {r['spiked']} | {_fmt(r['spike_step'], 0)} | {r['passed']}/{r['runs']} | "
-                     f"{r['returned']}/{r['runs']} | {_fmt(r['recoveries'], 1)} | {_fmt(r['pre_spike_loss'])} | "
-                     f"{_fmt(r['final_loss'])} |")
+                     f"{r['returned']}/{r['runs']} | {_fmt(r.get('back_at'), 0)} | {_fmt(r['recoveries'], 1)} | "
+                     f"{_fmt(r['pre_spike_loss'])} | {_fmt(r['final_loss'])} | {_fmt(r.get('gap'))} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict[str, Any]], path: Path, lrs: tuple[float, float, int]) -> None:
+def plot(results: list[dict[str, Any]], path: Path, setup: Setup) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    colors = {"none": "tab:red", "rollback": "tab:orange", "pma-init": "tab:blue"}
+    colors = {"reference": "k", "none": "tab:red", "rollback": "tab:orange", "pma-init": "tab:blue"}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for arm in ARMS:
         curves = [smooth(r["curve"]) for r in results if r["arm"] == arm]
+        if not curves:
+            continue
         n = max(len(c) for c in curves)
         arr = np.full((len(curves), n), np.nan)
         for i, c in enumerate(curves):
             arr[i, :len(c)] = np.where(np.isfinite(c), c, np.nan)
         x = np.arange(n)
         passed = sum(r["passed"] for r in results if r["arm"] == arm)
-        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm],
-                label=f"{arm}: mean of {len(curves)}, {passed} reached the end")
+        back = sum(r["returned"] for r in results if r["arm"] == arm)
+        label = (f"{arm} (no spike)" if arm == "reference"
+                 else f"{arm}: {passed}/{len(curves)} passed, {back}/{len(curves)} back on the reference")
+        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm], lw=1.0 if arm == "reference" else 1.5,
+                ls="--" if arm == "reference" else "-", label=label)
         if len(curves) > 1:
             ax.fill_between(x, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), color=colors[arm], alpha=0.2)
         for r in results:
-            if r["arm"] == arm and r["spike_step"] is not None:
+            if r["arm"] == arm and arm != "reference" and r["spike_step"] is not None:
                 ax.axvline(r["spike_step"], color=colors[arm], ls=":", lw=0.8)
     ax.set_xlabel("optimizer step (the trajectory that survived)")
     ax.set_ylabel(f"training loss (mean of {WINDOW} steps)")
     ax.set_ylim(top=min(6.0, ax.get_ylim()[1]))
-    ax.axvline(lrs[2], color="k", lw=0.8)
-    ax.text(lrs[2], ax.get_ylim()[1], f" LR {lrs[1]:g} -> {lrs[0]:g}", va="top", fontsize=8)
-    ax.set_title("Loss spike, tiny MoE (8 experts, top-2); band = min..max over seeds", fontsize=10)
+    if setup.cause == "blip":
+        ax.axvspan(setup.jump, setup.jump + setup.blip_len, color="k", alpha=0.15)
+        what = f" LR {setup.stable_lr:g} -> {setup.lr:g} for {setup.blip_len} steps"
+    else:
+        ax.axvline(setup.jump, color="k", lw=0.8)
+        what = f" LR {setup.stable_lr:g} -> {setup.lr:g}"
+    ax.text(setup.jump, ax.get_ylim()[1], what, va="top", fontsize=8)
+    ax.set_title(f"Loss spike ({setup.cause}), tiny MoE (8 experts, top-2); band = min..max over seeds", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -252,28 +333,30 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     jump = args.jump if args.jump is not None else (BOUNDED["jump"] if b else JUMP)
-    lrs = (args.lr, args.stable_lr, jump)
-    data = load_dataset(run_config(0, steps, args.lr, "none").data)
+    setup = Setup(args.lr, args.stable_lr, jump, args.cause, args.blip_len)
+    data = load_dataset(setup.config(0, steps, "none").data)
     jobs = max(1, min(args.jobs, seeds))
-    work = [(out, seed, steps, lrs, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
+    work = [(out, seed, steps, setup, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
     if jobs == 1:
         per_seed = [run_seed(*w) for w in work]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork: the workers share the loaded corpus; each trains one seed's three arms
+        # fork: the workers share the loaded corpus; each trains one seed's four arms
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             per_seed = list(pool.map(run_seed, *zip(*work)))
     results = [r for rs in per_seed for r in rs]
+    compare_to_reference(results)
     for r in results:
         print(f"seed {r['seed']} {r['arm']:9s} spike@{r['spike_step']} passed={r['passed']} returned={r['returned']} "
-              f"recoveries={r['recoveries']} final={r['final_loss']:.3f}")
+              f"back_at={r['back_at']} recoveries={r['recoveries']} final={r['final_loss']:.3f} gap={r['gap']}")
     rows = summarize(results)
-    write_json(out / "results.json", {"lr": args.lr, "stable_lr": args.stable_lr, "jump": jump, "steps": steps, "seeds": seeds, "bounded": b,
+    write_json(out / "results.json", {"cause": setup.cause, "lr": args.lr, "stable_lr": args.stable_lr, "jump": jump,
+                                      "blip_len": setup.blip_len, "tol": TOL, "steps": steps, "seeds": seeds, "bounded": b,
                                       "model_params": model_config().n_params(), "summary": rows, "runs": results})
     write_text(out / "results.md", table(rows))
-    plot(results, out / "spike.png", lrs)
+    plot(results, out / "spike.png", setup)
     print(table(rows))
     print(f"wrote {out / 'spike.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

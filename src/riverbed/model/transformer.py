@@ -207,8 +207,9 @@ def build_model(cfg: ModelConfig, seed: int = 0, device: str | torch.device = "c
     """
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}")
-    with torch.device("meta"):  # skip torch's default init: reset_parameters overwrites everything
-        model = Transformer(cfg)
-    model.to_empty(device="cpu")
+    # Built on the CPU with torch's default init, then overwritten by reset_parameters. Building
+    # on the meta device would skip that init, but meta-tensor init ops import torch._dynamo
+    # (~2-4 s per process, i.e. per CLI call and per torchrun worker): more than the init costs.
+    model = Transformer(cfg)
     model.reset_parameters(seed)
     return model.to(device)
