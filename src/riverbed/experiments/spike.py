@@ -13,7 +13,7 @@ gradient clipping. At this scale a constant LR does not spike on its own: from 3
   trajectory, after which the LR is healthy again. The schedule is a function of the step, so any
   restart that replays those steps replays the blip: both guarded arms therefore scale the LR by
   ``stable_lr / lr`` for ``ckpt_every + blip_len`` steps after a restore (guard ``lr_scale``),
-  which covers the blip and a few steps around it.
+  which covers the blip and a few steps around it; the guard acts after 2 anomalous steps.
 * ``jump``: the LR rises to ``--lr`` at ``--jump`` and stays there (the guard has no LR scale-down;
   nothing can recover from a permanently too-high LR).
 
@@ -135,8 +135,10 @@ def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = ST
         guard = GuardConfig(window=50, min_history=30, detectors=("mad", "ratio"), mad_k=8.0, ratio=1.1,
                             patience=3, action=arm, pma_count=3, pma_method="sma", max_recoveries=4,
                             optimizer_state="from-last")
-        if cause == "blip":  # a restart replays the scheduled blip unless the LR is scaled back over it
-            guard = replace(guard, lr_scale=min(1.0, stable_lr / lr), lr_scale_steps=CKPT + blip_len)
+        if cause == "blip":
+            # a restart replays the scheduled blip unless the LR is scaled back over it; patience 2:
+            # a blip's damage can fade below 1.1x the median by its third step (and still last)
+            guard = replace(guard, patience=2, lr_scale=min(1.0, stable_lr / lr), lr_scale_steps=CKPT + blip_len)
     schedule = schedule_spec(lr, stable_lr, jump, cause, blip_len, arm)
     return RunConfig(model=model_config(), data=DataConfig(), optim=OptimConfig(lr=stable_lr, grad_clip=0.0),
                      schedule=schedule,
@@ -276,6 +278,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(results: list[dict[str, Any]], path: Path, setup: Setup) -> None:
+    """Left: smoothed loss per arm (mean, band = min..max over seeds). Right: the same minus the
+    reference run of the same seed, which removes the seed-to-seed spread of the trajectory."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,39 +287,51 @@ def plot(results: list[dict[str, Any]], path: Path, setup: Setup) -> None:
     import numpy as np
 
     colors = {"reference": "k", "none": "tab:red", "rollback": "tab:orange", "pma-init": "tab:blue"}
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    left = max(0, setup.jump - 100)  # the early descent is the same for every arm: show the spike
+    refs = {r["seed"]: np.asarray(smooth(r["curve"])) for r in results if r["arm"] == "reference"}
+    lo, hi = math.inf, -math.inf
     for arm in ARMS:
-        curves = [smooth(r["curve"]) for r in results if r["arm"] == arm]
-        if not curves:
+        rs = [r for r in results if r["arm"] == arm]
+        if not rs:
             continue
-        n = max(len(c) for c in curves)
-        arr = np.full((len(curves), n), np.nan)
-        for i, c in enumerate(curves):
+        n = max(len(r["curve"]) for r in rs)
+        arr, gap = np.full((len(rs), n), np.nan), np.full((len(rs), n), np.nan)
+        for i, r in enumerate(rs):
+            c = np.asarray(smooth(r["curve"]))
             arr[i, :len(c)] = np.where(np.isfinite(c), c, np.nan)
+            ref = refs.get(r["seed"])
+            if ref is not None:
+                m = min(len(c), len(ref))
+                gap[i, :m] = arr[i, :m] - ref[:m]
         x = np.arange(n)
-        passed = sum(r["passed"] for r in results if r["arm"] == arm)
-        back = sum(r["returned"] for r in results if r["arm"] == arm)
+        with np.errstate(all="ignore"):
+            lo, hi = min(lo, float(np.nanmin(arr[:, left:]))), max(hi, float(np.nanmax(arr[:, left:])))
+        passed, back = sum(r["passed"] for r in rs), sum(r["returned"] for r in rs)
         label = (f"{arm} (no spike)" if arm == "reference"
-                 else f"{arm}: {passed}/{len(curves)} passed, {back}/{len(curves)} back on the reference")
-        ax.plot(x, np.nanmean(arr, axis=0), color=colors[arm], lw=1.0 if arm == "reference" else 1.5,
-                ls="--" if arm == "reference" else "-", label=label)
-        if len(curves) > 1:
-            ax.fill_between(x, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), color=colors[arm], alpha=0.2)
-        for r in results:
-            if r["arm"] == arm and arm != "reference" and r["spike_step"] is not None:
-                ax.axvline(r["spike_step"], color=colors[arm], ls=":", lw=0.8)
-    ax.set_xlabel("optimizer step (the trajectory that survived)")
+                 else f"{arm}: {passed}/{len(rs)} passed, {back}/{len(rs)} back")
+        style = {"color": colors[arm], "lw": 1.0 if arm == "reference" else 1.5, "ls": "--" if arm == "reference" else "-"}
+        for a, v in ((ax, arr), (ax2, gap)):
+            with np.errstate(all="ignore"):
+                a.plot(x, np.nanmean(v, axis=0), label=label, **style)
+                if len(rs) > 1 and arm != "reference":
+                    a.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=colors[arm], alpha=0.15)
     ax.set_ylabel(f"training loss (mean of {WINDOW} steps)")
-    ax.set_ylim(top=min(6.0, ax.get_ylim()[1]))
-    if setup.cause == "blip":
-        ax.axvspan(setup.jump, setup.jump + setup.blip_len, color="k", alpha=0.15)
-        what = f" LR {setup.stable_lr:g} -> {setup.lr:g} for {setup.blip_len} steps"
-    else:
-        ax.axvline(setup.jump, color="k", lw=0.8)
-        what = f" LR {setup.stable_lr:g} -> {setup.lr:g}"
-    ax.text(setup.jump, ax.get_ylim()[1], what, va="top", fontsize=8)
-    ax.set_title(f"Loss spike ({setup.cause}), tiny MoE (8 experts, top-2); band = min..max over seeds", fontsize=10)
-    ax.legend()
+    if math.isfinite(lo) and math.isfinite(hi):
+        ax.set_ylim(lo - 0.05, min(6.0, hi) + 0.15)
+    ax2.set_ylabel("loss minus the reference run (same seed)")
+    ax2.axhspan(-TOL, TOL, color="tab:green", alpha=0.12, label=f"within {TOL:g} of the reference")
+    what = f"LR {setup.stable_lr:g} -> {setup.lr:g}" + (f" for {setup.blip_len} steps" if setup.cause == "blip" else "")
+    for a in (ax, ax2):
+        a.set_xlim(left=left)
+        a.set_xlabel("optimizer step (the trajectory that survived)")
+        if setup.cause == "blip":
+            a.axvspan(setup.jump, setup.jump + setup.blip_len, color="k", alpha=0.2)
+        else:
+            a.axvline(setup.jump, color="k", lw=0.8)
+        a.legend(fontsize=8, loc="upper left" if a is ax2 else "lower left")
+    ax.set_title(f"{what} at step {setup.jump}; tiny MoE (8 experts, top-2)", fontsize=10)
+    ax2.set_title("band = min..max over seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
