@@ -1,7 +1,7 @@
-"""`riverbed demo [--out DIR] [--quick]`: a WSD main branch, three decay branches, table + PNG.
+"""`riverbed demo [--out DIR] [--quick]`: a WSD main branch, four decay branches, table + PNG.
 
-Trains a ~0.8M-parameter model on the embedded corpus (a few minutes on 2 CPU cores), forks a
-1-sqrt decay branch at 80 % of each of three budgets, prints budget -> final held-out loss ->
+Trains a ~0.8M-parameter model on the embedded corpus (about 3 minutes on 2 CPU cores), forks a
+1-sqrt decay branch at 80 % of each of four budgets, prints budget -> final held-out loss ->
 tokens (with the undecayed main branch for contrast) and writes DIR/branches.png (learning
 rate and held-out loss per branch against tokens). ``--quick`` is a seconds-long version.
 """

@@ -1,8 +1,8 @@
-"""`riverbed demo`: one WSD main branch, three decay branches, a table and a picture.
+"""`riverbed demo`: one WSD main branch, four decay branches, a table and a picture.
 
 A ~0.8M-parameter Llama-style model learns the embedded corpus byte by byte at a constant
-(high) learning rate. The planner (``riverbed.schedules.plan``) puts three budgets at 25, 50
-and 100 % of the main branch; each decay branch forks at 80 % of its budget and decays the
+(high) learning rate. The planner (``riverbed.schedules.plan``) puts four budgets at 12.5, 25,
+50 and 100 % of the main branch; each decay branch forks at 80 % of its budget and decays the
 last 20 % with 1-sqrt (Hagele et al. 2024). The main branch keeps its constant LR to the end
 of the largest budget, so at every budget the table and the plot compare the decayed model
 with the undecayed main branch *at the same tokens*: the WSD signature is the branch's loss
@@ -53,9 +53,10 @@ class DemoSpec:
     """[data] source: the embedded corpus, or a text file."""
 
 
-# ~0.8M parameters, 1024 tokens per step; main 480 steps + decays 24 + 48 + 96 steps.
+# ~0.8M parameters, 1024 tokens per step; main 1200 steps + decays 30 + 60 + 120 + 240 steps
+# (1.7M tokens, about 3 minutes on 2 CPU cores).
 FULL = DemoSpec(d_model=128, n_layers=4, n_heads=4, d_ff=352, batch_size=16, seq_len=64, lr=6e-3, warmup=30,
-                budgets=(120, 240, 480), decay=0.2, shape="1-sqrt", eval_every=12, eval_batches=4, threads=0)
+                budgets=(150, 300, 600, 1200), decay=0.2, shape="1-sqrt", eval_every=25, eval_batches=4, threads=0)
 # Seconds: the tiny preset size, a few dozen steps.
 QUICK = DemoSpec(d_model=64, n_layers=2, n_heads=4, d_ff=160, batch_size=8, seq_len=32, lr=1e-2, warmup=4,
                  budgets=(12, 24, 36), decay=0.25, shape="1-sqrt", eval_every=6, eval_batches=2, threads=1)
