@@ -94,3 +94,16 @@ def test_plan_trains_main_to_last_fork_with_a_checkpoint_at_each(tmp_path, capsy
     cfg = _config(tmp_path, CONFIG.replace("ckpt_every = 2", "ckpt_every = 0").replace("max_steps = 4\n", ""))
     assert main(["train", str(cfg), "--run", str(run), "--plan", str(plan), "--no-progress"]) == 0
     assert [r.step for r in layout.list_checkpoints(run, "main")] == [3, 6]
+
+
+def test_plan_for_another_warmup_is_refused_before_training(tmp_path, capsys):
+    from riverbed.schedules.plan import plan_budgets
+
+    plan = tmp_path / "plan.json"
+    plan_budgets([4, 8], decay=0.25, warmup=3).save(str(plan))  # the run's main has warmup = 2
+    run = tmp_path / "r"
+    cfg = _config(tmp_path, CONFIG.replace("max_steps = 4\n", ""))
+    assert main(["train", str(cfg), "--run", str(run), "--plan", str(plan), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "warmup=3" in err and "warmup=2" in err
+    assert not run.exists()  # refused before the run directory is created

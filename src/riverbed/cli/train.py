@@ -80,9 +80,12 @@ def _get(d: dict[str, Any], key: str) -> Any:
 
 
 def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
-    """The plan's fork points in steps: main must reach the last one, with a checkpoint at each."""
+    """The plan's fork points in steps: main must reach the last one, with a checkpoint at each.
+    A plan made for another main schedule (its warmup) is refused before anything trains."""
+    from riverbed.runs.plans import check_main_schedule, load_plan
     from riverbed.runs.plans import plan_fork_steps as fork_steps
 
+    check_main_schedule(load_plan(plan_path), dict(cfg.schedule), plan_path)
     return fork_steps(plan_path, cfg.train.tokens_per_step)
 
 
@@ -114,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main:
             run_obj = _create_run(run_dir, cfg, exists)
         D.barrier(dist)
-        callbacks = [_ProgressRecorder(run_obj)] if run_obj is not None else []
+        from riverbed.runs.progress import ManifestCallback
+
+        # rank 0 alone records progress in run.json (ManifestCallback checks the rank)
+        callbacks = [ManifestCallback(run_obj, "main")] if run_obj is not None else []
         ctx = _manifest_training(run_obj, cfg)
         try:
             with ctx:
@@ -153,19 +159,6 @@ def _create_run(run_dir: Path, cfg: Any, exists: bool) -> Any:
     # config.toml always reflects what is being trained (a resumed run may have grown longer).
     write_text(run_dir / layout.CONFIG, cfg.to_toml())
     return run_obj
-
-
-class _ProgressRecorder:
-    """Keeps run.json's progress of main in step with its checkpoints."""
-
-    def __init__(self, run_obj: Any) -> None:
-        self.run = run_obj
-
-    def on_checkpoint(self, ctx: Any, ref: Any) -> None:
-        from riverbed.runs import Point
-
-        rel = str(Path(ref.path).relative_to(self.run.path))
-        self.run.set_progress(ctx.branch, Point(ctx.step, ctx.tokens, ctx.flops, ctx.last_eval_loss, rel))
 
 
 def _manifest_training(run_obj: Any, cfg: Any) -> Any:

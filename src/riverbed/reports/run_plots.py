@@ -10,12 +10,12 @@ is visible at a glance.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.training.metrics import read_metrics
 from riverbed.checkpoints.atomic import atomic_path
 
 
@@ -31,18 +31,6 @@ class Curves:
     loss: list[float] = field(default_factory=list)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line of a crashed writer
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _number(v: Any) -> float | None:
@@ -55,7 +43,7 @@ def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any 
     if fork is not None and fork.heldout_loss is not None:
         c.loss_tokens.append(fork.tokens)
         c.loss.append(fork.heldout_loss)
-    for row in _rows(layout.metrics_path(run_dir, name)):
+    for row in read_metrics(layout.metrics_path(run_dir, name)):
         tokens = _number(row.get("tokens"))
         if tokens is None:
             continue

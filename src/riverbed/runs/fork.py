@@ -155,10 +155,10 @@ def _check_checkpoint_files(path: Path) -> None:
 
 def loss_at(run: Run, branch: str, step: int) -> float | None:
     """The held-out loss logged for ``branch`` at exactly ``step`` (None if not evaluated there)."""
-    from riverbed.reports.run_plots import _rows
+    from riverbed.training.metrics import read_metrics
 
     found = None
-    for row in _rows(layout.metrics_path(run.path, branch)):
+    for row in read_metrics(layout.metrics_path(run.path, branch)):
         if row.get("kind") == "eval" and row.get("step") == step and isinstance(row.get("eval_loss"), (int, float)):
             found = float(row["eval_loss"])
     return found
