@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="train a tiny WSD run tree (main + 3 decay branches), print a table, plot it",
+    p = subparsers.add_parser("demo", help="train a tiny WSD run tree (main + 4 decay branches), print a table, plot it",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo-run"), help="run directory (default: ./demo-run)")
     p.add_argument("--quick", action="store_true", help="a seconds-long version (tiny model, a few dozen steps)")

@@ -20,12 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("experiment", help="run a slow experiment (plots + table)")
     sub = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
     for name, (module_name, help_text) in EXPERIMENTS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text)
         module.add_arguments(p)
         p.set_defaults(func=module.run)

@@ -41,14 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"riverbed {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for verb, module_name in VERBS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # verb not built yet
-            raise
-        module.add_parser(sub)
+    for module_name in VERBS.values():
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
