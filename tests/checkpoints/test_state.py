@@ -46,7 +46,7 @@ def test_round_trip_is_exact(tmp_path):
     path = layout.checkpoint_dir(tmp_path, "main", 2)
     save_checkpoint(path, model, opt, {"step": 2, "tokens": 64})
     assert sorted(p.name for p in path.iterdir()) == sorted(
-        [layout.MODEL_FILE, layout.OPTIMIZER_FILE, layout.RNG_FILE, layout.STATE_FILE])
+        [layout.HF_CONFIG_FILE, layout.MODEL_FILE, layout.OPTIMIZER_FILE, layout.RNG_FILE, layout.STATE_FILE])
     model2, opt2 = _trained(seed=1, steps=1)
     state = load_checkpoint(path, model2, opt2)
     assert state["step"] == 2 and state["tokens"] == 64

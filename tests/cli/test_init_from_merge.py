@@ -61,11 +61,11 @@ def test_init_from_merge_writes_the_merge_and_trains_from_it(tmp_path, source_ru
 def test_config_init_section_starts_from_the_merge(tmp_path, source_run, tiny_run_config):
     train = dataclasses.replace(tiny_run_config.train, max_steps=2, ckpt_every=2, threads=1)
     cfg = dataclasses.replace(tiny_run_config, train=train)
-    text = cfg.to_toml() + f'\n[init]\nfrom_merge = "{source_run}"\nlast = 2\nevery = 2\n'
+    text = cfg.to_toml() + f'\n[init]\nfrom_merge = "{source_run}"\nlast = 2\nevery = 4\n'
     (tmp_path / "ft.toml").write_text(text)
     assert main(["train", str(tmp_path / "ft.toml"), "--run", str(tmp_path / "ft"), "--no-progress"]) == 0
     merged = load_file(layout.init_merge_dir(tmp_path / "ft") / layout.MODEL_FILE)
-    a, b = _ckpt(source_run, 4), _ckpt(source_run, 8)  # every 2nd back from the newest: 8, 4
+    a, b = _ckpt(source_run, 4), _ckpt(source_run, 8)  # at least 4 steps apart from the newest: 8, 4
     k = "model.embed_tokens.weight"
     torch.testing.assert_close(merged[k], (a[k] + b[k]) / 2, rtol=0, atol=1e-6)
     assert read_state(layout.init_merge_dir(tmp_path / "ft"))["init_from_merge"]["optimizer_state"] == "reset"

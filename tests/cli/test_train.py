@@ -66,6 +66,21 @@ def test_resume_with_changed_trajectory_is_refused(tmp_path, capsys):
     assert [r.step for r in layout.list_checkpoints(run, "main")] == [1]
 
 
+def test_resume_without_config_file_refuses_a_changed_trajectory_too(tmp_path, capsys):
+    cfg, run = _config(tmp_path), tmp_path / "run"
+    assert main(["train", str(cfg), "--run", str(run), "--no-progress", "--set", "train.max_steps=1"]) == 0
+    stored = (run / layout.CONFIG).read_text()
+    capsys.readouterr()
+    rc = main(["train", "--run", str(run), "--no-progress", "--set", "optim.lr=0.001", "--set", "train.max_steps=2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "optim.lr differs" in err
+    assert (run / layout.CONFIG).read_text() == stored  # nothing the user had is changed
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [1]
+    # a length change is allowed and resumes
+    assert main(["train", "--run", str(run), "--no-progress", "--set", "train.max_steps=2"]) == 0
+    assert [r.step for r in layout.list_checkpoints(run, "main")][-1] == 2
+
+
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
     cfg, run = _config(tmp_path, CONFIG.replace("lr = 0.003", "lr = 0.003\nmomentum = 0.9")), tmp_path / "run"
     assert main(["train", str(cfg), "--run", str(run)]) == 2

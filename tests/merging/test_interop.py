@@ -62,3 +62,24 @@ def test_merged_hf_directory_loads_in_transformers(tmp_path):
         assert torch.allclose(t.double(), ref, rtol=1e-2, atol=1e-3), name
     out = merged(torch.tensor([[1, 2, 3]]))
     assert torch.isfinite(out.logits.float()).all()
+
+
+def test_merge_of_trained_run_checkpoints_loads_in_transformers(tmp_path, tiny_run_config, capsys):
+    """Checkpoints written by riverbed's trainer carry a config.json, so a merge of a run's
+    checkpoints (`riverbed merge OUT --run RUN ...`) is a Hugging Face directory."""
+    transformers = pytest.importorskip("transformers")
+    from riverbed.cli.main import main
+    from riverbed.training import train_branch
+
+    run = tmp_path / "run"
+    train_branch(tiny_run_config, run, "main", until_step=4, progress=False)
+    ckpt = layout.list_checkpoints(run, "main")[-1].path
+    assert json.loads((ckpt / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    assert main(["merge", str(tmp_path / "merged"), "--run", str(run), "--last", "2", "--every", "2",
+                 "--no-progress"]) == 0
+    merged = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    ours = build_model(tiny_run_config.model)
+    ours.load_state_dict(load_file(tmp_path / "merged" / layout.MODEL_FILE), strict=True)
+    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=x).logits, ours(x).logits, atol=1e-5)

@@ -146,9 +146,9 @@ def test_pick_checkpoints_passes_over_nan_weights(tmp_path):
     picked, weights, rejected = pick_checkpoints(refs, count=2, onset=40)
     assert [r.step for r in picked] == [10, 20] and [w["w"][0].item() for w in weights] == [10.0, 20.0]
     assert rejected == [{"step": 30, "path": str(tmp_path / "step_30"), "reason": "tensor w holds NaN/inf"}]
-    picked, _, rejected = pick_checkpoints(refs, count=2, onset=None, every=2)
-    assert [r.step for r in picked] == [20, 40] and rejected == []  # spacing 2 back from the newest
-    picked, _, rejected = pick_checkpoints(refs, count=2, onset=None, every=3)
+    picked, _, rejected = pick_checkpoints(refs, count=2, onset=None, every=20)
+    assert [r.step for r in picked] == [20, 40] and rejected == []  # at least 20 steps apart, from the newest
+    picked, _, rejected = pick_checkpoints(refs, count=2, onset=None, every=25)
     assert [r.step for r in picked] == [10, 40] and rejected == []
     picked, _, rejected = pick_checkpoints(refs, count=3, onset=None)
     assert [r.step for r in picked] == [10, 20, 40] and [r["step"] for r in rejected] == [30]

@@ -13,6 +13,7 @@
           optimizer.safetensors      optimizer moments, flattened names
           state.json                 step, tokens, flops, losses, schedule spec, data position
           rng.safetensors            torch RNG states (uint8 tensors)
+          config.json                Hugging Face config: the directory loads with from_pretrained
           guard.json                 ([guard] only) spike-guard state, so a resume == not stopping
         quarantine/recovery_<k>/     checkpoints a spike recovery set aside (spiking weights)
 
@@ -35,6 +36,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 RNG_FILE = "rng.safetensors"
+HF_CONFIG_FILE = "config.json"
 GUARD_FILE = "guard.json"  # spike-guard state (detector window, recoveries), next to state.json
 QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hold spiking weights)
 INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)

@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_dir
-from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
+from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
 from riverbed.errors import CheckpointError
 
 FORMAT = "riverbed.checkpoint.v1"
@@ -218,6 +218,7 @@ def save_checkpoint(
     """
     path = Path(path)
     model_t = model_tensors(model)
+    hf_config = _hf_config(model)
     opt_t, opt_meta = optimizer_tensors(model, optimizer) if optimizer is not None else ({}, {"format": OPTIMIZER_FORMAT})
     rng_t = {k: v.detach().to("cpu").contiguous() for k, v in (capture_rng() if rng is None else rng).items()}
     try:
@@ -230,11 +231,25 @@ def save_checkpoint(
             if optimizer is not None:
                 save_file(opt_t, str(tmp / OPTIMIZER_FILE), metadata=opt_meta)
             save_file(rng_t, str(tmp / RNG_FILE))
+            if hf_config is not None:  # makes the directory loadable by transformers' from_pretrained
+                (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
             # state.json last: layout.list_checkpoints treats a dir with it as complete.
             (tmp / STATE_FILE).write_text(body, encoding="utf-8")
     except FileExistsError:
         raise CheckpointError(f"checkpoint {path} already exists") from None
     return path
+
+
+def _hf_config(model: torch.nn.Module) -> dict[str, Any] | None:
+    """The Hugging Face config.json of a riverbed model (None for other modules)."""
+    from riverbed.model import ModelConfig
+
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, ModelConfig):
+        return None
+    from riverbed.model.hf import hf_config_dict
+
+    return hf_config_dict(cfg)
 
 
 def read_safetensors(file: Path) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("new_run", type=Path, metavar="NEW_RUN", help="directory of the new run (must not exist)")
     p.add_argument("--run", type=Path, required=True, help="the run whose checkpoints are merged")
     p.add_argument("--last", type=int, required=True, metavar="N", help="merge the newest N checkpoints")
-    p.add_argument("--every", type=int, default=1, metavar="V", help="take every V-th checkpoint back from the newest")
+    p.add_argument("--every", type=int, default=1, metavar="V", help="checkpoints at least V steps apart, back from the newest (as `riverbed merge --every`)")
     p.add_argument("--branch", default="main", help="branch of RUN to merge (default: main)")
     p.add_argument("--method", choices=("sma", "ema", "wma"), default="sma", help="merge weights (default: sma)")
     p.add_argument("--alpha", type=float, default=0.2, help="EMA coefficient (--method ema)")

@@ -51,13 +51,16 @@ def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> 
             raise ConfigError(f"no CONFIG given and {run_dir} is not an existing run (no {layout.CONFIG})")
         return load_config(config, overrides), False
     stored = load_config(stored_path)
+    # Resuming with or without a CONFIG file: either way the result is checked against the
+    # run's stored config, so `--set` cannot slip in a change the config file could not.
     if config is None:
-        return config_from_dict(stored.to_dict(), overrides, source=str(stored_path)), True
-    new = load_config(config, overrides)
+        new, source = config_from_dict(stored.to_dict(), overrides, source=str(stored_path)), "--set"
+    else:
+        new, source = load_config(config, overrides), str(config)
     changed = [k for k in _diff(stored.to_dict(), new.to_dict()) if k not in RESUMABLE]
     if changed:
         key = changed[0]
-        raise ConfigError(f"{config}: {key} differs from the run's {stored_path} ({_get(stored.to_dict(), key)!r} -> "
+        raise ConfigError(f"{source}: {key} differs from the run's {stored_path} ({_get(stored.to_dict(), key)!r} -> "
                           f"{_get(new.to_dict(), key)!r}); a resumed run may only change {', '.join(sorted(RESUMABLE))}")
     return new, True
 
@@ -117,14 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main:
             run_obj = _create_run(run_dir, cfg, exists)
         D.barrier(dist)
-        from riverbed.runs.progress import ManifestCallback
-
-        # rank 0 alone records progress in run.json (ManifestCallback checks the rank)
-        callbacks = [ManifestCallback(run_obj, "main")] if run_obj is not None else []
         ctx = _manifest_training(run_obj, cfg)
         try:
             with ctx:
-                result = train_main(cfg, run_dir, run_obj, until_step=until, extra_stops=stops, callbacks=callbacks,
+                result = train_main(cfg, run_dir, run_obj, until_step=until, extra_stops=stops,
                                     progress=not args.no_progress)
         except KeyboardInterrupt:
             if dist.is_main:

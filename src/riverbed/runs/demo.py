@@ -106,7 +106,6 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
     from riverbed.runs.drive import train_main
     from riverbed.runs.fork import loss_at, run_requests
     from riverbed.runs.plans import requests_from_plan
-    from riverbed.runs.progress import ManifestCallback
     from riverbed.runs.run import Run
     from riverbed.runs.view import accounting
     from riverbed.schedules import schedule_to_spec
@@ -124,8 +123,7 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
     # point and at every budget's end (the undecayed loss at the same tokens, for contrast).
     stops = sorted({r.fork for r in plan.rows} | {r.length for r in plan.rows})
     with run.training(BranchRecord(layout.MAIN, "main", main_spec)):
-        train_main(cfg, out, run, until_step=plan.rows[-1].length, extra_stops=stops,
-                   callbacks=(ManifestCallback(run, layout.MAIN),), progress=progress, data=data)
+        train_main(cfg, out, run, until_step=plan.rows[-1].length, extra_stops=stops, progress=progress, data=data)
     records = run_requests(run, requests_from_plan(run, plan), cfg=cfg, data=data, progress=progress, skip_finished=True)
     rows = []
     for row, rec in zip(plan.rows, records):

@@ -89,7 +89,7 @@ def train_main(
     """Train the root branch to ``until_step`` (default: the schedule's end, else indefinitely).
 
     ``run`` is the Run to record into (None on non-zero DDP ranks: they train the same
-    segments and record nothing). Records the branch kind and schedule spec, each milestone
+    segments and record nothing); each checkpoint is recorded as main's progress. Records the branch kind and schedule spec, each milestone
     reached, and marks the branch finished when its schedule ended. Returns the last
     ``BranchResult``.
     """
@@ -115,6 +115,10 @@ def train_main(
     if run is not None:
         _recover_milestones(run, run_dir, mark, start)
     cbs = tuple(callbacks)
+    if run is not None:  # record each checkpoint as main's progress in run.json
+        from riverbed.runs.progress import ManifestCallback
+
+        cbs = (ManifestCallback(run, layout.MAIN), *cbs)
     res = None
     for stop in stops(schedule, start, until, extra_stops) or [until]:
         res = train_branch(cfg, run_dir, layout.MAIN, schedule, until_step=stop, callbacks=cbs,

@@ -133,7 +133,8 @@ class InitConfig:
     last: int = 3
     """N: how many checkpoints to merge (the newest ones, after ``every`` thinning)."""
     every: int = 1
-    """Take every V-th checkpoint counting back from the newest (spacing of the merge)."""
+    """Spacing V in steps: back from the newest, each checkpoint at least V steps before the
+    previous pick (the same rule as ``riverbed merge --every``)."""
     method: Literal["sma", "ema", "wma"] = "sma"
     """Merge weights (see riverbed.merging)."""
     alpha: float = 0.2

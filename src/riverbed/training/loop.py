@@ -256,6 +256,7 @@ def train_branch(
             if t.eval_every and ctx.step % t.eval_every == 0 and not final:
                 do_eval()
                 last_eval_step = ctx.step
+                bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)  # the bar shows this step's eval
             if _ckpt_due(t, ctx.step, tps) and not final:
                 last_ckpt, last_ckpt_step = save("periodic"), ctx.step
             if ctx.stop_reason is not None:
@@ -267,6 +268,7 @@ def train_branch(
         # The end of a branch is always evaluated and saved (unless that step just was).
         if last_eval_step != ctx.step:
             do_eval()
+            bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)
         if last_ckpt_step != ctx.step:
             last_ckpt = save("final" if ctx.stop_reason is None else "stopped")
     return BranchResult(ctx.step, ctx.tokens, ctx.flops, ctx.train_loss, ctx.last_eval_loss, last_ckpt, ctx.stop_reason)

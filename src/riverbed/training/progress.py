@@ -15,6 +15,7 @@ class StepProgress:
         self._progress: Any = None
         self._task: Any = None
         self._start, self._total, self._branch = start, total, branch
+        self._rate = 0.0
 
     def __enter__(self) -> StepProgress:
         if self.enabled:
@@ -32,9 +33,13 @@ class StepProgress:
         if self._progress is not None:
             self._progress.advance(self._task)
 
-    def show(self, *, loss: float | None, tokens_per_s: float, eval_loss: float | None) -> None:
+    def show(self, *, loss: float | None, tokens_per_s: float | None = None, eval_loss: float | None) -> None:
+        """Update the bar's text; ``tokens_per_s=None`` keeps the last rate (after an evaluation)."""
         if self._progress is None:
             return
+        if tokens_per_s is None:
+            tokens_per_s = self._rate
+        self._rate = tokens_per_s
         info = f"loss {loss:.4f}" if loss is not None else ""
         if eval_loss is not None:
             info += f"  eval {eval_loss:.4f}"

@@ -142,9 +142,10 @@ def pick_checkpoints(refs: Sequence[Any], *, count: int, onset: int | None = Non
     """Choose up to ``count`` checkpoints (``refs``: objects with ``.step`` and ``.path``) for a merge.
 
     Only checkpoints saved before ``onset - margin`` qualify (all when ``onset`` is None). Going
-    back from the newest, every ``every``-th is taken; one whose weights hold NaN/inf or cannot be
-    read is rejected (and reported) and the next older one is taken instead. Returns the chosen
-    refs and their weights (oldest first) and the rejections.
+    back from the newest, each checkpoint at least ``every`` steps before the previous pick is
+    taken (the same spacing rule as ``riverbed merge --every``); one whose weights hold NaN/inf or
+    cannot be read is rejected (and reported) and the next older one is taken instead. Returns the
+    chosen refs and their weights (oldest first) and the rejections.
     """
     from riverbed.checkpoints.layout import MODEL_FILE
     from riverbed.checkpoints.state import read_safetensors
@@ -153,9 +154,11 @@ def pick_checkpoints(refs: Sequence[Any], *, count: int, onset: int | None = Non
     cands = sorted((r for r in refs if limit is None or r.step < limit), key=lambda r: r.step, reverse=True)
     chosen: list[tuple[Any, dict[str, torch.Tensor]]] = []
     rejected: list[dict[str, Any]] = []
-    i = 0
-    while i < len(cands) and len(chosen) < count:
-        ref = cands[i]
+    for ref in cands:
+        if len(chosen) == count:
+            break
+        if chosen and ref.step > chosen[-1][0].step - every:
+            continue  # closer than `every` steps to the previous pick
         try:
             tensors = read_safetensors(Path(ref.path) / MODEL_FILE)
             bad = nonfinite_names(tensors)
@@ -164,10 +167,8 @@ def pick_checkpoints(refs: Sequence[Any], *, count: int, onset: int | None = Non
             reason = str(exc)
         if reason is None:
             chosen.append((ref, tensors))
-            i += every
         else:
             rejected.append({"step": int(ref.step), "path": str(ref.path), "reason": reason})
-            i += 1
     chosen.reverse()
     return [r for r, _ in chosen], [t for _, t in chosen], rejected
 
