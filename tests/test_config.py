@@ -145,3 +145,20 @@ def test_optional_sections_registry():
     assert load_config_text(cfg.to_toml()) == cfg
     with pytest.raises(ConfigError, match="unknown key pma.bogus"):
         load_config_text("[pma]\nevery = 10\nbogus = 1\n")
+
+
+def test_enum_error_lists_allowed_values():
+    # issue 9 item 11: a Literal field used to say "expected Literal" without the values.
+    with pytest.raises(ConfigError, match=r"train\.device='gpu' is not allowed; allowed values: 'auto', 'cpu', 'cuda'"):
+        load_config_text("[train]\ndevice = \"gpu\"\n", source="r.toml")
+    with pytest.raises(ConfigError, match=r"train\.dtype='fp16'.*'float32', 'bfloat16'"):
+        load_config_text("", ["train.dtype=fp16"], source="r.toml")
+
+
+def test_optional_literal_type_name_lists_values():
+    from typing import Literal
+
+    from riverbed.config_types import coerce
+
+    with pytest.raises(ConfigError, match=r"expected one of 'a', 'b' or NoneType"):
+        coerce(3, Literal["a", "b"] | None, "x.k", "f.toml")

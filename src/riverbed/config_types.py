@@ -21,6 +21,9 @@ def coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints widen to floats, lists to tuples."""
     ok, out = _coerce(value, tp)
     if not ok:
+        if typing.get_origin(tp) is Literal:
+            allowed = ", ".join(repr(a) for a in typing.get_args(tp))
+            raise ConfigError(f"{source}: {key}={value!r} is not allowed; allowed values: {allowed}")
         raise ConfigError(f"{source}: {key}={value!r} has the wrong type (expected {_type_name(tp)})")
     return out
 
@@ -86,4 +89,10 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
 
 
 def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    # Literal's __name__ is just "Literal": spell out the allowed values instead.
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
