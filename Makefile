@@ -4,8 +4,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch is pinned in the same pip command as the package so pip takes the CPU build
-# already on disk instead of resolving a multi-GB CUDA build.
+# torch (the `train` extra) is pinned in the same pip command as the package so pip takes
+# the CPU build already on disk instead of resolving a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
 .PHONY: venv demo test test-slow bench clean
@@ -13,7 +13,7 @@ TORCH := torch==2.13.0
 $(BIN)/riverbed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH) -e '.[dev]'
+	$(BIN)/pip install -q $(TORCH) -e '.[train,dev]'
 	touch $(BIN)/riverbed
 
 venv: $(BIN)/riverbed

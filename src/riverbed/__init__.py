@@ -55,5 +55,14 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:  # e.g. riverbed.train_branch without the `train` extra
+            from riverbed.extras import missing_extra
+
+            err = missing_extra(exc, f"riverbed.{name}")
+            if err is None:
+                raise
+            raise err from exc
+        return getattr(module, name)
     raise AttributeError(f"module 'riverbed' has no attribute {name!r}")

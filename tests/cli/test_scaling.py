@@ -71,7 +71,7 @@ def test_drop_highest_and_mean_warning(tmp_path, capsys):
     ("setup", "message"),
     [
         (lambda p: (p / "bad.csv").write_text("N,loss\n1,2\n") and [str(p / "bad.csv")], "missing column(s) D (or C)"),
-        (lambda p: (p / "few.csv").write_text("N,D,loss\n1e8,1e9,3\n2e8,1e9,2.9\n") and [str(p / "few.csv")], "2 points cannot determine 5 parameters"),
+        (lambda p: (p / "few.csv").write_text("N,D,loss\n1e8,1e9,3\n2e8,1e9,2.9\n") and [str(p / "few.csv")], "2 distinct points cannot determine 5 parameters"),
         (lambda p: (p / "neg.csv").write_text("N,D,loss\n" + "".join(f"1e8,{k}e9,3\n" for k in range(1, 6)) + "1e8,-1,3\n") and [str(p / "neg.csv")], "D must be positive; got -1 at neg.csv:row 6"),
         (lambda p: [str(fake_run(p / "r0", 10**6, []))], "has no finished branches"),
         (lambda p: [str(p / "missing")], "no such file or run directory"),

@@ -45,4 +45,5 @@ def test_cli_points_merge(tiny_tree, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["merge_rows"]) == 3 and set(doc["decay_fit_params"]) == {"E", "B", "beta"}
     assert main(["scaling", "fit", str(tiny_tree), "--points", "merge", "--law", "chinchilla", "--bootstrap", "0"]) == 2
-    assert "3 points cannot determine 5 parameters" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 distinct points cannot determine 5 parameters" in err and "fit --law data" in err

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from riverbed.errors import RiverbedError
+from riverbed.extras import missing_extra
 
 # verb -> module. Literal on purpose: one place lists every verb.
 VERBS: dict[str, str] = {
@@ -56,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
     except RiverbedError as exc:
         print(f"riverbed: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        # torch-free install (no `train` extra) or another optional dependency missing.
+        err = missing_extra(exc, f"riverbed {args.verb}")
+        if err is None:
+            raise
+        print(f"riverbed: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("riverbed: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     riverbed scaling fit runs/s1 runs/s2 runs/s3 --law chinchilla -o fit.json --plot fit.png
     riverbed scaling fit epoch.csv --drop-highest 5 --bootstrap 200
+    riverbed scaling fit wandb.tsv --n-col model_size --loss-col eval/loss
     riverbed scaling fit runs/s1 --law data --points merge     # decay-free: PMA merges
     riverbed scaling predict fit.json --n 1e8 --d 2e9
     riverbed scaling frontier fit.json --flops 1e21
@@ -29,7 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="scaling_cmd", metavar="CMD", required=True)
 
     f = sub.add_parser("fit", help="fit a law to run directories and/or CSV files", description="Fit L(N, D) = E + A/N^alpha + B/D^beta (chinchilla) or L(D) = E + B/D^beta (data) by summed Huber(1e-3) on log loss, L-BFGS from the full grid; bootstrap intervals.")
-    f.add_argument("sources", metavar="SOURCE", nargs="+", help="riverbed run directories or CSV files (columns N, D or C = FLOPs, loss)")
+    f.add_argument("sources", metavar="SOURCE", nargs="+", help="riverbed run directories or CSV/TSV files (columns N, D or C = FLOPs, loss; common aliases such as params, tokens, flops, eval/loss are recognised)")
+    cols = f.add_argument_group("CSV/TSV columns (default: found by name, case-insensitive)")
+    cols.add_argument("--n-col", default=None, metavar="NAME", help="column of N, parameters (aliases: params, n_params, model_size, ...)")
+    cols.add_argument("--d-col", default=None, metavar="NAME", help="column of D, training tokens (aliases: tokens, n_tokens, ...)")
+    cols.add_argument("--c-col", default=None, metavar="NAME", help="column of C, training FLOPs, used where D is empty (D = C / 6N; aliases: flops, compute)")
+    cols.add_argument("--loss-col", default=None, metavar="NAME", help="column of the held-out loss (aliases: loss, eval/loss, val_loss, ...)")
     f.add_argument("--law", choices=("chinchilla", "data"), default="chinchilla", help="law to fit (default chinchilla; data = one model size)")
     f.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (default 200; 0 = none)")
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
@@ -85,6 +91,10 @@ def print_fit(fit) -> None:
         f"rms {r['rms_log']:.4g}, mean |r| {r['mean_abs_log']:.4g}, max |r| {r['max_abs_log']:.4g} at {r['max_abs_label']}, "
         f"{r['within_delta']}/{r['n']} within delta"
     )
+    des = fit.design()
+    span = ", ".join(f"{k} {lo:.3g}..{hi:.3g}" for k, (lo, hi) in des["range"].items() if k in fit.law_def.features or k == "C" and "N" in fit.law_def.features)
+    print(f"design: {des['rows']} rows, {des['distinct_points']} distinct points for {des['params']} parameters "
+          f"({des['dof']} degrees of freedom); data range {span}")
     start = ", ".join(f"{k}={v:g}" for k, v in fit.best_start.items())
     print(f"best start: {start} ({fit.n_starts_at_optimum} of {fit.n_starts} starts reach this optimum)")
     if fit.dropped:
@@ -95,9 +105,22 @@ def print_fit(fit) -> None:
         print(f"warning: {w}")
 
 
+def _quiet_fit_warnings() -> None:
+    # The CLI prints every FitWarning itself (and puts it in the JSON): keep Python's copy off stderr.
+    import warnings
+
+    from riverbed.scaling.fit import FitWarning
+
+    warnings.simplefilter("ignore", FitWarning)
+
+
 def run_fit(args: argparse.Namespace) -> int:
     from riverbed.scaling import drop_highest, fit_law, load_points, save_fit
     from riverbed.scaling.plot import plot_fit
+    from riverbed.scaling.points import Columns
+
+    _quiet_fit_warnings()
+    columns = Columns(n=args.n_col, d=args.d_col, c=args.c_col, loss=args.loss_col)
 
     studies = []
     if args.points == "merge":
@@ -108,10 +131,12 @@ def run_fit(args: argparse.Namespace) -> int:
         for s in args.sources:
             if not Path(s).is_dir():
                 raise ScalingError(f"{s}: --points merge needs run directories (merges are computed from checkpoints), not a file")
+        if columns.given():
+            raise ScalingError("--n-col/--d-col/--c-col/--loss-col name CSV columns; --points merge reads run directories")
         studies = [merge_points(s, last=args.merge_last, method=args.merge_method) for s in args.sources]
         points = concat([st.merged for st in studies])
     else:
-        points = load_points(args.sources)
+        points = load_points(args.sources, columns=columns)
     points, dropped = drop_highest(points, args.drop_highest)
     fit = fit_law(points, args.law, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci, dropped=dropped, loss_reduction=args.loss_reduction, progress=not args.no_progress and not args.json)
     decay_fit = None
@@ -161,20 +186,24 @@ def print_merge_rows(studies) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from riverbed.scaling import load_fit, predict
 
+    _quiet_fit_warnings()
     fit = load_fit(args.fit)
     est = predict(fit, args.n, args.d)
     if args.json:
-        print(json.dumps({"law": fit.law, "N": args.n, "D": args.d, "loss": est.to_json(), "ci": fit.ci}))
+        print(json.dumps({"law": fit.law, "N": args.n, "D": args.d, "loss": est.to_json(), "ci": fit.ci, "warnings": list(est.warnings)}))
         return 0
     where = f"N={args.n:.4g}, D={args.d:.4g}" if fit.law == "chinchilla" else f"D={args.d:.4g}"
     interval = f"  ({fit.ci:.0%} CI {est.lo:.5g} .. {est.hi:.5g})" if est.lo is not None else "  (no bootstrap: no interval)"
     print(f"predicted loss at {where}: {est.value:.5g}{interval}")
+    for w in est.warnings:
+        print(f"warning: {w}")
     return 0
 
 
 def run_frontier(args: argparse.Namespace) -> int:
     from riverbed.scaling import frontier, load_fit
 
+    _quiet_fit_warnings()
     fit = load_fit(args.fit)
     rows = [frontier(fit, c) for c in args.flops]
     if args.json:
@@ -193,4 +222,7 @@ def run_frontier(args: argparse.Namespace) -> int:
     for r in rows:
         t.add_row(f"{r.flops:.3g}", cell(r.n_opt), cell(r.d_opt), f"{r.tokens_per_param:.3g}", cell(r.loss))
     Console().print(t)
+    for r in rows:
+        for w in r.warnings:
+            print(f"warning: C={r.flops:.3g}: {w}")
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 from riverbed.errors import ScalingError
 from riverbed.scaling.laws import HUBER_DELTA, Law, center, get_law, objective_and_grad, uncenter
 from riverbed.scaling.optimize import batched_lbfgs, polish
-from riverbed.scaling.points import Points, validate
+from riverbed.scaling.points import Points, data_range, design_warnings, distinct_points, validate
 
 #: Relative decrease below which a batched start stops. 1e-9 of the objective is ~2,000x
 #: tighter than scipy's default ``ftol`` in Epoch's loop (absolute there, since f << 1).
@@ -36,6 +36,13 @@ BATCH_MAX_ITER = 250
 N_POLISH = 5
 #: Relative objective window above the best batched optimum inside which optima are polished.
 POLISH_WINDOW = 1e-2
+
+class FitWarning(UserWarning):
+    """A fit that needs a caveat (few degrees of freedom, an unidentifiable design, extrapolation).
+
+    The same text is kept in ``FitResult.warnings`` (and its JSON), so the CLI prints it once.
+    """
+
 
 MEAN_WARNING = (
     "loss_reduction='mean' averages the Huber terms: L-BFGS then stops early (the reported cause of "
@@ -114,6 +121,18 @@ class FitResult:
             "within_delta": int(np.sum(np.abs(r) <= self.delta)),
         }
 
+    def design(self) -> dict:
+        """Rows, distinct design points, parameters, degrees of freedom and the data range (N, D, C)."""
+        need_n = "N" in self.law_def.features
+        distinct = distinct_points(self.points, need_n=need_n)
+        return {
+            "rows": len(self.points),
+            "distinct_points": distinct,
+            "params": self.law_def.n_params,
+            "dof": distinct - self.law_def.n_params,
+            "range": {k: list(v) for k, v in data_range(self.points).items()},
+        }
+
     def to_json(self) -> dict:
         return {
             "format": "riverbed.scaling.fit/1",
@@ -131,6 +150,7 @@ class FitResult:
             "n_starts_at_optimum": self.n_starts_at_optimum,
             "dropped": list(self.dropped),
             "warnings": list(self.warnings),
+            "design": self.design(),
             "residuals": self.residual_summary(),
             "bootstrap": None if self.bootstrap is None else self.bootstrap.tolist(),
             "bootstrap_seed": self.bootstrap_seed,
@@ -200,10 +220,15 @@ def fit_law(
     if loss_reduction == "mean":
         warnings.warn(MEAN_WARNING, UserWarning, stacklevel=2)
         notes.append(MEAN_WARNING)
-    validate(points, n_params=spec.n_params, need_n="N" in spec.features)
+    need_n = "N" in spec.features
     sizes = np.unique(points.n[np.isfinite(points.n)])
-    if "N" not in spec.features and len(sizes) > 1:
+    if not need_n and len(sizes) > 1:  # before validate: its distinct count sees D alone
         raise ScalingError(f"law {law!r} is for one model size; the points have {len(sizes)} sizes ({', '.join(f'{s:.4g}' for s in sizes[:6])}): fit each run separately or use --law chinchilla")
+    validate(points, n_params=spec.n_params, need_n=need_n)
+    design = design_warnings(points, n_params=spec.n_params, need_n=need_n)
+    for note in design:
+        warnings.warn(note, FitWarning, stacklevel=2)
+    notes += design
     starts = spec.grid() if grid is None else np.asarray(grid, dtype=np.float64)
     if starts.ndim != 2 or starts.shape[1] != spec.n_params:
         raise ScalingError(f"grid must have shape (S, {spec.n_params}) for law {law!r}, got {starts.shape}")

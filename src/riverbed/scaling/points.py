@@ -106,7 +106,8 @@ def _rows(labels: Sequence[str], mask: np.ndarray, limit: int = 8) -> str:
 def validate(points: Points, *, n_params: int, need_n: bool = True) -> None:
     """Raise :class:`ScalingError` naming the rows that make ``points`` unusable for a fit.
 
-    Checks: NaN/inf, non-positive N, D or loss, fewer points than the law's parameters, and
+    Checks: NaN/inf, non-positive N, D or loss, fewer *distinct* (N, D) points than the law's
+    parameters (repeated rows add no information about the law's shape), and
     mixed units (different token units, or a gap of more than ``UNIT_GAP`` between
     consecutive distinct N or D values).
     """
@@ -120,8 +121,12 @@ def validate(points: Points, *, n_params: int, need_n: bool = True) -> None:
         bad = col <= 0
         if bad.any():
             raise ScalingError(f"{name} must be positive; got {col[bad][0]:g} at {_rows(points.labels, bad)}")
-    if len(points) < n_params:
-        raise ScalingError(f"{len(points)} points cannot determine {n_params} parameters; need at least {n_params}")
+    distinct = distinct_points(points, need_n=need_n)
+    if distinct < n_params:
+        repeats = f" ({len(points)} rows, {len(points) - distinct} repeating an earlier (N, D))" if distinct < len(points) else ""
+        single = need_n and len(np.unique(points.n)) == 1
+        hint = f"; with one model size (N={points.n[0]:.4g}) fit --law data" if single and n_params > 3 else ""
+        raise ScalingError(f"{distinct} distinct points{repeats} cannot determine {n_params} parameters; need at least {n_params}{hint}")
     units = sorted({u for u in points.units if u is not None})
     if len(units) > 1:
         by_unit = {u: [lab for lab, v in zip(points.labels, points.units) if v == u] for u in units}
@@ -142,6 +147,42 @@ def validate(points: Points, *, n_params: int, need_n: bool = True) -> None:
                 )
 
 
+def distinct_points(points: Points, *, need_n: bool = True) -> int:
+    """Distinct design points: (N, D) pairs (only D when the law has no N term)."""
+    cols = (points.n, points.d) if need_n else (points.d,)
+    return len({tuple(row) for row in np.column_stack(cols).tolist()})
+
+
+def data_range(points: Points) -> dict[str, tuple[float, float]]:
+    """Smallest and largest N, D and C = 6ND over the fitted points."""
+    c = 6.0 * points.n * points.d
+    return {k: (float(v.min()), float(v.max())) for k, v in (("N", points.n), ("D", points.d), ("C", c))}
+
+
+def design_warnings(points: Points, *, n_params: int, need_n: bool = True) -> list[str]:
+    """What the design cannot tell: too few degrees of freedom, or too few distinct N or D.
+
+    An additive law E + A/N^alpha + B/D^beta needs three distinct N to separate A and alpha from E
+    (one size makes A/N^alpha a constant; two give two offsets for three unknowns), and likewise
+    three distinct D for B and beta.
+    """
+    notes = []
+    distinct = distinct_points(points, need_n=need_n)
+    dof = distinct - n_params
+    if dof == 0:
+        notes.append(f"zero degrees of freedom: {distinct} distinct points for {n_params} parameters; the law passes through every point and its intervals mean nothing")
+    elif 0 < dof < n_params:
+        notes.append(f"few degrees of freedom: {distinct} distinct points for {n_params} parameters ({dof} to spare); treat the parameters and intervals with caution")
+    if need_n:
+        for name, col, params in (("N", points.n, "A and alpha"), ("D", points.d, "B and beta")):
+            vals = np.unique(col)
+            if len(vals) < 3:
+                shown = ", ".join(f"{v:.4g}" for v in vals)
+                extra = " (fit --law data for one model size)" if name == "N" and len(vals) == 1 else ""
+                notes.append(f"the design cannot identify {params}: only {len(vals)} distinct {name} ({shown}); at least 3 are needed to separate them from E{extra}")
+    return notes
+
+
 def drop_highest(points: Points, k: int) -> tuple[Points, tuple[str, ...]]:
     """Remove the ``k`` highest-loss points (Epoch AI dropped 5); returns the rest and the dropped labels."""
     if k < 0:
@@ -156,34 +197,99 @@ def drop_highest(points: Points, k: int) -> tuple[Points, tuple[str, ...]]:
     return points.take(keep), dropped
 
 
-def load_csv(path: str | Path) -> Points:
-    """Read a CSV with columns N, D (or C = training FLOPs, D = C / (6 N)) and loss.
+#: Accepted header names per column role, compared after ``_norm`` (case, spaces, ``-``/``_``):
+#: riverbed's own N/D/C/loss first, then what W&B exports and common papers' tables use.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "n": ("n", "params", "n_params", "num_params", "nparams", "parameters", "model_size", "non_embedding_params"),
+    "d": ("d", "tokens", "n_tokens", "num_tokens", "train_tokens", "training_tokens", "tokens_seen", "data_size"),
+    "c": ("c", "flops", "compute", "train_flops", "training_flops"),
+    "loss": ("loss", "eval/loss", "eval_loss", "val_loss", "val/loss", "validation_loss", "valid/loss", "test_loss", "final_loss"),
+}
+#: The CLI flag that names each role's column explicitly.
+COLUMN_FLAGS = {"n": "--n-col", "d": "--d-col", "c": "--c-col", "loss": "--loss-col"}
 
-    Headers are case-insensitive; an optional ``unit`` column names the token unit per row.
-    Rows are labelled ``<file>:row <k>`` with k the 1-based data row.
+
+@dataclass(frozen=True)
+class Columns:
+    """Header names chosen explicitly for N, D, C (training FLOPs) and loss; None = find by alias."""
+
+    n: str | None = None
+    d: str | None = None
+    c: str | None = None
+    loss: str | None = None
+
+    def given(self) -> dict[str, str]:
+        return {k: v for k, v in (("n", self.n), ("d", self.d), ("c", self.c), ("loss", self.loss)) if v is not None}
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.strip().lower().replace("-", "_").split()).replace(" ", "_")
+
+
+def resolve_columns(header: Sequence[str], columns: Columns, source: str) -> dict[str, int]:
+    """Column index per role (``n``, ``d``, ``c``, ``loss``, ``unit``) from explicit names or aliases.
+
+    >>> resolve_columns(["model_size", "tokens", "flops", "eval/loss"], Columns(), "w.csv")
+    {'n': 0, 'd': 1, 'c': 2, 'loss': 3}
+    """
+    normed = [_norm(h) for h in header]
+    found: dict[str, int] = {}
+    for role, name in columns.given().items():
+        if _norm(name) not in normed:
+            raise ScalingError(f"{source}: {COLUMN_FLAGS[role]} {name!r} is not a column; header is {list(header)}")
+        found[role] = normed.index(_norm(name))
+    for role, names in ALIASES.items():
+        if role in found:
+            continue
+        hits = [i for i, h in enumerate(normed) if h in names and i not in found.values()]
+        if len(hits) > 1:
+            cols = ", ".join(repr(header[i]) for i in hits)
+            raise ScalingError(f"{source}: columns {cols} could each be {role if role == 'loss' else role.upper()}; choose one with {COLUMN_FLAGS[role]}")
+        if hits:
+            found[role] = hits[0]
+    missing = [m for m, ok in (("N", "n" in found), ("D (or C)", "d" in found or "c" in found), ("loss", "loss" in found)) if not ok]
+    if missing:
+        hint = "; ".join(f"{r.upper() if r != 'loss' else r}: {', '.join(ALIASES[r])}" for r in ALIASES)
+        raise ScalingError(
+            f"{source}: missing column(s) {', '.join(missing)}; header is {list(header)}. "
+            f"Accepted names ({hint}), or name them with --n-col/--d-col/--c-col/--loss-col"
+        )
+    if "unit" in normed:
+        found["unit"] = normed.index("unit")
+    return found
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    # TSV by extension, or a header with tabs and no commas (a spreadsheet's tab export).
+    if path.suffix.lower() in (".tsv", ".tab") or ("\t" in first_line and "," not in first_line):
+        return "\t"
+    return ","
+
+
+def load_csv(path: str | Path, columns: Columns | None = None) -> Points:
+    """Read a CSV or TSV with columns N, D (or C = training FLOPs, D = C / (6 N)) and loss.
+
+    Headers are matched case-insensitively against ``ALIASES`` (``params``, ``tokens``,
+    ``flops``, ``eval/loss``, ...) unless ``columns`` names them; an optional ``unit`` column
+    names the token unit per row. Rows are labelled ``<file>:row <k>`` (1-based data row).
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ScalingError(f"cannot read {path}: {exc.strerror or exc}") from None
-    reader = csv.reader(line for line in text.splitlines() if line.strip())
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ScalingError(f"{path} is empty") from None
-    lower = {h.lower(): i for i, h in enumerate(header)}
-    missing = [c for c in ("n", "loss") if c not in lower]
-    if "d" not in lower and "c" not in lower:
-        missing.append("D (or C)")
-    if missing:
-        raise ScalingError(f"{path}: missing column(s) {', '.join(m.upper() if len(m) == 1 else m for m in missing)}; header is {header}")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ScalingError(f"{path} is empty")
+    reader = csv.reader(lines, delimiter=_delimiter(path, lines[0]))
+    header = [h.strip() for h in next(reader)]
+    idx = resolve_columns(header, columns or Columns(), str(path))
     n, d, loss, labels, units, bad = [], [], [], [], [], []
     for k, row in enumerate(reader, start=1):
         label = f"{path.name}:row {k}"
 
-        def cell(name: str, row=row) -> float:
-            i = lower.get(name)
+        def cell(role: str, row=row) -> float:
+            i = idx.get(role)
             if i is None or i >= len(row) or not row[i].strip():
                 return math.nan
             return float(row[i])
@@ -191,7 +297,7 @@ def load_csv(path: str | Path) -> Points:
         try:
             nv, lv = cell("n"), cell("loss")
             dv = cell("d")
-            if math.isnan(dv) and "c" in lower:
+            if math.isnan(dv) and "c" in idx:
                 dv = cell("c") / (6.0 * nv)
         except ValueError:
             bad.append(label)
@@ -200,7 +306,7 @@ def load_csv(path: str | Path) -> Points:
         d.append(dv)
         loss.append(lv)
         labels.append(label)
-        ui = lower.get("unit")
+        ui = idx.get("unit")
         units.append(row[ui].strip() if ui is not None and ui < len(row) and row[ui].strip() else None)
     if bad:
         raise ScalingError(f"{path}: non-numeric values at {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}")

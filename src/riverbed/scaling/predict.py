@@ -16,12 +16,14 @@ Frontier (Hoffmann et al. 2022, approach 3), with C = 6 N D::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from riverbed.errors import ScalingError
-from riverbed.scaling.fit import FitResult, _quantiles
+from riverbed.scaling.fit import FitResult, FitWarning, _quantiles
+from riverbed.scaling.points import Points, data_range
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Estimate:
     value: float
     lo: float | None = None
     hi: float | None = None
+    warnings: tuple[str, ...] = ()
+    """Extrapolation beyond the fitted data (``predict`` only); reported by the caller, not in ``to_json``."""
 
     def to_json(self) -> dict:
         return {"value": self.value, "lo": self.lo, "hi": self.hi}
@@ -45,9 +49,33 @@ class FrontierPoint:
     d_opt: Estimate
     loss: Estimate
     tokens_per_param: float
+    warnings: tuple[str, ...] = ()
+    """How far the budget and the allocation lie beyond the fitted data."""
 
     def to_json(self) -> dict:
-        return {"flops": self.flops, "N_opt": self.n_opt.to_json(), "D_opt": self.d_opt.to_json(), "loss": self.loss.to_json(), "tokens_per_param": self.tokens_per_param}
+        return {"flops": self.flops, "N_opt": self.n_opt.to_json(), "D_opt": self.d_opt.to_json(), "loss": self.loss.to_json(), "tokens_per_param": self.tokens_per_param, "warnings": list(self.warnings)}
+
+
+def extrapolation(fit: FitResult, *, n: float | None = None, d: float | None = None, c: float | None = None) -> tuple[str, ...]:
+    """One message per quantity outside the fitted data, saying by how many times.
+
+    >>> pts = Points.from_arrays([1e8] * 4, [1e9, 2e9, 4e9, 8e9], [3.0, 2.9, 2.8, 2.75])
+    >>> fit = FitResult("data", (0.0, 0.0, 0.0), 0.0, pts)
+    >>> extrapolation(fit, d=8e10)
+    ('extrapolation: D=8e+10 is 10x the largest D in the fit (8e+09)',)
+    """
+    rng = data_range(fit.points)
+    given = {"N": n if "N" in fit.law_def.features else None, "D": d, "C": c}
+    out = []
+    for name, v in given.items():
+        if v is None:
+            continue
+        lo, hi = rng[name]
+        if v > hi:
+            out.append(f"extrapolation: {name}={v:.4g} is {v / hi:.3g}x the largest {name} in the fit ({hi:.4g})")
+        elif v < lo:
+            out.append(f"extrapolation: {name}={v:.4g} is {lo / v:.3g}x below the smallest {name} in the fit ({lo:.4g})")
+    return tuple(out)
 
 
 def _estimate(value: float, samples: np.ndarray | None, ci: float) -> Estimate:
@@ -72,7 +100,11 @@ def predict(fit: FitResult, n: float | None, d: float, *, ci: float | None = Non
     samples = None
     if fit.bootstrap is not None:
         samples = np.array([float(spec.predict(t, n, d)) for t in fit.bootstrap])
-    return _estimate(value, samples, fit.ci if ci is None else ci)
+    est = _estimate(value, samples, fit.ci if ci is None else ci)
+    notes = extrapolation(fit, n=n, d=d, c=6.0 * n * d if n is not None and "N" in spec.features else None)
+    for note in notes:
+        warnings.warn(note, FitWarning, stacklevel=2)
+    return Estimate(est.value, est.lo, est.hi, notes)
 
 
 def optimal_allocation(a: np.ndarray | float, b: np.ndarray | float, alpha: np.ndarray | float, beta: np.ndarray | float, flops: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,10 +135,14 @@ def frontier(fit: FitResult, flops: float, *, ci: float | None = None) -> Fronti
         nat = spec.natural(fit.bootstrap)
         ns, ds = optimal_allocation(nat["A"], nat["B"], nat["alpha"], nat["beta"], flops)
         ls = np.array([float(spec.predict(t, nn, dd)) if np.isfinite(nn) and np.isfinite(dd) else np.nan for t, nn, dd in zip(fit.bootstrap, ns, ds)])
+    notes = extrapolation(fit, n=float(n_opt), d=float(d_opt), c=float(flops))
+    for note in notes:
+        warnings.warn(note, FitWarning, stacklevel=2)
     return FrontierPoint(
         flops=float(flops),
         n_opt=_estimate(float(n_opt), ns, level),
         d_opt=_estimate(float(d_opt), ds, level),
         loss=_estimate(loss, ls, level),
         tokens_per_param=float(d_opt / n_opt),
+        warnings=notes,
     )

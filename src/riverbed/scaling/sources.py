@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.errors import RiverbedError, ScalingError
-from riverbed.scaling.points import Points, concat, load_csv
+from riverbed.scaling.points import COLUMN_FLAGS, Columns, Points, concat, load_csv
 
 #: Finished-model kinds a run contributes by default ("merge" points are asked for explicitly).
 FINISHED_KINDS = ("decay", "wsds", "cosine", "cyclic", "main")
@@ -61,8 +61,8 @@ def load_run(path: str | Path, kinds: Sequence[str] = FINISHED_KINDS) -> Points:
     )
 
 
-def load_source(source: str | Path, *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, **merge_options) -> Points:
-    """One CSV file or run directory."""
+def load_source(source: str | Path, *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, columns: Columns | None = None, **merge_options) -> Points:
+    """One CSV/TSV file (``columns`` names its N/D/C/loss headers) or run directory."""
     path = Path(source)
     if points not in POINT_SOURCES:
         raise ScalingError(f"--points must be one of {', '.join(POINT_SOURCES)}, got {points!r}")
@@ -76,11 +76,18 @@ def load_source(source: str | Path, *, points: str = "finished", kinds: Sequence
         raise ScalingError(f"{path}: no such file or run directory")
     if points == "merge":
         raise ScalingError(f"{path}: --points merge needs run directories (merges are computed from checkpoints), not a CSV")
-    return load_csv(path)
+    return load_csv(path, columns)
 
 
-def load_points(sources: Sequence[str | Path], *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, **merge_options) -> Points:
-    """Points from several CSV files and/or run directories, concatenated (labels keep their origin)."""
+def load_points(sources: Sequence[str | Path], *, points: str = "finished", kinds: Sequence[str] = FINISHED_KINDS, columns: Columns | None = None, **merge_options) -> Points:
+    """Points from several CSV/TSV files and/or run directories, concatenated (labels keep their origin).
+
+    ``columns`` names the N/D/C/loss headers of the CSV files (aliases are tried otherwise); it is
+    refused when every source is a run directory, so an explicit column name is never ignored.
+    """
     if not sources:
         raise ScalingError("no sources given (CSV files or run directories)")
-    return concat([load_source(s, points=points, kinds=kinds, **merge_options) for s in sources])
+    if columns is not None and columns.given() and all(Path(s).is_dir() for s in sources):
+        flags = ", ".join(f"{COLUMN_FLAGS[k]} {v}" for k, v in columns.given().items())
+        raise ScalingError(f"{flags}: column names apply to CSV/TSV files, and every source is a run directory")
+    return concat([load_source(s, points=points, kinds=kinds, columns=columns, **merge_options) for s in sources])
