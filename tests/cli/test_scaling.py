@@ -89,3 +89,48 @@ def test_predict_bad_fit_file_exit_2(tmp_path, capsys):
     assert "not a riverbed fit file" in capsys.readouterr().err
     assert main(["scaling", "frontier", str(tmp_path / "nope.json"), "--flops", "1e20"]) == 2
     assert "cannot read fit" in capsys.readouterr().err
+
+
+def test_fit_user_csv_columns_and_warnings(tmp_path, capsys):
+    # A W&B-style TSV export with its own column names: the empty tokens cells fall back to
+    # flops / 6N, and train/loss (not a held-out loss) is no alias of loss.
+    rows = ["model_size\ttokens\tflops\ttrain/loss\teval/loss"]
+    for n in (1e7, 3e7, 1e8):
+        for d in (1e8, 3e8, 1e9):
+            loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
+            rows.append(f"{n:g}\t\t{6 * n * d:g}\t9.9\t{loss * (1 + 0.002 * np.sin(n * d)):.6f}")
+    tsv, fit_json = tmp_path / "wandb.tsv", tmp_path / "fit.json"
+    tsv.write_text("\n".join(rows) + "\n")
+    argv = ["scaling", "fit", str(tsv), "--bootstrap", "0", "-o", str(fit_json), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "design: 9 rows, 9 distinct points for 5 parameters (4 degrees of freedom)" in out
+    assert "warning: few degrees of freedom" in out
+    doc = json.loads(fit_json.read_text())
+    assert doc["design"]["range"]["N"] == [1e7, 1e8] and doc["design"]["dof"] == 4
+    assert doc["params"]["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
+    assert any("few degrees of freedom" in w for w in doc["warnings"])
+
+    # 70x the largest N: said in the table output and in the JSON
+    assert main(["scaling", "predict", str(fit_json), "--n", "7e9", "--d", "1e9"]) == 0
+    assert "warning: extrapolation: N=7e+09 is 70x the largest N in the fit (1e+08)" in capsys.readouterr().out
+    assert main(["scaling", "predict", str(fit_json), "--n", "5e7", "--d", "5e8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    assert main(["scaling", "frontier", str(fit_json), "--flops", "1e21", "--json"]) == 0
+    warns = json.loads(capsys.readouterr().out)["frontier"][0]["warnings"]
+    assert any(w.startswith("extrapolation: C=1e+21 is 1.67e+03x the largest C") for w in warns)
+
+    assert main(["scaling", "fit", str(tsv), "--n-col", "width", "--bootstrap", "0"]) == 2
+    assert "--n-col 'width' is not a column" in capsys.readouterr().err
+
+
+def test_fit_identical_rows_refused_and_single_size_suggests_data_law(tmp_path, capsys):
+    csv = tmp_path / "same.csv"
+    csv.write_text("N,D,loss\n" + "1e8,1e9,3.0\n" * 10)
+    assert main(["scaling", "fit", str(csv), "--bootstrap", "0"]) == 2
+    assert "1 distinct points (10 rows, 9 repeating an earlier (N, D)) cannot determine 5 parameters" in capsys.readouterr().err
+    run = law_run(tmp_path / "s1", 10**6, [1e6, 2e6, 4e6], TRUE)
+    assert main(["scaling", "fit", str(run), "--bootstrap", "0"]) == 2
+    assert "with one model size (N=1e+06) fit --law data" in capsys.readouterr().err
+    assert main(["scaling", "fit", str(run), "--n-col", "params", "--law", "data", "--bootstrap", "0"]) == 2
+    assert "column names apply to CSV/TSV files, and every source is a run directory" in capsys.readouterr().err

@@ -105,21 +105,29 @@ def print_fit(fit) -> None:
         print(f"warning: {w}")
 
 
-def _quiet_fit_warnings() -> None:
+def _without_fit_warnings(func):
     # The CLI prints every FitWarning itself (and puts it in the JSON): keep Python's copy off stderr.
-    import warnings
+    import functools
 
-    from riverbed.scaling.fit import FitWarning
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        import warnings
 
-    warnings.simplefilter("ignore", FitWarning)
+        from riverbed.scaling.fit import FitWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            return func(args)
+
+    return wrapper
 
 
+@_without_fit_warnings
 def run_fit(args: argparse.Namespace) -> int:
     from riverbed.scaling import drop_highest, fit_law, load_points, save_fit
     from riverbed.scaling.plot import plot_fit
     from riverbed.scaling.points import Columns
 
-    _quiet_fit_warnings()
     columns = Columns(n=args.n_col, d=args.d_col, c=args.c_col, loss=args.loss_col)
 
     studies = []
@@ -183,10 +191,10 @@ def print_merge_rows(studies) -> None:
     Console().print(t)
 
 
+@_without_fit_warnings
 def run_predict(args: argparse.Namespace) -> int:
     from riverbed.scaling import load_fit, predict
 
-    _quiet_fit_warnings()
     fit = load_fit(args.fit)
     est = predict(fit, args.n, args.d)
     if args.json:
@@ -200,10 +208,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+@_without_fit_warnings
 def run_frontier(args: argparse.Namespace) -> int:
     from riverbed.scaling import frontier, load_fit
 
-    _quiet_fit_warnings()
     fit = load_fit(args.fit)
     rows = [frontier(fit, c) for c in args.flops]
     if args.json:
