@@ -55,8 +55,8 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        try:
-            module = importlib.import_module(_LAZY[name])
+        try:  # subpackages may be lazy themselves: the getattr can import too
+            return getattr(importlib.import_module(_LAZY[name]), name)
         except ModuleNotFoundError as exc:  # e.g. riverbed.train_branch without the `train` extra
             from riverbed.extras import missing_extra
 
@@ -64,5 +64,4 @@ def __getattr__(name: str):
             if err is None:
                 raise
             raise err from exc
-        return getattr(module, name)
     raise AttributeError(f"module 'riverbed' has no attribute {name!r}")
