@@ -22,6 +22,7 @@ else
     "$PY" -m venv "$WORK/venv"
     "$BIN/pip" install -q --no-compile -e .
 fi
+T1=$(date +%s)
 if "$BIN/python" -c 'import torch' 2>/dev/null; then
     echo "torch_free: torch is importable in the core install; it must be an extra" >&2
     exit 1
@@ -76,4 +77,5 @@ if [ "$rc" -ne 2 ] || ! grep -q "pip install 'riverbed\[train\]'" train.err || [
     cat train.err >&2
     exit 1
 fi
-echo "torch_free: ok in $(( $(date +%s) - T0 )) s (merge, scaling, schedule, plan without torch; train names the extra)"
+T2=$(date +%s)
+echo "torch_free: ok in $(( T2 - T0 )) s (venv + install $(( T1 - T0 )) s, verbs $(( T2 - T1 )) s): merge, scaling, schedule, plan without torch; train names the extra"

@@ -13,9 +13,9 @@ compute-optimal frontier.
 
 from __future__ import annotations
 
-from riverbed.scaling.fit import FitResult, fit_law
+from riverbed.scaling.fit import FitResult, FitWarning, fit_law
 from riverbed.scaling.laws import LAWS, Law, get_law
-from riverbed.scaling.points import Points, drop_highest, load_csv
+from riverbed.scaling.points import Columns, Points, drop_highest, load_csv
 from riverbed.scaling.predict import Estimate, FrontierPoint, frontier, optimal_allocation, predict
 from riverbed.scaling.sources import load_points, load_run
 
@@ -50,8 +50,10 @@ def save_fit(fit: FitResult, path: str) -> None:
 
 __all__ = [
     "LAWS",
+    "Columns",
     "Estimate",
     "FitResult",
+    "FitWarning",
     "FrontierPoint",
     "Law",
     "Points",
