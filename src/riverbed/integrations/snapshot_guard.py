@@ -158,7 +158,8 @@ class SnapshotGuard:
     # ---- LR scale-down after a recovery ----------------------------------------------------
     def scale_lr(self, step: int, optimizer: Any) -> None:
         """Before update ``step``: scale the LR down if a recovery asked for it (see restore_lr)."""
-        if step < self._scale_until and optimizer is not None:
+        # once per update: a loop that calls this per micro-batch must not save the scaled LR
+        if step < self._scale_until and optimizer is not None and self._saved_lrs is None:
             groups = unwrap_optimizer(optimizer).param_groups
             self._saved_lrs = [g["lr"] for g in groups]
             for g in groups:
