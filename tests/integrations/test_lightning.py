@@ -16,7 +16,7 @@ from riverbed.training.guard import GuardConfig  # noqa: E402
 
 SPIKE_AT = 30
 pytestmark = [pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning:lightning.*")]
+              pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")]
 
 
 def _data(n: int, seed: int):
