@@ -35,6 +35,12 @@ one (``"rollback"``). Example::
     Trainer(model, args, train_dataset=ds, callbacks=[guard]).train()
     print(guard.events)   # spike, recovery, ... (self-describing dicts)
 
+**PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
+(:class:`~riverbed.integrations.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
+and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
+to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
+``trainer_state.json``), beside ``eval_loss``.
+
 Set ``logging_steps`` small: a spike is seen when it is logged. Set
 ``logging_nan_inf_filter=False`` so a NaN loss is logged as NaN (non-finite weights are caught
 by the callback's own check either way). The ``Trainer`` cannot rewind its data loader, so after
@@ -56,11 +62,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
     raise ImportError("riverbed.integrations.hf needs transformers: pip install 'riverbed[hf]'") from exc
 
 from riverbed.errors import ConfigError
+from riverbed.integrations.pma_snapshots import PMASnapshots
 from riverbed.integrations.snapshot_guard import (  # noqa: F401  (re-exported: the public names of this module)
     SnapshotGuard,
     load_optimizer_state_by_name,
     optimizer_state_by_name,
 )
+from riverbed.merging.monitor import METRIC, PMAConfig
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.torch import OnChange, RiverbedLR
 from riverbed.schedules.wsd import WSD
@@ -167,3 +175,58 @@ class PMAGuardCallback(SnapshotGuard, TrainerCallback):
         reason = self.judge(onset, state.global_step, logs["loss"], logs.get("grad_norm"), model, optimizer)
         if reason is not None:
             control.should_training_stop = True
+
+
+# ---- PMA monitor -------------------------------------------------------------------------------
+
+
+class PMAMonitorCallback(TrainerCallback):
+    """Add ``pma_eval_loss`` (the loss of the merge of the last N snapshots V steps apart) to each evaluation."""
+
+    def __init__(self, cfg: PMAConfig) -> None:
+        self.cfg = cfg
+        self.snapshots = PMASnapshots(cfg)
+        self.history: list[dict[str, Any]] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            self.snapshots.on_step(state.global_step, model)
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, eval_dataloader=None, **kwargs):
+        if not self.snapshots.ready or model is None or eval_dataloader is None:
+            return
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                model.load_state_dict(self.snapshots.merged_state())
+                model.eval()
+                loss = _mean_loss(model, eval_dataloader)
+        finally:
+            with torch.no_grad():
+                model.load_state_dict(trained)
+            model.train(was_training)
+        row = {"kind": "pma", "step": state.global_step, METRIC: loss, "pma_count": self.cfg.count,
+               "pma_every": self.cfg.every, "pma_unit": self.cfg.unit, "pma_method": self.cfg.method,
+               "pma_positions": self.snapshots.positions}
+        self.history.append(row)
+        if metrics is not None:
+            metrics[METRIC] = loss  # the dict Trainer.evaluate() returns
+        state.log_history.append({METRIC: loss, "step": state.global_step})
+
+
+def _mean_loss(model: torch.nn.Module, loader: Any) -> float:
+    """Per-example mean of the model's own loss (``labels`` in the batch) over ``loader``."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        out = model(**batch)
+        if getattr(out, "loss", None) is None:
+            raise ConfigError("PMAMonitorCallback: the model returned no loss; the evaluation batches need labels")
+        n = len(next(v for v in batch.values() if isinstance(v, torch.Tensor)))
+        total += float(out.loss) * n
+        count += n
+    if count == 0:
+        raise ConfigError("PMAMonitorCallback: the evaluation set is empty")
+    return total / count
