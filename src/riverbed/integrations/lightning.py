@@ -23,8 +23,9 @@ Example::
 The loss judged is the one ``training_step`` returns (a tensor or ``{"loss": ...}``), once per
 optimizer step (with gradient accumulation: the last micro-batch's). The data loader is not
 rewound after a recovery, so training continues with the next batches and the step counter (hence
-any LR schedule) keeps going, as in the Hugging Face callback. Single device or DDP (every rank
-restores identically); not for sharded (FSDP / DeepSpeed) parameters. ``pip install 'riverbed[lightning]'``.
+any LR schedule) keeps going, as in the Hugging Face callback. Single device or DDP (the loss judged
+is the mean over ranks, so every rank restores identically); not for sharded (FSDP / DeepSpeed)
+parameters. ``pip install 'riverbed[lightning]'``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class PMAGuardCallback(SnapshotGuard, pl.Callback):
         loss = _loss_of(outputs)
         if loss is None:
             return
+        if trainer.world_size > 1:
+            # every rank must reach the same verdict (and restore identically): judge the mean loss
+            loss = float(trainer.strategy.reduce(torch.tensor(loss, device=pl_module.device), reduce_op="mean"))
         # the loss was computed with the weights after step_before updates: that is its onset
         reason = self.judge(self._step_before, step, loss, self._grad_norm, pl_module, optimizer)
         self._grad_norm = None
@@ -137,7 +141,7 @@ class PMAMonitorCallback(pl.Callback):
         finally:
             with torch.no_grad():
                 pl_module.load_state_dict(trained)
-        pl_module.log(METRIC, loss)
+        pl_module.log(METRIC, loss, sync_dist=trainer.world_size > 1)  # each rank saw its own batches
         self.history.append({
             "kind": "pma", "step": trainer.global_step, METRIC: loss, "pma_count": self.cfg.count,
             "pma_every": self.cfg.every, "pma_unit": self.cfg.unit, "pma_method": self.cfg.method,
