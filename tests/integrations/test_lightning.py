@@ -7,7 +7,10 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-L = pytest.importorskip("lightning", reason="lightning is not installed (pip install 'riverbed[lightning]')")
+try:
+    import lightning as L
+except ImportError as exc:  # not installed, or installed but broken: skip, saying why
+    pytest.skip(f"lightning is not importable ({exc}); pip install 'riverbed[lightning]'", allow_module_level=True)
 
 from riverbed.errors import ConfigError  # noqa: E402
 from riverbed.integrations.lightning import PMAGuardCallback, PMAMonitorCallback  # noqa: E402
