@@ -17,7 +17,7 @@ from riverbed.integrations.hf import (  # noqa: E402
     wsd_from_args,
     wsd_scheduler,
 )
-from riverbed.schedules import WSD  # noqa: E402
+from riverbed.schedules import WSD, hf_wsd  # noqa: E402
 from riverbed.schedules.torch import RiverbedLR  # noqa: E402
 
 from ._tiny import Patterned, tiny_llama  # noqa: E402
@@ -114,6 +114,23 @@ def test_trainer_resume_with_a_changed_schedule_reaches_the_user(tmp_path, caplo
     with caplog.at_level(logging.DEBUG, logger="riverbed.schedules"):
         _resume(args, ckpt, B, on_change="ignore")
     assert not [r for r in caplog.records if r.name == "riverbed.schedules"]
+
+
+def test_switch_from_trainers_own_wsd_to_riverbed_on_resume(tmp_path):
+    # the first half runs on Trainer's built-in WSD (a LambdaLR); the resume switches to riverbed
+    args = _args(tmp_path, 8, save_strategy="steps", save_steps=4, warmup_steps=2,
+                 lr_scheduler_type="warmup_stable_decay", lr_scheduler_kwargs={"num_decay_steps": 4})
+    model, lrs = tiny_llama(), _LRs()
+    transformers.Trainer(model=model, args=args, train_dataset=Patterned(64), callbacks=[lrs]).train()
+    ckpt = tmp_path / "out" / "checkpoint-4"
+    # the same schedule as riverbed's hf preset: the step is kept, exact and silent (on_change="error")
+    same = _resume(args, ckpt, hf_wsd(num_warmup_steps=2, num_decay_steps=4, num_training_steps=8))
+    assert sorted(same) == [4, 5, 6, 7]
+    for s in same:
+        assert same[s] == pytest.approx(lrs.lrs[s], rel=1e-12), s
+    # a riverbed schedule that disagrees at step 4 is caught, although the saved state is not riverbed's
+    with pytest.raises(ConfigError, match="switching to riverbed: LR at step 4 would jump"):
+        _resume(args, ckpt, A)
 
 
 def test_wsd_scheduler_and_bad_arguments(tmp_path):

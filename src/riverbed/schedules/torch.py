@@ -59,8 +59,7 @@ class RiverbedLR(LRScheduler):
         on_change: OnChange = "warn",
         last_epoch: int = -1,
     ) -> None:
-        if on_change not in ON_CHANGE:
-            raise ConfigError(f"on_change: must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
+        _check_on_change(on_change)
         self.schedule = schedule_from_spec(schedule) if isinstance(schedule, dict) else schedule
         self.on_change = on_change
         self.fingerprint = schedule_fingerprint(self.schedule)
@@ -78,8 +77,7 @@ class RiverbedLR(LRScheduler):
         later resume of the branch with the same schedule is exact, and one with yet another
         schedule is handled by ``on_change`` as usual.
         """
-        if on_change not in ON_CHANGE:
-            raise ConfigError(f"on_change: must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
+        _check_on_change(on_change)
         sched = cls(optimizer, schedule, on_change="ignore")
         sched.load_state_dict(state)
         log.info("forked at step %d: following schedule %s (from %s) at LR %.6g", sched.last_epoch,
@@ -161,6 +159,11 @@ class RiverbedLR(LRScheduler):
             raise ConfigError(msg + " (pass on_change='warn' or 'ignore' to accept it, or use RiverbedLR.fork)")
         log.warning(msg)
         warnings.warn(msg, ScheduleChangedWarning, stacklevel=4)
+
+
+def _check_on_change(on_change: str) -> None:
+    if on_change not in ON_CHANGE:
+        raise ConfigError(f"on_change: must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
 
 
 def _int_step(state: dict[str, Any], key: str) -> int:
