@@ -1,4 +1,4 @@
-"""Hugging Face ``Trainer`` integration: riverbed schedules as its optimizer pair, and the spike guard.
+"""Hugging Face ``Trainer`` integration: riverbed schedules as its optimizer pair, the spike guard, a PMA monitor.
 
 **Schedules.** :func:`riverbed_optimizers` returns the ``(optimizer, scheduler)`` pair for
 ``Trainer(optimizers=...)``: the optimizer Trainer itself would build from ``args`` (``optim``,
@@ -35,18 +35,18 @@ one (``"rollback"``). Example::
     Trainer(model, args, train_dataset=ds, callbacks=[guard]).train()
     print(guard.events)   # spike, recovery, ... (self-describing dicts)
 
-**PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
-(:class:`~riverbed.integrations.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
-and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
-to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
-``trainer_state.json``), beside ``eval_loss``.
-
 Set ``logging_steps`` small: a spike is seen when it is logged. Set
 ``logging_nan_inf_filter=False`` so a NaN loss is logged as NaN (non-finite weights are caught
 by the callback's own check either way). The ``Trainer`` cannot rewind its data loader, so after
 a recovery training continues with the *next* batches: ``rollback`` and ``skip`` are the same
 here, and the step counter (hence the LR schedule) keeps going. Single-process or DDP
 (every rank restores identically); not for sharded (FSDP / DeepSpeed ZeRO-3) parameters.
+
+**PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
+(:class:`~riverbed.integrations.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
+and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
+to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
+``trainer_state.json``), beside ``eval_loss``.
 """
 
 from __future__ import annotations
