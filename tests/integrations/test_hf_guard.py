@@ -15,23 +15,9 @@ from riverbed.errors import ConfigError  # noqa: E402
 from riverbed.integrations.hf import PMAGuardCallback  # noqa: E402
 from riverbed.training.guard import GuardConfig  # noqa: E402
 
-VOCAB, SEQ, STEPS, SPIKE_AT = 32, 24, 48, 30
+from ._tiny import Patterned, tiny_llama  # noqa: E402
 
-
-class _Patterned(torch.utils.data.Dataset):
-    """Random starts, then x[t+1] = x[t] + stride (mod V): learnable, so the loss falls."""
-
-    def __init__(self, n: int = 512) -> None:
-        g = torch.Generator().manual_seed(0)
-        start = torch.randint(0, VOCAB, (n, 1), generator=g)
-        stride = torch.randint(1, 4, (n, 1), generator=g)
-        self.x = (start + stride * torch.arange(SEQ)) % VOCAB
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.x[i], "labels": self.x[i]}
+STEPS, SPIKE_AT = 48, 30
 
 
 class _Corrupt(transformers.TrainerCallback):
@@ -60,18 +46,14 @@ class _Losses(transformers.TrainerCallback):
 
 
 def _train(tmp_path, guard: PMAGuardCallback, mode: str | None, steps: int = STEPS):
-    torch.manual_seed(0)
-    torch.set_num_threads(1)  # a tiny model: more threads only add contention
-    cfg = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=SEQ)
-    model = transformers.LlamaForCausalLM(cfg)
+    model = tiny_llama()
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=16, learning_rate=1e-2,
         lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no", report_to="none",
         use_cpu=True, disable_tqdm=True, logging_nan_inf_filter=False, seed=0, dataloader_num_workers=0)
     losses = _Losses()
     callbacks = [guard, losses] + ([_Corrupt(SPIKE_AT, mode)] if mode else [])
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=_Patterned(), callbacks=callbacks)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=Patterned(), callbacks=callbacks)
     trainer.train()
     return model, losses.losses
 

@@ -113,3 +113,47 @@ def test_fingerprint_is_stable_and_key_order_free():
 def test_bad_specs_name_the_key(spec, message):
     with pytest.raises(ConfigError, match=message):
         schedule_from_spec(spec)
+
+
+def test_wsd_spec_takes_total_steps_like_the_cli():
+    by_steps = schedule_from_spec({"type": "wsd", "warmup": 10, "steps": 100, "decay": 20, "min_ratio": 0.1})
+    by_stable = schedule_from_spec({"type": "wsd", "warmup": 10, "stable": 70, "decay": 20, "min_ratio": 0.1})
+    assert by_steps == by_stable == WSD.from_total(100, 10, 20, min_ratio=0.1)
+    # one canonical written form: the round trip is exact and the fingerprint ignores the spelling
+    assert schedule_to_spec(by_steps)["stable"] == 70 and "steps" not in schedule_to_spec(by_steps)
+    assert schedule_from_spec(schedule_to_spec(by_steps)) == by_steps
+    assert schedule_fingerprint({"type": "wsd", "warmup": 10, "steps": 100, "decay": 20, "min_ratio": 0.1}) == \
+        schedule_fingerprint(by_stable)
+    assert schedule_from_spec({"type": "wsd", "warmup": 0, "steps": 100, "stable": 80, "decay": 20}) == WSD(0, 80, 20)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "wsd", "warmup": 0, "steps": 100, "stable": 70, "decay": 20}, r"schedule\.steps: steps=100 disagrees"),
+        ({"type": "wsd", "warmup": 50, "steps": 60, "decay": 20}, r"schedule\.decay: warmup \(50\) \+ decay \(20\) is longer"),
+        ({"type": "wsd", "warmup": 0, "steps": 100}, r"missing key 'decay'"),
+        ({"type": "wsd", "steps": 100, "decay": 20}, r"missing key 'warmup'"),
+        ({"type": "wsd", "warmup": 0, "steps": "100", "decay": 20}, r"schedule\.steps: must be an integer"),
+    ],
+)
+def test_wsd_steps_errors(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        schedule_from_spec(spec)
+
+
+def test_cli_reads_a_wsd_spec_file_with_steps(tmp_path, capsys):
+    from riverbed.cli.main import main
+
+    spec = tmp_path / "lr.toml"
+    spec.write_text('[schedule]\ntype = "wsd"\nwarmup = 10\nsteps = 100\ndecay = 20\nshape = "linear"\nmin_ratio = 0.1\n')
+    assert main(["schedule", "values", str(spec), "--json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert from_file["spec"]["stable"] == 70 and from_file["total_steps"] == 100
+    assert main(["schedule", "values", "--type", "wsd", "--warmup", "10", "--decay", "20", "--steps", "100",
+                 "--shape", "linear", "--min-ratio", "0.1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["multipliers"] == from_file["multipliers"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('type = "wsd"\nwarmup = 0\nsteps = 100\nstable = 50\ndecay = 20\n')
+    assert main(["schedule", "values", str(bad)]) == 2
+    assert "steps=100 disagrees" in capsys.readouterr().err

@@ -59,13 +59,10 @@ def _flags_spec(a: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError("--decay: required for --type wsd")
         if a.stable is None and a.steps is None:
             raise ConfigError("--stable: give --stable or --steps for --type wsd")
-        warmup = a.warmup or 0
-        stable = a.stable
-        if stable is None:
-            stable = a.steps - warmup - a.decay
-            if stable < 0:
-                raise ConfigError(f"--decay: warmup ({warmup}) + decay ({a.decay}) is longer than the schedule (--steps {a.steps})")
-        spec.update(warmup=warmup, stable=stable, decay=a.decay)
+        # the spec takes --steps as `steps` itself (one vocabulary): it derives and checks `stable`
+        spec.update(warmup=a.warmup or 0, decay=a.decay)
+        put(spec, "stable", a.stable)
+        put(spec, "steps", a.steps)
         for k, v in (("shape", a.shape), ("min_ratio", a.min_ratio), ("warmup_start", a.warmup_start),
                      ("warmup_shape", a.warmup_shape), ("half_life", a.half_life), ("stages", a.stages)):
             put(spec, k, v)

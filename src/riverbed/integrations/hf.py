@@ -1,13 +1,32 @@
-"""The spike guard as a Hugging Face ``Trainer`` callback (PMA-init for your own training stack).
+"""Hugging Face ``Trainer`` integration: riverbed schedules as its optimizer pair, the spike guard, a PMA monitor.
 
-:class:`PMAGuardCallback` snapshots the model every ``every`` optimizer steps (the newest
-``keep`` snapshots, in host memory or as safetensors on disk), judges every logged ``loss`` /
-``grad_norm`` (and the weights' finiteness) with riverbed's :class:`~riverbed.training.guard.SpikeDetector`,
-and on a spike restores the merge of the last ``pma_count`` healthy snapshots (``action =
-"pma-init"``) or the newest healthy one (``"rollback"``) into the model, sets the optimizer
-state by policy and optionally scales the LR down for a while. Example::
+**Schedules.** :func:`riverbed_optimizers` returns the ``(optimizer, scheduler)`` pair for
+``Trainer(optimizers=...)``: the optimizer Trainer itself would build from ``args`` (``optim``,
+``learning_rate``, betas, eps), with Trainer's usual grouping (biases and norm weights without
+weight decay, from transformers' own ``get_decay_parameter_names``), and a
+:class:`~riverbed.schedules.torch.RiverbedLR` following a riverbed schedule. :func:`wsd_from_args`
+builds a WSD from ``args`` (``max_steps``, ``warmup_steps``) and a decay length;
+:func:`wsd_scheduler` wraps it for an optimizer of your own. Example::
 
     from transformers import Trainer, TrainingArguments
+    from riverbed.integrations.hf import riverbed_optimizers, wsd_from_args
+
+    args = TrainingArguments("out", max_steps=1000, warmup_steps=50, learning_rate=3e-4, weight_decay=0.1)
+    optimizers = riverbed_optimizers(model, args, wsd_from_args(args, decay=0.2, shape="1-sqrt"))
+    Trainer(model, args, train_dataset=ds, optimizers=optimizers).train()
+
+Trainer saves the scheduler's state with each checkpoint and loads it on
+``resume_from_checkpoint``. Trainer discards a single warning raised while it loads the scheduler,
+so these helpers default to ``on_change="error"``: resuming with a schedule that would make the
+LR jump raises ``ConfigError`` (``"warn"`` logs it on the ``riverbed.schedules`` logger and warns,
+``"ignore"`` accepts it; for an intended decay branch see ``RiverbedLR.fork``).
+
+**Spike guard.** :class:`PMAGuardCallback` runs riverbed's
+:class:`~riverbed.integrations.snapshot_guard.SnapshotGuard` on Trainer's events: it snapshots the
+model every ``every`` optimizer steps, judges every logged ``loss`` / ``grad_norm`` and on a spike
+restores the merge of the last healthy snapshots (``action = "pma-init"``) or the newest healthy
+one (``"rollback"``). Example::
+
     from riverbed.integrations.hf import PMAGuardCallback
     from riverbed.training.guard import GuardConfig
 
@@ -22,173 +41,128 @@ by the callback's own check either way). The ``Trainer`` cannot rewind its data 
 a recovery training continues with the *next* batches: ``rollback`` and ``skip`` are the same
 here, and the step counter (hence the LR schedule) keeps going. Single-process or DDP
 (every rank restores identically); not for sharded (FSDP / DeepSpeed ZeRO-3) parameters.
+
+**PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
+(:class:`~riverbed.integrations.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
+and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
+to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
+``trainer_state.json``), beside ``eval_loss``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-from typing import Any, Literal
+import math
+from typing import Any
 
 import torch
 
 try:
-    from transformers import TrainerCallback
+    from transformers import Trainer, TrainerCallback
 except ImportError as exc:  # pragma: no cover - exercised only without transformers
     raise ImportError("riverbed.integrations.hf needs transformers: pip install 'riverbed[hf]'") from exc
 
-from safetensors.torch import load_file, save_file
-
-from riverbed.checkpoints.atomic import atomic_path, write_text
-from riverbed.errors import ConfigError, RiverbedError
-from riverbed.training.guard import GuardConfig, SpikeDetector
-from riverbed.training.recovery import (
-    describe_merge,
-    merge_coefficients,
-    merge_optimizer_states,
-    merge_tensors,
-    nonfinite_names,
-    select_healthy,
-    weights_finite,
+from riverbed.errors import ConfigError
+from riverbed.integrations.pma_snapshots import PMASnapshots
+from riverbed.integrations.snapshot_guard import (  # noqa: F401  (re-exported: the public names of this module)
+    SnapshotGuard,
+    load_optimizer_state_by_name,
+    optimizer_state_by_name,
 )
+from riverbed.merging.monitor import METRIC, PMAConfig
+from riverbed.schedules.core import Schedule
+from riverbed.schedules.torch import OnChange, RiverbedLR
+from riverbed.schedules.wsd import WSD
 
-log = logging.getLogger("riverbed.guard")
-
-
-def _unwrap(optimizer: Any) -> torch.optim.Optimizer | None:
-    # accelerate wraps the optimizer; its state lives on the inner torch optimizer
-    return getattr(optimizer, "optimizer", optimizer)
-
-
-def optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Flat ``{"<param>.<key>": tensor}`` copy (on the CPU) of any torch optimizer's state."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    out = {}
-    for p, st in optimizer.state.items():
-        if id(p) not in names:
-            continue
-        for key, v in st.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-            out[f"{names[id(p)]}.{key}"] = t.detach().to("cpu", copy=True)
-    return out
+# ---- schedules ---------------------------------------------------------------------------------
 
 
-def load_optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                                 state: dict[str, torch.Tensor] | None) -> None:
-    """Replace the optimizer's state with a flat by-name state; None clears it (fresh moments)."""
-    current = {p: dict(s) for p, s in optimizer.state.items()}
-    optimizer.state.clear()
-    if state is None:
-        return
-    for name, p in model.named_parameters():
-        prefix = f"{name}."
-        entries = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
-        if not entries:
-            continue
-        new = {}
-        for key, v in entries.items():
-            old = current.get(p, {}).get(key)
-            # keep each entry where the optimizer keeps it (AdamW's "step" lives on the CPU)
-            device = old.device if isinstance(old, torch.Tensor) else (p.device if v.dim() else torch.device("cpu"))
-            new[key] = v.to(device=device, dtype=v.dtype, copy=True)
-        optimizer.state[p] = new
+def decay_parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainer's two parameter groups: weight decay for most weights, none for biases and norms."""
+    # transformers' own rule (name patterns + LayerNorm modules). It is an instance method only so
+    # that Trainer subclasses can override it; it reads nothing from self.
+    decay = set(Trainer.get_decay_parameter_names(None, model))  # type: ignore[arg-type]
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
+        {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0},
+    ]
 
 
-class PMAGuardCallback(TrainerCallback):
+def training_steps(args: Any, num_training_steps: int | None = None) -> int:
+    """The run length in optimizer steps: ``num_training_steps`` or ``args.max_steps``."""
+    n = num_training_steps if num_training_steps is not None else getattr(args, "max_steps", -1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"num_training_steps: give it (or args.max_steps > 0) to size the schedule, got {n!r}; "
+                          "an epoch-based run's length is len(train_dataloader) // gradient_accumulation_steps "
+                          "* num_train_epochs")
+    return n
+
+
+def wsd_from_args(args: Any, *, decay: int | float, shape: str = "1-sqrt", min_ratio: float = 0.0,
+                  num_training_steps: int | None = None, **kw: Any) -> WSD:
+    """A riverbed WSD sized by Trainer's ``args``: ``max_steps`` long, ``args``' warmup, then ``decay``.
+
+    ``decay`` is a step count (an int >= 1) or a fraction of the run (a float in (0, 1)). Other
+    keywords (``warmup_shape``, ``warmup_start``, ``half_life``, ``stages``) go to :class:`WSD`.
+    """
+    total = training_steps(args, num_training_steps)
+    warmup = int(args.get_warmup_steps(total)) if hasattr(args, "get_warmup_steps") else int(args.warmup_steps)
+    if isinstance(decay, float) and not isinstance(decay, bool):
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"decay={decay!r}: a float is a fraction of the run, expected in (0, 1)")
+        decay_steps = max(1, math.ceil(decay * total))
+    elif isinstance(decay, int) and not isinstance(decay, bool):
+        decay_steps = decay
+    else:
+        raise ConfigError(f"decay={decay!r}: expected steps (int) or a fraction of the run (float)")
+    return WSD.from_total(total, warmup, decay_steps, shape=shape, min_ratio=min_ratio, **kw)
+
+
+def wsd_scheduler(optimizer: torch.optim.Optimizer, args: Any, *, decay: int | float, shape: str = "1-sqrt",
+                  min_ratio: float = 0.0, num_training_steps: int | None = None, on_change: OnChange = "error",
+                  **kw: Any) -> RiverbedLR:
+    """``RiverbedLR`` over :func:`wsd_from_args` for ``optimizer`` (for ``Trainer(optimizers=...)``)."""
+    schedule = wsd_from_args(args, decay=decay, shape=shape, min_ratio=min_ratio,
+                             num_training_steps=num_training_steps, **kw)
+    return RiverbedLR(optimizer, schedule, on_change=on_change)
+
+
+def riverbed_optimizers(model: torch.nn.Module, args: Any, schedule: Schedule | dict[str, Any], *,
+                        on_change: OnChange = "error") -> tuple[torch.optim.Optimizer, RiverbedLR]:
+    """``(optimizer, scheduler)`` for ``Trainer(optimizers=...)`` with a riverbed ``schedule``.
+
+    The optimizer is the one Trainer builds from ``args`` (its ``get_optimizer_cls_and_kwargs``),
+    over :func:`decay_parameter_groups`; the LR of update ``s`` is
+    ``args.learning_rate * schedule.multiplier(s)``. ``schedule`` is a riverbed schedule or spec dict.
+    """
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    optimizer = cls(decay_parameter_groups(model, args.weight_decay), **kwargs)
+    return optimizer, RiverbedLR(optimizer, schedule, on_change=on_change)
+
+
+# ---- spike guard -------------------------------------------------------------------------------
+
+
+class PMAGuardCallback(SnapshotGuard, TrainerCallback):
     """Loss-spike guard with automatic recovery for ``transformers.Trainer`` (see module doc)."""
 
-    def __init__(self, config: GuardConfig | None = None, *, every: int = 50, keep: int | None = None,
-                 storage: Literal["memory", "disk"] = "memory", directory: str | Path | None = None,
-                 events_path: str | Path | None = None) -> None:
-        self.config = config or GuardConfig()
-        if every < 1:
-            raise ConfigError(f"every={every!r}: expected >= 1 (snapshot spacing in optimizer steps)")
-        if storage not in ("memory", "disk"):
-            raise ConfigError(f"storage={storage!r}: expected memory | disk")
-        if storage == "disk" and directory is None:
-            raise ConfigError("storage='disk' needs directory= (where the snapshots are written)")
-        # A spike makes the newest snapshots suspect, so keep a couple more than the merge needs.
-        self.keep = keep if keep is not None else self.config.pma_count + 2
-        if self.keep < self.config.pma_count:
-            raise ConfigError(f"keep={self.keep}: expected >= guard.pma_count={self.config.pma_count}")
-        self.every, self.storage = every, storage
-        self.directory = Path(directory) if directory is not None else None
-        self.events_path = Path(events_path) if events_path is not None else None
-        self.detector = SpikeDetector(self.config)
-        self.events: list[dict[str, Any]] = []
-        self.recoveries = 0
-        self.stopped_reason: str | None = None
-        self._snapshots: dict[int, dict[str, Any]] = {}  # step -> {"model": ..., "optim": ...}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._last_logged = 0
-        self._scale_until = -1
-        self._saved_lrs: list[float] | None = None
 
-    # ---- snapshots -------------------------------------------------------------------------
-    def _needs_optimizer(self) -> bool:
-        return self.config.optimizer_state != "reset"
-
-    def _store(self, step: int, model: torch.nn.Module, optimizer: Any) -> None:
-        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        bad = nonfinite_names(weights)
-        if bad:
-            self._event({"event": "snapshot-skipped", "step": step, "reason": f"tensor {bad[0]} holds NaN/inf"})
-            return
-        opt = optimizer_state_by_name(model, _unwrap(optimizer)) if (self._needs_optimizer() and optimizer) else None
-        if self.storage == "disk":
-            assert self.directory is not None
-            self.directory.mkdir(parents=True, exist_ok=True)
-            entry: dict[str, Any] = {"model": self.directory / f"step_{step:010d}.safetensors"}
-            with atomic_path(entry["model"]) as tmp:
-                save_file(weights, str(tmp))
-            if opt is not None:
-                entry["optim"] = self.directory / f"step_{step:010d}.optimizer.safetensors"
-                with atomic_path(entry["optim"]) as tmp:
-                    save_file(opt, str(tmp))
-        else:
-            entry = {"model": weights, "optim": opt}
-        self._snapshots[step] = entry
-        for old in sorted(self._snapshots)[:-self.keep]:
-            self._drop(old)
-
-    def _drop(self, step: int) -> None:
-        entry = self._snapshots.pop(step)
-        if self.storage == "disk":
-            for key in ("model", "optim"):
-                if entry.get(key) is not None:
-                    Path(entry[key]).unlink(missing_ok=True)
-
-    def _load(self, step: int, key: str) -> dict[str, torch.Tensor] | None:
-        value = self._snapshots[step].get(key)
-        if value is None or isinstance(value, dict):
-            return value
-        return load_file(str(value))
-
-    @property
-    def snapshot_steps(self) -> list[int]:
-        return sorted(self._snapshots)
-
-    # ---- Trainer events --------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self._last_logged = state.global_step
 
     def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
-        if state.global_step < self._scale_until and optimizer is not None:
-            groups = _unwrap(optimizer).param_groups
-            self._saved_lrs = [g["lr"] for g in groups]
-            for g in groups:
-                g["lr"] = g["lr"] * self.config.lr_scale
+        self.scale_lr(state.global_step, optimizer)
 
     def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
         # Put the scheduled LR back before the scheduler steps, whatever scheduler it is.
-        if self._saved_lrs is not None and optimizer is not None:
-            for g, lr in zip(_unwrap(optimizer).param_groups, self._saved_lrs):
-                g["lr"] = lr
-            self._saved_lrs = None
+        self.restore_lr(optimizer)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if model is not None and state.global_step % self.every == 0:
-            self._store(state.global_step, model, optimizer)
+        if model is not None:
+            self.maybe_snapshot(state.global_step, model, optimizer)
 
     def on_log(self, args, state, control, logs=None, model=None, optimizer=None, **kwargs):
         if not logs or "loss" not in logs or model is None:
@@ -198,71 +172,61 @@ class PMAGuardCallback(TrainerCallback):
         # "weights after c updates" units, like the snapshots) is last_logged.
         onset = self._last_logged
         self._last_logged = state.global_step
-        finite = weights_finite(model) if self.config.check_weights else True
-        verdict = self.detector.update(onset, logs["loss"], logs.get("grad_norm"), weights_finite=finite)
-        if not verdict.spike:
+        reason = self.judge(onset, state.global_step, logs["loss"], logs.get("grad_norm"), model, optimizer)
+        if reason is not None:
+            control.should_training_stop = True
+
+
+# ---- PMA monitor -------------------------------------------------------------------------------
+
+
+class PMAMonitorCallback(TrainerCallback):
+    """Add ``pma_eval_loss`` (the loss of the merge of the last N snapshots V steps apart) to each evaluation."""
+
+    def __init__(self, cfg: PMAConfig) -> None:
+        self.cfg = cfg
+        self.snapshots = PMASnapshots(cfg)
+        self.history: list[dict[str, Any]] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            self.snapshots.on_step(state.global_step, model)
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, eval_dataloader=None, **kwargs):
+        if not self.snapshots.ready or model is None or eval_dataloader is None:
             return
-        self._event({**verdict.to_event(), "global_step": state.global_step})
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        was_training = model.training
         try:
-            self._recover(verdict.onset if verdict.onset is not None else onset, state, control, model, optimizer)
-        except RiverbedError as exc:
-            self._stop(control, f"spike guard: recovery failed: {exc}")
+            with torch.no_grad():
+                model.load_state_dict(self.snapshots.merged_state())
+                model.eval()
+                loss = _mean_loss(model, eval_dataloader)
+        finally:
+            with torch.no_grad():
+                model.load_state_dict(trained)
+            model.train(was_training)
+        row = {"kind": "pma", "step": state.global_step, METRIC: loss, "pma_count": self.cfg.count,
+               "pma_every": self.cfg.every, "pma_unit": self.cfg.unit, "pma_method": self.cfg.method,
+               "pma_positions": self.snapshots.positions}
+        self.history.append(row)
+        if metrics is not None:
+            metrics[METRIC] = loss  # the dict Trainer.evaluate() returns
+        state.log_history.append({METRIC: loss, "step": state.global_step})
 
-    # ---- acting ----------------------------------------------------------------------------
-    def _recover(self, onset: int, state, control, model: torch.nn.Module, optimizer: Any) -> None:
-        cfg = self.config
-        if cfg.action == "stop":
-            self._stop(control, f"spike guard: spike at step {state.global_step} (action = stop)")
-            return
-        if self.recoveries >= cfg.max_recoveries:
-            self._stop(control, f"spike guard: spike at step {state.global_step} after {self.recoveries} "
-                                f"recoveries (max_recoveries={cfg.max_recoveries}); the run keeps spiking, stopping")
-            return
-        n = cfg.pma_count if cfg.action == "pma-init" else 1
-        steps = select_healthy(self.snapshot_steps, onset=onset, count=n, margin=cfg.healthy_margin)
-        if not steps:
-            self._stop(control, f"spike guard: no healthy snapshot before step {onset} to recover from "
-                                f"(snapshots: {self.snapshot_steps}); stopping instead of training on broken weights")
-            return
-        if len(steps) < n:
-            msg = f"only {len(steps)} healthy snapshots before step {onset} for pma_count={n}"
-            if cfg.on_insufficient == "error":
-                self._stop(control, f"spike guard: {msg} (on_insufficient = error)")
-                return
-            log.warning("spike guard: %s; merging those", msg)
-            self._event({"event": "fallback", "reason": msg + "; merging those (on_insufficient = use-available)"})
-        method = cfg.pma_method if cfg.action == "pma-init" else "sma"
-        coeffs = merge_coefficients(method, len(steps), cfg.alpha)
-        labels = [f"snapshot step {s}" for s in steps]
-        merged = merge_tensors([self._load(s, "model") for s in steps], coeffs, names=labels)
-        opt_states = [self._load(s, "optim") for s in steps] if self._needs_optimizer() else []
-        if any(o is None for o in opt_states):
-            raise ConfigError(f"optimizer_state={cfg.optimizer_state!r} but a snapshot has no optimizer state")
-        opt_state = merge_optimizer_states(opt_states, cfg.optimizer_state, coeffs)  # type: ignore[arg-type]
-        with torch.no_grad():
-            model.load_state_dict({k: v.to(model.state_dict()[k].device) for k, v in merged.items()})
-        if optimizer is not None:
-            load_optimizer_state_by_name(model, _unwrap(optimizer), opt_state)
-        for s in [s for s in self.snapshot_steps if s >= onset]:
-            self._drop(s)  # they hold spiking weights
-        self.detector.rewind(onset)
-        self.recoveries += 1
-        if cfg.lr_scale < 1 and cfg.lr_scale_steps:
-            self._scale_until = state.global_step + cfg.lr_scale_steps
-        self._event({"event": "recovery", "action": cfg.action, "global_step": state.global_step,
-                     **describe_merge(steps, coeffs, method), "optimizer_state": cfg.optimizer_state,
-                     "lr_scale": cfg.lr_scale, "lr_scale_steps": cfg.lr_scale_steps,
-                     "recovery": self.recoveries, "max_recoveries": cfg.max_recoveries})
 
-    def _stop(self, control, reason: str) -> None:
-        log.error(reason)
-        self.stopped_reason = reason
-        control.should_training_stop = True
-        self._event({"event": "stop", "reason": reason})
-
-    def _event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        if event.get("event") != "stop":
-            log.warning("spike guard: %s", json.dumps(event))
-        if self.events_path is not None:
-            write_text(self.events_path, "".join(json.dumps(e) + "\n" for e in self.events))
+def _mean_loss(model: torch.nn.Module, loader: Any) -> float:
+    """Per-example mean of the model's own loss (``labels`` in the batch) over ``loader``."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        out = model(**batch)
+        if getattr(out, "loss", None) is None:
+            raise ConfigError("PMAMonitorCallback: the model returned no loss; the evaluation batches need labels")
+        n = len(next(v for v in batch.values() if isinstance(v, torch.Tensor)))
+        total += float(out.loss) * n
+        count += n
+    if count == 0:
+        raise ConfigError("PMAMonitorCallback: the evaluation set is empty")
+    return total / count

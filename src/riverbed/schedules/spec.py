@@ -7,6 +7,10 @@ and ``stages`` unless the shape is "step"; nested schedules are nested specs.
 key instead of ``"type"`` builds a framework preset from that framework's own argument names
 (its spec is then the riverbed schedule it maps to).
 
+A ``wsd`` spec takes its length either as ``stable`` or, as the CLI's ``--steps`` does, as the
+total ``steps`` (stable = steps - warmup - decay); both may be given if they agree. The written
+spec always carries ``stable`` (one canonical form, so fingerprints do not depend on the spelling).
+
 >>> s = schedule_from_spec({"type": "wsd", "warmup": 10, "stable": 70, "decay": 20, "min_ratio": 0.1})
 >>> schedule_to_spec(s)  # doctest: +NORMALIZE_WHITESPACE
 {'type': 'wsd', 'warmup': 10, 'stable': 70, 'decay': 20, 'shape': '1-sqrt', 'min_ratio': 0.1,
@@ -140,6 +144,8 @@ def schedule_from_spec(spec: dict[str, Any], *, where: str = "schedule") -> Sche
         raise ConfigError(f"{where}.type: unknown schedule type {name!r}; choose one of {', '.join(TYPES)} (or a 'preset')")
     cls = TYPES[name]
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    if cls is WSD and "steps" in spec:
+        spec = _wsd_stable_from_steps(spec, where)
     kwargs = {}
     for key, value in spec.items():
         if key == "type":
@@ -153,8 +159,28 @@ def schedule_from_spec(spec: dict[str, Any], *, where: str = "schedule") -> Sche
     return cls(**kwargs)
 
 
+def _wsd_stable_from_steps(spec: dict[str, Any], where: str) -> dict[str, Any]:
+    """``steps`` (total length, the CLI's ``--steps``) -> ``stable``, the field WSD stores."""
+    total = _as_int(f"{where}.steps", spec["steps"])
+    for key in ("warmup", "decay"):
+        if key not in spec:
+            raise ConfigError(f"{where}: missing key {key!r} for type 'wsd'")
+    warmup = _as_int(f"{where}.warmup", spec["warmup"])
+    decay = _as_int(f"{where}.decay", spec["decay"])
+    stable = total - warmup - decay
+    if stable < 0:
+        raise ConfigError(f"{where}.decay: warmup ({warmup}) + decay ({decay}) is longer than the schedule (steps={total})")
+    if "stable" in spec and _as_int(f"{where}.stable", spec["stable"]) != stable:
+        raise ConfigError(f"{where}.steps: steps={total} disagrees with warmup ({warmup}) + stable ({spec['stable']}) "
+                          f"+ decay ({decay}); give steps or stable, not both")
+    out = {k: v for k, v in spec.items() if k != "steps"}
+    out["stable"] = stable
+    return out
+
+
 def schedule_fingerprint(schedule: Schedule | dict[str, Any]) -> str:
-    """Short stable hash of a schedule's spec (key order does not matter)."""
-    spec = schedule if isinstance(schedule, dict) else schedule_to_spec(schedule)
+    """Short stable hash of a schedule (key order and spelling of the spec do not matter)."""
+    # via the schedule: {"steps": 100} and {"stable": ...} for the same WSD hash alike
+    spec = schedule_to_spec(schedule_from_spec(schedule) if isinstance(schedule, dict) else schedule)
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
