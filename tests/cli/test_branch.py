@@ -27,7 +27,7 @@ def trained(tmp_path, _trained_master):
 
 
 def test_branch_forks_several_and_ls_shows_them(trained, capsys):
-    rc = main(["branch", str(trained), "--from", "5,10", "--decay", "linear", "--length", "3", "--min-ratio", "0.1",
+    rc = main(["branch", str(trained), "--from", "5,10", "--shape", "linear", "--length", "3", "--min-ratio", "0.1",
                "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -41,12 +41,12 @@ def test_branch_forks_several_and_ls_shows_them(trained, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--from", "7", "--decay", "linear", "--length", "3"], r"no checkpoint at step 7 \(saved steps: 5, 10\)"),
-    (["--from", "5", "--decay", "zigzag", "--length", "3"], "unknown decay shape 'zigzag'"),
-    (["--from", "5", "--decay", "linear", "--length", "-3"], "--length='-3': the decay length must be positive"),
-    (["--from", "5", "--decay", "linear", "--length", "100%"], "impossible"),
-    (["--from", "x", "--decay", "linear", "--length", "3"], "'x' is not a step number"),
-    (["--from", "5", "--decay", "linear"], "needs --length"),
+    (["--from", "7", "--shape", "linear", "--length", "3"], r"no checkpoint at step 7 \(saved steps: 5, 10\)"),
+    (["--from", "5", "--shape", "zigzag", "--length", "3"], "unknown decay shape 'zigzag'"),
+    (["--from", "5", "--shape", "linear", "--length", "-3"], "--length='-3': the decay length must be positive"),
+    (["--from", "5", "--shape", "linear", "--length", "100%"], "impossible"),
+    (["--from", "x", "--shape", "linear", "--length", "3"], "'x' is not a step number"),
+    (["--from", "5", "--shape", "linear"], "needs --length"),
     (["--plan", "nope.json", "--from", "5"], "drop --from"),
 ])
 def test_branch_bad_input_exits_2_and_writes_nothing(trained, capsys, argv, message):
@@ -60,13 +60,13 @@ def test_branch_bad_input_exits_2_and_writes_nothing(trained, capsys, argv, mess
 
 
 def test_branch_existing_name_exits_2(trained, capsys):
-    assert main(["branch", str(trained), "--from", "5", "--decay", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 0
-    assert main(["branch", str(trained), "--from", "10", "--decay", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 2
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 0
+    assert main(["branch", str(trained), "--from", "10", "--shape", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 2
     assert "branch named 'b' already exists" in capsys.readouterr().err
 
 
 def test_branch_not_a_run(tmp_path, capsys):
-    assert main(["branch", str(tmp_path), "--from", "5", "--decay", "linear", "--length", "2"]) == 2
+    assert main(["branch", str(tmp_path), "--from", "5", "--shape", "linear", "--length", "2"]) == 2
     assert "not a riverbed run" in capsys.readouterr().err
 
 

@@ -1,4 +1,4 @@
-"""`riverbed demo [--run DIR] [--quick]`: a WSD main branch, a decay branch per budget, table + PNG.
+"""`riverbed demo [--out DIR] [--quick]`: a WSD main branch, a decay branch per budget, table + PNG.
 
 Trains a ~0.8M-parameter model on the embedded corpus (about 3 minutes on 2 CPU cores), forks a
 1-sqrt decay branch at 80 % of each of four budgets, prints budget -> final held-out loss ->
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from riverbed.cli.deprecated import add_deprecated
 from riverbed.runs.demo import FULL, QUICK
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="train a tiny WSD run tree (main + a decay branch per budget), print a table, plot it",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", dest="out", type=Path, default=Path("demo-run"), help="run directory (default: ./demo-run)")
-    add_deprecated(p, "--out", new="--run", dest="out", type=Path)
+    p.add_argument("--out", type=Path, default=Path("demo-run"), help="output directory: the run tree and its plot (default: ./demo-run)")
     p.add_argument("--quick", action="store_true",
                    help=f"a seconds-long version (tiny model, {len(QUICK.budgets)} budgets instead of {len(FULL.budgets)})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -1,9 +1,10 @@
 """Renamed flags: the old spelling keeps working for one release and says what replaced it.
 
-One flag name has one meaning across verbs (``--shape`` is a decay shape, ``--decay-steps``
-and ``--decay-fraction`` are lengths, ``-o/--output`` is a JSON file, ``--plot`` a PNG,
-``--run`` a run directory). The spellings that meant different things in different verbs
-(``--decay``, ``--out``, ``schedule plot -o``) are registered here, hidden from ``--help``.
+One flag name has one meaning across verbs: ``--shape`` is a decay shape, ``--decay-steps``
+and ``--decay-fraction`` are lengths, ``-o/--output`` is a JSON file written, ``--plot`` a
+PNG written, ``--out`` an output directory, ``--run`` an existing run directory. The
+spellings that meant different things in different verbs (``--decay``; ``scaling fit --out``,
+a file; ``schedule plot -o``, a PNG) are registered here, hidden from ``--help``.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from riverbed.runs.run import Run, point_from_state, read_state
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _TOKEN_UNITS = ("tok", "tokens", "token")
 _STEP_UNITS = ("steps", "step")
-_PLAIN_INT_RE = re.compile(r"^\s*[0-9]+\s*$")
+_PLAIN_INT_RE = re.compile(r"^\s*[+-]?[0-9]+\s*$")
 _LENGTH_HELP = "give a unit: '2M tok', '2000 steps' or '20%'"
 
 
