@@ -256,9 +256,11 @@ class Run:
             aside = []
             for b in doomed:
                 src = layout.branch_dir(self.path, b)
+                dst = src.with_name(f".{b}.removing")
+                if dst.exists():  # set aside by an rm that crashed before rewriting run.json
+                    aside.append(dst)
                 if src.exists():
-                    dst = src.with_name(f".{b}.removing")
-                    shutil.rmtree(dst, ignore_errors=True)  # left by an earlier crash
+                    shutil.rmtree(dst, ignore_errors=True)
                     os.replace(src, dst)
                     aside.append(dst)
             write_manifest(self._manifest_path, replace(m, branches={k: v for k, v in m.branches.items() if k not in doomed}))
@@ -267,9 +269,9 @@ class Run:
         return doomed
 
     def missing_dirs(self) -> list[str]:
-        """Branches whose record names a checkpoint but whose directory is gone (deleted by hand)."""
+        """Branches that trained (a recorded point) but whose directory is gone (deleted by hand)."""
         return [b.name for b in self.branches
-                if b.last is not None and b.last.checkpoint and not layout.branch_dir(self.path, b.name).is_dir()]
+                if b.last is not None and not layout.branch_dir(self.path, b.name).is_dir()]
 
     def fork(
         self,

@@ -180,6 +180,9 @@ def evaluate_checkpoints(
 
     if not paths:
         raise ConfigError("evaluate: give at least one checkpoint")
+    for path in paths:  # before any loading: a typo is named at once
+        if not Path(path).exists():
+            raise CheckpointError(f"{path}: checkpoint does not exist")
     cfg = resolve_eval_config(paths, cfg, run=run, config=config)
     if data is None:
         from riverbed.data import load_dataset
