@@ -91,3 +91,33 @@ def test_train_and_branch_from_a_plan(tmp_path, capsys):
     plan_budgets([8, 16], decay=0.25, warmup=2, shape="linear").save(str(bad))
     assert main(["branch", str(run_dir), "--plan", str(bad), "--no-progress"]) == 2
     assert "warmup=2 but the run's main schedule has warmup=4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("length, message", [
+    ("2M", r"--length='2M' is ambiguous \(steps or tokens\?\): give a unit: '2M tok', '2000 steps' or '20%'"),
+    ("1e3", "ambiguous"),
+    ("1e400", "1e400 is too large"),
+    ("1e400 tok", "too large"),
+    ("3 parsecs", "unexpected 'parsecs'"),
+])
+def test_branch_length_needs_a_unit_and_a_finite_value(trained, capsys, length, message):
+    import re
+
+    before = (trained / "run.json").read_text()
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", length, "--no-progress"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert (trained / "run.json").read_text() == before
+
+
+def test_branch_length_units_and_long_decay_warning(trained, capsys):
+    # "3 steps" and "384 tok" (3 x 128 tokens per step) are the same branch length
+    assert main(["branch", str(trained), "--from", "10", "--shape", "linear", "--length", "3 steps", "--no-progress"]) == 0
+    assert "linear-from10-len3" in capsys.readouterr().out
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "384 tok", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "linear-from5-len3" in captured.out and "warning" not in captured.err
+    # a decay longer than the main branch before its fork trains, with a warning
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "6", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "riverbed: warning: branch from step 5: the decay (6 steps, --length 6) is longer than the main branch" in err
+    assert Run.open(trained).branch("linear-from5-len6").status == "finished"
