@@ -56,6 +56,17 @@ def test_one_meaning_per_flag_name():
             assert path in ("riverbed plan", "riverbed scaling fit"), path
 
 
+def test_count_flags_use_the_one_number_parser():
+    # a flag that counts steps, tokens, FLOPs or budgets never falls back to plain int()/float()
+    counts = {"--steps", "--every", "--warmup", "--stable", "--until", "--budgets", "--flops", "--tokens-per-step",
+              "--n-params", "--jump", "--blip-len", "--main-steps", "--decay-steps", "--fork-step", "--rewarmup",
+              "--checkpoints", "--bootstrap", "--n", "--d", "--stages"}
+    for path, p in _all_parsers():
+        for a in p._actions:
+            if counts & set(a.option_strings):
+                assert a.type not in (int, float), f"{path} {a.option_strings}"
+
+
 @pytest.mark.parametrize("argv, dest, value", [
     (["plan", "--budgets", "100", "--decay", "0.2"], "decay", 0.2),
     (["schedule", "values", "--type", "wsd", "--decay", "20"], "decay", 20),

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from riverbed.cli.deprecated import add_deprecated
-from riverbed.units import arg, parse_float, parse_floats
+from riverbed.units import arg, parse_count, parse_float, parse_floats
 
 
 _positive_float = arg(parse_float, positive=True)
@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fit", help="fit a law to run directories and/or CSV files", description="Fit L(N, D) = E + A/N^alpha + B/D^beta (chinchilla) or L(D) = E + B/D^beta (data) by summed Huber(1e-3) on log loss, L-BFGS from the full grid; bootstrap intervals.")
     f.add_argument("sources", metavar="SOURCE", nargs="+", help="riverbed run directories or CSV files (columns N, D or C = FLOPs, loss)")
     f.add_argument("--law", choices=("chinchilla", "data"), default="chinchilla", help="law to fit (default chinchilla; data = one model size)")
-    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (default 200; 0 = none)")
+    f.add_argument("--bootstrap", type=arg(parse_count), default=200, help="bootstrap resamples for the intervals (default 200; 0 = none)")
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     f.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     f.add_argument("--drop-highest", type=int, default=0, metavar="K", help="drop the K highest-loss points first (Epoch AI dropped 5)")
