@@ -27,7 +27,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", help="hf, torchtitan or olmo-core (with --budgets: OLMo-core WSDS)")
     g.add_argument("--warmup", type=_count, help="warmup steps")
     g.add_argument("--stable", type=_count, help="stable steps (wsd)")
-    g.add_argument("--decay-steps", dest="decay", type=_count, help="decay steps")
+    g.add_argument("--decay-steps", dest="decay", type=_count, metavar="N", help="decay steps")
     add_deprecated(g, "--decay", new="--decay-steps", dest="decay", type=_count)
     g.add_argument("--steps", type=_count, help="total steps (wsd: stable = steps - warmup - decay; cosine: length)")
     g.add_argument("--shape", help="decay shape (default 1-sqrt; see `riverbed schedule plot --shapes`)")
