@@ -161,8 +161,10 @@ def test_python_dash_m_riverbed():
 
 
 def _complete(script_path, words):
+    # called as bash calls it: COMP_WORDS/COMP_CWORD set, then (command, current word, previous word)
+    cur, prev = words[-1], words[-2]
     cmd = (f"source {script_path}; COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; "
-           "_riverbed_complete; printf '%s\\n' \"${COMPREPLY[@]}\"")
+           f"_riverbed_complete riverbed {cur} {prev}; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout.split()
