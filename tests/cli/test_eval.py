@@ -110,3 +110,11 @@ def test_per_bucket_losses_where_the_data_defines_buckets(run_dir):
     n_even, n_odd = int((ys % 2 == 0).sum()), int((ys % 2 == 1).sum())
     recombined = (r.buckets["even"] * n_even + r.buckets["odd"] * n_odd) / (n_even + n_odd)
     assert recombined == pytest.approx(r.loss, rel=1e-6)
+
+
+def test_diverged_checkpoint_is_null_in_strict_json():
+    from riverbed.training.evaluate import CheckpointEval
+
+    d = CheckpointEval("x", "hf", None, float("nan"), {"a": float("inf"), "b": 1.5}).to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == {"path": "x", "kind": "hf", "step": None, "loss": None,
+                                                          "buckets": {"a": None, "b": 1.5}, "logged_loss": None}

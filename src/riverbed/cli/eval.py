@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     buckets = list(dict.fromkeys(k for r in results for k in r.buckets))
-    best = min(r.loss for r in results)
+    best = min((r.loss for r in results if math.isfinite(r.loss)), default=math.nan)  # a diverged input is nan
     t = Table(title="held-out loss")
     for col in ("checkpoint", "kind", "step", "loss", "vs best", "logged", *buckets):
         t.add_column(col, justify="left" if col in ("checkpoint", "kind") else "right", overflow="fold")

@@ -14,6 +14,7 @@ reports the token-weighted mean loss of every bucket; where it does not, only th
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +153,13 @@ class CheckpointEval:
     logged_loss: float | None = None  # eval_loss in its state.json: the trainer's evaluation at that step
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "step": self.step, "loss": self.loss,
-                "buckets": dict(self.buckets), "logged_loss": self.logged_loss}
+        """Strict-JSON form: a non-finite loss (a diverged checkpoint) is null."""
+
+        def fin(x: float | None) -> float | None:
+            return x if x is not None and math.isfinite(x) else None
+
+        return {"path": self.path, "kind": self.kind, "step": self.step, "loss": fin(self.loss),
+                "buckets": {k: fin(v) for k, v in self.buckets.items()}, "logged_loss": fin(self.logged_loss)}
 
 
 def evaluate_checkpoints(
