@@ -267,9 +267,30 @@ def load_config_text(text: str, overrides: Sequence[str] = (), *, source: str = 
 
 def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = (), *, source: str = "<dict>") -> RunConfig:
     raw = copy.deepcopy(dict(raw))
+    base = copy.deepcopy(raw)
     for item in overrides:
         apply_override(raw, item)
-    return _build(raw, source)
+    try:
+        return _build(raw, source)
+    except ConfigError:
+        if overrides:
+            _blame_override(base, overrides, source)
+        raise
+
+
+def _blame_override(base: dict[str, Any], overrides: Sequence[str], source: str) -> None:
+    """Raise the error as one in the ``--set`` value that caused it, if the file alone is valid."""
+    try:
+        _build(base, source)
+    except ConfigError:
+        return  # the file itself is invalid: its own error stands
+    for item in overrides:
+        apply_override(base, item)
+        try:
+            _build(base, source)
+        except ConfigError as exc:
+            msg = str(exc).removeprefix(f"{source}: ")
+            raise ConfigError(f"--set {item!r}: {msg}") from None
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

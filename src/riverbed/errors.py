@@ -30,3 +30,7 @@ class ScalingError(RiverbedError, ValueError):
 
 class RunError(RiverbedError):
     """The run tree is inconsistent with the request (unknown branch, existing name, ...)."""
+
+
+class RiverbedWarning(UserWarning):
+    """A request that is allowed but probably not meant (the CLI prints it as ``riverbed: warning: ...``)."""

@@ -27,7 +27,7 @@ def trained(tmp_path, _trained_master):
 
 
 def test_branch_forks_several_and_ls_shows_them(trained, capsys):
-    rc = main(["branch", str(trained), "--from", "5,10", "--decay", "linear", "--length", "3", "--min-ratio", "0.1",
+    rc = main(["branch", str(trained), "--from", "5,10", "--shape", "linear", "--length", "3", "--min-ratio", "0.1",
                "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -41,12 +41,12 @@ def test_branch_forks_several_and_ls_shows_them(trained, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--from", "7", "--decay", "linear", "--length", "3"], r"no checkpoint at step 7 \(saved steps: 5, 10\)"),
-    (["--from", "5", "--decay", "zigzag", "--length", "3"], "unknown decay shape 'zigzag'"),
-    (["--from", "5", "--decay", "linear", "--length", "-3"], "--length='-3': the decay length must be positive"),
-    (["--from", "5", "--decay", "linear", "--length", "100%"], "impossible"),
-    (["--from", "x", "--decay", "linear", "--length", "3"], "'x' is not a step number"),
-    (["--from", "5", "--decay", "linear"], "needs --length"),
+    (["--from", "7", "--shape", "linear", "--length", "3"], r"no checkpoint at step 7 \(saved steps: 5, 10\)"),
+    (["--from", "5", "--shape", "zigzag", "--length", "3"], "unknown decay shape 'zigzag'"),
+    (["--from", "5", "--shape", "linear", "--length", "-3"], "--length='-3': the decay length must be positive"),
+    (["--from", "5", "--shape", "linear", "--length", "100%"], "impossible"),
+    (["--from", "x", "--shape", "linear", "--length", "3"], "'x' is not a step number"),
+    (["--from", "5", "--shape", "linear"], "needs --length"),
     (["--plan", "nope.json", "--from", "5"], "drop --from"),
 ])
 def test_branch_bad_input_exits_2_and_writes_nothing(trained, capsys, argv, message):
@@ -60,13 +60,13 @@ def test_branch_bad_input_exits_2_and_writes_nothing(trained, capsys, argv, mess
 
 
 def test_branch_existing_name_exits_2(trained, capsys):
-    assert main(["branch", str(trained), "--from", "5", "--decay", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 0
-    assert main(["branch", str(trained), "--from", "10", "--decay", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 2
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 0
+    assert main(["branch", str(trained), "--from", "10", "--shape", "linear", "--length", "2", "--name", "b", "--no-progress"]) == 2
     assert "branch named 'b' already exists" in capsys.readouterr().err
 
 
 def test_branch_not_a_run(tmp_path, capsys):
-    assert main(["branch", str(tmp_path), "--from", "5", "--decay", "linear", "--length", "2"]) == 2
+    assert main(["branch", str(tmp_path), "--from", "5", "--shape", "linear", "--length", "2"]) == 2
     assert "not a riverbed run" in capsys.readouterr().err
 
 
@@ -91,3 +91,33 @@ def test_train_and_branch_from_a_plan(tmp_path, capsys):
     plan_budgets([8, 16], decay=0.25, warmup=2, shape="linear").save(str(bad))
     assert main(["branch", str(run_dir), "--plan", str(bad), "--no-progress"]) == 2
     assert "warmup=2 but the run's main schedule has warmup=4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("length, message", [
+    ("2M", r"--length='2M' is ambiguous \(steps or tokens\?\): give a unit: '2M tok', '2000 steps' or '20%'"),
+    ("1e3", "ambiguous"),
+    ("1e400", "1e400 is too large"),
+    ("1e400 tok", "too large"),
+    ("3 parsecs", "unexpected 'parsecs'"),
+])
+def test_branch_length_needs_a_unit_and_a_finite_value(trained, capsys, length, message):
+    import re
+
+    before = (trained / "run.json").read_text()
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", length, "--no-progress"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert (trained / "run.json").read_text() == before
+
+
+def test_branch_length_units_and_long_decay_warning(trained, capsys):
+    # "3 steps" and "384 tok" (3 x 128 tokens per step) are the same branch length
+    assert main(["branch", str(trained), "--from", "10", "--shape", "linear", "--length", "3 steps", "--no-progress"]) == 0
+    assert "linear-from10-len3" in capsys.readouterr().out
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "384 tok", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "linear-from5-len3" in captured.out and "warning" not in captured.err
+    # a decay longer than the main branch before its fork trains, with a warning
+    assert main(["branch", str(trained), "--from", "5", "--shape", "linear", "--length", "6", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "riverbed: warning: branch from step 5: the decay (6 steps, --length 6) is longer than the main branch" in err
+    assert Run.open(trained).branch("linear-from5-len6").status == "finished"

@@ -10,7 +10,7 @@ from riverbed.schedules.plan import load_plan
 
 def test_plan_table_json_and_plot(tmp_path, capsys):
     out, png = tmp_path / "plan.json", tmp_path / "plan.png"
-    argv = ["plan", "--budgets", "1e8,2e8,4e8", "--unit", "tokens", "--decay", "0.1", "--shape", "1-sqrt",
+    argv = ["plan", "--budgets", "1e8,2e8,4e8", "--unit", "tokens", "--decay-fraction", "0.1", "--shape", "1-sqrt",
             "--tokens-per-step", "65536", "--n-params", "1e8", "-o", str(out), "--plot", str(png)]
     assert main(argv) == 0
     text = capsys.readouterr().out

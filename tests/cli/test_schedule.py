@@ -8,7 +8,7 @@ import pytest
 
 from riverbed.cli.main import main
 
-WSD_FLAGS = ["--type", "wsd", "--warmup", "10", "--stable", "70", "--decay", "20", "--shape", "linear", "--min-ratio", "0.1"]
+WSD_FLAGS = ["--type", "wsd", "--warmup", "10", "--stable", "70", "--decay-steps", "20", "--shape", "linear", "--min-ratio", "0.1"]
 
 
 def _json(capsys):
@@ -29,7 +29,7 @@ def test_values_from_toml_file_and_steps_flag(tmp_path, capsys):
     spec.write_text('[schedule]\ntype = "wsd"\nwarmup = 10\nstable = 70\ndecay = 20\nshape = "linear"\nmin_ratio = 0.1\n')
     assert main(["schedule", "values", str(spec), "--json"]) == 0
     from_file = _json(capsys)["multipliers"]
-    assert main(["schedule", "values", "--type", "wsd", "--warmup", "10", "--decay", "20", "--steps", "100",
+    assert main(["schedule", "values", "--type", "wsd", "--warmup", "10", "--decay-steps", "20", "--steps", "100",
                  "--shape", "linear", "--min-ratio", "0.1", "--json"]) == 0
     assert _json(capsys)["multipliers"] == from_file
     top = tmp_path / "top.toml"
@@ -41,10 +41,10 @@ def test_values_from_toml_file_and_steps_flag(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flags", "first", "last"),
     [
-        (["--preset", "hf", "--warmup", "10", "--decay", "20", "--steps", "100", "--shape", "linear", "--min-ratio", "0.1"], 0.1, 0.145),
-        (["--preset", "torchtitan", "--warmup", "10", "--decay", "20", "--steps", "100", "--shape", "1-sqrt", "--min-ratio", "0.1"], 0.1, 0.122789),
-        (["--preset", "olmo-core", "--warmup", "10", "--decay", "20", "--steps", "100", "--min-ratio", "0.1"], 0.1, 0.1),
-        (["--preset", "olmo-core", "--budgets", "1000,2000", "--warmup", "100", "--decay", "200"], 0.01, 0.0),
+        (["--preset", "hf", "--warmup", "10", "--decay-steps", "20", "--steps", "100", "--shape", "linear", "--min-ratio", "0.1"], 0.1, 0.145),
+        (["--preset", "torchtitan", "--warmup", "10", "--decay-steps", "20", "--steps", "100", "--shape", "1-sqrt", "--min-ratio", "0.1"], 0.1, 0.122789),
+        (["--preset", "olmo-core", "--warmup", "10", "--decay-steps", "20", "--steps", "100", "--min-ratio", "0.1"], 0.1, 0.1),
+        (["--preset", "olmo-core", "--budgets", "1000,2000", "--warmup", "100", "--decay-steps", "200"], 0.01, 0.0),
     ],
 )
 def test_values_presets(capsys, flags, first, last):
@@ -55,12 +55,12 @@ def test_values_presets(capsys, flags, first, last):
 
 def test_plot_and_shapes(tmp_path, capsys):
     out = tmp_path / "lr.png"
-    assert main(["schedule", "plot", *WSD_FLAGS, "-o", str(out)]) == 0
+    assert main(["schedule", "plot", *WSD_FLAGS, "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shapes = tmp_path / "shapes.png"
-    assert main(["schedule", "plot", "--shapes", "-o", str(shapes)]) == 0
+    assert main(["schedule", "plot", "--shapes", "--plot", str(shapes)]) == 0
     assert shapes.stat().st_size > 10_000
-    assert main(["schedule", "plot", "--type", "warmup-stable", "--warmup", "5", "-o", str(out)]) == 2
+    assert main(["schedule", "plot", "--type", "warmup-stable", "--warmup", "5", "--plot", str(out)]) == 2
     assert "--until" in capsys.readouterr().err
 
 
@@ -69,7 +69,7 @@ def test_check(capsys):
     r = _json(capsys)
     assert r["min_reached"] is True and r["decay_fraction"] == 0.2
     assert r["checkpoints"] == [[80, 1.0], [100, pytest.approx(0.1)]]
-    assert main(["schedule", "check", "--preset", "hf", "--warmup", "10", "--decay", "20", "--steps", "100",
+    assert main(["schedule", "check", "--preset", "hf", "--warmup", "10", "--decay-steps", "20", "--steps", "100",
                  "--min-ratio", "0.1"]) == 0
     assert "NO: the last step stops short" in capsys.readouterr().out
 
@@ -77,10 +77,10 @@ def test_check(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--type", "wsd", "--warmup", "10", "--decay", "20", "--steps", "100", "--shape", "zig"], "wsd.shape: unknown decay shape 'zig'"),
-        (["--type", "wsd", "--warmup", "10", "--decay", "200", "--steps", "100"], "longer than the schedule"),
-        (["--type", "wsd", "--warmup", "10", "--stable", "5", "--decay", "2", "--min-ratio", "1.5"], "wsd.min_ratio"),
-        (["--type", "wsd", "--warmup", "-1", "--stable", "5", "--decay", "2"], "wsd.warmup"),
+        (["--type", "wsd", "--warmup", "10", "--decay-steps", "20", "--steps", "100", "--shape", "zig"], "wsd.shape: unknown decay shape 'zig'"),
+        (["--type", "wsd", "--warmup", "10", "--decay-steps", "200", "--steps", "100"], "longer than the schedule"),
+        (["--type", "wsd", "--warmup", "10", "--stable", "5", "--decay-steps", "2", "--min-ratio", "1.5"], "wsd.min_ratio"),
+        (["--type", "wsd", "--warmup", "-1", "--stable", "5", "--decay-steps", "2"], "argument --warmup: '-1': must be >= 0"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         ([], "give a SPEC file"),
     ],

@@ -16,14 +16,19 @@ def tree_digest(root):
 def test_parse_length_golden():
     assert parse_length("200", 800, 64) == 200
     assert parse_length(7, 800, 64) == 7
-    assert parse_length("1k", 800, 64) == 1000
+    assert parse_length("1k steps", 800, 64) == 1000
+    assert parse_length("2000 steps", 800, 64) == 2000
+    assert parse_length("65536tok", 800, 64) == 1024
     assert parse_length("128tok", 800, 64) == 2
     assert parse_length("129 tokens", 800, 64) == 3  # ceil: at least that many tokens
     assert parse_length("1.5M tok", 800, 4096) == 367
     assert parse_length("20%", 800, 64) == 200  # 200 / (800 + 200) = 20 %
     assert parse_length("10%", 900, 64) == 100
-    for bad, msg in (("0", "must be positive"), ("-5", "must be positive"), ("1.5", "whole number"),
-                     ("150%", "impossible"), ("0.01%", "less than one step"), ("abc", "expected a number")):
+    for bad, msg in (("0", "must be positive"), ("-5", "must be positive"), ("1.5", "ambiguous"), ("1.5 steps", "whole number"),
+                     ("150%", "impossible"), ("0.01%", "less than one step"), ("abc", "expected a number"),
+                     # a bare number that is not a plain integer needs a unit (2M once meant 2M *steps*)
+                     ("2M", "ambiguous"), ("1e6", "ambiguous"), ("1k", "ambiguous"), ("2 parsecs", "unexpected 'parsecs'"),
+                     ("1e400", "too large"), ("1e400 tok", "too large"), ("1e400 steps", "too large")):
         with pytest.raises(ConfigError, match=msg):
             parse_length(bad, 800, 64)
 

@@ -1,11 +1,13 @@
-"""`riverbed branch RUN --from STEP[,STEP...] --decay SHAPE --length N`: rewind & decay.
+"""`riverbed branch RUN --from STEP[,STEP...] --shape SHAPE --length N`: rewind & decay.
 
-Forks a decay branch from each saved main-branch checkpoint named by ``--from``, trains it to
+Forks a decay branch from each saved main-branch checkpoint named by --from, trains it to
 its end and records its final held-out loss in the run's manifest. The main branch is only
-read. ``--length`` is in steps (``200``), tokens (``2M tok``, ``65536tok``) or a percentage of
-the budget (``20%``: the decay is 20 % of fork step + decay). ``--plan plan.json`` (from
-`riverbed plan`) forks every decay branch of the plan instead; re-running it skips branches
-that finished and resumes interrupted ones.
+read. --length takes a unit: steps (2000 steps), tokens (2M tok, 65536tok) or a percentage
+of the budget (20%: the decay is 20 % of fork step + decay); a plain integer (200) is steps,
+any other bare number (2M, 1e6) is refused as ambiguous. A decay longer than the main branch
+before its fork is allowed, with a warning. --plan plan.json (from `riverbed plan`) forks
+every decay branch of the plan instead; re-running it skips branches that finished and
+resumes interrupted ones.
 
 All requests are checked before anything trains: a step that was never saved, an existing
 branch name, an unknown shape or a bad length is one error message, exit code 2, and the run
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from riverbed.cli.deprecated import add_deprecated
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("branch", help="fork decay branches from saved main-branch checkpoints and train them",
@@ -24,10 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--from", dest="from_steps", default=None, metavar="STEP[,STEP...]",
                    help="main-branch step(s) to fork from (must be saved checkpoints)")
-    p.add_argument("--decay", dest="shape", default=None, metavar="SHAPE",
+    p.add_argument("--shape", dest="shape", default=None, metavar="SHAPE",
                    help="decay shape: linear, cosine, 1-sqrt, square, mirror-cosine, inverse-proportional, exp-..., step")
+    add_deprecated(p, "--decay", new="--shape", dest="shape", metavar="SHAPE")
     p.add_argument("--length", default=None, metavar="N",
-                   help="decay length: steps (200), tokens (2M tok) or percent of the budget (20%%)")
+                   help="decay length with a unit: 2000 steps, 2M tok or 20%% (of the budget); a plain integer is steps")
     p.add_argument("--min-ratio", type=float, default=None, metavar="R",
                    help="final LR as a fraction of the peak (default: the schedule's, 0)")
     p.add_argument("--name", default=None,
@@ -38,14 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_steps(text: str) -> list[int]:
-    from riverbed.errors import RunError
+    from riverbed.errors import ConfigError, RunError
+    from riverbed.units import parse_count
 
     steps = []
     for part in text.split(","):
         part = part.strip()
         try:
-            steps.append(int(part))
-        except ValueError:
+            steps.append(parse_count(part, field="--from"))
+        except ConfigError:
             raise RunError(f"--from {text!r}: {part!r} is not a step number") from None
     return steps
 
@@ -58,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
     r = Run.open(args.run)
     if args.plan is not None:
-        given = [f for f, v in (("--from", args.from_steps), ("--decay", args.shape), ("--length", args.length),
+        given = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length),
                                 ("--name", args.name), ("--min-ratio", args.min_ratio)) if v is not None]
         if given:
             raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
         reqs = requests_from_plan(r, args.plan)
         records = run_requests(r, reqs, progress=not args.no_progress, skip_finished=True)
     else:
-        missing = [f for f, v in (("--from", args.from_steps), ("--decay", args.shape), ("--length", args.length)) if v is None]
+        missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
         reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)

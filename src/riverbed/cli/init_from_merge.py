@@ -14,14 +14,16 @@ import argparse
 import shutil
 from pathlib import Path
 
+from riverbed.units import arg, parse_count
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("init-from-merge", help="start a new run from a merge of another run's checkpoints",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("new_run", type=Path, metavar="NEW_RUN", help="directory of the new run (must not exist)")
     p.add_argument("--run", type=Path, required=True, help="the run whose checkpoints are merged")
-    p.add_argument("--last", type=int, required=True, metavar="N", help="merge the newest N checkpoints")
-    p.add_argument("--every", type=int, default=1, metavar="V", help="checkpoints at least V steps apart, back from the newest (as `riverbed merge --every`)")
+    p.add_argument("--last", type=arg(parse_count), required=True, metavar="N", help="merge the newest N checkpoints")
+    p.add_argument("--every", type=arg(parse_count), default=1, metavar="V", help="checkpoints at least V steps apart, back from the newest (as `riverbed merge --every`)")
     p.add_argument("--branch", default="main", help="branch of RUN to merge (default: main)")
     p.add_argument("--method", choices=("sma", "ema", "wma"), default="sma", help="merge weights (default: sma)")
     p.add_argument("--alpha", type=float, default=0.2, help="EMA coefficient (--method ema)")
@@ -30,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="config of the new run (default: RUN's config.toml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value of the new run (repeatable)")
-    p.add_argument("--steps", type=int, default=None, help="also train the new run to this step now")
+    p.add_argument("--steps", type=arg(parse_count), default=None, help="also train the new run to this step now")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (with --steps)")
     p.set_defaults(func=run)
 

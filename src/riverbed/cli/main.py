@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 
-from riverbed.errors import RiverbedError
+from riverbed.errors import RiverbedError, RiverbedWarning
 from riverbed.extras import missing_extra
 
 # verb -> module. Literal on purpose: one place lists every verb.
@@ -21,12 +23,20 @@ VERBS: dict[str, str] = {
     "train": "riverbed.cli.train",
     "branch": "riverbed.cli.branch",
     "ls": "riverbed.cli.ls",
+    "rm": "riverbed.cli.rm",
+    "eval": "riverbed.cli.eval",
     "demo": "riverbed.cli.demo",
     "merge": "riverbed.cli.merge",
     "scaling": "riverbed.cli.scaling",
     "init-from-merge": "riverbed.cli.init_from_merge",
     "experiment": "riverbed.cli.experiment",
+    "completion": "riverbed.cli.completion",
 }
+
+
+# Module docstrings double as the verbs' --help; they are reStructuredText for the API docs
+# (``code``, :class:`X`), which --help shows as plain text.
+_RST = re.compile(r"``(.+?)``|:[a-z]+:`~?([^`]+)`", re.DOTALL)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +44,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(2, f"riverbed: error: {message}\n")
+
+    def format_help(self) -> str:
+        return _RST.sub(lambda m: m.group(1) or m.group(2), super().format_help())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +60,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    # riverbed's own warnings read as messages to the user, not as source locations.
+    if issubclass(category, RiverbedWarning):
+        print(f"riverbed: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage error (2) or --help/--version (0): a return code, like every verb
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        rc = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            warnings.simplefilter("always", RiverbedWarning)
+            rc = args.func(args)
     except RiverbedError as exc:
         print(f"riverbed: error: {exc}", file=sys.stderr)
         return 2

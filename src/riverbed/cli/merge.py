@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from riverbed.errors import MergeError
+from riverbed.units import arg, parse_count
 
 
 def _floats(text: str) -> list[float]:
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("selecting checkpoints from a run")
     g.add_argument("--run", default=None, help="run directory: merge its last N checkpoints spaced V apart")
     g.add_argument("--last", type=int, default=None, help="N: number of checkpoints to merge")
-    g.add_argument("--every", type=int, default=None, help="V: merge interval between chosen checkpoints")
+    g.add_argument("--every", type=arg(parse_count, positive=True), default=None, help="V: merge interval between chosen checkpoints (100, 1K, 1e3)")
     g.add_argument("--unit", choices=("steps", "tokens"), default="steps", help="unit of --every (default steps)")
     g.add_argument("--branch", default="main", help="branch to take checkpoints from (default main)")
     p.set_defaults(func=run)

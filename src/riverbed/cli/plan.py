@@ -1,8 +1,8 @@
 """`riverbed plan --budgets 1e8,2e8,4e8 --unit tokens`: WSD branches vs WSD-S vs cosine runs.
 
 Prints a table (budgets, fork points, decay lengths, totals, ratio to one run of the
-largest budget), optionally writes the plan as JSON (``-o``; the trainer runs it) and one
-plot of the three strategies (``--plot``).
+largest budget), optionally writes the plan as JSON (-o; the trainer runs it) and one
+plot of the three strategies (--plot).
 """
 
 from __future__ import annotations
@@ -10,26 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from riverbed.errors import ConfigError
-
-
-def _numbers(text: str, field: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"{field}: expected comma-separated numbers, got {text!r}") from None
-
-
-def _int(text: str | None, field: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        raise ConfigError(f"{field}: expected a number, got {text!r}") from None
-    if v != int(v):
-        raise ConfigError(f"{field}: expected a whole number, got {text!r}")
-    return int(v)
+from riverbed.cli.deprecated import add_deprecated
+from riverbed.units import arg, parse_count, parse_float, parse_floats
 
 
 def _fmt(x: float | int | None) -> str:
@@ -44,8 +26,8 @@ def run(a: argparse.Namespace) -> int:
     from riverbed.schedules.plan import plan_budgets
 
     plan = plan_budgets(
-        _numbers(a.budgets, "--budgets"), unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
-        tokens_per_step=_int(a.tokens_per_step, "--tokens-per-step"), n_params=_int(a.n_params, "--n-params"),
+        a.budgets, unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
+        tokens_per_step=a.tokens_per_step, n_params=a.n_params,
         decay_of=a.decay_of, min_ratio=a.min_ratio,
     )
     if a.output:
@@ -85,16 +67,20 @@ def run(a: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("plan", help="plan several budgets: WSD branches vs WSD-S vs cosine runs")
-    p.add_argument("--budgets", required=True, help="comma-separated, increasing (e.g. 1e8,2e8,4e8)")
+    p.add_argument("--budgets", required=True, type=arg(parse_floats, positive=True),
+                   help="comma-separated, increasing (e.g. 1e8,2e8,4e8 or 100M,200M,400M)")
     p.add_argument("--unit", choices=("steps", "tokens"), default="steps", help="unit of --budgets and --warmup")
-    p.add_argument("--decay", type=float, default=0.1, help="decay length as a fraction (see --decay-of); default 0.1")
+    p.add_argument("--decay-fraction", dest="decay", type=arg(parse_float), default=0.1,
+                   help="decay length as a fraction (see --decay-of); default 0.1")
+    add_deprecated(p, "--decay", new="--decay-fraction", dest="decay", type=arg(parse_float))
     p.add_argument("--decay-of", choices=("budget", "largest", "period"), default="budget",
                    help="fraction of each budget (default), of the largest budget, or of the period since the previous budget")
     p.add_argument("--shape", default="1-sqrt", help="decay shape (default 1-sqrt)")
     p.add_argument("--min-ratio", type=float, default=0.0, help="final multiplier of every decay and cosine (default 0)")
-    p.add_argument("--warmup", type=float, default=0, help="warmup length, in --unit (default 0)")
-    p.add_argument("--tokens-per-step", help="tokens per optimizer step (turns token budgets into steps)")
-    p.add_argument("--n-params", help="model parameters N, for FLOPs = 6·N·tokens")
+    p.add_argument("--warmup", type=arg(parse_float), default=0, help="warmup length, in --unit (default 0)")
+    p.add_argument("--tokens-per-step", type=arg(parse_count, positive=True),
+                   help="tokens per optimizer step (turns token budgets into steps)")
+    p.add_argument("--n-params", type=arg(parse_count, positive=True), help="model parameters N, for FLOPs = 6·N·tokens")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("-o", "--output", help="write the plan JSON here (the trainer accepts it)")
     p.add_argument("--plot", help="write one PNG of the three strategies here")

@@ -4,10 +4,10 @@
     riverbed scaling fit epoch.csv --drop-highest 5 --bootstrap 200
     riverbed scaling fit wandb.tsv --n-col model_size --loss-col eval/loss
     riverbed scaling fit runs/s1 --law data --points merge     # decay-free: PMA merges
-    riverbed scaling predict fit.json --n 1e8 --d 2e9
-    riverbed scaling frontier fit.json --flops 1e21
+    riverbed scaling predict fit.json --n 100M --d 2e9
+    riverbed scaling frontier fit.json --flops 1e21,5e23
 
-Imports of numpy/scipy/matplotlib stay inside the functions so ``riverbed --help`` is fast.
+Imports of numpy/scipy/matplotlib stay inside the functions so `riverbed --help` is fast.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import argparse
 import json
 from pathlib import Path
 
+from riverbed.cli.deprecated import add_deprecated
+from riverbed.units import arg, parse_count, parse_float, parse_floats
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number like 1e8, got {text!r}") from None
-    return v
+
+_positive_float = arg(parse_float, positive=True)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cols.add_argument("--c-col", default=None, metavar="NAME", help="column of C, training FLOPs, used where D is empty (D = C / 6N; aliases: flops, compute)")
     cols.add_argument("--loss-col", default=None, metavar="NAME", help="column of the held-out loss (aliases: loss, eval/loss, val_loss, ...)")
     f.add_argument("--law", choices=("chinchilla", "data"), default="chinchilla", help="law to fit (default chinchilla; data = one model size)")
-    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (default 200; 0 = none)")
+    f.add_argument("--bootstrap", type=arg(parse_count), default=200, help="bootstrap resamples for the intervals (default 200; 0 = none)")
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     f.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     f.add_argument("--drop-highest", type=int, default=0, metavar="K", help="drop the K highest-loss points first (Epoch AI dropped 5)")
@@ -46,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--merge-method", choices=("sma", "ema", "wma"), default="sma", help="--points merge: merge weights (default sma)")
     f.add_argument("--loss-reduction", choices=("sum", "mean"), default="sum", help="sum the Huber terms (default, as Chinchilla/Epoch) or average them (not recommended: L-BFGS stops early)")
     f.add_argument("--json", action="store_true", help="print the fit as JSON instead of a table")
-    f.add_argument("-o", "--out", default=None, help="write the fit as JSON (input of predict/frontier)")
+    f.add_argument("-o", "--output", dest="out", default=None, help="write the fit as JSON (input of predict/frontier)")
+    add_deprecated(f, "--out", new="-o/--output", dest="out")
     f.add_argument("--plot", default=None, help="write a PNG: loss vs D per model size with the fitted curves, and the frontier")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=run_fit)
@@ -60,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("frontier", help="compute-optimal N and D for a FLOP budget (C = 6ND)")
     c.add_argument("fit", metavar="FIT.json")
-    c.add_argument("--flops", type=_positive_float, required=True, nargs="+", help="training FLOPs budget(s)")
+    c.add_argument("--flops", type=arg(parse_floats, positive=True), required=True, nargs="+",
+                   help="training FLOPs budget(s): 1e21,5e23 or 1e21 5e23")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=run_frontier)
 
@@ -213,7 +213,7 @@ def run_frontier(args: argparse.Namespace) -> int:
     from riverbed.scaling import frontier, load_fit
 
     fit = load_fit(args.fit)
-    rows = [frontier(fit, c) for c in args.flops]
+    rows = [frontier(fit, c) for group in args.flops for c in group]
     if args.json:
         print(json.dumps({"law": fit.law, "ci": fit.ci, "frontier": [r.to_json() for r in rows]}))
         return 0

@@ -1,9 +1,9 @@
 """`riverbed schedule plot|values|check SPEC`: look at a schedule before training with it.
 
-SPEC is a TOML file (a ``[schedule]`` table or top-level keys, see docs/schedules.md) or
-flags: ``--type wsd --warmup 10 --stable 70 --decay 20 --shape 1-sqrt --min-ratio 0.1``
-(``--steps N`` instead of ``--stable``), or ``--preset hf|torchtitan|olmo-core`` with the same
-flags mapped onto that framework's arguments.
+SPEC is a TOML file (a [schedule] table or top-level keys, see docs/schedules.md) or
+flags: --type wsd --warmup 10 --stable 70 --decay-steps 20 --shape 1-sqrt --min-ratio 0.1
+(--steps N instead of --stable), or --preset hf|torchtitan|olmo-core with the same flags
+mapped onto that framework's arguments. Counts take 100, 1K or 1e3.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import json
 import sys
 from typing import Any
 
+from riverbed.cli.deprecated import add_deprecated
 from riverbed.errors import ConfigError
+from riverbed.units import arg, parse_count, parse_counts
+
+_count = arg(parse_count)
 
 
 def _add_spec_args(p: argparse.ArgumentParser) -> None:
@@ -21,26 +25,20 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("schedule from flags (instead of a file)")
     g.add_argument("--type", dest="stype", help="constant, warmup-stable, wsd, cosine, wsds, cyclic-cosine, decay-branch")
     g.add_argument("--preset", help="hf, torchtitan or olmo-core (with --budgets: OLMo-core WSDS)")
-    g.add_argument("--warmup", type=int, help="warmup steps")
-    g.add_argument("--stable", type=int, help="stable steps (wsd)")
-    g.add_argument("--decay", type=int, help="decay steps")
-    g.add_argument("--steps", type=int, help="total steps (wsd: stable = steps - warmup - decay; cosine: length)")
+    g.add_argument("--warmup", type=_count, help="warmup steps")
+    g.add_argument("--stable", type=_count, help="stable steps (wsd)")
+    g.add_argument("--decay-steps", dest="decay", type=_count, metavar="N", help="decay steps")
+    add_deprecated(g, "--decay", new="--decay-steps", dest="decay", type=_count)
+    g.add_argument("--steps", type=_count, help="total steps (wsd: stable = steps - warmup - decay; cosine: length)")
     g.add_argument("--shape", help="decay shape (default 1-sqrt; see `riverbed schedule plot --shapes`)")
     g.add_argument("--min-ratio", type=float, help="final multiplier in [0, 1]")
     g.add_argument("--warmup-start", type=float, help="multiplier the warmup starts from")
     g.add_argument("--warmup-shape", help="linear, cosine or 1-sqrt")
     g.add_argument("--half-life", type=float, help="exp-minicpm: half-life in steps")
-    g.add_argument("--stages", type=int, help="step shape: number of stages")
-    g.add_argument("--budgets", help="wsds / cyclic-cosine: comma-separated cumulative steps")
-    g.add_argument("--rewarmup", type=int, help="cyclic-cosine: re-warmup steps")
-    g.add_argument("--fork-step", type=int, help="decay-branch: fork from a warmup-stable main at this step")
-
-
-def _ints(text: str, field: str) -> list[int]:
-    try:
-        return [int(float(x)) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"{field}: expected comma-separated integers, got {text!r}") from None
+    g.add_argument("--stages", type=_count, help="step shape: number of stages")
+    g.add_argument("--budgets", type=arg(parse_counts), help="wsds / cyclic-cosine: comma-separated cumulative steps")
+    g.add_argument("--rewarmup", type=_count, help="cyclic-cosine: re-warmup steps")
+    g.add_argument("--fork-step", type=_count, help="decay-branch: fork from a warmup-stable main at this step")
 
 
 def _flags_spec(a: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def _flags_spec(a: argparse.Namespace) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": t}
     if t == "wsd":
         if a.decay is None:
-            raise ConfigError("--decay: required for --type wsd")
+            raise ConfigError("--decay-steps: required for --type wsd")
         if a.stable is None and a.steps is None:
             raise ConfigError("--stable: give --stable or --steps for --type wsd")
         # the spec takes --steps as `steps` itself (one vocabulary): it derives and checks `stable`
@@ -78,11 +76,11 @@ def _flags_spec(a: argparse.Namespace) -> dict[str, Any]:
     elif t in ("wsds", "cyclic-cosine"):
         if a.budgets is None:
             raise ConfigError(f"--budgets: required for --type {t}")
-        budgets = _ints(a.budgets, "--budgets")
+        budgets = a.budgets
         spec.update(budgets=budgets, warmup=a.warmup or 0)
         if t == "wsds":
             if a.decay is None:
-                raise ConfigError("--decay: required for --type wsds (steps decayed before each budget)")
+                raise ConfigError("--decay-steps: required for --type wsds (steps decayed before each budget)")
             spec["decays"] = [a.decay] * len(budgets)
             for k, v in (("shape", a.shape), ("half_life", a.half_life), ("stages", a.stages)):
                 put(spec, k, v)
@@ -91,7 +89,7 @@ def _flags_spec(a: argparse.Namespace) -> dict[str, Any]:
         put(spec, "min_ratio", a.min_ratio)
     elif t == "decay-branch":
         if a.fork_step is None or a.decay is None:
-            raise ConfigError("--fork-step: --fork-step and --decay are required for --type decay-branch")
+            raise ConfigError("--fork-step: --fork-step and --decay-steps are required for --type decay-branch")
         spec.update(main={"type": "warmup-stable", "warmup": a.warmup or 0}, fork_step=a.fork_step, decay_steps=a.decay)
         for k, v in (("shape", a.shape), ("min_ratio", a.min_ratio), ("half_life", a.half_life), ("stages", a.stages)):
             put(spec, k, v)
@@ -124,7 +122,7 @@ def _preset_spec(a: argparse.Namespace) -> dict[str, Any]:
         put("min_lr_factor", a.min_ratio)
     elif a.preset == "olmo-core":
         if a.budgets is not None:
-            budgets = _ints(a.budgets, "--budgets")
+            budgets = a.budgets
             spec = {"preset": "olmo-core-wsds", "period_lengths": [b - p for b, p in zip(budgets, [0] + budgets[:-1])]}
             put("warmup", a.warmup or 0)
             put("decay", a.decay)
@@ -179,15 +177,15 @@ def run_plot(a: argparse.Namespace) -> int:
     from riverbed.schedules.plot import plot_boundaries, plot_schedules, plot_shapes
 
     if a.shapes or a.boundaries:
-        out = a.output or ("schedules_shapes.png" if a.shapes else "schedules_boundaries.png")
+        out = a.plot or ("schedules_shapes.png" if a.shapes else "schedules_boundaries.png")
         (plot_shapes if a.shapes else plot_boundaries)(out)
         print(f"wrote {out}")
         return 0
-    if not a.output:
-        raise ConfigError("-o/--output: where to write the PNG")
+    if not a.plot:
+        raise ConfigError("--plot: where to write the PNG")
     schedule = build(a)
-    plot_schedules({a.spec or a.preset or a.stype: schedule}, a.output, steps=_length(a, schedule), lr=a.lr)
-    print(f"wrote {a.output}")
+    plot_schedules({a.spec or a.preset or a.stype: schedule}, a.plot, steps=_length(a, schedule), lr=a.lr)
+    print(f"wrote {a.plot}")
     return 0
 
 
@@ -212,7 +210,7 @@ def run_check(a: argparse.Namespace) -> int:
     from riverbed.schedules.check import check_schedule
 
     schedule = build(a)
-    checkpoints = _ints(a.checkpoints, "--checkpoints") if a.checkpoints else None
+    checkpoints = a.checkpoints
     report = check_schedule(schedule, checkpoints, jump_tol=a.jump_tol, steps=a.until)
     if a.json:
         json.dump(report.to_dict(), sys.stdout)
@@ -243,22 +241,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="schedule_cmd", metavar="CMD", required=True)
     p = sub.add_parser("plot", help="plot a schedule to a PNG (or --shapes / --boundaries)")
     _add_spec_args(p)
-    p.add_argument("-o", "--output", help="PNG path")
+    p.add_argument("--plot", default=None, metavar="PNG", help="where to write the PNG")
+    add_deprecated(p, "-o", "--output", new="--plot", dest="plot")
     p.add_argument("--shapes", action="store_true", help="plot every decay shape side by side")
     p.add_argument("--boundaries", action="store_true", help="plot riverbed's boundary steps vs transformers/torchtitan")
-    p.add_argument("--until", type=int, help="steps to plot (needed for indefinite schedules)")
+    p.add_argument("--until", type=_count, help="steps to plot (needed for indefinite schedules)")
     p.add_argument("--lr", type=float, default=1.0, help="peak LR to scale by (default 1: multipliers)")
     p.set_defaults(func=run_plot)
     v = sub.add_parser("values", help="print the multiplier at every step")
     _add_spec_args(v)
     v.add_argument("--json", action="store_true", help="print JSON {spec, total_steps, multipliers, lrs}")
-    v.add_argument("--until", type=int, help="steps to list (needed for indefinite schedules)")
+    v.add_argument("--until", type=_count, help="steps to list (needed for indefinite schedules)")
     v.add_argument("--lr", type=float, default=1.0, help="peak LR to scale by")
     v.set_defaults(func=run_values)
     c = sub.add_parser("check", help="static check: jumps, min reached, decay share, LR at checkpoints")
     _add_spec_args(c)
-    c.add_argument("--checkpoints", help="comma-separated checkpoint steps (updates done)")
+    c.add_argument("--checkpoints", type=arg(parse_counts), help="comma-separated checkpoint steps (updates done)")
     c.add_argument("--jump-tol", type=float, default=0.1, help="list step-to-step changes above this (default 0.1)")
-    c.add_argument("--until", type=int, help="steps to check (for indefinite schedules)")
+    c.add_argument("--until", type=_count, help="steps to check (for indefinite schedules)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.set_defaults(func=run_check)

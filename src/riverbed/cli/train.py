@@ -1,13 +1,15 @@
 """`riverbed train CONFIG.toml [--set key=value ...] [--run DIR] [--plan plan.json]`.
 
 Creates the run directory (config.toml + run.json) or resumes it, then trains the main branch:
-to ``train.max_steps`` / ``train.max_tokens``, to the last fork point of ``--plan``, or
-indefinitely. Ctrl-C stops at the next step boundary with a checkpoint there (single process);
-run the same command again to resume exactly. Under ``torchrun --nproc_per_node=K`` it trains
+to train.max_steps / train.max_tokens, to the last fork point of --plan, or indefinitely.
+Ctrl-C stops at the next step boundary with a checkpoint there (single process); run the
+same command again to resume exactly. Under `torchrun --nproc_per_node=K` it trains
 data-parallel; rank 0 alone writes.
 
-Resuming with a config file checks it against the run's: only the keys in ``RESUMABLE`` (length,
-cadences, hardware) may change; anything that would change the trajectory is refused.
+Resuming (with a config file, or with --set alone) checks the result against the run's
+config: only its length, cadences and hardware may change (train.max_steps, max_tokens,
+ckpt_every, ckpt_every_tokens, eval_every, log_every, device, threads, tensorboard,
+grad_accum, dtype); anything that would change the trajectory is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from riverbed.units import arg, parse_count
 
 # Keys that may differ when a run is resumed: they change how long and how often, never what
 # is computed (grad_accum and dtype change rounding, not the maths; they are allowed on purpose
@@ -34,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="override a config value, e.g. --set train.batch_size=16 (repeatable)")
     p.add_argument("--run", type=Path, default=None, help="run directory (default: runs/<config name>)")
     p.add_argument("--plan", type=Path, default=None, help="a plan.json from `riverbed plan`: train main to its last fork point")
-    p.add_argument("--steps", type=int, default=None, help="train main until this global step (overrides the config's length)")
+    p.add_argument("--steps", type=arg(parse_count), default=None,
+                   help="train main until this global step, e.g. 2000 or 2K (overrides the config's length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

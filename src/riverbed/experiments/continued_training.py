@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.experiments.spike import bounded
+from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")
 LR, MAIN_STEPS, CT_STEPS, CKPT, N, EVAL_EVERY = 3e-3, 600, 200, 25, 6, 10
@@ -33,8 +34,8 @@ BOUNDED = {"main_steps": 80, "ct_steps": 30, "seeds": 1, "ckpt": 10}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/continued-training"), help="output folder (replaced)")
     p.add_argument("--seeds", type=int, default=None, help="seeds of the continued runs (default 3; bounded 1)")
-    p.add_argument("--main-steps", type=int, default=None, help=f"main-run steps (default {MAIN_STEPS})")
-    p.add_argument("--steps", type=int, default=None, help=f"continued-training steps (default {CT_STEPS})")
+    p.add_argument("--main-steps", type=arg(parse_count), default=None, help=f"main-run steps (default {MAIN_STEPS})")
+    p.add_argument("--steps", type=arg(parse_count), default=None, help=f"continued-training steps (default {CT_STEPS})")
     p.add_argument("--last", type=int, default=N, help=f"checkpoints in the PMA merge (default {N})")
     p.add_argument("--no-progress", action="store_true")
 

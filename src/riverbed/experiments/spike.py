@@ -43,6 +43,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from riverbed.units import arg, parse_count
+
 ARMS = ("reference", "none", "rollback", "pma-init")
 CAUSES = ("blip", "jump")
 STABLE_LR, LR = 3e-2, 3e-1
@@ -59,13 +61,13 @@ def bounded() -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/spike"), help="output folder (replaced)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
-    p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
+    p.add_argument("--steps", type=arg(parse_count), default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
     p.add_argument("--cause", choices=CAUSES, default="blip",
                    help="blip: --lr for --blip-len steps, then the stable LR again; jump: --lr from --jump on")
     p.add_argument("--lr", type=float, default=LR, help=f"the too-high LR from step --jump (default {LR})")
     p.add_argument("--stable-lr", type=float, default=STABLE_LR, help=f"the healthy LR (default {STABLE_LR})")
-    p.add_argument("--jump", type=int, default=None, help=f"first step at --lr (default {JUMP}; bounded {BOUNDED['jump']})")
-    p.add_argument("--blip-len", type=int, default=BLIP_LEN, help=f"steps at --lr for --cause blip (default {BLIP_LEN})")
+    p.add_argument("--jump", type=arg(parse_count), default=None, help=f"first step at --lr (default {JUMP}; bounded {BOUNDED['jump']})")
+    p.add_argument("--blip-len", type=arg(parse_count), default=BLIP_LEN, help=f"steps at --lr for --cause blip (default {BLIP_LEN})")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (default 1)")
     p.add_argument("--no-progress", action="store_true")
 

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from riverbed.errors import MergeError
+from riverbed.errors import ConfigError, MergeError
+from riverbed.units import parse_bytes
 from riverbed.merging.formats import DTYPES, FLOAT_DTYPES, Source, TensorEntry
 
 OUT_DTYPES = {"bf16": "BF16", "fp16": "F16", "fp32": "F32", "bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def parse_size(text: str | int) -> int:
@@ -29,16 +27,10 @@ def parse_size(text: str | int) -> int:
     >>> parse_size("5GB"), parse_size("1GiB"), parse_size(1024)
     (5000000000, 1073741824, 1024)
     """
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    else:
-        m = _SIZE_RE.match(str(text))
-        if not m:
-            raise MergeError(f"max shard size must look like 5GB, 500MB or 2GiB; got {text!r}")
-        value = int(float(m.group(1)) * _UNITS[(m.group(2) or "B").upper()])
-    if value <= 0:
-        raise MergeError(f"max shard size must be positive, got {text!r}")
-    return value
+    try:
+        return parse_bytes(text, field="max shard size")  # the one number parser (riverbed.units)
+    except ConfigError as exc:
+        raise MergeError(str(exc)) from None
 
 
 @dataclass(frozen=True)

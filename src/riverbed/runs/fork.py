@@ -16,21 +16,25 @@ leaves the run exactly as it was.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.errors import CheckpointError, ConfigError, RiverbedError, RunError
+from riverbed.errors import CheckpointError, ConfigError, RiverbedError, RiverbedWarning, RunError
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.run import Run, point_from_state, read_state
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
-_LENGTH_RE = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*(tok|tokens|t)?\s*$", re.IGNORECASE)
+_TOKEN_UNITS = ("tok", "tokens", "token")
+_STEP_UNITS = ("steps", "step")
+_PLAIN_INT_RE = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+_LENGTH_HELP = "give a unit: '2M tok', '2000 steps' or '20%'"
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,22 @@ class ForkRequest:
 
 
 def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field: str = "--length") -> int:
-    """Decay length in steps from ``"200"`` (steps), ``"1.5M tok"`` / ``"65536t"`` (tokens,
-    rounded up to whole steps) or ``"20%"`` (that fraction of the budget ``from_step + D``,
-    i.e. ``D = round(p * k / (1 - p))``: the "decay the last 20 % of training" convention).
+    """Decay length in steps from ``"2000 steps"`` / ``"200"``, ``"1.5M tok"`` / ``"65536tok"``
+    (tokens, rounded up to whole steps) or ``"20%"`` (that fraction of the budget
+    ``from_step + D``, i.e. ``D = round(p * k / (1 - p))``: the "decay the last 20 % of
+    training" convention).
+
+    A bare plain integer (``200``) is steps, as it always was; any other bare number (``2M``,
+    ``1e6``, ``1.5``) is ambiguous -- ``2M`` once silently meant two million steps to a user who
+    meant tokens -- and is refused with a request for a unit.
 
     >>> parse_length("20%", 800, 64), parse_length("128 tok", 800, 64), parse_length(50, 800, 64)
     (200, 2, 50)
+    >>> parse_length("2K steps", 800, 64), parse_length("200", 800, 64)
+    (2000, 200)
     """
+    from riverbed.units import split_quantity
+
     if isinstance(text, bool):
         raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
     if isinstance(text, int):
@@ -70,14 +83,16 @@ def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field
             if steps < 1:
                 raise ConfigError(f"{field}={text!r}: {s} of a budget forked at step {from_step} is less than one step")
         else:
-            m = _LENGTH_RE.match(s)
-            if not m:
-                raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
-            value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+            try:
+                value, _suffix, unit = split_quantity(s, (*_TOKEN_UNITS, *_STEP_UNITS), field=field)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc}; {_LENGTH_HELP}") from None
+            if not unit and not _PLAIN_INT_RE.match(s):
+                raise ConfigError(f"{field}={text!r} is ambiguous (steps or tokens?): {_LENGTH_HELP}")
             if value <= 0:
                 raise ConfigError(f"{field}={text!r}: the decay length must be positive")
-            if m.group(3):  # tokens -> whole steps (ceil: at least that many tokens)
-                steps = -(-int(round(value)) // tokens_per_step)
+            if unit in _TOKEN_UNITS:  # tokens -> whole steps (ceil: at least that many tokens)
+                steps = math.ceil(value / tokens_per_step)
             elif value != int(value):
                 raise ConfigError(f"{field}={text!r}: a length in steps must be a whole number")
             else:
@@ -222,6 +237,10 @@ def plan_requests(run: Run, from_steps: Sequence[int], shape: str, length: int |
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise RunError(f"--from: {step!r} is not a step number (>= 0)")
         n = parse_length(length, step, tps)
+        if n > step:
+            # Allowed (a short main branch may be decayed long), but usually a unit mix-up.
+            warnings.warn(f"branch from step {step}: the decay ({n} steps, --length {length}) is longer than the main "
+                          f"branch before its fork ({step} steps)", RiverbedWarning, stacklevel=2)
         if name is None:
             nm = default_name(shape, step, n)
         else:

@@ -222,6 +222,57 @@ class Run:
                 branches = {k: v for k, v in m.branches.items() if k != name}
                 write_manifest(self._manifest_path, replace(m, branches=branches))
 
+    def delete_branch(self, name: str, *, recursive: bool = False) -> list[str]:
+        """Remove ``name`` (directory and manifest entry); returns the names removed.
+
+        Refuses the root (main) branch, a branch being trained, and -- unless ``recursive``,
+        which removes them too -- a branch that others were forked from.
+
+        Crash safety: under the manifest lock, each branch directory is first *renamed aside*
+        (one atomic rename to ``branches/.<name>.removing``), then run.json is rewritten without
+        the entries, and only then are the set-aside directories deleted. So a crash leaves
+        either the branch whole and listed, or listed with its directory gone (``riverbed ls``
+        shows it as missing; ``riverbed rm`` again finishes), never a half-deleted directory
+        under the branch's own name that a new branch of that name would resume from.
+        """
+        import shutil
+
+        with locked(self.path):
+            m = read_manifest(self._manifest_path)
+            if name not in m.branches:
+                raise RunError(f"{self.path}: no branch {name!r} (branches: {', '.join(m.branches) or 'none'})")
+            if name == layout.MAIN or m.branches[name].parent is None:
+                raise RunError(f"{self.path}: {name!r} is the run's root branch; remove the run directory instead")
+            doomed = [name]
+            for b in doomed:  # grows while iterating: every descendant, parents first
+                doomed += [c.name for c in m.branches.values() if c.parent == b and c.name not in doomed]
+            children = [c for c in doomed if m.branches[c].parent == name]
+            if children and not recursive:
+                raise RunError(f"{self.path}: branch {name!r} has branches forked from it ({', '.join(children)}); "
+                               f"remove them first or pass --recursive")
+            busy = [b for b in doomed if m.branches[b].status == "running" and _pid_alive(m.branches[b].pid, m.branches[b].host)]
+            if busy:
+                raise RunError(f"{self.path}: branch {busy[0]!r} is being trained (pid {m.branches[busy[0]].pid}); stop it first")
+            aside = []
+            for b in doomed:
+                src = layout.branch_dir(self.path, b)
+                dst = src.with_name(f".{b}.removing")
+                if dst.exists():  # set aside by an rm that crashed before rewriting run.json
+                    aside.append(dst)
+                if src.exists():
+                    shutil.rmtree(dst, ignore_errors=True)
+                    os.replace(src, dst)
+                    aside.append(dst)
+            write_manifest(self._manifest_path, replace(m, branches={k: v for k, v in m.branches.items() if k not in doomed}))
+        for d in aside:
+            shutil.rmtree(d, ignore_errors=True)
+        return doomed
+
+    def missing_dirs(self) -> list[str]:
+        """Branches that trained (a recorded point) but whose directory is gone (deleted by hand)."""
+        return [b.name for b in self.branches
+                if b.last is not None and not layout.branch_dir(self.path, b.name).is_dir()]
+
     def fork(
         self,
         from_step: int | Sequence[int],

@@ -35,7 +35,7 @@ def _loss(p: Point | None) -> str:
 _STATUS_STYLE = {"running": "yellow", "stopped": "cyan", "finished": "green", "failed": "red"}
 
 
-def branch_line(b: BranchRecord) -> str:
+def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
     last = b.last
     own = None
     if last is not None:
@@ -51,6 +51,8 @@ def branch_line(b: BranchRecord) -> str:
     parts.append(f"[{style}]{b.status}[/{style}]")
     if b.error:
         parts.append(f"[red]{b.error}[/red]")
+    if missing:
+        parts.append("[red]directory missing[/red] (riverbed rm RUN BRANCH forgets it)")
     return " · ".join(parts)
 
 
@@ -61,6 +63,7 @@ def render(run: Run) -> Any:
     from rich.tree import Tree
 
     branches = run.branches
+    missing = set(run.missing_dirs())
     tree = Tree(f"[bold]run {run.path}[/bold] · {human(run.manifest.model.get('n_params'))} params")
     nodes: dict[str, Any] = {}
     pending = list(branches)
@@ -70,7 +73,7 @@ def render(run: Run) -> Any:
         for b in list(pending):
             if b.parent is None or b.parent in nodes or b.parent not in {x.name for x in branches}:
                 parent = nodes.get(b.parent, tree) if b.parent else tree
-                node = parent.add(branch_line(b))
+                node = parent.add(branch_line(b, missing=b.name in missing))
                 for ms in b.milestones:
                     node.add(f"[magenta]decayed[/magenta] @ step {ms.step} · {human(ms.tokens)} tok · "
                              f"{human(ms.flops)} FLOPs · held-out {_loss(ms)}")
@@ -82,7 +85,7 @@ def render(run: Run) -> Any:
                 progressed = True
         if not progressed:  # a cycle in the lineage: show the rest at the root
             for b in pending:
-                nodes[b.name] = tree.add(branch_line(b))
+                nodes[b.name] = tree.add(branch_line(b, missing=b.name in missing))
             break
     acc = accounting(run)
     table = Table(title="compute accounting (tokens; % of the largest budget)", show_header=True)
@@ -115,4 +118,5 @@ def as_json(run: Run) -> dict[str, Any]:
         "manifest": run.manifest.to_dict(),
         "finished_points": [vars(p) for p in run.finished_points()],
         "accounting": accounting(run).to_dict(),
+        "missing_directories": run.missing_dirs(),
     }

@@ -19,6 +19,7 @@ _EXPORTS = {
     "TrainContext": "riverbed.training.callbacks",
     "RestoreRequest": "riverbed.training.callbacks",
     "evaluate": "riverbed.training.evaluate",
+    "evaluate_checkpoints": "riverbed.training.evaluate",
     "MetricsLogger": "riverbed.training.metrics",
     "read_metrics": "riverbed.training.metrics",
     "build_optimizer": "riverbed.training.optim",

@@ -3,16 +3,49 @@
 The batches are the same sequences at every evaluation and for every branch of a run (the
 data package builds them deterministically from the held-out split, which no training step
 ever reads), so eval losses of different steps and branches are directly comparable.
+:func:`heldout_set` is the one place that builds them, for the trainer and for
+:func:`evaluate_checkpoints` (``riverbed eval``) alike, so both report the same numbers.
+
+Per-bucket losses: a dataset may expose ``buckets`` (see :class:`Buckets`): a name per
+bucket and a function giving each target token's bucket. Where it does, the evaluation also
+reports the token-weighted mean loss of every bucket; where it does not, only the loss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
+from riverbed.errors import CheckpointError, ConfigError
 from riverbed.training.distributed import DistInfo, sum_
+
+Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+class Buckets(Protocol):
+    """What a dataset exposes (as ``data.buckets``) to have its held-out loss split by bucket."""
+
+    names: tuple[str, ...]
+    """Bucket names; bucket ids index this tuple."""
+
+    def of(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Bucket id (int64, shape of ``y``) of every target token of a batch; -1 = in no bucket."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvalStats:
+    """The held-out loss (mean of per-batch means, as the trainer logs it) and, where the data
+    defines buckets, each bucket's token-weighted mean loss (None for a bucket with no token)."""
+
+    loss: float
+    buckets: dict[str, float | None] = field(default_factory=dict)
 
 
 def autocast_factory(device: torch.device, dtype: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -22,10 +55,19 @@ def autocast_factory(device: torch.device, dtype: str) -> Callable[[], contextli
     return contextlib.nullcontext
 
 
+def heldout_set(cfg: Any, data: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The run's fixed evaluation batches (``train.eval_batches`` batches of
+    ``train.eval_batch_size`` or ``train.batch_size`` windows of the held-out split)."""
+    from riverbed.data import heldout_batches
+
+    eval_bs = cfg.train.eval_batch_size or cfg.train.batch_size
+    return list(heldout_batches(data.heldout, cfg.train.seq_len, eval_bs, cfg.train.eval_batches))
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    batches: Batches,
     *,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
@@ -35,12 +77,31 @@ def evaluate(
     """Mean of the per-batch mean losses. Batches are dealt round-robin over DDP ranks and
     summed, so the value does not depend on the number of processes (up to float rounding).
     ``chunk`` > 0 splits each batch into row chunks to bound memory (weighted exactly)."""
+    return evaluate_stats(model, batches, device=device, autocast=autocast, chunk=chunk, dist=dist).loss
+
+
+@torch.no_grad()
+def evaluate_stats(
+    model: torch.nn.Module,
+    batches: Batches,
+    *,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    chunk: int = 0,
+    dist: DistInfo | None = None,
+    buckets: Buckets | None = None,
+) -> EvalStats:
+    """:func:`evaluate`, plus per-bucket losses when ``buckets`` is given (computed from the
+    logits of the same forward pass, so the loss itself is unchanged)."""
     dist = dist or DistInfo()
     if not batches:
         raise ValueError("evaluate: no held-out batches")
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
+    n_b = len(buckets.names) if buckets is not None else 0
+    b_sum = torch.zeros(n_b, dtype=torch.float64, device=device)
+    b_count = torch.zeros(n_b, dtype=torch.float64, device=device)
     try:
         for i, (x, y) in enumerate(batches):
             if i % dist.world != dist.rank:
@@ -53,7 +114,162 @@ def evaluate(
                 with autocast():
                     out = model(xs, ys)
                 total += out.loss.double() * (xs.shape[0] / rows)
+                if buckets is not None:
+                    _add_buckets(buckets, out.logits, xs, ys, b_sum, b_count)
     finally:
         model.train(was_training)
     sum_(total, dist)
-    return float(total.item()) / len(batches)
+    if buckets is not None:
+        sum_(b_sum, dist)
+        sum_(b_count, dist)
+    per_bucket = {name: (float(b_sum[i] / b_count[i]) if b_count[i] > 0 else None)
+                  for i, name in enumerate(buckets.names if buckets is not None else ())}
+    return EvalStats(float(total.item()) / len(batches), per_bucket)
+
+
+def _add_buckets(buckets: Buckets, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                 b_sum: torch.Tensor, b_count: torch.Tensor) -> None:
+    ids = buckets.of(x, y).to(y.device).reshape(-1)
+    if ids.shape[0] != y.numel():
+        raise ConfigError(f"data buckets: {ids.shape[0]} bucket ids for {y.numel()} target tokens")
+    tok = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.reshape(-1), reduction="none").double()
+    keep = (ids >= 0) & (y.reshape(-1) != -100)  # -100: ignored targets, as in the loss
+    b_sum.index_add_(0, ids[keep], tok[keep])
+    b_count.index_add_(0, ids[keep], torch.ones_like(tok[keep]))
+
+
+# ---- held-out loss of checkpoints on disk (`riverbed eval`) ----------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointEval:
+    """The held-out loss of one checkpoint, with what the trainer logged for it (if anything)."""
+
+    path: str
+    kind: str  # "riverbed" (a run's checkpoint), "merge" (riverbed merge output), "hf", "safetensors", "bin"
+    step: int | None  # the checkpoint's step where it records one
+    loss: float
+    buckets: dict[str, float | None] = field(default_factory=dict)
+    logged_loss: float | None = None  # eval_loss in its state.json: the trainer's evaluation at that step
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict-JSON form: a non-finite loss (a diverged checkpoint) is null."""
+
+        def fin(x: float | None) -> float | None:
+            return x if x is not None and math.isfinite(x) else None
+
+        return {"path": self.path, "kind": self.kind, "step": self.step, "loss": fin(self.loss),
+                "buckets": {k: fin(v) for k, v in self.buckets.items()}, "logged_loss": fin(self.logged_loss)}
+
+
+def evaluate_checkpoints(
+    paths: Sequence[str | Path],
+    cfg: Any | None = None,
+    *,
+    run: str | Path | None = None,
+    config: str | Path | None = None,
+    data: Any | None = None,
+) -> list[CheckpointEval]:
+    """Held-out loss of each checkpoint (a run's ``step_N`` dir, a merge output, a Hugging Face
+    dir or a ``.safetensors`` file) on the run's held-out split: the trainer's batches, chunking,
+    device and autocast, so a run checkpoint's loss equals the ``eval_loss`` logged at its step.
+
+    The run config comes from ``cfg``, ``run`` (its config.toml), ``config`` (a TOML file), or
+    else the first riverbed checkpoint's state.json. A checkpoint that does not fit the model
+    is a CheckpointError naming the file and the tensor.
+
+    >>> [e.loss for e in evaluate_checkpoints(["runs/x/branches/main/checkpoints/step_0000000100"])]  # doctest: +SKIP
+    [3.1742]
+    """
+    from riverbed.model import build_model
+    from riverbed.training.loop import micro_batch_size, resolve_device  # lazy: loop imports this module
+
+    if not paths:
+        raise ConfigError("evaluate: give at least one checkpoint")
+    for path in paths:  # before any loading: a typo is named at once
+        if not Path(path).exists():
+            raise CheckpointError(f"{path}: checkpoint does not exist")
+    cfg = resolve_eval_config(paths, cfg, run=run, config=config)
+    if data is None:
+        from riverbed.data import load_dataset
+
+        data = load_dataset(cfg.data)
+    device = resolve_device(cfg.train.device)
+    batches = heldout_set(cfg, data)
+    autocast = autocast_factory(device, cfg.train.dtype)
+    model = build_model(cfg.model, seed=cfg.train.seed, device=device)
+    out = []
+    for path in paths:
+        kind = load_weights(model, path)
+        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
+        stats = evaluate_stats(model, batches, device=device, autocast=autocast, chunk=micro_batch_size(cfg, 1),
+                               buckets=getattr(data, "buckets", None))
+        state = _state(path)
+        logged = (state.get("metrics") or {}).get("eval_loss")
+        out.append(CheckpointEval(str(path), kind, state.get("step"), stats.loss, stats.buckets,
+                                  float(logged) if isinstance(logged, (int, float)) else None))
+    return out
+
+
+def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, run: str | Path | None = None,
+                        config: str | Path | None = None) -> Any:
+    """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`)."""
+    given = [n for n, v in (("cfg", cfg), ("--run", run), ("--config", config)) if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"evaluate: give one of {', '.join(given)}, not several")
+    if cfg is not None:
+        return cfg
+    if run is not None:
+        from riverbed.runs.config_io import load_run_config
+
+        return load_run_config(run)
+    from riverbed.config import config_from_dict, load_config
+
+    if config is not None:
+        return load_config(config)
+    for path in paths:
+        stored = _state(path).get("config")
+        if isinstance(stored, dict):
+            return config_from_dict(stored, source=f"{Path(path) / 'state.json'} (config)")
+    raise ConfigError("evaluate: none of the inputs is a riverbed checkpoint with its config; "
+                      "give --run RUN or --config CONFIG (the held-out split to evaluate on)")
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> str:
+    """Load any supported checkpoint into ``model`` strictly; returns its kind."""
+    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
+    from riverbed.merging.formats import open_input
+
+    src = open_input(path)
+    if src.loaded is not None:
+        tensors = dict(src.loaded)
+    else:
+        tensors = {}
+        for f in src.files:
+            tensors.update(read_safetensors(f))
+        tensors = {k: v for k, v in tensors.items() if k in src.tensors}
+    kind = "merge" if src.directory is not None and (src.directory / "merge.json").is_file() else src.kind
+    try:
+        apply_model_tensors(model, tensors, source=str(path))
+    except CheckpointError:
+        if src.directory is None or kind == "riverbed" or not (src.directory / "config.json").is_file():
+            raise
+        # A transformers-saved directory may use HF's own layout (fused Mixtral experts): convert.
+        from riverbed.model.hf import load_hf
+
+        _hf_cfg, sd = load_hf(src.directory)
+        apply_model_tensors(model, sd, source=str(path))
+    return kind
+
+
+def _state(path: str | Path) -> dict[str, Any]:
+    import json
+
+    f = Path(path) / "state.json"
+    if not f.is_file():
+        return {}
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{f}: corrupt checkpoint state ({exc})") from None
+    return d if isinstance(d, dict) else {}

@@ -31,7 +31,7 @@ from riverbed.config import RunConfig
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.training import distributed as D
 from riverbed.training.callbacks import TrainContext
-from riverbed.training.evaluate import autocast_factory, evaluate
+from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
 from riverbed.training.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer, set_lr
 from riverbed.training.progress import StepProgress
@@ -149,10 +149,9 @@ def train_branch(
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     autocast = autocast_factory(device, cfg.train.dtype)
-    from riverbed.data import get_batch, heldout_batches
+    from riverbed.data import get_batch
 
-    eval_bs = cfg.train.eval_batch_size or cfg.train.batch_size
-    eval_set = list(heldout_batches(data.heldout, cfg.train.seq_len, eval_bs, cfg.train.eval_batches))
+    eval_set = heldout_set(cfg, data)  # the one definition, shared with `riverbed eval`
     logger = MetricsLogger(layout.metrics_path(run_dir, branch), enabled=dist.is_main,
                            tensorboard=cfg.train.tensorboard, resume_step=step)
 

@@ -1,7 +1,8 @@
-"""The rich progress bar of the step loop: step, loss, held-out loss, tokens/s.
+"""The rich progress bar of the step loop: step, loss, held-out loss, tokens/s, elapsed, ETA.
 
 Updated once per step (a counter increment) and re-labelled only at logging steps, so it
-costs nothing measurable; disabled on ranks other than 0 and with ``progress=False``.
+costs nothing measurable; disabled on ranks other than 0 and with ``progress=False``. The ETA
+is shown when the end is known (a target step); an open-ended run shows elapsed time only.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Any
 
 
 class StepProgress:
-    def __init__(self, *, enabled: bool, start: int, total: int | None, branch: str) -> None:
+    def __init__(self, *, enabled: bool, start: int, total: int | None, branch: str, console: Any = None) -> None:
         self.enabled = enabled
+        self._console = console
         self._progress: Any = None
         self._task: Any = None
         self._start, self._total, self._branch = start, total, branch
@@ -19,12 +21,20 @@ class StepProgress:
 
     def __enter__(self) -> StepProgress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
             )
+
+            columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+            if self._total is not None:  # the end is known: remaining time from the step rate
+                columns += [TextColumn("eta"), TimeRemainingColumn()]
+            self._progress = Progress(*columns, transient=False, console=self._console)
             self._progress.start()
             self._task = self._progress.add_task(self._branch, total=self._total, completed=self._start, info="")
         return self

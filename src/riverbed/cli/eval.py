@@ -1,0 +1,51 @@
+"""`riverbed eval CKPT... [--run RUN | --config CONFIG] [--json]`: held-out loss of checkpoints.
+
+Evaluates each CKPT (a run's checkpoint directory, a `riverbed merge` output, a Hugging Face
+model directory or a .safetensors file) on the run's held-out split with the trainer's own
+evaluation (same batches, chunking, device and dtype), and prints them side by side; a run
+checkpoint's loss equals the eval_loss the trainer logged at its step. Where the data defines
+buckets, the per-bucket losses are shown too. The run config is --run's, --config's, or the
+first riverbed checkpoint's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="held-out loss of checkpoints, merges or Hugging Face dirs, side by side",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint dirs, merge outputs, HF dirs or .safetensors files")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", type=Path, default=None, help="run whose config and held-out split to use")
+    g.add_argument("--config", type=Path, default=None, help="TOML config whose model and held-out split to use")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.training.evaluate import evaluate_checkpoints
+
+    results = evaluate_checkpoints(args.checkpoints, run=args.run, config=args.config)
+    if args.json:
+        print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2, allow_nan=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    buckets = list(dict.fromkeys(k for r in results for k in r.buckets))
+    best = min((r.loss for r in results if math.isfinite(r.loss)), default=math.nan)  # a diverged input is nan
+    t = Table(title="held-out loss")
+    for col in ("checkpoint", "kind", "step", "loss", "vs best", "logged", *buckets):
+        t.add_column(col, justify="left" if col in ("checkpoint", "kind") else "right", overflow="fold")
+    for r in results:
+        cells = [r.path, r.kind, "-" if r.step is None else str(r.step), f"{r.loss:.4f}", f"{r.loss - best:+.4f}",
+                 "-" if r.logged_loss is None else f"{r.logged_loss:.4f}"]
+        cells += ["-" if r.buckets.get(b) is None else f"{r.buckets[b]:.4f}" for b in buckets]
+        t.add_row(*cells)
+    Console().print(t)
+    return 0
