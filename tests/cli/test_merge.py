@@ -22,7 +22,7 @@ def test_merge_inputs_end_to_end(tmp_path, capsys):
         assert got[k].dtype == torch.bfloat16
         assert torch.allclose(got[k].double(), v, rtol=1e-2, atol=1e-2)
     assert (tmp_path / "out" / "model.safetensors.index.json").exists()
-    assert json.loads((tmp_path / "out" / "merge.json").read_text())["weights"] == [0.25, 0.25, 0.5]
+    assert json.loads((tmp_path / "out" / "merge.json").read_text())["effective_weights"] == [0.25, 0.25, 0.5]
 
 
 def test_merge_from_run_and_dry_run(tmp_path, capsys):
@@ -54,6 +54,6 @@ def test_merge_user_errors_exit_2(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "o2"), str(a), str(a), "--method", "weights", "--weights", "1,-1"]) == 2
     assert "sum to a positive number" in capsys.readouterr().err
     assert main(["merge", str(tmp_path / "o2"), "--run", str(tmp_path), "--last", "2", "--every", "1"]) == 2
-    assert "has only 0 checkpoint(s)" in capsys.readouterr().err
+    assert "is neither a riverbed run" in capsys.readouterr().err
     assert main(["merge", str(tmp_path / "o2")]) == 2
     assert "nothing to merge" in capsys.readouterr().err
