@@ -117,7 +117,8 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorEntry], d
         raise CheckpointError(f"{path}: corrupt safetensors header (not JSON: {exc})") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{path}: corrupt safetensors header: __metadata__ must map names to strings, got {metadata!r}")
     data_start = 8 + n
