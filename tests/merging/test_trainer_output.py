@@ -92,7 +92,7 @@ def test_bf16_merge_loads_as_bf16_with_model_files_only(output_dir, tmp_path):
     assert names == ["README.md", "config.json", "generation_config.json", "merge.json", "model.safetensors", "tokenizer_config.json"]
     card = (out / "README.md").read_text()
     assert "checkpoint 100" not in card and "riverbed merge --recipe merge.json" in card and "checkpoint-100" in card
-    model = transformers.AutoModelForCausalLM.from_pretrained(out)
+    model = transformers.LlamaForCausalLM.from_pretrained(out)  # no dtype given: config.json decides
     assert next(model.parameters()).dtype == torch.bfloat16
     sd = load_dir(out)
     assert torch.equal(model.state_dict()["model.norm.weight"], sd["model.norm.weight"])
