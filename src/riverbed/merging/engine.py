@@ -128,6 +128,11 @@ def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWrite
     failure: list[BaseException] = []
 
     def work() -> None:
+        # NaN/inf are found by the explicit finite check below, not by numpy's floating-point warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            _work()
+
+    def _work() -> None:
         buf = Buffers(CHUNK_ELEMS, acc_dtype)
         while not failure:
             with lock:
