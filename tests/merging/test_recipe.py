@@ -108,3 +108,15 @@ def test_bad_recipes(tmp_path, capsys, three):
     assert "--method cannot be combined with it" in capsys.readouterr().err
     with pytest.raises(MergeError, match="at least one input"):
         MergeRecipe(inputs=())
+
+
+def test_legacy_merge_json_and_single_file_shard_flag(tmp_path, capsys, three):
+    _, paths = three
+    # riverbed 0.1 wrote the effective weights of any method under "weights" and WMA steps as floats
+    (tmp_path / "old.json").write_text(json.dumps({"method": "wma", "weights": [0.25, 0.75], "inputs": paths[:2], "alpha": None,
+                                                   "ema_form": None, "steps": [100.0, 300.0], "dtype": None, "accumulate": "fp32",
+                                                   "riverbed_version": "0.1.0"}))
+    r = riverbed.merging.replay(tmp_path / "old.json", tmp_path / "o", verbose=False, progress=False)
+    assert r.weights == (0.25, 0.75)
+    assert main(["merge", str(tmp_path / "x.safetensors"), *paths, "--max-shard-size", "1KB"]) == 2
+    assert "does not apply to a single-file OUT" in capsys.readouterr().err

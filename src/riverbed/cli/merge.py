@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None]
         if stray:
             raise MergeError(f"{stray[0]} selects checkpoints of a run: pass --run RUN too")
+    if args.max_shard_size is not None and args.out.endswith(".safetensors"):
+        raise MergeError(f"--max-shard-size does not apply to a single-file OUT ({args.out}); give a directory OUT to shard")
     if not inputs:
         raise MergeError("nothing to merge: give input checkpoints (IN1 IN2 ...), --run RUN --last N --every V, or --recipe FILE")
     recipe = MergeRecipe(

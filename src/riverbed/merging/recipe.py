@@ -162,6 +162,8 @@ def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> tuple[Merg
     Unknown keys are errors (a misspelt key must not be silently dropped)."""
     if not isinstance(data, dict):
         raise MergeError(f"{source}: a recipe must be a table / object of keys, got {type(data).__name__}")
+    if "format" not in data and isinstance(data.get("inputs"), list):
+        data = _legacy(data)
     known = {f for f in MergeRecipe.__dataclass_fields__ if f != "notes"} | set(INFO_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
@@ -181,6 +183,22 @@ def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> tuple[Merg
     except TypeError as exc:  # a wrongly typed value reaching a comparison
         raise MergeError(f"{source}: {exc}") from None
     return recipe, _floats("effective_weights", data.get("effective_weights"))
+
+
+def _legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``merge.json`` of riverbed 0.1 (no ``format`` key): ``weights`` were the effective
+    weights of any method and ``steps`` the float positions of a WMA by step."""
+    data = dict(data)
+    if data.get("method") not in (None, "weights") and "weights" in data:
+        data["effective_weights"] = data.pop("weights")
+    steps = data.get("steps")
+    if isinstance(steps, list) and all(isinstance(v, float) and v.is_integer() and v >= 0 for v in steps):
+        data["steps"] = [int(v) for v in steps]
+        if data.get("method") == "wma":
+            data.setdefault("wma_by", "step")
+    if data.get("method") != "ema":
+        data.pop("ema_form", None)  # 0.1 wrote ema_form only for ema, as null otherwise
+    return data
 
 
 def load_recipe(path: str | os.PathLike[str]) -> tuple[MergeRecipe, tuple[float, ...] | None]:
