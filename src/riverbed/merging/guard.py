@@ -47,13 +47,21 @@ def _run_dir_at_or_above(path: Path) -> Path | None:
     return None
 
 
-def _run_dir_below(path: Path) -> Path | None:
-    if not path.is_dir():
+def _run_dir_below(path: Path, depth: int = 2) -> Path | None:
+    # Bounded: OUT may be a big tree (``riverbed merge ~ ...``); it is refused either way, this
+    # only finds the better message for ``riverbed merge runs/ ...``.
+    if depth < 0 or not path.is_dir():
         return None
-    for dirpath, dirnames, filenames in os.walk(path):
-        if layout.MANIFEST in filenames:
-            return Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    if (path / layout.MANIFEST).is_file():
+        return path
+    try:
+        children = sorted(c for c in path.iterdir() if c.is_dir() and not c.is_symlink() and not c.name.startswith("."))
+    except OSError:
+        return None
+    for child in children[:1000]:
+        found = _run_dir_below(child, depth - 1)
+        if found is not None:
+            return found
     return None
 
 
