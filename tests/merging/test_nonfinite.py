@@ -62,3 +62,13 @@ def test_check_reads_nothing_extra(tmp_path, monkeypatch):
     counts.clear()
     riverbed.merge(tmp_path / "b", paths, verbose=False, progress=False, allow_nonfinite=True)
     assert checked == counts and sum(checked.values()) == 3 * 5  # one read per tensor per input
+
+
+def test_fp16_output_overflow_is_refused(tmp_path):
+    sds = [random_state(i) for i in range(2)]
+    sds[0]["model.norm.weight"][5] = sds[1]["model.norm.weight"][5] = 1e6  # finite in fp32, inf in fp16
+    paths = [write_dir(tmp_path / f"in{i}", sd) for i, sd in enumerate(sds)]
+    with pytest.raises(MergeError, match=r"tensor 'model.norm.weight': merged values exceed the range of the output dtype F16"):
+        riverbed.merge(tmp_path / "out", paths, dtype="fp16", verbose=False, progress=False)
+    assert not (tmp_path / "out").exists()
+    riverbed.merge(tmp_path / "bf", paths, dtype="bf16", verbose=False, progress=False)  # bf16 has fp32's range

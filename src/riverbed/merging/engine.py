@@ -34,6 +34,7 @@ from riverbed.merging.writer import ShardWriter
 
 CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB of float32 accumulator, stays in L2; fixed, never per-thread
 ACCUMULATE = {"fp32": "float32", "fp64": "float64"}
+NARROW = {"F16": np.float16, "F32": np.float32}  # output dtypes with less range than the accumulator
 
 
 @dataclass
@@ -162,6 +163,11 @@ def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWrite
                     if check_finite and not first and not np.isfinite(acc, out=buf.finite[:count]).all():
                         raise _nonfinite(t, plan, reader, start, count, buf)
                     data = encode(acc, t.out_dtype, buf)
+                    # a finite accumulator can still overflow a narrower output (fp16; fp32 from fp64)
+                    if check_finite and (t.out_dtype == "F16" or (t.out_dtype == "F32" and acc_dtype is np.float64)):
+                        if not np.isfinite(data.view(NARROW[t.out_dtype]), out=buf.finite[:count]).all():
+                            raise MergeError(f"tensor {t.name!r}: merged values exceed the range of the output dtype {t.out_dtype}; "
+                                             "choose a wider --dtype (bf16 or fp32), or --allow-nonfinite to write inf")
                 writers[t.shard].write(memoryview(data), t.offset + start * DTYPES[t.out_dtype][1])
                 with lock:
                     done_bytes[0] += nread
