@@ -106,3 +106,10 @@ def test_dtype_key_updated_only_where_present(output_dir, tmp_path):
     riverbed.merge(tmp_path / "m", [newest], dtype="fp16", verbose=False, progress=False)
     got = json.loads((tmp_path / "m" / "config.json").read_text())
     assert got["dtype"] == "float16" and "torch_dtype" not in got
+
+
+def test_cli_dtype_bfloat16_spelling(output_dir, tmp_path):
+    assert main(["merge", str(tmp_path / "m"), str(output_dir / "checkpoint-20"), "--dtype", "bfloat16", "--no-progress"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["torch_dtype"] == config["dtype"] == "bfloat16"
+    assert load_dir(tmp_path / "m")["model.norm.weight"].dtype == torch.bfloat16

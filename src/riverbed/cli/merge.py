@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wma-by", choices=("position", "step"), default=None, help="WMA weights proportional to the position (default) or to the step (tokens with --unit tokens)")
     p.add_argument("--order", choices=("step", "given"), default=None, help="put inputs in step order (default; read from state.json, "
                    "trainer_state.json or a checkpoint-N / step_N name) or keep the given order")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None, help="output dtype of float tensors (default: the input dtype; config.json follows)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32", "bfloat16", "float16", "float32"), default=None, metavar="{bf16,fp16,fp32}", help="output dtype of float tensors (default: the input dtype; config.json follows)")
     p.add_argument("--accumulate", choices=("fp32", "fp64"), default=None, help="accumulation dtype (default fp32)")
     p.add_argument("--max-shard-size", default=None, help="largest output shard, e.g. 5GB, 500MB, 2GiB (default 5GB)")
     p.add_argument("--allow-nonfinite", action="store_true", help="merge inputs holding NaN/inf instead of refusing them")
