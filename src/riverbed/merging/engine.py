@@ -8,6 +8,10 @@ offset. Threads overlap reading, accumulating and writing; memory is a few chunk
 thread, flat in the model size and the number of inputs. Because chunk boundaries and the
 summation order do not depend on the threads, and each numpy operation rounds once
 (:mod:`riverbed.merging.kernels`), the output is bit-identical for any thread count.
+
+Each merged chunk is checked for NaN / inf while it is in hand (one ``np.isfinite`` pass over the
+accumulator: a non-finite input with a non-zero weight always reaches it), so a bad input is
+refused, naming its file and tensor, with no extra read and nothing left at OUT.
 """
 
 from __future__ import annotations
