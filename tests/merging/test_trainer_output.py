@@ -59,7 +59,8 @@ def test_inputs_put_in_step_order_with_a_warning(output_dir, tmp_path, capsys):
 
 
 def test_wma_by_step_on_explicit_inputs(output_dir, tmp_path):
-    r = riverbed.merge(tmp_path / "m", _lexical(output_dir), "wma", wma_by="step", verbose=False, progress=False)
+    with pytest.warns(UserWarning, match="not given oldest first"):
+        r = riverbed.merge(tmp_path / "m", _lexical(output_dir), "wma", wma_by="step", verbose=False, progress=False)
     assert r.weights == pytest.approx([3 / 123, 20 / 123, 100 / 123])
 
 

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def _ordered(recipe: MergeRecipe) -> tuple[MergeRecipe, str | None]:
         tokens = recipe.tokens or (None,) * len(recipe.inputs)
         known = [Position(s, t, "recipe") if s is not None else None for s, t in zip(recipe.steps, tokens)]
     inputs, positions, warning = order_inputs(list(recipe.inputs), recipe.order, known)
+    if warning and recipe.method == "sma" and tuple(inputs) == recipe.inputs:
+        warning = None  # unknown steps do not matter to equal weights
     steps = tuple(p.step if p else None for p in positions)
     tokens = tuple(p.tokens if p else None for p in positions)
     return dataclasses.replace(recipe, inputs=tuple(inputs), steps=None if all(s is None for s in steps) else steps,
@@ -129,8 +132,10 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
     recipe, warning = _ordered(recipe)
     for note in recipe.notes:
         _say(verbose, f"note: {note}")
-    if warning:
+    if warning and verbose:
         _say(verbose, f"warning: {warning}", err=True)
+    elif warning:
+        warnings.warn(warning, UserWarning, stacklevel=3)  # API callers without output still hear of it
     w = _weights(recipe)
     if recorded_weights is not None and (len(recorded_weights) != len(w) or any(not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(w, recorded_weights))):
         raise MergeError(f"the recipe recorded weights {list(recorded_weights)} but its method gives {list(w)}: the inputs' steps changed since")
