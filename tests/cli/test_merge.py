@@ -1,6 +1,7 @@
 """`riverbed merge` end to end, in-process."""
 
 import json
+import time
 
 import torch
 
@@ -22,7 +23,7 @@ def test_merge_inputs_end_to_end(tmp_path, capsys):
         assert got[k].dtype == torch.bfloat16
         assert torch.allclose(got[k].double(), v, rtol=1e-2, atol=1e-2)
     assert (tmp_path / "out" / "model.safetensors.index.json").exists()
-    assert json.loads((tmp_path / "out" / "merge.json").read_text())["weights"] == [0.25, 0.25, 0.5]
+    assert json.loads((tmp_path / "out" / "merge.json").read_text())["effective_weights"] == [0.25, 0.25, 0.5]
 
 
 def test_merge_from_run_and_dry_run(tmp_path, capsys):
@@ -54,6 +55,27 @@ def test_merge_user_errors_exit_2(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "o2"), str(a), str(a), "--method", "weights", "--weights", "1,-1"]) == 2
     assert "sum to a positive number" in capsys.readouterr().err
     assert main(["merge", str(tmp_path / "o2"), "--run", str(tmp_path), "--last", "2", "--every", "1"]) == 2
-    assert "has only 0 checkpoint(s)" in capsys.readouterr().err
+    assert "is neither a riverbed run" in capsys.readouterr().err
     assert main(["merge", str(tmp_path / "o2")]) == 2
     assert "nothing to merge" in capsys.readouterr().err
+
+
+def test_progress_lines_when_not_a_terminal(tmp_path, capsys, monkeypatch):
+    """A bar written to a log or CI stays at its first frame; plain lines show the progress instead."""
+    from riverbed.merging import engine
+
+    monkeypatch.setattr(engine, "CHUNK_ELEMS", 256)  # many chunks from tiny inputs
+    monkeypatch.setattr(engine, "PLAIN_EVERY_S", 0.0)
+    real_read = engine._Reader.read
+
+    def slow_read(self, *a):  # a merge long enough for the 0.1 s progress poll to see it move
+        time.sleep(0.01)
+        return real_read(self, *a)
+
+    monkeypatch.setattr(engine._Reader, "read", slow_read)
+    paths = [str(write_dir(tmp_path / f"in{i}", random_state(i))) for i in range(2)]
+    assert main(["merge", str(tmp_path / "out"), *paths, "--threads", "1"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("merging:")]
+    pcts = [int(ln.split()[1].rstrip("%")) for ln in lines]
+    assert len(lines) >= 3 and pcts == sorted(pcts) and pcts[-1] == 100 and pcts[0] < 100
+    assert "MB/s" in lines[0]

@@ -130,7 +130,7 @@ def test_overwrite_replaces(tmp_path):
     _merge(tmp_path, [a, b], method="weights", weights=[1, 0], overwrite=True)
     got = load_dir(tmp_path / "out")
     assert all(torch.equal(got[k], v) for k, v in random_state(0).items())
-    assert json.loads((tmp_path / "out" / "merge.json").read_text())["weights"] == [1.0, 0.0]
+    assert json.loads((tmp_path / "out" / "merge.json").read_text())["weights"] == [1.0, 0.0]  # explicit weights, as given
 
 
 def test_not_enough_disk_space_refused_before_writing(tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def test_recipe_metadata_and_carried_files(tmp_path):
     assert json.loads((out / "config.json").read_text()) == {"which": "new"}
     assert (out / "tokenizer.json").exists() and (out / "generation_config.json").exists()
     recipe = json.loads((out / "merge.json").read_text())
-    assert recipe["method"] == "ema" and recipe["weights"] == [0.75, 0.25] and recipe["alpha"] == 0.25
+    assert recipe["method"] == "ema" and recipe["effective_weights"] == [0.75, 0.25] and recipe["alpha"] == 0.25
     assert recipe["inputs"] == [str(old), str(new)] and "riverbed_version" in recipe
     _, meta = read_header(out / "model.safetensors")
     assert meta["format"] == "pt" and meta["merge_method"] == "ema"
@@ -128,7 +128,7 @@ def test_riverbed_checkpoint_inputs_do_not_carry_their_state(tmp_path):
     sds = [random_state(i) for i in range(2)]
     paths = [write_dir(tmp_path / f"step_{i}", sd, state={"step": i, "tokens": 10 * i}) for i, sd in enumerate(sds)]
     riverbed.merge(tmp_path / "out", paths, "sma", verbose=False, progress=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["merge.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "merge.json", "model.safetensors"]
 
 
 def test_non_float_tensors_copied_from_newest(tmp_path):

@@ -1,7 +1,8 @@
-"""`riverbed merge OUT IN1 IN2 ...` or `riverbed merge OUT --run RUN --last N --every V`.
+"""`riverbed merge OUT IN1 IN2 ...`, `riverbed merge OUT --run RUN --last N --every V`, or
+`riverbed merge --recipe merge.json OUT`.
 
 Averages checkpoints (PMA: SMA / EMA / WMA / explicit weights), streaming chunk by chunk, and
-prints the plan and the effective weights. Imports stay inside ``run`` so start-up is fast.
+prints the order, the plan and the effective weights. Imports stay inside ``run`` so start-up is fast.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import argparse
 
 from riverbed.errors import MergeError
 from riverbed.units import arg, parse_count
+
+# Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
+RECIPE_FLAGS = ("method", "weights", "alpha", "ema_form", "wma_by", "order", "dtype", "accumulate", "max_shard_size")
+SELECT_FLAGS = ("last", "every", "unit", "branch")
 
 
 def _floats(text: str) -> list[float]:
@@ -23,37 +28,58 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "merge",
         help="average checkpoints (PMA: sma, ema, wma, explicit weights) into a new checkpoint",
-        description="Merge checkpoints (oldest first) into OUT. Inputs: riverbed checkpoint dirs, Hugging Face "
-        "model dirs (single or sharded safetensors, pytorch_model.bin), .safetensors files; or --run with --last/--every.",
+        description="Merge checkpoints into OUT, oldest first (inputs are put in step order). Inputs: riverbed checkpoint dirs, "
+        "Hugging Face model dirs (single or sharded safetensors, pytorch_model.bin), .safetensors files; or --run (a riverbed run "
+        "or a Trainer output_dir) with --last/--every; or --recipe (a merge.json, .toml or .yaml recipe) to replay a merge.",
     )
     p.add_argument("out", metavar="OUT", help="output directory (Hugging Face layout) or a .safetensors file")
-    p.add_argument("inputs", metavar="IN", nargs="*", help="checkpoints to merge, oldest first")
-    p.add_argument("--method", choices=("sma", "ema", "wma", "weights"), default="sma", help="merge weights (default sma, the PMA paper's default)")
-    p.add_argument("--alpha", type=float, default=None, help="EMA alpha (the PMA paper tested 0.1 and 0.2)")
-    p.add_argument("--ema-form", choices=("recursive", "normalized"), default="recursive", help="EMA from the oldest checkpoint (default) or the renormalised closed form")
-    p.add_argument("--weights", type=_floats, default=None, help="explicit weights w1,w2,... (normalised to sum to 1)")
-    p.add_argument("--wma-by", choices=("position", "step"), default="position", help="WMA weights proportional to the position (default) or to the step (--run only)")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None, help="output dtype of float tensors (default: the input dtype)")
-    p.add_argument("--accumulate", choices=("fp32", "fp64"), default="fp32", help="accumulation dtype (default fp32)")
-    p.add_argument("--max-shard-size", default="5GB", help="largest output shard, e.g. 5GB, 500MB, 2GiB (default 5GB)")
+    p.add_argument("inputs", metavar="IN", nargs="*", help="checkpoints to merge (ordered by step unless --order given)")
+    p.add_argument("--method", choices=("sma", "ema", "wma", "weights"), default=None,
+                   help="merge weights (default sma, the PMA paper's default; --weights implies weights, --alpha implies ema)")
+    p.add_argument("--alpha", type=float, default=None, help="EMA alpha (the PMA paper tested 0.1 and 0.2); implies --method ema")
+    p.add_argument("--ema-form", choices=("recursive", "normalized"), default=None, help="EMA from the oldest checkpoint (default) or the renormalised closed form")
+    p.add_argument("--weights", type=_floats, default=None, help="explicit weights w1,w2,... (normalised to sum to 1); implies --method weights")
+    p.add_argument("--wma-by", choices=("position", "step"), default=None, help="WMA weights proportional to the position (default) or to the step (tokens with --unit tokens)")
+    p.add_argument("--order", choices=("step", "given"), default=None, help="put inputs in step order (default; read from state.json, "
+                   "trainer_state.json or a checkpoint-N / step_N name) or keep the given order")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32", "bfloat16", "float16", "float32"), default=None, metavar="{bf16,fp16,fp32}", help="output dtype of float tensors (default: the input dtype; config.json follows)")
+    p.add_argument("--accumulate", choices=("fp32", "fp64"), default=None, help="accumulation dtype (default fp32)")
+    p.add_argument("--max-shard-size", default=None, help="largest output shard, e.g. 5GB, 500MB, 2GiB (default 5GB)")
+    p.add_argument("--allow-nonfinite", action="store_true", help="merge inputs holding NaN/inf instead of refusing them")
+    p.add_argument("--recipe", default=None, metavar="FILE", help="replay a recipe (a merge's merge.json, or a .toml / .yaml file with its keys)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: min(4, CPUs)); the output is identical for any value")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the weights, write nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (the old OUT stays until the new one is complete)")
+    p.add_argument("--dry-run", action="store_true", help="print the order, plan, weights and recipe; write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it is an earlier merge output (the old OUT stays until the new one is complete)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("selecting checkpoints from a run")
-    g.add_argument("--run", default=None, help="run directory: merge its last N checkpoints spaced V apart")
+    g.add_argument("--run", default=None, help="a riverbed run or a Trainer output_dir: merge its last N checkpoints spaced V apart")
     g.add_argument("--last", type=int, default=None, help="N: number of checkpoints to merge")
     g.add_argument("--every", type=arg(parse_count, positive=True), default=None, help="V: merge interval between chosen checkpoints (100, 1K, 1e3)")
-    g.add_argument("--unit", choices=("steps", "tokens"), default="steps", help="unit of --every (default steps)")
-    g.add_argument("--branch", default="main", help="branch to take checkpoints from (default main)")
+    g.add_argument("--unit", choices=("steps", "tokens"), default=None, help="unit of --every (default steps)")
+    g.add_argument("--branch", default=None, help="branch to take checkpoints from (default main; riverbed runs only)")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from riverbed.merging.pipeline import merge
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.merging.pipeline import replay, run_recipe
+    from riverbed.merging.recipe import MergeRecipe
+
+    common = dict(threads=args.threads, dry_run=args.dry_run, overwrite=args.overwrite, progress=not args.no_progress, verbose=True)
+    if args.recipe is not None:
+        given = [_flag(k) for k in (*RECIPE_FLAGS, *SELECT_FLAGS, "run") if getattr(args, k) is not None]
+        if args.inputs or given:
+            what = f"input {args.inputs[0]}" if args.inputs else given[0]
+            raise MergeError(f"--recipe replays a recipe as written: {what} cannot be combined with it (edit the recipe instead)")
+        result = replay(args.recipe, args.out, allow_nonfinite=args.allow_nonfinite, **common)
+        return _report(result)
     inputs = list(args.inputs)
-    steps = None
+    selection = None
+    steps = tokens = None
+    wma_by = args.wma_by
     if args.run is not None:
         from riverbed.merging.select import select_checkpoints
 
@@ -61,33 +87,33 @@ def run(args: argparse.Namespace) -> int:
             raise MergeError(f"give either input checkpoints or --run, not both (got --run {args.run} and {inputs[0]})")
         if args.last is None or args.every is None:
             raise MergeError("--run needs --last N and --every V")
-        picked = select_checkpoints(args.run, args.last, args.every, unit=args.unit, branch=args.branch)
+        unit, branch = args.unit or "steps", args.branch or "main"
+        picked = select_checkpoints(args.run, args.last, args.every, unit=unit, branch=branch)
         inputs = [str(s.path) for s in picked]
-        steps = [float(s.step if args.unit == "steps" else s.tokens) for s in picked]
-        print(f"selected {len(picked)} checkpoints of {args.run} ({args.branch}): {args.unit} " + ", ".join(str(int(x)) for x in steps))
-    elif args.last is not None or args.every is not None:
-        raise MergeError("--last/--every select checkpoints of a run: pass --run RUN too")
+        steps = tuple(s.step for s in picked)
+        tokens = tuple(s.tokens for s in picked) if unit == "tokens" else None
+        if wma_by == "step" and unit == "tokens":
+            wma_by = "tokens"  # --wma-by step --unit tokens: weights proportional to the tokens seen
+        selection = {"run": str(args.run), "last": args.last, "every": args.every, "unit": unit, "branch": branch}
+        shown = steps if unit == "steps" else tokens
+        print(f"selected {len(picked)} checkpoints of {args.run} ({branch}): {unit} " + ", ".join(str(x) for x in shown))
+    else:
+        stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None]
+        if stray:
+            raise MergeError(f"{stray[0]} selects checkpoints of a run: pass --run RUN too")
+    if args.max_shard_size is not None and args.out.endswith(".safetensors"):
+        raise MergeError(f"--max-shard-size does not apply to a single-file OUT ({args.out}); give a directory OUT to shard")
     if not inputs:
-        raise MergeError("nothing to merge: give input checkpoints (IN1 IN2 ...) or --run RUN --last N --every V")
-    if args.wma_by == "step" and args.method == "wma" and steps is None:
-        raise MergeError("--wma-by step needs --run (positions of explicit inputs are unknown)")
-    result = merge(
-        args.out,
-        inputs,
-        args.method,
-        weights=args.weights,
-        alpha=args.alpha,
-        ema_form=args.ema_form,
-        steps=steps if (args.method == "wma" and args.wma_by == "step") else None,
-        dtype=args.dtype,
-        accumulate=args.accumulate,
-        max_shard_size=args.max_shard_size,
-        threads=args.threads,
-        dry_run=args.dry_run,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        verbose=True,
+        raise MergeError("nothing to merge: give input checkpoints (IN1 IN2 ...), --run RUN --last N --every V, or --recipe FILE")
+    recipe = MergeRecipe(
+        tuple(inputs), method=args.method, weights=tuple(args.weights) if args.weights is not None else None, alpha=args.alpha,
+        ema_form=args.ema_form, wma_by=wma_by, steps=steps, tokens=tokens, order=args.order or "step", dtype=args.dtype,
+        accumulate=args.accumulate or "fp32", max_shard_size=args.max_shard_size or "5GB", allow_nonfinite=args.allow_nonfinite,
     )
+    return _report(run_recipe(recipe, args.out, selection=selection, **common))
+
+
+def _report(result) -> int:
     if not result.dry_run:
         t = result.timings
         print(f"wrote {result.out} ({len(result.files)} files) in {result.seconds:.2f} s "

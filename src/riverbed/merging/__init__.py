@@ -14,6 +14,11 @@ from riverbed.merging.weights import ema, explicit, format_weights, sma, weights
 # Torch-importing parts load on first use so `import riverbed.merging` stays light.
 _LAZY = {
     "merge": "riverbed.merging.pipeline",
+    "replay": "riverbed.merging.pipeline",
+    "MergeRecipe": "riverbed.merging.recipe",
+    "load_recipe": "riverbed.merging.recipe",
+    "check_output": "riverbed.merging.guard",
+    "order_inputs": "riverbed.merging.order",
     "MergeResult": "riverbed.merging.engine",
     "merge_state_dicts": "riverbed.merging.memory",
     "select_checkpoints": "riverbed.merging.select",

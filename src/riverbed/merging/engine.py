@@ -8,6 +8,10 @@ offset. Threads overlap reading, accumulating and writing; memory is a few chunk
 thread, flat in the model size and the number of inputs. Because chunk boundaries and the
 summation order do not depend on the threads, and each numpy operation rounds once
 (:mod:`riverbed.merging.kernels`), the output is bit-identical for any thread count.
+
+Each merged chunk is checked for NaN / inf while it is in hand (one ``np.isfinite`` pass over the
+accumulator: a non-finite input with a non-zero weight always reaches it), so a bad input is
+refused, naming its file and tensor, with no extra read and nothing left at OUT.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +38,7 @@ from riverbed.merging.writer import ShardWriter
 
 CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB of float32 accumulator, stays in L2; fixed, never per-thread
 ACCUMULATE = {"fp32": "float32", "fp64": "float64"}
+NARROW = {"F16": np.float16, "F32": np.float32}  # output dtypes with less range than the accumulator
 
 
 @dataclass
@@ -47,6 +53,8 @@ class MergeResult:
     dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase: "plan" (headers), "stream" (read, merge, write), "sync" (fsync + rename)."""
+    recipe: dict | None = None
+    """The recipe as written to ``merge.json`` (replayable with ``riverbed merge --recipe``)."""
 
 
 class _Reader:
@@ -98,7 +106,24 @@ def _chunks(plan: MergePlan) -> Iterator[tuple[OutTensor, int, int]]:
             yield t, start, min(CHUNK_ELEMS, n - start)
 
 
-def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool) -> None:
+def _nonfinite(t: OutTensor, plan: MergePlan, reader: _Reader, start: int, count: int, buf: Buffers) -> MergeError:
+    """Name the input whose chunk holds NaN / inf (re-reading it: this runs only on failure)."""
+    for w, entry in zip(plan.weights, t.sources):
+        if w == 0.0:  # never read, never merged
+            continue
+        x = decode(entry.dtype, reader.read(entry, start, count, buf), buf)
+        bad = np.flatnonzero(~np.isfinite(x))
+        if bad.size:
+            i = start + int(bad[0])
+            return MergeError(f"{entry.file}: tensor {t.name!r} holds a non-finite value ({x[bad[0]]} at flat index {i}); "
+                              "refusing to merge it (--allow-nonfinite / allow_nonfinite=True merges it anyway)")
+    weights = ", ".join(f"{w:g}" for w in plan.weights)
+    return MergeError(f"tensor {t.name!r}: the merge overflows to inf/NaN although every input is finite (weights {weights}); "
+                      "--allow-nonfinite / allow_nonfinite=True writes it anyway")
+
+
+def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool,
+            check_finite: bool = True) -> None:
     acc_dtype = np.float64 if accumulate == "fp64" else np.float32
     weights = plan.weights
     reader = _Reader(sources)
@@ -108,6 +133,11 @@ def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWrite
     failure: list[BaseException] = []
 
     def work() -> None:
+        # NaN/inf are found by the explicit finite check below, not by numpy's floating-point warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            _work()
+
+    def _work() -> None:
         buf = Buffers(CHUNK_ELEMS, acc_dtype)
         while not failure:
             with lock:
@@ -131,7 +161,17 @@ def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWrite
                         kernel_accumulate(acc, buf.tmp[:count], x, w, first)
                         first = False
                         nread += count * DTYPES[entry.dtype][1]
+                    # One pass over the accumulator finds NaN/inf in any input with a non-zero
+                    # weight (they propagate through w*x sums): the data already in cache, no
+                    # extra read. Only a failing chunk is re-read, to name the input.
+                    if check_finite and not first and not np.isfinite(acc, out=buf.finite[:count]).all():
+                        raise _nonfinite(t, plan, reader, start, count, buf)
                     data = encode(acc, t.out_dtype, buf)
+                    # a finite accumulator can still overflow a narrower output (fp16; fp32 from fp64)
+                    if check_finite and (t.out_dtype == "F16" or (t.out_dtype == "F32" and acc_dtype is np.float64)):
+                        if not np.isfinite(data.view(NARROW[t.out_dtype]), out=buf.finite[:count]).all():
+                            raise MergeError(f"tensor {t.name!r}: merged values exceed the range of the output dtype {t.out_dtype}; "
+                                             "choose a wider --dtype (bf16 or fp32), or --allow-nonfinite to write inf")
                 writers[t.shard].write(memoryview(data), t.offset + start * DTYPES[t.out_dtype][1])
                 with lock:
                     done_bytes[0] += nread
@@ -148,6 +188,7 @@ def _stream(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWrite
             while alive := [th for th in pool if th.is_alive()]:
                 alive[0].join(0.1)
                 update(done_bytes[0])
+            update(done_bytes[0])  # the last chunks finish between two polls
     except BaseException as exc:  # Ctrl-C: stop the workers before the temporary output goes
         failure.append(exc)
         raise
@@ -172,16 +213,39 @@ def _explain(exc: BaseException, t: OutTensor, plan: MergePlan, writers: list[Sh
     return exc
 
 
+PLAIN_EVERY_S = 10.0  # a plain progress line at most this often when stderr is not a terminal
+
+
 class _progress:
-    """A rich progress bar in bytes and bytes/s (on stderr), or nothing."""
+    """A rich progress bar in bytes and bytes/s (on stderr, when it is a terminal), plain
+    ``merging: 42% ...`` lines every ``PLAIN_EVERY_S`` seconds otherwise (a log file or CI
+    would only ever see rich's first frame), or nothing."""
 
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
         self.bar = None
+        self.plain = False
+
+    def _line(self, n: int) -> None:
+        now = time.perf_counter()
+        if n < self.total and now - self.last < PLAIN_EVERY_S:
+            return
+        if n == self.printed:
+            return
+        self.last, self.printed = now, n
+        elapsed = now - self.t0
+        rate = n / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(self.total - n) / rate:.0f} s" if 0 < n < self.total and rate > 0 else ""
+        pct = 100.0 * n / self.total if self.total else 100.0
+        print(f"merging: {pct:3.0f}% ({n / 1e6:.1f} of {self.total / 1e6:.1f} MB, {rate / 1e6:.0f} MB/s{eta})", file=sys.stderr, flush=True)
 
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
+        if not sys.stderr.isatty():
+            self.plain, self.t0, self.printed = True, time.perf_counter(), -1
+            self.last = self.t0
+            return self._line
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
@@ -195,8 +259,12 @@ class _progress:
             self.bar.__exit__(*exc)
 
 
-def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate: str = "fp32", threads: int | None = None, overwrite: bool = False, progress: bool = True, recipe: dict | None = None, carry_from: Source | None = None, timings: dict[str, float] | None = None) -> list[Path]:
+def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate: str = "fp32", threads: int | None = None,
+            overwrite: bool = False, progress: bool = True, recipe: dict | None = None, extra_files: dict[str, Path | bytes] | None = None,
+            check_finite: bool = True, timings: dict[str, float] | None = None) -> list[Path]:
     """Write ``plan`` to ``out`` (a directory, or one ``.safetensors`` file) atomically.
+    ``extra_files`` (name -> a file to copy, or bytes) go beside the shards of a directory output;
+    ``check_finite`` refuses NaN / inf in the merged values, naming the input file and tensor.
     ``timings`` (if given) receives the seconds spent streaming and syncing."""
     timings = {} if timings is None else timings
     if accumulate not in ACCUMULATE:
@@ -204,12 +272,12 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
     threads = min(4, os.cpu_count() or 1) if threads is None else threads
     if threads < 1:
         raise MergeError(f"threads must be >= 1, got {threads}")
-    if out.exists() and not overwrite:
+    if out.exists() and not overwrite:  # the caller's guard (merging.guard) says why; this is the last line
         raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
     if out.suffix == ".safetensors":
         with atomic_path(out) as tmp:
             writers = [ShardWriter(tmp, plan.shards[0])]
-            _run(plan, sources, writers, accumulate, threads, progress, timings)
+            _run(plan, sources, writers, accumulate, threads, progress, timings, check_finite)
         timings["sync"] = time.perf_counter() - timings.pop("_t")
         return [out]
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -222,12 +290,15 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
                 w.close()
             what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise MergeError(f"{what} while creating output shard {shard.filename} in {out}") from exc
-        _run(plan, sources, writers, accumulate, threads, progress, timings)
+        _run(plan, sources, writers, accumulate, threads, progress, timings, check_finite)
         index = plan.index()
         if index is not None:
             write_json(tmp / INDEX_FILE, index)
-        for f in carry_from.carried_files() if carry_from is not None else []:
-            shutil.copy2(f, tmp / f.name)
+        for name, content in (extra_files or {}).items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                shutil.copy2(content, tmp / name)
         if recipe is not None:
             write_json(tmp / "merge.json", recipe)
         names = sorted(p.name for p in tmp.iterdir())
@@ -235,10 +306,11 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
     return [out / n for n in names]
 
 
-def _run(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool, timings: dict[str, float]) -> None:
+def _run(plan: MergePlan, sources: Sequence[Source], writers: list[ShardWriter], accumulate: str, threads: int, progress: bool,
+         timings: dict[str, float], check_finite: bool = True) -> None:
     try:
         t0 = time.perf_counter()
-        _stream(plan, sources, writers, accumulate, threads, progress)
+        _stream(plan, sources, writers, accumulate, threads, progress, check_finite)
         timings["_t"] = time.perf_counter()
         timings["stream"] = timings["_t"] - t0
         for w in writers:

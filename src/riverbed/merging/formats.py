@@ -43,10 +43,7 @@ DTYPES: dict[str, tuple[str, int]] = {
     "BOOL": ("bool", 1),
 }
 FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
-# Non-weight files of a checkpoint directory that belong to that one checkpoint, not to a merge.
-NOT_CARRIED = frozenset({"state.json", "merge.json", "optimizer.safetensors", "rng.safetensors"})
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".index.json")
-MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
+MAX_HEADER = 100_000_000  # the safetensors library's own limit (MAX_HEADER_SIZE)
 
 
 @dataclass(frozen=True)
@@ -81,27 +78,25 @@ class Source:
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.tensors.values())
 
-    def carried_files(self) -> list[Path]:
-        """Top-level non-weight files (config.json, tokenizer files, ...) of a directory input."""
-        if self.directory is None:
-            return []
-        out = []
-        for child in sorted(self.directory.iterdir()):
-            name = child.name
-            if not child.is_file() or name.startswith(".") or name in NOT_CARRIED:
-                continue
-            if name.endswith(WEIGHT_SUFFIXES):
-                continue
-            out.append(child)
-        return out
+
+def _strict_constant(name: str) -> None:
+    # JSON has no NaN / Infinity; Python's json module accepts them, the safetensors library does not.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _uint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorEntry], dict[str, str]]:
     """Parse and validate a safetensors header: ``({name: TensorEntry}, metadata)``.
 
-    Raises :class:`CheckpointError` naming the file (and tensor) when the file is truncated or
-    corrupt: a header length beyond the file, bad JSON, an unknown dtype, a size that does not
-    match the shape, or data offsets beyond the end of the file.
+    As strict as the format specification and the ``safetensors`` library (``safe_open``): a
+    header length within the file, a UTF-8 strict-JSON object, ``__metadata__`` a map of strings,
+    for every tensor a known dtype, a shape of non-negative integers and two integer data
+    offsets whose span is ``prod(shape) * itemsize``; sorted by offset the tensors tile the data
+    exactly, from byte 0 to the end of the file, with no gap, overlap or trailing bytes.
+    Raises :class:`CheckpointError` naming the file (and tensor) otherwise.
     """
     path = Path(path)
     try:
@@ -117,34 +112,58 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorEntry], d
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read safetensors file: {exc.strerror or exc}") from exc
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_strict_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt safetensors header (not JSON: {exc})") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: corrupt safetensors header: __metadata__ must map names to strings, got {metadata!r}")
     data_start = 8 + n
+    data_len = size - data_start
     entries = []
     for name, info in header.items():
-        try:
-            dtype, shape, (begin, end) = info["dtype"], tuple(int(d) for d in info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: corrupt safetensors header entry for tensor {name!r}: {info!r}") from exc
-        if dtype not in DTYPES:
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+            raise CheckpointError(f"{path}: corrupt safetensors header entry for tensor {name!r}: {info!r}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
-        if any(d < 0 for d in shape):
-            raise CheckpointError(f"{path}: tensor {name!r} has a negative dimension {list(shape)}")
+        if not isinstance(shape, list) or not all(_uint(d) for d in shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {shape!r}: expected a list of non-negative integers")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_uint(o) for o in offsets):
+            raise CheckpointError(f"{path}: tensor {name!r} has data_offsets {offsets!r}: expected two non-negative integers")
+        begin, end = offsets
         nbytes = math.prod(shape) * DTYPES[dtype][1]
-        if not (isinstance(begin, int) and isinstance(end, int)) or end - begin != nbytes or begin < 0:
+        if end - begin != nbytes:
             raise CheckpointError(f"{path}: tensor {name!r} data_offsets {[begin, end]} do not match its shape {list(shape)} and dtype {dtype}")
-        if data_start + end > size:
+        if end > data_len:
             raise CheckpointError(f"{path}: truncated safetensors file: tensor {name!r} data_offsets end at {data_start + end}, beyond the file size {size}")
-        entries.append(TensorEntry(name, dtype, shape, path, data_start + begin, nbytes))
-    entries.sort(key=lambda e: e.offset)  # file order: sequential reads
-    return {e.name: e for e in entries}, {str(k): str(v) for k, v in metadata.items()}
+        entries.append(TensorEntry(name, dtype, tuple(shape), path, data_start + begin, nbytes))
+    entries.sort(key=lambda e: (e.offset, e.nbytes))  # file order: sequential reads
+    expected = data_start
+    for e in entries:  # the tensors must tile the data exactly (the library's own check)
+        if e.offset != expected:
+            how = "overlaps the previous tensor" if e.offset < expected else "leaves a gap after the previous tensor"
+            raise CheckpointError(f"{path}: corrupt safetensors header: tensor {e.name!r} at data offset {e.offset - data_start} {how} "
+                                  f"(which ends at {expected - data_start})")
+        expected = e.offset + e.nbytes
+    if expected != size:
+        raise CheckpointError(f"{path}: corrupt safetensors file: {size - expected} byte(s) after the last tensor are not covered by the header")
+    return {e.name: e for e in entries}, dict(metadata)
 
 
-def _read_index(index: Path) -> dict[str, str]:
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def read_index(index: Path) -> dict[str, str]:
+    """``{tensor: shard file name}`` of a ``*.index.json``, every shard name checked: a plain file
+    name in the index's directory that, after resolving symbolic links, stays inside it (the
+    Hugging Face hub cache's ``snapshots/<rev>/x -> ../../blobs/<hash>`` links are allowed).
+    A name such as ``../x.safetensors`` or ``/etc/passwd`` is refused before anything is opened.
+    """
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
         weight_map = data["weight_map"]
@@ -152,11 +171,25 @@ def _read_index(index: Path) -> dict[str, str]:
             raise TypeError("weight_map is not an object")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{index}: unreadable checkpoint index ({exc})") from exc
-    return {str(k): str(v) for k, v in weight_map.items()}
+    root = index.parent
+    real_root = Path(os.path.realpath(root))
+    hub_blobs = real_root.parent.parent / "blobs" if real_root.parent.name == "snapshots" else None
+    checked: dict[str, bool] = {}
+    for tensor, shard in weight_map.items():
+        if shard in checked:
+            continue
+        if (not isinstance(shard, str) or shard in ("", ".", "..") or "/" in shard or "\\" in shard or "\0" in shard
+                or os.path.isabs(shard)):
+            raise CheckpointError(f"{index}: weight_map entry {tensor!r} names shard {shard!r}, which is not a plain file name in {root}")
+        real = Path(os.path.realpath(root / shard))
+        if not _within(real, real_root) and not (hub_blobs is not None and _within(real, hub_blobs)):
+            raise CheckpointError(f"{index}: weight_map entry {tensor!r} names shard {shard!r}, a link that leads outside {root}")
+        checked[shard] = True
+    return dict(weight_map)
 
 
 def _open_sharded(index: Path, label: str, directory: Path | None) -> Source:
-    weight_map = _read_index(index)
+    weight_map = read_index(index)
     tensors: dict[str, TensorEntry] = {}
     files: list[Path] = []
     for shard_name in dict.fromkeys(weight_map.values()):
@@ -211,7 +244,7 @@ def open_input(path: str | os.PathLike[str]) -> Source:
         if p.name.endswith(".safetensors.index.json"):
             return _open_sharded(p, label, None)
         if p.name.endswith(".bin.index.json"):
-            shards = [p.parent / s for s in dict.fromkeys(_read_index(p).values())]
+            shards = [p.parent / s for s in dict.fromkeys(read_index(p).values())]
             for s in shards:
                 if not s.is_file():
                     raise CheckpointError(f"{p}: names shard {s.name!r}, which is missing ({s})")

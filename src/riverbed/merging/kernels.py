@@ -25,6 +25,7 @@ class Buffers:
         self.acc = np.empty(chunk, dtype=acc_dtype)
         self.tmp = np.empty(chunk, dtype=acc_dtype)
         self.out8 = np.empty(chunk * 8, dtype=np.uint8)
+        self.finite = np.empty(chunk, dtype=bool)  # the non-finite check of each merged chunk
 
 
 def decode(dtype: str, data: np.ndarray, buf: Buffers) -> np.ndarray:

@@ -1,93 +1,173 @@
-"""``riverbed.merge(out, inputs, method=...)``: resolve inputs, compute weights, plan, stream."""
+"""``riverbed.merge(out, inputs, method=...)``: validate a recipe, order the inputs, check OUT,
+compute weights, plan, stream. ``replay(recipe_file, out)`` runs a recipe a merge wrote."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from riverbed.errors import MergeError
-from riverbed.merging.engine import ACCUMULATE, MergeResult, execute
+from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
+from riverbed.merging.engine import MergeResult, execute
 from riverbed.merging.formats import open_input
-from riverbed.merging.plan import build_plan, check_disk_space, parse_size
+from riverbed.merging.guard import check_output
+from riverbed.merging.order import Position, order_inputs
+from riverbed.merging.plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
+from riverbed.merging.recipe import MergeRecipe, load_recipe
 from riverbed.merging.weights import weights_for
 
 
 def merge(
     out: str | os.PathLike[str],
     inputs: Sequence[str | os.PathLike[str]],
-    method: str = "sma",
+    method: str | None = None,
     *,
     weights: Sequence[float] | None = None,
     alpha: float | None = None,
-    ema_form: str = "recursive",
-    steps: Sequence[float] | None = None,
+    ema_form: str | None = None,
+    wma_by: str | None = None,
+    steps: Sequence[int] | None = None,
+    order: str = "step",
     dtype: str | None = None,
     accumulate: str = "fp32",
     max_shard_size: str | int = "5GB",
+    allow_nonfinite: bool = False,
     threads: int | None = None,
     dry_run: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     verbose: bool = True,
 ) -> MergeResult:
-    """Merge checkpoints (oldest first) into ``out``: M = sum_i w_i M_i, streamed chunk by chunk.
+    """Merge checkpoints into ``out``: M = sum_i w_i M_i, streamed chunk by chunk.
 
     ``inputs``: riverbed checkpoint dirs, Hugging Face model dirs (single or sharded safetensors,
-    or pytorch_model.bin), or single .safetensors files. ``method``: ``sma``, ``ema`` (``alpha``,
-    ``ema_form`` "recursive" | "normalized"), ``wma`` (by position, or by ``steps``) or ``weights``
-    (explicit, normalised). ``dtype``: bf16 / fp16 / fp32 (default: the input dtype);
-    ``accumulate``: fp32 / fp64. ``out`` is a directory (Hugging Face layout, sharded above
-    ``max_shard_size``, non-weight files of the newest input carried over, ``merge.json`` beside)
-    or a single ``.safetensors`` file. With ``verbose`` the plan and the effective weights are
-    printed; ``dry_run`` stops there.
+    or pytorch_model.bin), or single .safetensors files; put in step order (``order="step"``,
+    from state.json / trainer_state.json / a checkpoint-N name) unless ``order="given"``.
+    ``method``: ``sma`` (default), ``ema`` (``alpha``, ``ema_form`` "recursive" | "normalized"),
+    ``wma`` (``wma_by`` "position" | "step" | "tokens") or ``weights`` (explicit, normalised);
+    ``weights`` or ``alpha`` without ``method`` imply ``weights`` / ``ema``, and a parameter of
+    another method is an error. ``steps``: the inputs' training steps (read from them if None).
+    ``dtype``: bf16 / fp16 / fp32 (default: the input dtype; config.json follows it);
+    ``accumulate``: fp32 / fp64. Inputs holding NaN / inf are refused unless ``allow_nonfinite``.
+    ``out`` is a directory (Hugging Face layout, sharded above ``max_shard_size``, the newest
+    input's model and tokenizer files, ``merge.json`` and a model card ``README.md``) or a single
+    ``.safetensors`` file; it may never be, contain or lie inside an input or a run directory.
 
     >>> # r = riverbed.merge("merged", ["ckpt_a", "ckpt_b", "ckpt_c"], method="ema", alpha=0.2)
     >>> # r.weights  -> (0.64, 0.16, 0.2)
     """
+    if not inputs:
+        raise MergeError("merge needs at least one input checkpoint")
+    if method == "wma" and steps is not None and wma_by is None:
+        wma_by = "step"  # merge(..., "wma", steps=[...]) has always meant weights by step
+    recipe = MergeRecipe(tuple(str(p) for p in inputs), method=method, weights=tuple(weights) if weights is not None else None,
+                         alpha=alpha, ema_form=ema_form, wma_by=wma_by, steps=tuple(steps) if steps is not None else None,
+                         order=order, dtype=dtype, accumulate=accumulate, max_shard_size=max_shard_size, allow_nonfinite=allow_nonfinite)
+    return run_recipe(recipe, out, threads=threads, dry_run=dry_run, overwrite=overwrite, progress=progress, verbose=verbose)
+
+
+def replay(recipe: str | os.PathLike[str], out: str | os.PathLike[str], *, threads: int | None = None, dry_run: bool = False,
+           overwrite: bool = False, progress: bool = True, verbose: bool = True, allow_nonfinite: bool = False) -> MergeResult:
+    """Run the recipe in ``recipe`` (``merge.json``, a merged directory, ``.toml`` or ``.yaml``) into ``out``.
+    A recipe that recorded its weights must reproduce them (else the inputs or riverbed changed).
+
+    >>> # riverbed.merging.replay("merged/merge.json", "merged-again")
+    """
+    r, recorded = load_recipe(recipe)
+    if allow_nonfinite and not r.allow_nonfinite:
+        r = dataclasses.replace(r, allow_nonfinite=True)
+    return run_recipe(r, out, threads=threads, dry_run=dry_run, overwrite=overwrite, progress=progress, verbose=verbose,
+                      recorded_weights=recorded)
+
+
+def _say(verbose: bool, text: str, err: bool = False) -> None:
+    if verbose:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _ordered(recipe: MergeRecipe) -> tuple[MergeRecipe, str | None]:
+    """The recipe with its inputs oldest first and their steps/tokens filled in, and a warning."""
+    known = None
+    if recipe.steps is not None:
+        tokens = recipe.tokens or (None,) * len(recipe.inputs)
+        known = [Position(s, t, "recipe") if s is not None else None for s, t in zip(recipe.steps, tokens)]
+    inputs, positions, warning = order_inputs(list(recipe.inputs), recipe.order, known)
+    if warning and recipe.method == "sma" and tuple(inputs) == recipe.inputs:
+        warning = None  # unknown steps do not matter to equal weights
+    steps = tuple(p.step if p else None for p in positions)
+    tokens = tuple(p.tokens if p else None for p in positions)
+    return dataclasses.replace(recipe, inputs=tuple(inputs), steps=None if all(s is None for s in steps) else steps,
+                               tokens=None if all(t is None for t in tokens) else tokens), warning
+
+
+def _weights(recipe: MergeRecipe) -> tuple[float, ...]:
+    by = {"step": recipe.steps, "tokens": recipe.tokens}.get(recipe.wma_by or "position")
+    if recipe.method == "wma" and recipe.wma_by != "position":
+        missing = [p for p, v in zip(recipe.inputs, by or (None,) * len(recipe.inputs)) if v is None]
+        if missing:
+            raise MergeError(f"--wma-by {recipe.wma_by} needs the {recipe.wma_by} of every input; unknown for {missing[0]}")
+    return weights_for(recipe.method or "sma", len(recipe.inputs), alpha=recipe.alpha, ema_form=recipe.ema_form or "recursive",
+                       weights=recipe.weights, steps=[float(v) for v in by] if recipe.method == "wma" and by is not None and recipe.wma_by != "position" else None)
+
+
+def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int | None = None, dry_run: bool = False,
+               overwrite: bool = False, progress: bool = True, verbose: bool = True,
+               recorded_weights: Sequence[float] | None = None, selection: dict[str, Any] | None = None) -> MergeResult:
+    """Execute a validated :class:`MergeRecipe` into ``out`` (what :func:`merge` and :func:`replay` call)."""
     from riverbed import __version__
 
     t0 = time.perf_counter()
     out = Path(out)
-    if not inputs:
-        raise MergeError("merge needs at least one input checkpoint")
-    if accumulate not in ACCUMULATE:
-        raise MergeError(f"accumulate must be one of fp32, fp64; got {accumulate!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise MergeError(f"threads must be a positive integer, got {threads!r}")
-    if not dry_run and out.exists() and not overwrite:
-        raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
-    w = weights_for(method, len(inputs), alpha=alpha, ema_form=ema_form, weights=weights, steps=steps)
-    sources = [open_input(p) for p in inputs]
-    recipe = {
-        "method": method,
-        "weights": list(w),
-        "inputs": [str(p) for p in inputs],
-        "alpha": alpha,
-        "ema_form": ema_form if method == "ema" else None,
-        "steps": list(steps) if steps is not None else None,
-        "dtype": dtype,
-        "accumulate": accumulate,
-        "riverbed_version": __version__,
-    }
+    check_output(out, recipe.inputs, overwrite=overwrite, dry_run=dry_run)
+    recipe, warning = _ordered(recipe)
+    for note in recipe.notes:
+        _say(verbose, f"note: {note}")
+    if warning and verbose:
+        _say(verbose, f"warning: {warning}", err=True)
+    elif warning:
+        warnings.warn(warning, UserWarning, stacklevel=3)  # API callers without output still hear of it
+    w = _weights(recipe)
+    if recorded_weights is not None and (len(recorded_weights) != len(w) or any(not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(w, recorded_weights))):
+        raise MergeError(f"the recipe recorded weights {list(recorded_weights)} but its method gives {list(w)}: the inputs' steps changed since")
+    sources = [open_input(p) for p in recipe.inputs]
+    # shard files may be symlinks elsewhere (the Hugging Face cache): protect what is really read
+    check_output(out, [*recipe.inputs, *(f for s in sources for f in s.files)], overwrite=overwrite, dry_run=dry_run)
+    written = recipe.to_dict(w, riverbed_version=__version__, **({"selection": selection} if selection else {}))
+    written["inputs"] = [os.path.abspath(p) for p in recipe.inputs]  # replayable from any directory
     metadata = {
         "riverbed_version": __version__,
-        "merge_method": method,
+        "merge_method": str(recipe.method),
         "merge_weights": json.dumps(list(w)),
-        "merge_inputs": json.dumps([str(p) for p in inputs]),
-        "merge_recipe": json.dumps(recipe),
+        "merge_inputs": json.dumps(list(recipe.inputs)),
+        "merge_recipe": json.dumps(written, allow_nan=False),
     }
     single = out.name if out.suffix == ".safetensors" else None
-    plan = build_plan(sources, w, dtype=dtype, max_shard_size=parse_size(max_shard_size), metadata=metadata, single_file=single)
-    if verbose:
-        print(f"merge plan -> {out}{'  (dry run)' if dry_run else ''}\n{plan.describe()}", file=sys.stdout, flush=True)
+    plan = build_plan(sources, w, dtype=recipe.dtype, max_shard_size=parse_size(recipe.max_shard_size), metadata=metadata, single_file=single)
+    steps_text = ", ".join("?" if s is None else str(s) for s in recipe.steps) if recipe.steps else None
+    _say(verbose, f"merge plan -> {out}{'  (dry run)' if dry_run else ''}  (order: {recipe.order}{'; steps ' + steps_text if steps_text else ''})\n{plan.describe()}")
     if dry_run:
-        return MergeResult(out, w, plan, [], time.perf_counter() - t0, dry_run=True)
+        _say(verbose, "recipe (replay: riverbed merge --recipe FILE OUT):\n" + json.dumps(written, indent=2, allow_nan=False))
+        return MergeResult(out, w, plan, [], time.perf_counter() - t0, dry_run=True, recipe=written)
     timings = {"plan": time.perf_counter() - t0}
     check_disk_space(plan, out)
-    carry = sources[-1] if sources[-1].directory is not None else None
-    files = execute(plan, sources, out, accumulate=accumulate, threads=threads, overwrite=overwrite, progress=progress, recipe=recipe, carry_from=carry, timings=timings)
-    return MergeResult(out, w, plan, files, time.perf_counter() - t0, timings=timings)
+    extra: dict[str, Path | bytes] = {}
+    if single is None:
+        newest = sources[-1].directory
+        for f in model_files(newest):
+            extra[f.name] = f
+        if recipe.dtype is not None and CONFIG in extra:
+            extra[CONFIG] = config_with_dtype(extra[CONFIG], OUT_DTYPES[recipe.dtype])  # type: ignore[arg-type]
+        extra["README.md"] = model_card(written, list(recipe.inputs), w, recipe.steps).encode("utf-8")
+    files = execute(plan, sources, out, accumulate=recipe.accumulate, threads=threads, overwrite=overwrite, progress=progress,
+                    recipe=written if single is None else None, extra_files=extra, check_finite=not recipe.allow_nonfinite, timings=timings)
+    return MergeResult(out, w, plan, files, time.perf_counter() - t0, timings=timings, recipe=written)

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_dir
 from riverbed.errors import CheckpointError, ConfigError
+from riverbed.merging.formats import read_index
 from riverbed.model.config import ModelConfig
 
 
@@ -217,7 +218,8 @@ def load_hf(hf_dir: str | os.PathLike[str]) -> tuple[ModelConfig, dict[str, torc
     cfg = config_from_hf(raw, str(cfg_path))
     index = root / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        # read_index refuses shard names that leave the directory (``../x``, ``/etc/passwd``)
+        files = sorted(set(read_index(index).values()))
     else:
         files = ["model.safetensors"]
     sd: dict[str, torch.Tensor] = {}
