@@ -30,3 +30,12 @@ class ScalingError(RiverbedError, ValueError):
 
 class RunError(RiverbedError):
     """The run tree is inconsistent with the request (unknown branch, existing name, ...)."""
+
+
+class OutputExistsError(RiverbedError, FileExistsError):
+    """An output path exists (or appeared while the output was written) and may not be replaced.
+    The message names the path and, when an output was finished, where it was kept instead."""
+
+
+class LockedError(RunError):
+    """Another live process is writing the same branch. The message names it (pid, host, start)."""
