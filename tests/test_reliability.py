@@ -369,3 +369,11 @@ def test_run_json_and_metrics_are_strict_json_with_non_finite_values(run_copy):
     assert Run.open(run.path).branch("main").progress.heldout_loss is None  # readers take null
     for line in layout.metrics_path(run.path, "main").read_text().splitlines():
         strict_loads(line)
+
+
+def test_output_under_a_plain_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(OutputExistsError, match="afile is a file"):
+        with atomic_dir(tmp_path / "afile" / "sub" / "out"):
+            pass
+    assert (tmp_path / "afile").read_text() == "mine"

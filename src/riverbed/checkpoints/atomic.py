@@ -187,6 +187,14 @@ def _keep_beside(tmp: Path, path: Path) -> Path:
 # ---- the context managers ---------------------------------------------------------------------
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((a for a in path.parents if os.path.lexists(a) and not a.is_dir()), path.parent)
+        raise OutputExistsError(f"cannot create {path}: {blocker} is a file, not a directory") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling file path; on success fsync it and rename it onto ``path``.
@@ -222,7 +230,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     path = Path(path)
     if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     cleanup_stale_tmp(path.parent)
     tmp = tmp_sibling(path)
     tmp.mkdir()
