@@ -113,18 +113,8 @@ def check_vocab(cfg: RunConfig, data: Any) -> None:
                           f"({data.vocab_size} tokens, data.tokenizer={getattr(cfg.data, 'tokenizer', '?')!r})")
 
 
-def _train_branch(
-    cfg: RunConfig,
-    run_dir: str | Path,
-    branch: str = layout.MAIN,
-    schedule: Any | None = None,
-    *,
-    until_step: int | None,
-    init: str | Path | None = None,
-    callbacks: Sequence[Any] = (),
-    progress: bool = True,
-    data: Any | None = None,
-) -> BranchResult:
+def _train_branch(cfg: RunConfig, run_dir: str | Path, branch: str, schedule: Any | None, *, until_step: int | None,
+                  init: str | Path | None, callbacks: Sequence[Any], progress: bool, data: Any | None) -> BranchResult:
     """train_branch without the lock (the caller holds it)."""
     run_dir = Path(run_dir)
     if until_step is not None and until_step < 0:
