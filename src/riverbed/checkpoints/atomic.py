@@ -12,8 +12,8 @@ written one, and never nothing where something was:
   (``renameat2(RENAME_EXCHANGE)``), then the old copy (now at the temporary name) is removed.
 
 Fallback where ``renameat2`` is missing or the filesystem refuses it (non-Linux, some network
-filesystems): no-replace uses ``os.link`` for files (atomic, fails if the name exists) and a
-check-then-rename for directories (``rename`` onto a non-empty directory fails anyway; only an
+filesystems): no-replace uses ``os.link`` for files (atomic, fails if the name exists; a
+check-then-rename where hard links are not supported) and a check-then-rename for directories (``rename`` onto a non-empty directory fails anyway; only an
 *empty* directory appearing in between could be replaced); overwrite renames the old copy
 aside to ``.<name>.old-<pid>-<tag>`` first, and :func:`cleanup_stale_tmp` -- run before every
 write into that directory -- puts it back if its process died before the new one was in place.
@@ -128,7 +128,15 @@ def rename_noreplace(src: Path, dst: Path) -> None:
                 raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
             raise
         return
-    os.link(src, dst)  # atomic: EEXIST if dst exists
+    try:
+        os.link(src, dst)  # atomic: EEXIST if dst exists
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if os.path.lexists(dst):  # no hard links on this filesystem: check, then rename
+            raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
+        os.rename(src, dst)
+        return
     os.unlink(src)
 
 
