@@ -199,7 +199,7 @@ def test_fallback_overwrite_crash_restores_old_copy_next_run(tmp_path, dead_pid)
 # ---- item 6: stale temporaries -------------------------------------------------------------------
 
 
-def test_cleanup_removes_only_dead_processes_temporaries(tmp_path, dead_pid):
+def test_cleanup_removes_only_dead_processes_temporaries(tmp_path, dead_pid, monkeypatch):
     tag = atomic._host_tag()
     stale_dir = tmp_path / f".step_0000000700.tmp-{dead_pid}-{tag}000001"
     stale_dir.mkdir()
@@ -208,16 +208,24 @@ def test_cleanup_removes_only_dead_processes_temporaries(tmp_path, dead_pid):
     stale_file.write_text("{")
     live = atomic.tmp_sibling(tmp_path / "mine")  # this process, written now: live
     live.mkdir()
-    reused = tmp_path / f".old.tmp-{os.getpid()}-{tag}000003"  # our pid, but older than us: a reused pid
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a live process...
+    reused = tmp_path / f".old.tmp-{helper.pid}-{tag}000003"  # ...whose pid made this before it started
     reused.write_text("")
-    os.utime(reused, (time.time() - 10**7, time.time() - 10**7))
+    real_start = atomic._process_start
+    monkeypatch.setattr(atomic, "_process_start", lambda pid: time.time() + 60 if pid == helper.pid else real_start(pid))
     other_host = tmp_path / f".x.tmp-{dead_pid}-ffff{'0' * 6}" if tag != "ffff" else tmp_path / f".x.tmp-{dead_pid}-eeee000000"
     other_host.write_text("")
     users = [tmp_path / ".hidden", tmp_path / f".notes.tmp-{dead_pid}", tmp_path / "data.tmp-1-abcdef01"]
     for p in users:
         p.write_text("")
-    removed = cleanup_stale_tmp(tmp_path)
+    try:
+        removed = cleanup_stale_tmp(tmp_path)
+    finally:
+        helper.kill()
+        helper.wait()
     assert sorted(removed) == sorted([stale_dir, stale_file, reused])
+    started = atomic._process_start(os.getpid())  # /proc gives this process's start: before now
+    assert started is None or started <= time.time() + 1
     assert live.exists() and other_host.exists() and all(p.exists() for p in users)
 
 

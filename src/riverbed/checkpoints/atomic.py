@@ -49,7 +49,7 @@ _AT_FDCWD = -100
 # .<name>.tmp-<pid>-<tag>: a new output being written; .<name>.old-<pid>-<tag>: an old output set
 # aside by the overwrite fallback. <tag> = host tag (4 hex) + random (6 hex); 8 hex = older form.
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<tag>[0-9a-f]{8}|[0-9a-f]{10})$")
-# Clock slack when comparing a temporary's mtime with its process's start (btime has 1 s resolution).
+# Clock slack when comparing a temporary's ctime with its process's start (btime has 1 s resolution).
 _START_SLACK_S = 2.0
 
 
@@ -276,8 +276,8 @@ def _process_start(pid: int) -> float | None:
         return None
 
 
-def _owner_gone(pid: int, mtime: float) -> bool:
-    """Has the process that made a temporary (modified at ``mtime``) ended?
+def _owner_gone(pid: int, made: float) -> bool:
+    """Has the process that made a temporary (status-changed at ``made``) ended?
 
     Dead pid: gone. Live pid that started after the temporary was last written: the pid was
     reused (containers restart at low pids), so the maker is gone too.
@@ -290,7 +290,7 @@ def _owner_gone(pid: int, mtime: float) -> bool:
         except PermissionError:
             pass
     start = _process_start(pid)
-    return start is not None and mtime < start - _START_SLACK_S
+    return start is not None and made < start - _START_SLACK_S
 
 
 def stale_tmp(child: Path) -> bool:
@@ -302,10 +302,12 @@ def stale_tmp(child: Path) -> bool:
     if len(tag) == 10 and tag[:4] != _host_tag():
         return False  # another machine's (shared filesystem): its process cannot be checked here
     try:
-        mtime = child.lstat().st_mtime
+        # ctime, not mtime: it cannot be set back (copy2 / utime set mtime), so a temporary's ctime is
+        # never older than the process that made it.
+        made = child.lstat().st_ctime
     except FileNotFoundError:
         return False
-    return _owner_gone(int(m.group("pid")), mtime)
+    return _owner_gone(int(m.group("pid")), made)
 
 
 def cleanup_stale_tmp(directory: str | os.PathLike[str]) -> list[Path]:
