@@ -385,3 +385,13 @@ def test_output_under_a_plain_file_is_an_error_naming_it(tmp_path):
         with atomic_dir(tmp_path / "afile" / "sub" / "out"):
             pass
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_overwrite_replaces_and_leaves_nothing_beside(tmp_path, rename_mode):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old").write_text("old")
+    with atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "new").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

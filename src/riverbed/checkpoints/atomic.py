@@ -211,9 +211,9 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     OutputExistsError and is never replaced.
     """
     path = Path(path)
+    cleanup_stale_tmp(path.parent)  # first: it may put back an old copy an interrupted overwrite set aside
     if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists")
-    cleanup_stale_tmp(path.parent)
     tmp = tmp_sibling(path)
     try:
         yield tmp
@@ -236,10 +236,10 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     kept beside ``path`` under the name the message gives.
     """
     path = Path(path)
+    cleanup_stale_tmp(path.parent)  # first: it may put back an old copy an interrupted overwrite set aside
     if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists")
     _make_parent(path)
-    cleanup_stale_tmp(path.parent)
     tmp = tmp_sibling(path)
     tmp.mkdir()
     try:
