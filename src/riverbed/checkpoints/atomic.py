@@ -13,8 +13,9 @@ written one, and never nothing where something was:
 
 Fallback where ``renameat2`` is missing or the filesystem refuses it (non-Linux, some network
 filesystems): no-replace uses ``os.link`` for files (atomic, fails if the name exists; a
-check-then-rename where hard links are not supported) and a check-then-rename for directories (``rename`` onto a non-empty directory fails anyway; only an
-*empty* directory appearing in between could be replaced); overwrite renames the old copy
+check-then-rename where hard links are not supported) and a check-then-rename for directories
+(``rename`` onto a non-empty directory fails anyway; only an *empty* directory appearing in
+between could be replaced); overwrite renames the old copy
 aside to ``.<name>.old-<pid>-<tag>`` first, and :func:`cleanup_stale_tmp` -- run before every
 write into that directory -- puts it back if its process died before the new one was in place.
 
@@ -270,7 +271,8 @@ def _process_start(pid: int) -> float | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        lines = Path("/proc/stat").read_text().splitlines()
+        btime = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
         return btime + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
