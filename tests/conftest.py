@@ -55,3 +55,14 @@ def _torch_threads():
     # Tiny test models run fastest on one thread (and do not fight other processes for cores).
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has ended (started and reaped here), for stale-temporary tests."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from riverbed.config_types import coerce
+from riverbed.config_types import check_number, coerce
 from riverbed.errors import ConfigError
 from riverbed.toml_writer import dumps_toml
 
@@ -368,6 +368,7 @@ def build_section(cls: type, name: str, table: Mapping[str, Any], source: str) -
 
 
 def _validate_schedule(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    check_number(spec, SCHEDULE, source)  # NaN / inf / out-of-int64 values, naming the key
     try:
         from riverbed.schedules import schedule_from_spec, schedule_to_spec
     except ImportError:  # schedules package not importable: keep the spec as written

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -25,7 +26,29 @@ def coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             allowed = ", ".join(repr(a) for a in typing.get_args(tp))
             raise ConfigError(f"{source}: {key}={value!r} is not allowed; allowed values: {allowed}")
         raise ConfigError(f"{source}: {key}={value!r} has the wrong type (expected {_type_name(tp)})")
+    check_number(out, key, source)
     return out
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_number(value: Any, key: str, source: str) -> None:
+    """No config number is NaN or infinite, and every integer fits int64 (seeds, lengths and
+    sizes end up in torch / numpy int64); lists, tuples and tables are checked item by item."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key}={value!r} is not a finite number")
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise ConfigError(f"{source}: {key}={value} is out of range (integers must fit in 64 bits: "
+                          f"{INT64[0]} .. {INT64[1]})")
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_number(v, f"{key}[{i}]", source)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            check_number(v, f"{key}.{k}", source)
 
 
 def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:

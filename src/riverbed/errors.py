@@ -34,3 +34,12 @@ class RunError(RiverbedError):
 
 class RiverbedWarning(UserWarning):
     """A request that is allowed but probably not meant (the CLI prints it as ``riverbed: warning: ...``)."""
+
+
+class OutputExistsError(RiverbedError, FileExistsError):
+    """An output path exists (or appeared while the output was written) and may not be replaced.
+    The message names the path and, when an output was finished, where it was kept instead."""
+
+
+class LockedError(RunError):
+    """Another live process is writing the same branch. The message names it (pid, host, start)."""

@@ -47,9 +47,9 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path):
     assert len(list(tmp_path.iterdir())) == 1
 
 
-def test_cleanup_stale_tmp(tmp_path: Path):
-    (tmp_path / ".x.tmp-1-abcd").mkdir()
-    (tmp_path / ".y.tmp-1-abcd").write_text("")
+def test_cleanup_stale_tmp(tmp_path: Path, dead_pid: int):
+    (tmp_path / f".x.tmp-{dead_pid}-abcd0123").mkdir()
+    (tmp_path / f".y.tmp-{dead_pid}-abcd0123").write_text("")
     (tmp_path / "keep").write_text("")
     assert len(cleanup_stale_tmp(tmp_path)) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]

@@ -113,7 +113,7 @@ def test_crash_mid_write_keeps_previous_manifest(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(atomic.os, "replace", boom)
+    monkeypatch.setattr(atomic, "_rename2", boom)  # the final rename (exchange) fails
     with pytest.raises(OSError):
         run.record_event("main", {"type": "x"})
     monkeypatch.undo()

@@ -7,6 +7,7 @@
       config.toml                    the config the run was created with
       init-merge/                    ([init] from_merge only) the merged checkpoint it started from
       branches/<branch>/
+        .writer.lock                 held (flock) by the one process writing this branch
         metrics.jsonl                one JSON object per logged step / evaluation
         checkpoints/step_<%010d>/
           model.safetensors          weights, Hugging Face Llama/Mixtral names
@@ -41,6 +42,7 @@ GUARD_FILE = "guard.json"  # spike-guard state (detector window, recoveries), ne
 QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hold spiking weights)
 INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)
 MAIN = "main"
+WRITER_LOCK = ".writer.lock"  # per-branch writer lock (riverbed.checkpoints.lock)
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
 
@@ -63,6 +65,11 @@ def checkpoint_dir(run: str | Path, branch: str, step: int) -> Path:
 
 def metrics_path(run: str | Path, branch: str) -> Path:
     return branch_dir(run, branch) / METRICS
+
+
+def writer_lock_path(run: str | Path, branch: str) -> Path:
+    """The lock file the one process writing ``branch`` holds (riverbed.checkpoints.lock)."""
+    return branch_dir(run, branch) / WRITER_LOCK
 
 
 def quarantine_dir(run: str | Path, branch: str, recovery: int) -> Path:

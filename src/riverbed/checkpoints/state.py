@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.checkpoints.strict_json import dumps as strict_dumps
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
 from riverbed.errors import CheckpointError
 
@@ -222,7 +223,7 @@ def save_checkpoint(
     opt_t, opt_meta = optimizer_tensors(model, optimizer) if optimizer is not None else ({}, {"format": OPTIMIZER_FORMAT})
     rng_t = {k: v.detach().to("cpu").contiguous() for k, v in (capture_rng() if rng is None else rng).items()}
     try:
-        body = json.dumps({"format": FORMAT, **state}, indent=2, allow_nan=True) + "\n"
+        body = strict_dumps({"format": FORMAT, **state}, indent=2) + "\n"  # NaN loss -> null + reason
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / STATE_FILE}: state is not JSON-serialisable: {exc}") from None
     try:

@@ -39,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from riverbed.checkpoints import layout
+    from riverbed.checkpoints.lock import writer_lock
     from riverbed.config import load_config
     from riverbed.errors import ConfigError, RunError
     from riverbed.merging.weights import format_weights
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     existed = args.new_run.exists()
     run_obj = Run.create(args.new_run, cfg)
     try:
-        out = ensure_merged_init(init, args.new_run, seed=cfg.train.seed)
+        with writer_lock(args.new_run, layout.MAIN):  # one writer of the new run's main branch
+            out = ensure_merged_init(init, args.new_run, seed=cfg.train.seed)
     except Exception:
         if not existed:
             shutil.rmtree(args.new_run, ignore_errors=True)  # nothing half-made is left behind

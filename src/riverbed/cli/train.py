@@ -98,9 +98,13 @@ def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
     import torch  # noqa: F401  (heavy import kept out of `riverbed --help`)
 
-    from riverbed.errors import ConfigError
+    from riverbed.checkpoints import layout
+    from riverbed.checkpoints.lock import writer_lock
+    from riverbed.errors import ConfigError, RunError
     from riverbed.runs.drive import train_main
     from riverbed.training import distributed as D
     from riverbed.training.loop import resolve_device
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         if args.config is None:
             raise ConfigError("give a CONFIG file or --run DIR")
         run_dir = Path("runs") / args.config.stem
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--run {run_dir}: is a file, not a run directory; choose another path")
     cfg, exists = resolve_config(args.config, args.overrides, run_dir)
     if args.steps is not None and args.steps < 0:
         raise ConfigError(f"--steps={args.steps} must be >= 0")
@@ -122,19 +128,28 @@ def run(args: argparse.Namespace) -> int:
     dist = D.setup(resolve_device(cfg.train.device))
     run_obj = None
     try:
-        if dist.is_main:
-            run_obj = _create_run(run_dir, cfg, exists)
-        D.barrier(dist)
-        ctx = _manifest_training(run_obj, cfg)
-        try:
-            with ctx:
-                result = train_main(cfg, run_dir, run_obj, until_step=until, extra_stops=stops,
-                                    progress=not args.no_progress)
-        except KeyboardInterrupt:
+        # Everything that can be wrong with the request is found before the run directory exists,
+        # so a corrected command starts afresh instead of meeting a half-made run.
+        data = preflight(cfg, run_dir, dist.world)
+        with contextlib.ExitStack() as stack:
             if dist.is_main:
-                print(f"riverbed: interrupted; the main branch was saved at its last step boundary. "
-                      f"Resume with: riverbed train --run {run_dir}", file=sys.stderr)
-            return 130
+                run_obj = _create_run(run_dir, cfg, exists)
+                # One writer per branch: a second `riverbed train` on this run stops here (exit 2).
+                stack.enter_context(writer_lock(run_dir, layout.MAIN))
+                # config.toml always reflects what is being trained (a resumed run may have grown longer).
+                from riverbed.checkpoints.atomic import write_text
+
+                write_text(run_dir / layout.CONFIG, cfg.to_toml())
+            D.barrier(dist)
+            try:
+                with _manifest_training(run_obj, cfg):
+                    result = train_main(cfg, run_dir, run_obj, until_step=until, extra_stops=stops,
+                                        progress=not args.no_progress, data=data)
+            except KeyboardInterrupt:
+                if dist.is_main:
+                    print(f"riverbed: interrupted; the main branch was saved at its last step boundary. "
+                          f"Resume with: riverbed train --run {run_dir}", file=sys.stderr)
+                return 130
     finally:
         D.shutdown()
     if dist.is_main:
@@ -144,25 +159,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def preflight(cfg: Any, run_dir: Path, world: int) -> Any:
+    """Check what the config alone cannot: the batch split, the data source (loaded: returned),
+    the model's vocabulary against the data's, an [init] merge source. Nothing is written."""
+    from riverbed.checkpoints import layout
+    from riverbed.data import load_dataset
+    from riverbed.errors import ConfigError
+    from riverbed.training.loop import check_vocab, micro_batch_size
+
+    micro_batch_size(cfg, world)
+    data = load_dataset(cfg.data)
+    check_vocab(cfg, data)
+    init = getattr(cfg, "init", None)
+    if init is not None and not layout.list_checkpoints(run_dir, layout.MAIN) \
+            and not (layout.init_merge_dir(run_dir) / layout.STATE_FILE).is_file():
+        have = layout.list_checkpoints(init.from_merge, init.branch) if Path(init.from_merge).is_dir() else None
+        if have is None:
+            raise ConfigError(f"init.from_merge={init.from_merge!r}: no such run directory")
+        if len(have) < init.last:
+            raise ConfigError(f"init.last={init.last}: {init.from_merge} branch {init.branch!r} has only {len(have)} "
+                              f"checkpoints")
+    return data
+
+
 # ---- the run tree (riverbed.runs owns run.json; we only call its API) -----------------------
 
 
 def _create_run(run_dir: Path, cfg: Any, exists: bool) -> Any:
-    from riverbed.checkpoints import layout
-    from riverbed.checkpoints.atomic import write_text
+    from riverbed.runs import Run
 
-    try:
-        from riverbed.runs import Run
-    except ImportError:  # the run tree is optional for plain training
-        Run = None
-    if Run is not None:
-        run_obj = Run.create(run_dir, cfg, resume=exists)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_obj = None
-    # config.toml always reflects what is being trained (a resumed run may have grown longer).
-    write_text(run_dir / layout.CONFIG, cfg.to_toml())
-    return run_obj
+    return Run.create(run_dir, cfg, resume=exists)
 
 
 def _manifest_training(run_obj: Any, cfg: Any) -> Any:

@@ -275,7 +275,7 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
     if out.exists() and not overwrite:  # the caller's guard (merging.guard) says why; this is the last line
         raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
     if out.suffix == ".safetensors":
-        with atomic_path(out) as tmp:
+        with atomic_path(out, overwrite=overwrite) as tmp:
             writers = [ShardWriter(tmp, plan.shards[0])]
             _run(plan, sources, writers, accumulate, threads, progress, timings, check_finite)
         timings["sync"] = time.perf_counter() - timings.pop("_t")

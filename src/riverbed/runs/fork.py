@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.errors import CheckpointError, ConfigError, RiverbedError, RiverbedWarning, RunError
+from riverbed.errors import CheckpointError, ConfigError, LockedError, RiverbedError, RiverbedWarning, RunError
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.run import Run, point_from_state, read_state
 
@@ -166,6 +166,9 @@ def _check_checkpoint_files(path: Path) -> None:
         if not f.is_file():
             raise CheckpointError(f"{f}: missing (fork checkpoint incomplete)")
         read_safetensors_metadata(f)
+    from riverbed.checkpoints.finite import check_file_finite
+
+    check_file_finite(path)  # NaN/inf weights: name the newest finite checkpoint instead
 
 
 def loss_at(run: Run, branch: str, step: int) -> float | None:
@@ -208,6 +211,8 @@ def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, pr
                 run.finish_branch(req.name, final)
             else:
                 run.set_progress(req.name, final)
+    except LockedError:
+        raise  # another process is training this branch: its files are not ours to remove
     except RiverbedError:
         # Bad input found while starting (e.g. a corrupt tensor file): leave no trace of a branch
         # that never trained.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -63,6 +64,16 @@ class Point:
     flops: float
     heldout_loss: float | None = None
     checkpoint: str | None = None  # path relative to the run directory, where one was saved
+    # run.json is strict JSON: a NaN/inf held-out loss is stored as null and this says which
+    # ("nan", "inf", "-inf"); kept through rewrites of the manifest.
+    heldout_loss_nonfinite: str | None = None
+
+    def __post_init__(self) -> None:
+        loss = self.heldout_loss
+        if loss is not None and not math.isfinite(loss):
+            word = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
+            object.__setattr__(self, "heldout_loss", None)
+            object.__setattr__(self, "heldout_loss_nonfinite", word)
 
     @staticmethod
     def from_dict(d: dict[str, Any], where: str) -> Point:
@@ -73,6 +84,7 @@ class Point:
                 flops=float(d["flops"]),
                 heldout_loss=None if d.get("heldout_loss") is None else float(d["heldout_loss"]),
                 checkpoint=d.get("checkpoint"),
+                heldout_loss_nonfinite=d.get("heldout_loss_nonfinite"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{where}: malformed point {d!r} ({exc})") from exc

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_dir, write_text
+from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
+from riverbed.checkpoints.lock import writer_lock
 from riverbed.errors import RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
 from riverbed.runs.manifest import (
@@ -123,6 +124,8 @@ class Run:
         (the model must be the same; other sections may change, e.g. a longer run).
         """
         path = Path(path)
+        if os.path.lexists(path) and not path.is_dir():
+            raise RunError(f"{path} is not a directory (a run directory is made there); choose another path")
         if (path / layout.MANIFEST).is_file():
             if not resume:
                 raise RunError(f"{path} already holds a run; resume it or choose another directory")
@@ -327,6 +330,12 @@ class Run:
         The body calls :meth:`finish_branch` when the branch reached its end; otherwise a clean
         exit leaves it ``stopped`` (a main branch that can be resumed).
         """
+        # The branch's writer lock first: a second writer fails here, before touching the record.
+        with writer_lock(self.path, record.name):
+            cleanup_stale_tmp(self.path)  # a killed writer's leftovers (run.json, config.toml temporaries)
+            yield from self._training(record)
+
+    def _training(self, record: BranchRecord) -> Iterator[BranchRecord]:
         mark = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(), "error": None}
         if record.name in self.manifest.branches:
             self.update_branch(record.name, lambda b: replace(b, **mark))

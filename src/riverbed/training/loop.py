@@ -26,6 +26,9 @@ from typing import Any
 import torch
 
 from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import cleanup_stale_tmp
+from riverbed.checkpoints.finite import require_finite
+from riverbed.checkpoints.lock import writer_lock
 from riverbed.checkpoints.state import apply_model_tensors, load_checkpoint, load_optimizer_tensors, read_state, save_checkpoint
 from riverbed.config import RunConfig
 from riverbed.errors import CheckpointError, ConfigError, RunError
@@ -91,8 +94,28 @@ def train_branch(
     config's [schedule]. A checkpoint and an evaluation are always written at the end. A
     branch already at or past ``until_step`` is returned as it is, without training.
     Ctrl-C (single process) stops at the next step boundary, saves a checkpoint there, and
-    re-raises KeyboardInterrupt.
+    re-raises KeyboardInterrupt. Rank 0 holds the branch's writer lock (LockedError for a second
+    writer); a checkpoint with NaN/inf weights is never resumed or forked from.
     """
+    lock = writer_lock(run_dir, branch) if D.from_env().is_main else contextlib.nullcontext()
+    with lock:
+        # Leftovers of a killed writer of this branch (half-written checkpoints, old copies).
+        cleanup_stale_tmp(layout.checkpoints_dir(run_dir, branch))
+        cleanup_stale_tmp(layout.branch_dir(run_dir, branch))
+        return _train_branch(cfg, run_dir, branch, schedule, until_step=until_step, init=init,
+                             callbacks=callbacks, progress=progress, data=data)
+
+
+def check_vocab(cfg: RunConfig, data: Any) -> None:
+    """The model's vocabulary must hold every token id of the data."""
+    if data.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
+                          f"({data.vocab_size} tokens, data.tokenizer={getattr(cfg.data, 'tokenizer', '?')!r})")
+
+
+def _train_branch(cfg: RunConfig, run_dir: str | Path, branch: str, schedule: Any | None, *, until_step: int | None,
+                  init: str | Path | None, callbacks: Sequence[Any], progress: bool, data: Any | None) -> BranchResult:
+    """train_branch without the lock (the caller holds it)."""
     run_dir = Path(run_dir)
     if until_step is not None and until_step < 0:
         raise ConfigError(f"until_step={until_step} must be >= 0")
@@ -107,9 +130,7 @@ def train_branch(
         from riverbed.data import load_dataset
 
         data = load_dataset(cfg.data)
-    if data.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
-                          f"({data.vocab_size} tokens, data.tokenizer={getattr(cfg.data, 'tokenizer', '?')!r})")
+    check_vocab(cfg, data)
 
     from riverbed.model import build_model
 
@@ -291,12 +312,14 @@ def _start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Mod
         if until_step is not None and ref.step >= until_step:
             return {"done": True, "state": read_state(ref.path), "path": ref.path}
         state = load_checkpoint(ref.path, model, optimizer, rng=True)
+        require_finite(model, ref.path)
         return _from_state(state, "resume")
     if init is not None:
         init = Path(init)
         if not (init / layout.STATE_FILE).is_file():
             raise CheckpointError(f"init checkpoint {init}: missing or incomplete (no {layout.STATE_FILE})")
         state = load_checkpoint(init, model, optimizer, rng=True)
+        require_finite(model, init)
         if until_step is not None and int(state["step"]) > until_step:
             raise RunError(f"init checkpoint {init} is at step {state['step']}, past until_step={until_step}")
         # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".

@@ -7,18 +7,19 @@ describes the model after that many updates).
 
 Resume keeps the file consistent with the checkpoint: rows after the resumed step (written by
 the interrupted process after its last checkpoint) and a torn last line are dropped, with an
-atomic rewrite, so the file reads as if the run had never stopped.
+atomic rewrite, so the file reads as if the run had never stopped. Every line is strict JSON:
+a non-finite value is ``null`` with ``"<key>_nonfinite": "nan"`` (or ``"inf"``) beside it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints.atomic import write_text
+from riverbed.checkpoints.strict_json import dumps as strict_dumps
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -37,12 +38,6 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)  # "nan" / "inf": JSON has no such numbers; keep the line parseable
-    return v
-
-
 class MetricsLogger:
     """Append-only JSONL writer (rank 0 only; other ranks get ``enabled=False``)."""
 
@@ -56,7 +51,7 @@ class MetricsLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             keep = [r for r in read_metrics(self.path) if resume_step is None or int(r.get("step", 0)) <= resume_step]
-            write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+            write_text(self.path, "".join(strict_dumps(r) + "\n" for r in keep))
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         if tensorboard:
             try:
@@ -69,7 +64,8 @@ class MetricsLogger:
     def log(self, row: Mapping[str, Any]) -> None:
         if not self.enabled or self._fh is None:
             return
-        self._fh.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        # Strict JSON: a NaN/inf loss is written as null with "<key>_nonfinite": "nan" beside it.
+        self._fh.write(strict_dumps(dict(row)) + "\n")
         self._fh.flush()
         if self._tb is not None and row.get("kind") in ("train", "eval"):
             step = int(row["step"])
