@@ -30,3 +30,7 @@ class ScalingError(RiverbedError, ValueError):
 
 class RunError(RiverbedError):
     """The run tree is inconsistent with the request (unknown branch, existing name, ...)."""
+
+
+class ReportError(RiverbedError):
+    """A report cannot be written as asked (output path, runs to compare). The message names it."""
