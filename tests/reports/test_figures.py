@@ -58,7 +58,7 @@ def test_fit_figure_marks_the_data_range_and_extrapolation(tmp_path):
     ax = figures.fit_figure(data.fit).axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     handles, labels = ax.get_legend_handles_labels()
-    for want in ("data range", "fit (data range)", "fit (extrapolated)", "finished points", "95% bootstrap band"):
+    for want in ("data range (observed D)", "fit (data range)", "fit (extrapolated)", "finished points", "95% bootstrap band"):
         assert want in labels
     inside = ax.lines[_labels(ax).index("fit (data range)")]
     d = sorted(p.tokens for p in data.points)

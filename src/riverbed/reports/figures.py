@@ -25,6 +25,7 @@ from riverbed.reports.run_plots import Curves
 
 LONG_KINDS = ("main", "wsds", "cyclic", "cosine")
 X_LABELS = {"tokens": "tokens", "flops": "training FLOPs (cumulative along the lineage)"}
+X_NAMES = {"tokens": "tokens", "flops": "training FLOPs"}
 LOSS_LABEL = "held-out loss (nats/token)"
 PMA_STYLE = {"color": "darkorange", "linestyle": "--", "linewidth": 1.6, "marker": "s", "markersize": 3}
 MILESTONE_STYLE = {"color": "crimson", "marker": "*", "markersize": 12, "linestyle": "none", "zorder": 5}
@@ -65,6 +66,12 @@ def _styles(curves: Sequence[Curves]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _legend(ax: Any) -> None:
+    """Legend outside the axes, on the right: with many branches it would hide the curves."""
+    if ax.lines:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _zoom(ax: Any, values: Sequence[float]) -> bool:
     """Limit the loss axis to the lowest 90 % of evaluations (random-init losses dwarf the rest).
 
@@ -88,7 +95,7 @@ def _zoom(ax: Any, values: Sequence[float]) -> bool:
 def lr_figure(data: RunData) -> Any:
     """Learning rate against tokens, one line per branch."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax = plt.subplots(figsize=(11, 3.6))
     styles = _styles(data.curves)
     for c in data.curves:
         if c.lr:
@@ -98,8 +105,7 @@ def lr_figure(data: RunData) -> Any:
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.set_title(f"{data.label}: learning-rate schedule of every branch")
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8, loc="best")
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -111,7 +117,7 @@ def _x(c: Curves, series: str, x: str) -> list[float]:
 def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
     """Held-out loss against tokens (or FLOPs): every branch, PMA merges, WSD-S decayed points."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.2))
     styles = _styles(data.curves)
     values: list[float] = []
     for c in data.curves:
@@ -129,10 +135,9 @@ def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
     zoomed = _zoom(ax, values)
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(LOSS_LABEL + (" (zoomed)" if zoomed else ""))
-    ax.set_title(f"{data.label}: held-out loss against {x}")
+    ax.set_title(f"{data.label}: held-out loss against {X_NAMES[x]}")
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8, loc="upper right")
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -151,7 +156,9 @@ def fit_figure(fit: Any, *, title: str = "") -> Any:
     n = float(pts.n[0]) if "N" in law.features else None
     pred = law.predict(theta, n, grid)
     inside = (grid >= d_lo) & (grid <= d_hi)
-    ax.axvspan(d_lo, d_hi, color="tab:blue", alpha=0.08, label="data range")
+    ax.axvspan(d_lo, d_hi, color="0.85", alpha=0.45, linewidth=0, label="data range (observed D)", zorder=0)
+    for edge in (d_lo, d_hi):
+        ax.axvline(edge, color="0.45", linestyle=":", linewidth=1, zorder=1)
     ax.plot(grid[inside], pred[inside], color="tab:blue", linewidth=2, label="fit (data range)")
     for side in (grid < d_lo, grid > d_hi):
         ax.plot(grid[side], pred[side], color="tab:blue", linewidth=1.5, linestyle="--",
@@ -170,6 +177,11 @@ def fit_figure(fit: Any, *, title: str = "") -> Any:
     ax.set_title(title or f"{law.formula}: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items()), fontsize=10)
     ymin, ymax = float(np.min(pts.loss)), float(np.max(pts.loss))
     ax.set_ylim(ymin / 1.3, ymax * 1.3)  # a band that explodes far out must not flatten the data
+    from matplotlib.ticker import FormatStrFormatter
+
+    # Less than a decade of loss: label the minor ticks too, as plain numbers (not 3x10^0).
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
@@ -182,7 +194,7 @@ def compare_figure(runs: Sequence[RunData], *, x: str = "tokens", series: str = 
     ``series`` is ``loss`` (held-out loss, PMA merges and decayed checkpoints too) or ``lr``.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5 if series == "loss" else 3.4))
+    fig, ax = plt.subplots(figsize=(11, 5.2 if series == "loss" else 3.6))
     values: list[float] = []
     for i, data in enumerate(runs):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
@@ -212,13 +224,12 @@ def compare_figure(runs: Sequence[RunData], *, x: str = "tokens", series: str = 
     if series == "loss":
         zoomed = _zoom(ax, values)
         ax.set_ylabel(LOSS_LABEL + (" (zoomed)" if zoomed else ""))
-        ax.set_title(f"held-out loss against {x}")
+        ax.set_title(f"held-out loss against {X_NAMES[x]}")
     else:
         ax.set_ylabel("learning rate")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        ax.set_title(f"learning rate against {x}")
+        ax.set_title(f"learning rate against {X_NAMES[x]}")
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8, loc="upper right")
+    _legend(ax)
     fig.tight_layout()
     return fig
