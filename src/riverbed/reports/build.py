@@ -96,6 +96,8 @@ class _Images:
 
 def _run_sections(page: Page, images: _Images, data: RunData) -> None:
     page.add_heading("Learning-rate schedules")
+    if not any(c.lr or c.loss for c in data.curves):
+        page.add_note("No metrics yet: no branch of this run has logged a training step (riverbed train ...).")
     images.add("lr", figures.lr_figure(data), "learning rate against tokens, every branch",
                "Every branch's LR; a decay branch starts at its fork point on its parent.")
     page.add_heading("Held-out loss")
