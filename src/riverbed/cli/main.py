@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "init-from-merge": "riverbed.cli.init_from_merge",
     "experiment": "riverbed.cli.experiment",
     "report": "riverbed.cli.report",
+    "claims": "riverbed.cli.claims",
 }
 
 
