@@ -46,15 +46,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title="seed claims at small scale (mean ± standard error over seeds)", show_lines=True)
-    for col in ("claim", "source", "measured", "mean ± se", "verdict"):
-        t.add_column(col, justify="right" if col == "mean ± se" else "left")
+    t.add_column("claim (source)", ratio=3)
+    t.add_column("measured per seed", ratio=4)
+    t.add_column("threshold", justify="right", no_wrap=True)
+    t.add_column("mean ± se", justify="right", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
     colour = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
+    thresholds = {c.claim: c.threshold for c in runner.CLAIMS}
     for r in results:
         se = "?" if r.stderr is None else f"{r.stderr:.4f}"
-        t.add_row(r.claim, r.source, r.measured, f"{r.mean:+.4f} ± {se}", f"[{colour[r.verdict]}]{r.verdict}[/]")
+        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, f"{thresholds[r.claim]:+g}", f"{r.mean:+.4f} ± {se}",
+                  f"[{colour[r.verdict]}]{r.verdict}[/]")
     c = Console()
     c.print(t)
-    c.print(f"rule: {results[0].rule.split(';')[0].replace('holds if', 'a claim holds if')} (threshold per claim; "
-            "does not hold if mean + 2 stderr is below it; inconclusive otherwise)")
+    c.print("rule: holds if mean - 2 se > threshold; does not hold if mean + 2 se < threshold; inconclusive "
+            "otherwise (and with one seed)")
     c.print("not measured here: " + "; ".join(runner.NOT_MEASURED))
     return 0
