@@ -43,3 +43,7 @@ class OutputExistsError(RiverbedError, FileExistsError):
 
 class LockedError(RunError):
     """Another live process is writing the same branch. The message names it (pid, host, start)."""
+
+
+class ReportError(RiverbedError):
+    """A report cannot be written as asked (output path, runs to compare). The message names it."""

@@ -9,6 +9,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "one finished model per budget" in text and "12 steps" in text and "36 steps" in text
+    assert f"riverbed report {out}" in text  # the one more command to an HTML report
     assert (out / "branches.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "demo.json").read_text())
     rows = summary["rows"]

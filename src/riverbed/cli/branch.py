@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None,
                    help="branch name (default <shape>-from<step>-len<length>; with several steps NAME-<step>)")
     p.add_argument("--plan", type=Path, default=None, help="fork every decay branch of a plan.json from `riverbed plan`")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="held-out evaluation every N steps of each branch (default 0: the branch length / 10, "
+                        "about 10 evaluations per branch, enough to draw its drop)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -69,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
         reqs = requests_from_plan(r, args.plan)
-        records = run_requests(r, reqs, progress=not args.no_progress, skip_finished=True)
+        records = run_requests(r, reqs, progress=not args.no_progress, skip_finished=True, eval_every=args.eval_every)
     else:
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
         reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
-        records = run_requests(r, reqs, progress=not args.no_progress)
+        records = run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every)
     print_results(records)
     return 0 if all(b.status == "finished" for b in records) else 1
 

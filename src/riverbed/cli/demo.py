@@ -29,4 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_demo(args.out, QUICK if args.quick else FULL, progress=not args.no_progress)
     print_result(result)
+    # One more command from the demo to a page people can open and share.
+    print(f"next: riverbed report {result.run_dir}   (writes {result.run_dir / 'report.html'}, one self-contained HTML page)")
     return 0

@@ -1,4 +1,4 @@
-"""`riverbed ls RUN [--json]`: the run tree and its compute accounting."""
+"""`riverbed ls RUN [--json] [--plot tree.png]`: the run tree and its compute accounting."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ls", help="show a run tree: branches, fork points, tokens, FLOPs, losses, compute accounting")
     p.add_argument("run", help="run directory")
     p.add_argument("--json", action="store_true", help="print the manifest, finished points and accounting as JSON")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="also draw the tree: LR and held-out loss of every branch against tokens (.png, .svg or .pdf)")
     p.set_defaults(func=run)
 
 
@@ -25,11 +27,27 @@ def _finite(obj):
     return obj
 
 
+def _plot(r, out: str) -> None:
+    from pathlib import Path
+
+    from riverbed.errors import RunError
+    from riverbed.reports.run_plots import plot_run
+
+    path = Path(out)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise RunError(f"--plot {out}: expected a .png, .svg or .pdf file")
+    if r.path.resolve() / "branches" in path.resolve().parents or path.resolve().name == "run.json":
+        raise RunError(f"--plot {out} would write into the run's own files; choose another path")
+    plot_run(r.path, path)
+
+
 def run(args: argparse.Namespace) -> int:
     from riverbed.runs import Run
     from riverbed.runs.view import as_json, render
 
     r = Run.open(args.run)
+    if args.plot is not None:
+        _plot(r, args.plot)
     if args.json:
         print(json.dumps(_finite(as_json(r)), indent=2))
         return 0

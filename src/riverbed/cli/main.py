@@ -31,6 +31,8 @@ VERBS: dict[str, str] = {
     "init-from-merge": "riverbed.cli.init_from_merge",
     "experiment": "riverbed.cli.experiment",
     "completion": "riverbed.cli.completion",
+    "report": "riverbed.cli.report",
+    "claims": "riverbed.cli.claims",
 }
 
 

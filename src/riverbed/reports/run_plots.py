@@ -29,8 +29,12 @@ class Curves:
     lr: list[float] = field(default_factory=list)
     loss_tokens: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
-
-
+    lr_flops: list[float] = field(default_factory=list)
+    loss_flops: list[float] = field(default_factory=list)
+    # PMA monitor rows (``pma_eval_loss``): the merge of the last N checkpoints at each evaluation.
+    pma_tokens: list[float] = field(default_factory=list)
+    pma_flops: list[float] = field(default_factory=list)
+    pma_loss: list[float] = field(default_factory=list)
 
 
 def _number(v: Any) -> float | None:
@@ -42,23 +46,34 @@ def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any 
     c = Curves(name, kind)
     if fork is not None and fork.heldout_loss is not None:
         c.loss_tokens.append(fork.tokens)
+        c.loss_flops.append(fork.flops)
         c.loss.append(fork.heldout_loss)
     for row in read_metrics(layout.metrics_path(run_dir, name)):
         tokens = _number(row.get("tokens"))
         if tokens is None:
             continue
+        flops = _number(row.get("flops"))
+        flops = float("nan") if flops is None else flops
         lr = _number(row.get("lr"))
         loss = _number(row.get("eval_loss", row.get("heldout_loss")))
+        pma = _number(row.get("pma_eval_loss"))
         if row.get("kind", "train") == "train" and lr is not None:
             c.lr_tokens.append(tokens)
+            c.lr_flops.append(flops)
             c.lr.append(lr)
         if row.get("kind") == "eval" and loss is not None:
             c.loss_tokens.append(tokens)
+            c.loss_flops.append(flops)
             c.loss.append(loss)
+        if row.get("kind") == "pma" and pma is not None:
+            c.pma_tokens.append(tokens)
+            c.pma_flops.append(flops)
+            c.pma_loss.append(pma)
     return c
 
 
 def run_curves(run_dir: str | Path) -> list[Curves]:
+    """Curves of every branch of a run; a branch's LR line starts at its fork point."""
     from riverbed.runs import Run
 
     run = Run.open(run_dir)
@@ -70,6 +85,7 @@ def run_curves(run_dir: str | Path) -> list[Curves]:
             continue
         # Start the branch's LR line where it leaves its parent (the LR of the fork step itself).
         c.lr_tokens.insert(0, b.fork.tokens)
+        c.lr_flops.insert(0, b.fork.flops)
         c.lr.insert(0, parent.lr[parent.lr_tokens.index(b.fork.tokens)])
     return list(curves.values())
 

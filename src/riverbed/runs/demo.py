@@ -124,7 +124,9 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
     stops = sorted({r.fork for r in plan.rows} | {r.length for r in plan.rows})
     with run.training(BranchRecord(layout.MAIN, "main", main_spec)):
         train_main(cfg, out, run, until_step=plan.rows[-1].length, extra_stops=stops, progress=progress, data=data)
-    records = run_requests(run, requests_from_plan(run, plan), cfg=cfg, data=data, progress=progress, skip_finished=True)
+    # eval_every=0: about ten evaluations per decay branch, so the plots show each branch's drop.
+    records = run_requests(run, requests_from_plan(run, plan), cfg=cfg, data=data, progress=progress, skip_finished=True,
+                           eval_every=0)
     rows = []
     for row, rec in zip(plan.rows, records):
         final = rec.final

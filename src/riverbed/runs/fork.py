@@ -21,7 +21,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,13 +254,36 @@ def plan_requests(run: Run, from_steps: Sequence[int], shape: str, length: int |
     return reqs
 
 
+#: ``eval_every=0`` evaluates each branch every length // EVALS_PER_BRANCH steps: enough points
+#: to draw a decay branch's drop (an eval cadence made for the long main branch gives a short
+#: decay one or two points).
+EVALS_PER_BRANCH = 10
+
+
+def branch_eval_every(length: int, eval_every: int) -> int:
+    """Held-out evaluation cadence of a branch of ``length`` steps; 0 = about 10 evaluations.
+
+    >>> branch_eval_every(25, 0), branch_eval_every(5, 0), branch_eval_every(25, 4)
+    (2, 1, 4)
+    """
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise RunError(f"--eval-every {eval_every!r}: expected a number of steps >= 1 (0 = about "
+                       f"{EVALS_PER_BRANCH} evaluations per branch)")
+    return eval_every or max(1, length // EVALS_PER_BRANCH)
+
+
 def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
-                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False) -> list[BranchRecord]:
+                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
+                 eval_every: int | None = None) -> list[BranchRecord]:
     """Validate all requests, then train each (oldest fork first). Returns the branch records.
 
     ``skip_finished``: a request whose branch already finished with the same schedule is
-    returned as it is instead of being an error (re-running a plan).
+    returned as it is instead of being an error (re-running a plan). ``eval_every``: the
+    branches' evaluation cadence in steps (0: see :func:`branch_eval_every`); None keeps the
+    run config's ``train.eval_every``.
     """
+    if eval_every is not None:
+        branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
     from riverbed.schedules import schedule_to_spec
 
     todo = []
@@ -281,5 +304,8 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
 
         data = load_dataset(cfg.data)
     for req, schedule, _resume in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
-        done.append(train_fork(run, req, schedule, cfg=cfg, progress=progress, data=data))
+        c = cfg
+        if eval_every is not None:
+            c = replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
+        done.append(train_fork(run, req, schedule, cfg=c, progress=progress, data=data))
     return done

@@ -14,6 +14,7 @@ a non-finite value is ``null`` with ``"<key>_nonfinite": "nan"`` (or ``"inf"``) 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+TENSORBOARD_MISSING = ("riverbed: [train] tensorboard = true but tensorboard is not installed: metrics go to "
+                       "metrics.jsonl only (pip install 'riverbed[tensorboard]', or set train.tensorboard = false)")
+_told: set[str] = set()
+
+
+def _tensorboard_missing() -> None:
+    # Once per process: a run tree opens one logger per branch and per resume.
+    if TENSORBOARD_MISSING not in _told:
+        _told.add(TENSORBOARD_MISSING)
+        print(TENSORBOARD_MISSING, file=sys.stderr)
+
+
 class MetricsLogger:
     """Append-only JSONL writer (rank 0 only; other ranks get ``enabled=False``)."""
 
@@ -56,9 +69,11 @@ class MetricsLogger:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard not installed: JSONL only
+            except ImportError:  # tensorboard not installed: JSONL only, and the user is told once
                 SummaryWriter = None
+                _tensorboard_missing()
             if SummaryWriter is not None:
+                # One log dir per branch: `tensorboard --logdir RUN/branches` shows each branch as its own run.
                 self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
 
     def log(self, row: Mapping[str, Any]) -> None:

@@ -1,0 +1,65 @@
+"""build_report / build_compare: what the page holds, what is written beside it, what is refused."""
+
+import re
+
+import pytest
+
+from riverbed.errors import ReportError, RunError
+from riverbed.reports import build_compare, build_report
+
+from .helpers import wsd_tree, wsds_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_run_tree(tmp_path):
+    run = wsd_tree(tmp_path / "w")
+    rep = build_report(run.path)
+    assert rep.html == run.path / "report.html"
+    assert sorted(p.name for p in rep.images) == ["report-fit.png", "report-loss.png", "report-lr.png"]
+    assert all(p.read_bytes()[:8] == PNG for p in rep.images)
+    page = rep.html.read_text()
+    for section in ("Learning-rate schedules", "Held-out loss", "Compute accounting", "Spike-guard events",
+                    "Scaling fit", "Config", "Software"):
+        assert f">{section}</h2>" in page
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "default-src &#x27;none&#x27;" in page or "default-src 'none'" in page
+    # nothing the browser would fetch: no external src/href, no script
+    assert not re.search(r'(src|href)="(?!data:|#)', page) and "<script" not in page
+    assert "spike" in page and "loss=9.5" in page  # the guard event
+    assert "this run tree (all branches)" in page and "budgets as separate from-scratch runs" in page
+    assert "bootstrap intervals" in page and "beta" in page
+
+
+def test_report_escapes_run_strings(tmp_path):
+    run = wsd_tree(tmp_path / "w", forks=(40,))
+    run.record_event("main", {"source": "guard", "event": "<script>alert(1)</script>"})
+    page = build_report(run.path, tmp_path / "r.html").html.read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_bad_requests_write_nothing(tmp_path):
+    run = wsd_tree(tmp_path / "w", forks=(40,))
+    before = sorted(p.name for p in run.path.iterdir())
+    with pytest.raises(ReportError, match="an .html file"):
+        build_report(run.path, tmp_path / "r.png")
+    with pytest.raises(ReportError, match="the run's own files"):
+        build_report(run.path, run.path / "branches" / "main" / "r.html")
+    with pytest.raises(RunError, match="not a riverbed run"):
+        build_report(tmp_path / "nope", tmp_path / "r.html")
+    with pytest.raises(ReportError, match="at least two runs"):
+        build_compare([run.path], tmp_path / "c.html")
+    with pytest.raises(ReportError, match="named twice"):
+        build_compare([run.path, run.path], tmp_path / "c.html")
+    assert sorted(p.name for p in run.path.iterdir()) == before
+    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.png"))
+
+
+def test_compare_page(tmp_path):
+    a, b = wsd_tree(tmp_path / "wsd"), wsds_run(tmp_path / "wsds")
+    rep = build_compare([a.path, b.path], tmp_path / "out" / "cmp.html")
+    assert sorted(p.name for p in rep.images) == ["cmp-loss-flops.png", "cmp-loss-tokens.png", "cmp-lr.png"]
+    page = rep.html.read_text()
+    assert "Held-out loss at equal tokens" in page and "Held-out loss at equal compute" in page
+    assert "keys that differ between the runs" in page and "schedule.type" in page
+    assert page.count('src="data:image/png;base64,') == 3
