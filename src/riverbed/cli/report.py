@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", type=Path, default=None, help="run directory")
     p.add_argument("--compare", nargs="+", type=Path, default=None, metavar="RUN",
                    help="overlay these runs in one page (needs --out)")
-    p.add_argument("--out", "-o", type=Path, default=None,
+    p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default RUN/report.html; required with --compare)")
     p.add_argument("--no-fit", action="store_true", help="skip the scaling fit of the finished points")
     p.set_defaults(func=run)
