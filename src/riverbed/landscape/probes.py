@@ -110,20 +110,23 @@ def plane(obj: Objective, a: Params, b: Params, c: Params, *, grid: int = 21, ma
     both unit vectors), on a ``grid`` x ``grid`` box around the three points and the marks."""
     if grid < 2:
         raise ValueError(f"grid must be >= 2, got {grid}")
-    ba = combine([b, a], [1.0, -1.0])
-    ca = combine([c, a], [1.0, -1.0])
+    # The basis is built in float64: float32 rounding would tilt v out of the plane.
+    a64, b64, c64 = ({k: t.double() for k, t in p.items()} for p in (a, b, c))
+    ba = combine([b64, a64], [1.0, -1.0])
+    ca = combine([c64, a64], [1.0, -1.0])
     nu = math.sqrt(dot(ba, ba))
     u = combine([ba], [1.0 / nu]) if nu > 0 else None
     if u is None:
         raise ValueError("plane: A and B are the same point")
     v_raw = combine([ca, u], [1.0, -dot(ca, u)])
     nv = math.sqrt(dot(v_raw, v_raw))
-    if nv <= 1e-12 * max(nu, 1.0):
+    eps = max(torch.finfo(t.dtype).eps for t in a.values())
+    if nv <= 1e3 * eps * max(nu, math.sqrt(dot(ca, ca))):
         raise ValueError("plane: A, B and C are collinear")
     v = combine([v_raw], [1.0 / nv])
 
     def project(p: Params) -> tuple[float, float, float]:
-        d = combine([p, a], [1.0, -1.0])
+        d = combine([{k: t.double() for k, t in p.items()}, a64], [1.0, -1.0])
         x, y = dot(d, u), dot(d, v)
         rest = combine([d, u, v], [1.0, -x, -y])
         return x, y, math.sqrt(max(dot(rest, rest), 0.0))
