@@ -119,8 +119,11 @@ def hill_along(run: str | Path, *, every: int = 1, branch: str = layout.MAIN, **
     refs = [r for r in layout.list_checkpoints(run, branch) if r.step > 0][::every]
     if not refs:
         raise RunError(f"run {run}: branch {branch!r} has no saved checkpoint past step 0")
-    cfg = RunConfig.from_dict(read_state(refs[0].path)["config"], source=str(refs[0].path))
-    data = kw.pop("data", None) or load_dataset(cfg.data)
+    raw = read_state(refs[0].path).get("config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"checkpoint {refs[0].path}: state.json has no run config")
+    cfg = RunConfig.from_dict(raw, source=str(refs[0].path / layout.STATE_FILE))
+    data = kw.pop("data", None) or load_dataset(cfg.data)  # loaded once for every checkpoint
     return [hill(r.path, data=data, **kw) for r in refs]
 
 
