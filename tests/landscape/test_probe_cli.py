@@ -165,3 +165,14 @@ def test_hf_directory_needs_a_config_and_then_probes(bigram_run, capsys, tmp_pat
     assert "--config" in capsys.readouterr().err
     rc, out = _json(capsys, ["interpolate", str(hf), str(ckpts[-1]), "--points", "2", "--config", str(cfg)])
     assert rc == 0 and out["losses"][0] == pytest.approx(setup.objective.loss(p)) == pytest.approx(out["losses"][1])
+
+
+@pytest.mark.slow
+def test_experiment_bigram_quick(tmp_path, capsys):
+    out = tmp_path / "exp"
+    assert main(["experiment", "bigram", "--quick", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    s = res["summary"]
+    assert (out / "bigram.png").is_file() and (out / "results.md").is_file() and s["seeds"] == 1
+    assert s["decayed_loss"]["mean"] > s["entropy_rate"] > 0 and set(s["bucket_drop"]) <= {"deterministic", "low", "mid", "high"}
+    assert res["runs"][0]["sharpness"][-1]["branch"].startswith("linear")

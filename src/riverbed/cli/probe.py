@@ -199,7 +199,9 @@ def run_sharpness(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--tol must be in (0, 1), got {args.tol!r}")
     setup, (p,) = open_checkpoints([args.ckpt], config=args.config, device=args.device)
-    s = sharpness(setup.objective, p, top=args.top, max_hvps=args.max_hvps, tol=args.tol, seed=args.seed)
+    # The bar's total is the budget: a converging run finishes early.
+    with _Bar(args.max_hvps, "sharpness (HVPs)", not args.no_progress and not args.json) as bar:
+        s = sharpness(setup.objective, p, top=args.top, max_hvps=args.max_hvps, tol=args.tol, seed=args.seed, progress=bar)
     out = {"checkpoint": str(args.ckpt), "loss": setup.objective.loss(p), **s.to_json()}
     if args.json:
         _print_json(out)

@@ -157,13 +157,17 @@ def plane(obj: Objective, a: Params, b: Params, c: Params, *, grid: int = 21, ma
 # ---- sharpness ----------------------------------------------------------------------------------
 
 def sharpness(obj: Objective, params: Params, *, top: int = 5, max_hvps: int = 200, tol: float = 1e-4,
-              seed: int = 0) -> Spectrum:
-    """Top ``top`` eigenvalues of the Hessian of ``obj`` at ``params`` (riverbed.landscape.lanczos)."""
+              seed: int = 0, progress: Any = None) -> Spectrum:
+    """Top ``top`` eigenvalues of the Hessian of ``obj`` at ``params`` (riverbed.landscape.lanczos).
+    ``progress`` (optional) is called after every Hessian-vector product."""
     n = sum(t.numel() for t in params.values())
     device = next(iter(params.values())).device
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
-        return flatten(obj.hvp(params, unflatten(v, params))).to(device)
+        hv = flatten(obj.hvp(params, unflatten(v, params))).to(device)
+        if progress is not None:
+            progress()
+        return hv
 
     return lanczos(matvec, n, top, max_hvps=max_hvps, tol=tol, seed=seed, device=device)
 
