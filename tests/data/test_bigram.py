@@ -116,3 +116,21 @@ def _text(tmp_path):
     p = tmp_path / "t.txt"
     p.write_text("abcabcabd " * 200)
     return p
+
+
+def test_training_with_a_bucket_map_logs_eval_loss_by_bucket(tmp_path, tiny_run_config):
+    import dataclasses
+
+    from riverbed.checkpoints import layout
+    from riverbed.training import read_metrics, train_branch
+
+    f = tmp_path / "b.json"
+    f.write_text(json.dumps({str(i): ("vowel" if chr(i) in "aeiou" else "other") for i in range(97, 123)}))
+    cfg = tiny_run_config.replace(data=DataConfig(source=str(_text(tmp_path)), bucket_map=str(f), heldout_block=64),
+                                  train=dataclasses.replace(tiny_run_config.train, max_steps=2, eval_every=2))
+    train_branch(cfg, tmp_path / "run", until_step=2, progress=False)
+    rows = [r for r in read_metrics(layout.metrics_path(tmp_path / "run", "main")) if r["kind"] == "eval"]
+    assert set(rows[-1]["eval_loss_by_bucket"]) == {"vowel", "other"} and "eval_optimal_loss" not in rows[-1]
+    bad = cfg.replace(data=DataConfig(source=str(_text(tmp_path)), bucket_map=str(tmp_path / "nope.json"), heldout_block=64))
+    with pytest.raises(ConfigError, match="data.bucket_map"):
+        train_branch(bad, tmp_path / "run2", until_step=2, progress=False)
