@@ -75,6 +75,7 @@ def test_load_dataset_bigram_source():
     ("bigram_successors", 1, "data.bigram_successors"),
     ("bigram_tokens", 0, "data.bigram_tokens"),
     ("bucket_map", "", "data.bucket_map"),
+    ("tokenizer", "bpe", "no tokenizer"),
 ])
 def test_bad_bigram_keys(key, value, match):
     with pytest.raises(ConfigError, match=match):

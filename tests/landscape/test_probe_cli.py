@@ -165,6 +165,8 @@ def test_hf_directory_needs_a_config_and_then_probes(bigram_run, capsys, tmp_pat
     assert "--config" in capsys.readouterr().err
     rc, out = _json(capsys, ["interpolate", str(hf), str(ckpts[-1]), "--points", "2", "--config", str(cfg)])
     assert rc == 0 and out["losses"][0] == pytest.approx(setup.objective.loss(p)) == pytest.approx(out["losses"][1])
+    assert main(["probe", "hill", str(hf), "--no-progress"]) == 2  # a decay branch needs optimizer state
+    assert "needs a riverbed checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.slow

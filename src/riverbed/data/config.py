@@ -72,6 +72,8 @@ class DataConfig:
             raise ConfigError(f"data.vocab_size must be an integer in [1, 2^32] or unset, got {v!r}")
         if self.token_dtype == "uint16" and v is not None and v > 2**16:
             raise ConfigError(f"data.vocab_size={v} does not fit data.token_dtype='uint16'")
+        if self.source == "bigram" and self.tokenizer != "byte":
+            raise ConfigError(f"data.tokenizer={self.tokenizer!r}: source='bigram' generates token ids, it has no tokenizer")
         b = self.bigram_deterministic
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
             raise ConfigError(f"data.bigram_deterministic must be in [0, 1), got {b!r}")

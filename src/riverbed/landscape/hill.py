@@ -56,7 +56,9 @@ class HillPoint:
 
 
 def default_length(fork_step: int) -> int:
-    """>>> default_length(400), default_length(20)
+    """Decay steps when ``--length`` is not given.
+
+    >>> default_length(400), default_length(20)
     (40, 10)
     """
     return max(DEFAULT_MIN_LENGTH, round(DEFAULT_FRACTION * fork_step))

@@ -14,7 +14,7 @@ against a dense eigen-decomposition. A deterministic row has p_i -> one-hot and 
 >>> import torch
 >>> m = LogitTable(3)
 >>> out = m(torch.tensor([[0, 1]]), torch.tensor([[1, 2]]))
->>> round(float(out.loss), 6) == round(float(torch.log(torch.tensor(3.0))), 6)
+>>> round(out.loss.item(), 6) == round(float(torch.log(torch.tensor(3.0))), 6)
 True
 """
 
