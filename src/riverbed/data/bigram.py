@@ -7,7 +7,9 @@ language over ``vocab`` tokens with a controllable mix:
 
 * a share ``deterministic`` of the tokens are *deterministic* contexts (exactly one successor);
 * every other token is a *high-entropy* context with ``2 .. max_successors`` successors
-  (the count drawn uniformly per context) and Dirichlet(1) probabilities over them.
+  (the count drawn uniformly per context) and Dirichlet(1) probabilities over them. Every token
+  must be the successor of some high-entropy context, so with very few of them a context can get
+  more than ``max_successors``; the attribute then holds the largest count actually used.
 
 The chain is irreducible by construction (deterministic successors form a DAG that always ends
 in a high-entropy context; the high-entropy contexts form a ring, and every token is a successor

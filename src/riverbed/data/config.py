@@ -44,7 +44,8 @@ class DataConfig:
     bigram_deterministic: float = 0.5
     """source = "bigram": share of contexts with exactly one successor (the rest are high-entropy)."""
     bigram_successors: int = 16
-    """source = "bigram": most successors of a high-entropy context (each draws 2 .. this many)."""
+    """source = "bigram": most successors of a high-entropy context (each draws 2 .. this many; a few
+    more only where few high-entropy contexts must together cover every token as a successor)."""
     bigram_tokens: int = 1 << 20
     """source = "bigram": tokens in the training chain (the held-out chain has heldout_fraction of it)."""
     bigram_seed: int = 0
