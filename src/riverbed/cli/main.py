@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "completion": "riverbed.cli.completion",
     "report": "riverbed.cli.report",
     "claims": "riverbed.cli.claims",
+    "probe": "riverbed.cli.probe",
 }
 
 

@@ -1,5 +1,5 @@
-"""riverbed.data: the embedded corpus, text and token-file sources, tokenizers, a fixed held-out split,
-and batches that are a pure function of (seed, step).
+"""riverbed.data: the embedded corpus, text and token-file sources, the synthetic bigram language,
+tokenizers, a fixed held-out split, context buckets, and batches that are a pure function of (seed, step).
 
 ``DataConfig`` imports without torch or numpy; the rest loads on use.
 
@@ -18,11 +18,13 @@ from typing import Any
 from riverbed.data.config import DataConfig
 
 __all__ = [
-    "BPETokenizer", "ByteTokenizer", "DataConfig", "TokenData", "Tokenizer", "epoch_permutation",
+    "BPETokenizer", "BigramLanguage", "BucketMap", "ByteTokenizer", "DataConfig", "TokenData", "Tokenizer", "epoch_permutation",
     "get_batch", "heldout_batches", "interleaved_split", "load_dataset", "load_tokenizer", "n_windows",
 ]
 
 _LAZY = {
+    "BigramLanguage": "riverbed.data.bigram",
+    "BucketMap": "riverbed.data.buckets",
     "epoch_permutation": "riverbed.data.batches",
     "get_batch": "riverbed.data.batches",
     "heldout_batches": "riverbed.data.batches",

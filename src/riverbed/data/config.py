@@ -21,7 +21,8 @@ TOKEN_DTYPES = ("uint16", "uint32")
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "default"
-    """"default" (the embedded Shakespeare + King James Bible corpus), a UTF-8 text file, a folder of
+    """"default" (the embedded Shakespeare + King James Bible corpus), "bigram" (a synthetic Markov
+    language with a known optimal loss, riverbed.data.bigram), a UTF-8 text file, a folder of
     ``*.txt`` files (read recursively in sorted path order), a pre-tokenized ``.bin`` file, or a folder
     holding ``train.bin`` + ``val.bin`` (nanoGPT layout; that split is used as given)."""
     tokenizer: str = "byte"
@@ -36,9 +37,22 @@ class DataConfig:
     token_dtype: str | None = None
     """dtype of ``.bin`` files, "uint16" or "uint32"; None: from ``vocab_size`` (uint16 up to 65536)."""
     vocab_size: int | None = None
-    """Vocabulary of ``.bin`` tokens (checked against the data); None: max token + 1. Ignored for text."""
+    """Vocabulary of ``.bin`` tokens (checked against the data); None: max token + 1. Ignored for text.
+    For ``source = "bigram"``: the language's vocabulary (None: 64)."""
     cache_dir: str | None = None
     """Where BPE tokenizations are cached; None: $RIVERBED_CACHE or ~/.cache/riverbed."""
+    bigram_deterministic: float = 0.5
+    """source = "bigram": share of contexts with exactly one successor (the rest are high-entropy)."""
+    bigram_successors: int = 16
+    """source = "bigram": most successors of a high-entropy context (each draws 2 .. this many; a few
+    more only where few high-entropy contexts must together cover every token as a successor)."""
+    bigram_tokens: int = 1 << 20
+    """source = "bigram": tokens in the training chain (the held-out chain has heldout_fraction of it)."""
+    bigram_seed: int = 0
+    """source = "bigram": seeds the language and both chains (independent of train.seed)."""
+    bucket_map: str | None = None
+    """JSON file {"<token id>": "<bucket>"}: eval rows split the held-out loss by the bucket of each
+    position's context token (``eval_loss_by_bucket``). The bigram source has its own buckets."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -59,6 +73,17 @@ class DataConfig:
             raise ConfigError(f"data.vocab_size must be an integer in [1, 2^32] or unset, got {v!r}")
         if self.token_dtype == "uint16" and v is not None and v > 2**16:
             raise ConfigError(f"data.vocab_size={v} does not fit data.token_dtype='uint16'")
+        if self.source == "bigram" and self.tokenizer != "byte":
+            raise ConfigError(f"data.tokenizer={self.tokenizer!r}: source='bigram' generates token ids, it has no tokenizer")
+        b = self.bigram_deterministic
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
+            raise ConfigError(f"data.bigram_deterministic must be in [0, 1), got {b!r}")
+        for key, lo in (("bigram_successors", 2), ("bigram_tokens", 2), ("bigram_seed", 0)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"data.{key} must be an integer >= {lo}, got {v!r}")
+        if self.bucket_map is not None and (not isinstance(self.bucket_map, str) or not self.bucket_map):
+            raise ConfigError(f"data.bucket_map must be a JSON file path or unset, got {self.bucket_map!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, str):
             raise ConfigError(f"data.cache_dir must be a path string or unset, got {self.cache_dir!r}")
 
@@ -78,4 +103,9 @@ class DataConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """All fields; unset ones (None) are dropped so the result is TOML-serialisable."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if self.source != "bigram":  # keep other sources' configs free of keys they ignore
+            for f in dataclasses.fields(self):
+                if f.name.startswith("bigram_") and out.get(f.name) == f.default:
+                    del out[f.name]
+        return out

@@ -17,6 +17,7 @@ space afterwards), and its tokenization is cached under the user cache dir, keye
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.data.bigram import BUCKETS, BigramLanguage, language_from_config
+from riverbed.data.buckets import BucketMap
 from riverbed.data.config import DataConfig
 from riverbed.data.sources import (
     check_vocab,
@@ -51,6 +54,10 @@ class TokenData:
     meta: dict[str, Any] = field(default_factory=dict)
     """JSON-able description: source, kind, tokenizer, split, token counts, per-document sizes,
     ``fingerprint`` (hash of both splits, to check that a resumed run sees the same data)."""
+    buckets: BucketMap | None = None
+    """Context-token buckets splitting the held-out loss (the bigram source's, or data.bucket_map)."""
+    language: BigramLanguage | None = None
+    """The generating language of ``source = "bigram"`` (exact entropy rate, true probabilities)."""
 
 
 def interleaved_split(tokens: np.ndarray, block: int, every: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +190,39 @@ def _split_desc(cfg: DataConfig) -> str:
     return f"interleaved: every {cfg.heldout_every}th block of {cfg.heldout_block} tokens held out"
 
 
+def _load_bigram(cfg: DataConfig) -> TokenData:
+    """Two independent chains of the language, both started from its stationary distribution:
+    train (``bigram_tokens``) and held-out (``heldout_fraction`` of that). No cut is needed, so
+    every adjacent pair of either split is a true transition (see riverbed.data.bigram)."""
+    lang = language_from_config(cfg)
+    train = lang.sample(cfg.bigram_tokens, seed=cfg.bigram_seed, stream=1)
+    heldout = lang.sample(max(2, round(cfg.bigram_tokens * cfg.heldout_fraction)), seed=cfg.bigram_seed, stream=2)
+    buckets = BucketMap(BUCKETS, lang.buckets())
+    meta = {
+        "source": "bigram", "kind": "bigram", "tokenizer": None,
+        "split": "independent train and held-out chains from the stationary distribution",
+        "n_train": int(len(train)), "n_heldout": int(len(heldout)), "vocab_size": lang.vocab,
+        "deterministic_contexts": lang.n_deterministic, "entropy_rate": lang.entropy_rate,
+        "buckets": buckets.to_meta(), "fingerprint": fingerprint(train, heldout),
+    }
+    return TokenData(train, heldout, None, lang.vocab, meta, buckets=buckets, language=lang)
+
+
 def load_dataset(cfg: DataConfig) -> TokenData:
     """Read, tokenize and split ``cfg.source``. Same config -> same arrays, on every machine."""
     if not isinstance(cfg, DataConfig):
         raise TypeError(f"load_dataset expects a DataConfig, got {type(cfg).__name__}")
+    data = _load_source(cfg)
+    if cfg.bucket_map is not None:
+        # A user's bucket map replaces the source's own (the bigram buckets included).
+        buckets = BucketMap.from_json(cfg.bucket_map, data.vocab_size)
+        data = dataclasses.replace(data, buckets=buckets, meta={**data.meta, "buckets": buckets.to_meta()})
+    return data
+
+
+def _load_source(cfg: DataConfig) -> TokenData:
+    if cfg.source == "bigram":
+        return _load_bigram(cfg)
     if cfg.source == "default":
         docs, kind = default_corpus(), "default"
     else:

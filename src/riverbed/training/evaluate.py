@@ -273,3 +273,71 @@ def _state(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{f}: corrupt checkpoint state ({exc})") from None
     return d if isinstance(d, dict) else {}
+
+
+@torch.no_grad()
+def evaluate_by_bucket(
+    model: torch.nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    of_token: torch.Tensor,
+    names: Sequence[str],
+    *,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    chunk: int = 0,
+    dist: DistInfo | None = None,
+) -> dict[str, float]:
+    """Mean token loss of the held-out positions in each bucket: a position's bucket is that of
+    its context token (``of_token[x]``, -1 = none; riverbed.data.buckets). Buckets without a
+    position are left out. Rank-independent like :func:`evaluate` (sums, then one division)."""
+    dist = dist or DistInfo()
+    if not batches:
+        raise ValueError("evaluate_by_bucket: no held-out batches")
+    k = len(names)
+    of_token = of_token.to(device)
+    sums = torch.zeros(k + 1, dtype=torch.float64, device=device)  # slot k: positions in no bucket
+    counts = torch.zeros(k + 1, dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        for i, (x, y) in enumerate(batches):
+            if i % dist.world != dist.rank:
+                continue
+            step = chunk if chunk > 0 else x.shape[0]
+            for start in range(0, x.shape[0], step):
+                xs = x[start:start + step].to(device, non_blocking=True)
+                ys = y[start:start + step].to(device, non_blocking=True)
+                with autocast():
+                    logits = model(xs).logits
+                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ys.flatten(), reduction="none")
+                b = of_token[xs.flatten()]
+                b = torch.where(b < 0, torch.full_like(b, k), b)
+                sums.index_add_(0, b, loss.double())
+                counts.index_add_(0, b, torch.ones_like(loss, dtype=torch.float64))
+    finally:
+        model.train(was_training)
+    sum_(sums, dist)
+    sum_(counts, dist)
+    return {names[j]: float(sums[j] / counts[j]) for j in range(k) if counts[j] > 0}
+
+
+def eval_extras(model: torch.nn.Module, data: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                **kw: Any) -> dict[str, Any]:
+    """Extra fields of an eval row for data with context buckets (bigram, data.bucket_map):
+    ``eval_loss_by_bucket``; for bigram data also ``eval_optimal_loss``, the true language's
+    loss on exactly these held-out tokens (riverbed.data.bigram), so excess = eval_loss - it."""
+    buckets = getattr(data, "buckets", None)
+    if buckets is None:
+        return {}
+    of_token = torch.as_tensor(buckets.of_token, dtype=torch.long)
+    out: dict[str, Any] = {"eval_loss_by_bucket": evaluate_by_bucket(model, batches, of_token, buckets.names, **kw)}
+    language = getattr(data, "language", None)
+    if language is not None:
+        out["eval_optimal_loss"] = optimal_loss(language, batches)
+    return out
+
+
+def optimal_loss(language: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean of the per-batch true-model losses, averaged exactly like :func:`evaluate`."""
+    per_batch = [language.sample_loss(x.flatten().numpy(), y.flatten().numpy()) for x, y in batches]
+    return sum(per_batch) / len(per_batch)

@@ -34,7 +34,7 @@ from riverbed.config import RunConfig
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.training import distributed as D
 from riverbed.training.callbacks import TrainContext
-from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
+from riverbed.training.evaluate import autocast_factory, eval_extras, evaluate, heldout_set
 from riverbed.training.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer, set_lr
 from riverbed.training.progress import StepProgress
@@ -211,7 +211,8 @@ def _train_branch(cfg: RunConfig, run_dir: str | Path, branch: str, schedule: An
 
     def do_eval() -> None:
         ctx.last_eval_loss = run_eval()
-        logger.log({"kind": "eval", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops, "eval_loss": ctx.last_eval_loss})
+        logger.log({"kind": "eval", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops, "eval_loss": ctx.last_eval_loss,
+                    **eval_extras(model, data, eval_set, device=device, autocast=autocast, chunk=micro, dist=dist)})
         for cb in callbacks:
             if hasattr(cb, "on_eval"):
                 cb.on_eval(ctx, {"eval_loss": ctx.last_eval_loss})

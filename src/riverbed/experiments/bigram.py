@@ -1,0 +1,172 @@
+"""`riverbed experiment bigram`: WSD on the bigram language, seen through the landscape probes.
+
+Per seed: a tiny dense model trains a constant-LR main branch on ``source = "bigram"`` data
+(riverbed.data.bigram: half the contexts deterministic, the rest up to 16 successors), with
+checkpoints every ``CKPT`` steps; a linear decay branch forks at the last main checkpoint. Then:
+
+* the held-out loss of main and decay against tokens, with the exact optimum (entropy rate);
+* the drop of the decay split by context-entropy bucket (``eval_loss_by_bucket``);
+* interpolation between two stable-phase checkpoints (convex with an interior minimum below both
+  ends?) against the interpolation from the fork toward the decayed checkpoint (monotone?);
+* the top Hessian eigenvalue (sharpness) at every main checkpoint and at the decayed one.
+
+Mean and standard error over seeds (3 by default). Writes ``results.json``, ``results.md`` and
+``bigram.png`` under ``--out``. RIVERBED_BOUNDED=1 (or ``--quick``) runs a short one-seed form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from riverbed.experiments.spike import bounded
+
+LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
+QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("experiments/bigram"), help="output folder (replaced)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds (default 3; quick 1)")
+    p.add_argument("--steps", type=int, default=None, help=f"main-branch steps (default {MAIN_STEPS})")
+    p.add_argument("--decay", type=int, default=None, help=f"decay steps (default {DECAY})")
+    p.add_argument("--lr", type=float, default=LR, help=f"stable LR (default {LR})")
+    p.add_argument("--quick", action="store_true", help="the short form CI runs (also RIVERBED_BOUNDED=1)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
+    from riverbed.config import OptimConfig, RunConfig, TrainConfig
+    from riverbed.data import DataConfig
+    from riverbed.model import ModelConfig
+
+    return RunConfig(model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
+                     data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),
+                     optim=OptimConfig(lr=lr), schedule={"type": "warmup-stable", "warmup": 10},
+                     train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=eval_every,
+                                       eval_batches=4, log_every=5, device="cpu", tensorboard=False, seed=seed, threads=1))
+
+
+def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,
+             progress: bool) -> dict[str, Any]:
+    from riverbed.checkpoints import layout
+    from riverbed.landscape import interpolate, open_checkpoints, sharpness
+    from riverbed.runs import Run
+    from riverbed.runs.drive import train_main
+    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.training import read_metrics
+
+    cfg = config(seed, steps, ckpt, eval_every, lr)
+    run_dir = out / f"seed{seed}"
+    run = Run.create(run_dir, cfg)
+    train_main(cfg, run_dir, run, until_step=steps, progress=progress, data=data)
+    (rec,) = run_requests(run, plan_requests(run, [steps], "linear", decay), progress=progress, data=data)
+    decayed = layout.list_checkpoints(run_dir, rec.name)[-1].path
+    mains = [r for r in layout.list_checkpoints(run_dir, "main") if r.step > 0]
+
+    def evals(branch: str) -> list[dict[str, Any]]:
+        return [r for r in read_metrics(layout.metrics_path(run_dir, branch)) if r.get("kind") == "eval"]
+
+    main_rows, decay_rows = evals("main"), evals(rec.name)
+    fork_row = next(r for r in main_rows if r["step"] == steps)
+    end_row = decay_rows[-1]
+    setup, params = open_checkpoints([*(r.path for r in mains), decayed], data=data)
+    obj = setup.objective
+    a, f, d = params[len(mains) // 2 - 1 if len(mains) > 1 else 0], params[len(mains) - 1], params[-1]
+    stable = interpolate(obj, a, f, points=POINTS)
+    toward = interpolate(obj, f, d, points=POINTS)
+    sharp = [sharpness(obj, p, top=1, max_hvps=40, tol=1e-3, seed=seed) for p in params]
+    return {
+        "seed": seed, "decay_branch": rec.name, "entropy_rate": data.language.entropy_rate,
+        "main": [(r["tokens"], r["eval_loss"]) for r in main_rows], "decay": [(r["tokens"], r["eval_loss"]) for r in decay_rows],
+        "fork_loss": fork_row["eval_loss"], "decayed_loss": end_row["eval_loss"], "optimal_loss": end_row["eval_optimal_loss"],
+        "buckets_fork": fork_row["eval_loss_by_bucket"], "buckets_decayed": end_row["eval_loss_by_bucket"],
+        "interp_stable": {"from_step": mains[len(mains) // 2 - 1 if len(mains) > 1 else 0].step, "to_step": steps,
+                          **stable.to_json(), **_shape(stable.losses)},
+        "interp_toward_decay": {"from_step": steps, **toward.to_json(), **_shape(toward.losses)},
+        "sharpness": [{"step": r.step, "branch": "main", "top": s.eigenvalues[0], "converged": s.converged}
+                      for r, s in zip(mains, sharp)]
+                     + [{"step": steps + decay, "branch": rec.name, "top": sharp[-1].eigenvalues[0], "converged": sharp[-1].converged}],
+    }
+
+
+def _shape(losses: tuple[float, ...]) -> dict[str, bool]:
+    """Interior minimum below both ends; monotone decrease from the first end (to 1e-6 noise)."""
+    i = min(range(len(losses)), key=losses.__getitem__)
+    return {"interior_min": 0 < i < len(losses) - 1 and losses[i] < min(losses[0], losses[-1]),
+            "monotone_decreasing": all(b <= a + 1e-6 for a, b in zip(losses, losses[1:]))}
+
+
+def _mse(xs: list[float]) -> dict[str, float | None]:
+    se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else None
+    return {"mean": statistics.fmean(xs), "se": se, "n": len(xs)}
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    buckets = [b for b in ("deterministic", "low", "mid", "high") if all(b in r["buckets_decayed"] for r in results)]
+    return {
+        "entropy_rate": results[0]["entropy_rate"],
+        "stable_loss": _mse([r["fork_loss"] for r in results]),
+        "decayed_loss": _mse([r["decayed_loss"] for r in results]),
+        "decay_drop": _mse([r["fork_loss"] - r["decayed_loss"] for r in results]),
+        "excess_stable": _mse([r["fork_loss"] - r["optimal_loss"] for r in results]),
+        "excess_decayed": _mse([r["decayed_loss"] - r["optimal_loss"] for r in results]),
+        "bucket_drop": {b: _mse([r["buckets_fork"][b] - r["buckets_decayed"][b] for r in results]) for b in buckets},
+        "stable_interior_min": sum(r["interp_stable"]["interior_min"] for r in results),
+        "toward_decay_monotone": sum(r["interp_toward_decay"]["monotone_decreasing"] for r in results),
+        "sharpness_fork": _mse([r["sharpness"][-2]["top"] for r in results]),
+        "sharpness_decayed": _mse([r["sharpness"][-1]["top"] for r in results]),
+        "seeds": len(results),
+    }
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    return f"{m['mean']:.4f}" + (f" ± {m['se']:.4f}" if m.get("se") is not None else "")
+
+
+def table(s: dict[str, Any]) -> str:
+    n = s["seeds"]
+    lines = ["| quantity | mean ± s.e. over seeds |", "|---|---|",
+             f"| entropy rate (optimal loss) | {s['entropy_rate']:.4f} |",
+             f"| held-out loss, end of stable phase | {_fmt(s['stable_loss'])} |",
+             f"| held-out loss after the decay | {_fmt(s['decayed_loss'])} |",
+             f"| drop in the decay | {_fmt(s['decay_drop'])} |",
+             f"| excess loss, stable / decayed | {_fmt(s['excess_stable'])} / {_fmt(s['excess_decayed'])} |"]
+    lines += [f"| drop of bucket `{b}` | {_fmt(m)} |" for b, m in s["bucket_drop"].items()]
+    lines += [f"| stable-to-stable line has an interior minimum | {s['stable_interior_min']}/{n} seeds |",
+              f"| line toward the decayed checkpoint falls monotonically | {s['toward_decay_monotone']}/{n} seeds |",
+              f"| top Hessian eigenvalue at the fork / decayed | {_fmt(s['sharpness_fork'])} / {_fmt(s['sharpness_decayed'])} |"]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.data import load_dataset
+    from riverbed.errors import ConfigError
+    from riverbed.reports.river_valley import plot_bigram_experiment
+
+    q = args.quick or bounded()
+    seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
+    steps = args.steps if args.steps is not None else (QUICK["main_steps"] if q else MAIN_STEPS)
+    decay = args.decay if args.decay is not None else (QUICK["decay"] if q else DECAY)
+    ckpt, eval_every = (QUICK["ckpt"], QUICK["eval_every"]) if q else (CKPT, EVAL_EVERY)
+    if seeds < 1 or steps < 2 * ckpt or decay < 1:
+        raise ConfigError(f"need --seeds >= 1, --steps >= {2 * ckpt} (two stable checkpoints) and --decay >= 1")
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    data = load_dataset(config(0, steps, ckpt, eval_every, args.lr).data)
+    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, not args.no_progress) for s in range(seeds)]
+    summary = summarize(results)
+    write_json(out / "results.json", {"steps": steps, "decay": decay, "lr": args.lr, "seeds": seeds, "quick": q,
+                                      "summary": summary, "runs": results})
+    write_text(out / "results.md", table(summary))
+    plot_bigram_experiment(results, out / "bigram.png")
+    print(table(summary))
+    print(f"wrote {out / 'bigram.png'}, {out / 'results.md'}, {out / 'results.json'}")
+    return 0
