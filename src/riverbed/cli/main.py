@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "scaling": "riverbed.cli.scaling",
     "init-from-merge": "riverbed.cli.init_from_merge",
     "experiment": "riverbed.cli.experiment",
+    "predict": "riverbed.cli.predict",
 }
 
 

@@ -188,7 +188,8 @@ def _solve(law: str, terms: list, losses: list[np.ndarray], x0s: list[np.ndarray
     def resid(x: np.ndarray) -> np.ndarray:
         p = dict(zip(names, x))
         pred = np.concatenate([t.loss(**p) for t in terms])
-        return np.log(np.clip(pred, 1e-10, None)) - logy
+        r = np.log(np.clip(pred, 1e-10, None)) - logy
+        return np.where(np.isfinite(r), r, 1e3)  # an overflow far from the optimum: a big finite residual
 
     best_x, best_cost = None, math.inf
     for x0 in x0s:

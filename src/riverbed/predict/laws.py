@@ -87,9 +87,9 @@ class MPLTerms:
             delta, lo, lr_c, P_c = d, idx, lr[idx], P[idx]
         mask = lo[None, :] < n[:, None]  # update k < n: the model after n updates has seen it
         area = np.where(mask, P[n][:, None] - P_c[None, :], 0.0)
-        if np.any(lr_c <= 0):
-            # A zero LR after a decrease: its term is G(inf) = 1 whatever gamma; keep it finite.
-            lr_c = np.maximum(lr_c, 1e-300)
+        # A decay to zero: eta_k^-gamma is infinite at eta_k = 0. Floor it (1e-8 of the peak, so x stays finite for
+        # gamma <= 2); G is then ~1 for any update after it, and exactly 0 where the area is 0.
+        lr_c = np.maximum(lr_c, 1e-8 * max(float(lr.max()), 1e-300))
         return MPLTerms(s1_plus_sw, delta, np.log(lr_c), np.maximum(area, 0.0), mask)
 
     def loss(self, L0: float, A: float, alpha: float, B: float, C: float, beta: float, gamma: float) -> np.ndarray:
