@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--calibrate", metavar="BRANCH", nargs="+", default=None, help="run: branches to fit on (default: main + the longest finished decay branch)")
     f.add_argument("--warmup-steps", type=int, default=None, help="CSV: linear warmup over N steps (default: up to the first row)")
     f.add_argument("--schedule", metavar="SPEC", default=None, help="CSV: schedule (x the largest logged LR) for the steps before the first row")
-    f.add_argument("--max-points", type=int, default=64, help="eval points per curve used by the fit (default 64)")
+    f.add_argument("--max-points", type=int, default=32, help="eval points per curve used by the fit (default 32)")
     f.add_argument("--json", action="store_true", help="print the fit as JSON")
     f.add_argument("-o", "--out", default=None, help="write the fit (law.json)")
     f.set_defaults(func=run_fit)

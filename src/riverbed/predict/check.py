@@ -101,7 +101,7 @@ def _train_seconds(run: Run, b: BranchRecord) -> float | None:
 
 
 def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool = True, merge_last: int = 4,
-              merge_method: str = "sma", max_points: int = 64) -> CheckReport:
+              merge_method: str = "sma", max_points: int = 32) -> CheckReport:
     """Leave-one-out errors of each law and the ``main``/``merge`` baselines over the finished decay branches."""
     run = run if isinstance(run, Run) else Run.open(run)
     decays = [b for b in finished_decays(run) if b.final.heldout_loss is not None]

@@ -191,14 +191,22 @@ def _solve(law: str, terms: list, losses: list[np.ndarray], x0s: list[np.ndarray
         r = np.log(np.clip(pred, 1e-10, None)) - logy
         return np.where(np.isfinite(r), r, 1e3)  # an overflow far from the optimum: a big finite residual
 
+    def jac(x: np.ndarray) -> np.ndarray:
+        # d log(pred) = d pred / pred: the laws' analytic derivatives, a few times cheaper than finite differences.
+        p = dict(zip(names, x))
+        parts = [t.loss_and_jac(**p) for t in terms]
+        pred = np.clip(np.concatenate([v for v, _ in parts]), 1e-10, None)
+        J = np.concatenate([j for _, j in parts]) / pred[:, None]
+        return np.where(np.isfinite(J), J, 0.0)
+
     best_x, best_cost = None, math.inf
     for x0 in x0s:
         x0 = np.clip(x0, np.asarray(lo_b) + 1e-12, np.where(np.isfinite(hi_b), np.asarray(hi_b) - 1e-12, np.inf))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # Plain least squares first: from a far start every residual is past the Huber threshold and the
             # Huber loss alone only sees their signs; then the Huber fit the papers use, from there.
-            r = least_squares(resid, x0, bounds=(lo_b, hi_b), x_scale="jac", max_nfev=max_nfev, method="trf")
-            r = least_squares(resid, r.x, bounds=(lo_b, hi_b), loss="huber", f_scale=HUBER_DELTA, x_scale="jac",
+            r = least_squares(resid, x0, jac, bounds=(lo_b, hi_b), x_scale="jac", max_nfev=max_nfev, method="trf")
+            r = least_squares(resid, r.x, jac, bounds=(lo_b, hi_b), loss="huber", f_scale=HUBER_DELTA, x_scale="jac",
                               max_nfev=max_nfev, method="trf")
         if np.all(np.isfinite(r.fun)) and r.cost < best_cost:
             best_x, best_cost = r.x, float(r.cost)
@@ -220,7 +228,7 @@ def _check(curves: Sequence[Curve], law: str) -> None:
             raise PredictError(f"curve {c.name}: losses must be positive")
 
 
-def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 64, lam: float | None = None,
+def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 32, lam: float | None = None,
             max_nfev: int = 400, init: dict[str, float] | None = None, meta: dict[str, Any] | None = None) -> LawFit:
     """Fit ``law`` ("mpl" or "tissue") to the known points of ``curves``; PredictError on unusable input.
 
@@ -247,7 +255,7 @@ def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 64, 
     return LawFit(law, params, scale, lam, tuple(res), cost, dict(meta or {}))
 
 
-def bootstrap_fits(curves: Sequence[Curve], fit: LawFit, *, n: int = 20, seed: int = 0, max_points: int = 64) -> list[LawFit]:
+def bootstrap_fits(curves: Sequence[Curve], fit: LawFit, *, n: int = 20, seed: int = 0, max_points: int = 32) -> list[LawFit]:
     """Refits on the fitted curves' points resampled with replacement (started from ``fit``): the spread of their
     predictions is the fit's uncertainty."""
     rng = np.random.default_rng(seed)
@@ -293,3 +301,7 @@ class _Repeat:
 
     def loss(self, **p: float) -> np.ndarray:
         return self.terms.loss(**p)[self.idx]
+
+    def loss_and_jac(self, **p: float) -> tuple[np.ndarray, np.ndarray]:
+        v, j = self.terms.loss_and_jac(**p)
+        return v[self.idx], j[self.idx]

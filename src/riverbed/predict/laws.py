@@ -104,6 +104,25 @@ class MPLTerms:
         ld = B * (np.where(self.mask, g, 0.0) @ self.delta)
         return L0 + A * self.s1_plus_sw ** (-alpha) - ld
 
+    def loss_and_jac(self, L0: float, A: float, alpha: float, B: float, C: float, beta: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        """The loss and its derivatives in (L0, A, alpha, B, C, beta, gamma): one pass instead of 7 finite differences."""
+        x = np.exp(-gamma * self.log_lr)[None, :] * self.area
+        cx1 = np.log1p(C * x)
+        q = np.where(self.mask, np.exp(-beta * cx1), 1.0)  # (1 + Cx)^-beta
+        g = 1.0 - q
+        dq = beta * q / (1.0 + C * x)  # dg/d(Cx) = beta (1 + Cx)^(-beta-1)
+        pw = self.s1_plus_sw ** (-alpha)
+        ld = g @ self.delta
+        J = np.empty((pw.size, 7))
+        J[:, 0] = 1.0
+        J[:, 1] = pw
+        J[:, 2] = -A * pw * np.log(self.s1_plus_sw)
+        J[:, 3] = -ld
+        J[:, 4] = -B * ((dq * x) @ self.delta)
+        J[:, 5] = -B * ((q * cx1 * self.mask) @ self.delta)
+        J[:, 6] = -B * ((dq * C * x * -self.log_lr[None, :]) @ self.delta)
+        return L0 + A * pw - B * ld, J
+
 
 @dataclass(frozen=True)
 class TissueTerms:
@@ -134,6 +153,11 @@ class TissueTerms:
         S2 = sum_{i<=s} m_i,  m_i = lambda m_{i-1} + (eta_{i-1} - eta_i) (annealing area, lambda 0.999).
         """
         return L0 + A * self.s1 ** (-alpha) - C * self.s2
+
+    def loss_and_jac(self, L0: float, A: float, alpha: float, C: float) -> tuple[np.ndarray, np.ndarray]:
+        pw = self.s1 ** (-alpha)
+        J = np.stack([np.ones_like(pw), pw, -A * pw * np.log(self.s1), -self.s2], axis=1)
+        return L0 + A * pw - C * self.s2, J
 
 
 def mpl_loss(lr: Sequence[float], steps: Sequence[int], warmup: int, *, L0: float, A: float, alpha: float, B: float,
