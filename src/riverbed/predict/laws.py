@@ -48,8 +48,9 @@ class MPLTerms:
     one (``delta_i = lr[i-1] - lr[i]``), for every eval point: O(points x changes). A constant
     stretch costs nothing (delta = 0); a smooth decay of thousands of steps is binned into at
     most ``max_terms`` bins whose edges include every eval step (so no bin straddles an eval
-    point), each bin carrying its summed delta at its |delta|-weighted centre. On the 400M
-    curves binning to 2048 terms moves predictions by under 1e-5 relative.
+    point), each bin carrying its summed delta at its |delta|-weighted centre. Measured against the
+    exact sum (tests/predict/test_laws.py): 2048 bins move a 20000-step cosine's predictions by
+    4e-6 relative, and the 400M paper curves' (cosine_72000, fitted parameters) by 3e-7.
     """
 
     s1_plus_sw: np.ndarray  # (m,) S1(n) + S_W
