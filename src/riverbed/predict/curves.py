@@ -65,17 +65,22 @@ class Curve:
 
 
 def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losses: Sequence[float] | None = None, *,
-                    warmup_steps: int | None = None, schedule: Schedule | None = None, peak_lr: float | None = None) -> Curve:
-    """A curve from logged (step, lr[, loss]) rows: LR interpolated linearly between rows."""
+                    warmup_steps: int | None = None, schedule: Schedule | None = None, peak_lr: float | None = None,
+                    where: str | None = None) -> Curve:
+    """A curve from logged (step, lr[, loss]) rows: LR interpolated linearly between rows.
+
+    ``where`` (default ``name``) is what error messages call the rows, e.g. their file.
+    """
+    where = where or name
     s = np.asarray(steps, dtype=np.int64)
     v = np.asarray(lrs, dtype=np.float64)
     if s.size == 0:
-        raise PredictError(f"{name}: no rows")
+        raise PredictError(f"{where}: no rows")
     if np.any(np.diff(s) <= 0):
         bad = int(s[1:][np.diff(s) <= 0][0])
-        raise PredictError(f"{name}: steps must strictly increase (step {bad})")
+        raise PredictError(f"{where}: steps must strictly increase (step {bad})")
     if s[0] < 0 or np.any(~np.isfinite(v)) or np.any(v < 0):
-        raise PredictError(f"{name}: steps must be >= 0 and lr finite and >= 0")
+        raise PredictError(f"{where}: steps must be >= 0 and lr finite and >= 0")
     n = int(s[-1])
     lr = np.empty(max(n, 1))
     # The row at step s logs the LR of update s (the LR in effect after s updates).
@@ -84,12 +89,12 @@ def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losse
     first = int(s[0])
     if schedule is not None:
         if peak_lr is None:
-            raise PredictError(f"{name}: a schedule needs a peak LR (the LR the multipliers scale)")
+            raise PredictError(f"{where}: a schedule needs a peak LR (the LR the multipliers scale)")
         lr[:first] = [peak_lr * schedule.multiplier(i) for i in range(first)]
         warmup = _warmup_of(schedule)
     elif warmup_steps is not None:
         if warmup_steps < 0:
-            raise PredictError(f"{name}: --warmup-steps must be >= 0, got {warmup_steps}")
+            raise PredictError(f"{where}: --warmup-steps must be >= 0, got {warmup_steps}")
         w = min(warmup_steps, first)
         lr[:w] = v[0] * (np.arange(w) + 1) / max(w, 1)
         lr[w:first] = v[0]
@@ -145,7 +150,7 @@ def read_curve_csv(path: str | Path, *, warmup_steps: int | None = None, schedul
             raise PredictError(str(exc)) from exc
     peak = max(lrs) if lrs else None
     curve = curve_from_rows(path.stem, steps, lrs, losses if has_loss else None, warmup_steps=warmup_steps,
-                            schedule=sched, peak_lr=peak)
+                            schedule=sched, peak_lr=peak, where=str(path))
     if need_loss and not np.any(curve.known):
         raise PredictError(f"{path}: no loss values after the warmup to fit")
     return curve
