@@ -19,9 +19,9 @@ def _write(path, rows, header="step,lr,loss"):
 def test_lr_is_interpolated_between_rows_and_warmup_defaults_to_the_first_row(tmp_path):
     c = read_curve_csv(_write(tmp_path / "a.csv", [(4, 1.0, 3.0), (8, 0.6, 2.9), (12, 0.2, 2.8)]))
     assert c.warmup == 4
-    np.testing.assert_allclose(c.lr, [0.25, 0.5, 0.75, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
-    assert c.steps.tolist() == [8, 12]  # the row at the end of the warmup is not a post-warmup point
-    assert c.loss.tolist() == [2.9, 2.8]
+    np.testing.assert_allclose(c.lr, [0.25, 0.5, 0.75, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    assert c.steps.tolist() == [4, 8, 12]
+    assert c.loss.tolist() == [3.0, 2.9, 2.8]
 
 
 def test_warmup_steps_and_schedule_override_the_default(tmp_path):
@@ -29,6 +29,7 @@ def test_warmup_steps_and_schedule_override_the_default(tmp_path):
     c = read_curve_csv(p, warmup_steps=2)
     np.testing.assert_allclose(c.lr[:6], [0.5, 1.0, 1.0, 1.0, 1.0, 1.0])
     assert c.warmup == 2 and c.steps.tolist() == [6, 8]
+    assert read_curve_csv(p, warmup_steps=8).steps.tolist() == [8]  # rows inside the warmup are not law points
     c = read_curve_csv(p, schedule={"type": "warmup-stable", "warmup": 4})
     np.testing.assert_allclose(c.lr[:6], [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     assert c.warmup == 4
@@ -38,7 +39,7 @@ def test_warmup_steps_and_schedule_override_the_default(tmp_path):
     ("step,loss", [(1, 2.0)], "missing column.*lr"),
     ("step,lr,loss", [(1, "x", 2.0)], "line 2"),
     ("step,lr,loss", [(5, 1.0, 2.0), (5, 1.0, 2.0)], "strictly increase"),
-    ("step,lr,loss", [(5, 1.0, 2.0)], "no loss values after the warmup"),
+    ("step,lr,loss", [(5, 1.0, "")], "no loss values after the warmup"),
 ])
 def test_bad_csv_names_the_file_and_the_problem(tmp_path, header, rows, match):
     p = _write(tmp_path / "bad.csv", rows, header)

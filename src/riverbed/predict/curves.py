@@ -14,8 +14,8 @@ schedule spec times ``peak_lr``, used for every step before the first row) says 
 
 >>> import numpy as np
 >>> c = curve_from_rows("x", [10, 20], [1.0, 0.5], [3.0, 2.9])
->>> c.lr.size, c.lr[[0, 9, 10, 15]].tolist()
-(20, [0.1, 1.0, 1.0, 0.75])
+>>> c.lr.size, c.lr[[0, 9, 10, 15, 20]].tolist()
+(21, [0.1, 1.0, 1.0, 0.75, 0.5])
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Curve:
     lr: np.ndarray
     """LR of update i, for i < lr.size (at least max(steps) entries)."""
     steps: np.ndarray
-    """Eval points: the model after this many updates (strictly increasing, > warmup)."""
+    """Eval points: the model after this many updates (strictly increasing, >= warmup)."""
     loss: np.ndarray
     """Loss at each eval point (NaN = unknown)."""
     warmup: int = 0
@@ -82,10 +82,9 @@ def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losse
     if s[0] < 0 or np.any(~np.isfinite(v)) or np.any(v < 0):
         raise PredictError(f"{where}: steps must be >= 0 and lr finite and >= 0")
     n = int(s[-1])
-    lr = np.empty(max(n, 1))
-    # The row at step s logs the LR of update s (the LR in effect after s updates).
-    idx = np.arange(lr.size)
-    lr[:] = np.interp(idx, s, v)
+    # The row at step s logs the LR of update s (the LR in effect after s updates); lr[n] is kept so every row's
+    # LR is in the curve, though the model after n updates has used only lr[0..n-1].
+    lr = np.interp(np.arange(n + 1), s, v)
     first = int(s[0])
     if schedule is not None:
         if peak_lr is None:
@@ -103,7 +102,7 @@ def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losse
         lr[:first] = v[0] * (np.arange(first) + 1) / max(first, 1)
         warmup = first
     loss = np.full(s.size, np.nan) if losses is None else np.asarray(losses, dtype=np.float64)
-    keep = s > warmup  # the laws describe the loss after the warmup
+    keep = s >= max(warmup, 1)  # the laws describe the loss from the end of the warmup on
     return Curve(name, lr, s[keep], loss[keep], warmup)
 
 
@@ -164,5 +163,5 @@ def curve_from_schedule(name: str, schedule: Schedule, peak_lr: float, steps: Se
         raise PredictError(f"schedule {name}: has no end; give a length")
     lr = peak_lr * np.array(schedule.values(n), dtype=np.float64)
     warmup = _warmup_of(schedule)
-    pts = np.arange(warmup + 1, n + 1) if steps is None else np.asarray(steps, np.int64)
+    pts = np.arange(max(warmup, 1), n + 1) if steps is None else np.asarray(steps, np.int64)
     return Curve(name, lr, pts, np.full(pts.size, np.nan), warmup)

@@ -71,7 +71,7 @@ def schedule_curve(name: str, schedule: Schedule, lr: float, n: int, steps: Sequ
     """A curve with ``n`` updates of ``lr x schedule.multiplier(i)``."""
     check_representable(schedule, n, name)
     w = _warmup(schedule)
-    pts = np.arange(w + 1, n + 1) if steps is None else np.asarray(steps, np.int64)
+    pts = np.arange(max(w, 1), n + 1) if steps is None else np.asarray(steps, np.int64)
     vals = np.full(pts.size, np.nan) if loss is None else np.asarray(loss, float)
     return Curve(name, lr * np.asarray(schedule.values(n), dtype=np.float64), pts, vals, w)
 
@@ -91,7 +91,7 @@ def branch_curve(run: Run, b: BranchRecord) -> Curve:
         raise PredictError(str(exc)) from exc
     steps = np.array(sorted(pts), dtype=np.int64)
     w = _warmup(schedule)
-    steps = steps[steps > w]
+    steps = steps[steps >= max(w, 1)]
     if steps.size == 0:
         raise PredictError(f"{run.path}: branch {b.name!r} has no eval points after the warmup (metrics.jsonl has {len(rows)} eval rows)")
     n = max(int(steps[-1]), b.final.step if b.final is not None else 0)
