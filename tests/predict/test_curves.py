@@ -82,3 +82,11 @@ def test_too_few_points_and_bad_law_files():
         LawFit.from_json('{"format": "other"}', where="x.json")
     with pytest.raises(PredictError, match="params"):
         LawFit.from_json('{"format": "riverbed.predict.law/1", "law": "mpl", "params": {"L0": 1}}')
+
+
+def test_a_constant_lr_alone_cannot_calibrate_the_decay_terms():
+    lr = np.r_[np.linspace(0.1, 1, 10), np.ones(100)]
+    steps = np.arange(15, 110, 5)
+    c = curve_from_rows("flat", steps, lr[steps], 3.0 - 0.001 * steps, warmup_steps=10)
+    with pytest.raises(PredictError, match=r"none of the curves \(flat\) has a falling LR"):
+        fit_law([c], "tissue")

@@ -290,9 +290,9 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
 
 
 def run_branch(args: argparse.Namespace) -> int:
-    from riverbed.predict.runs import _open, decay_request, predict_branch
+    from riverbed.predict.runs import open_run, decay_request, predict_branch
 
-    run = _open(args.run)
+    run = open_run(args.run)
     check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
     decay_request(run, args.from_step, args.decay, args.length, args.min_ratio)  # bad fork/shape before any fit
     fits = _fits(args, run)
@@ -307,9 +307,9 @@ def run_branch(args: argparse.Namespace) -> int:
 
 def run_schedule(args: argparse.Namespace) -> int:
     from riverbed.predict import PredictError
-    from riverbed.predict.runs import _open, best_decay, predict_schedule
+    from riverbed.predict.runs import open_run, best_decay, predict_schedule
 
-    run = _open(args.run)
+    run = open_run(args.run)
     check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
     if args.best_decay == (args.schedule is not None):
         raise PredictError("give either --schedule SPEC or --best-decay --budget N")

@@ -232,6 +232,11 @@ def _check(curves: Sequence[Curve], law: str) -> None:
     for c in curves:
         if np.any(c.loss[c.known] <= 0):
             raise PredictError(f"curve {c.name}: losses must be positive")
+    if not any(np.any(np.diff(c.lr[max(c.warmup - 1, 0):]) < 0) for c in curves):
+        # Without a falling LR the decay terms (B, C, beta, gamma / C) are not identified at all.
+        names = ", ".join(c.name for c in curves)
+        raise PredictError(f"none of the curves ({names}) has a falling LR after the warmup: the {law} law needs at least one "
+                           "decay to calibrate on (a finished decay branch, a cosine or WSD run)")
 
 
 def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 32, lam: float | None = None,

@@ -37,7 +37,7 @@ SEARCH_SHAPES = ("linear", "cosine", "1-sqrt", "square", "mirror-cosine", "exp-m
 SEARCH_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
-def _open(run: Run | str | Path) -> Run:
+def open_run(run: Run | str | Path) -> Run:
     return run if isinstance(run, Run) else Run.open(run)
 
 
@@ -114,7 +114,7 @@ def default_calibration(run: Run, exclude: Sequence[str] = ()) -> list[str]:
 
 def fit_run(run: Run | str | Path, law: str = "mpl", calibrate: Sequence[str] | None = None, **kw: Any) -> LawFit:
     """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`)."""
-    run = _open(run)
+    run = open_run(run)
     names = list(calibrate) if calibrate else default_calibration(run)
     curves = [branch_curve(run, run.branch(n)) for n in names]
     return fit_law(curves, law, meta={"run": str(run.path), "branches": names}, **kw)
@@ -180,7 +180,7 @@ def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: st
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
     from riverbed.schedules import schedule_to_spec
 
-    run = _open(run)
+    run = open_run(run)
     schedule, n = decay_request(run, from_step, shape, length, min_ratio)
     fit = fit or fit_run(run, law)
     total = from_step + n
@@ -194,7 +194,7 @@ def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = 
     """Predicted curve of any schedule on the run's model and data (same peak LR)."""
     from riverbed.schedules import schedule_to_spec
 
-    run = _open(run)
+    run = open_run(run)
     try:
         schedule = schedule_from_spec(spec, where="--schedule")
     except ConfigError as exc:
@@ -226,7 +226,7 @@ def best_decay(run: Run | str | Path, budget: int, *, law: str = "mpl", fit: Law
     """Every (shape, decay length) at ``budget`` steps, best predicted final loss first."""
     from riverbed.schedules import DecayBranch
 
-    run = _open(run)
+    run = open_run(run)
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
         raise PredictError(f"--budget: must be a number of steps >= 2, got {budget!r}")
     fit = fit or fit_run(run, law)
