@@ -6,7 +6,7 @@ with ``loss="huber"``), from several starts, keeping the best. LRs are divided b
 seen (``lr_scale``) so the parameters are O(1); :meth:`LawFit.physical_params` gives them in the
 LRs' own units (comparable with the papers' tables). Each curve is subsampled to at most
 ``max_points`` eval points for the fit (its full LR sequence is always used); residuals are
-reported on every point.
+reported on every point it could be fitted on (every known point after the warmup).
 
 >>> fit = fit_law([curve_a, curve_b], law="mpl")            # doctest: +SKIP
 >>> fit.predict(other_curve)                                # doctest: +SKIP
@@ -182,7 +182,7 @@ def _starts(law: str, terms: list, losses: list[np.ndarray]) -> list[np.ndarray]
     reg = linregress(np.log(s1), np.log(loss - lo + 0.01 * span))
     A0, a0 = float(np.exp(reg.intercept)), float(np.clip(-reg.slope, 0.05, 2.0))
     if law == "mpl":
-        return [np.array([lo - f * span, A0, a0, b * span, c, 0.5, 0.5]) for f in (0.1, 0.5) for b in (0.3,) for c in (0.03, 0.3)]
+        return [np.array([lo - f * span, A0, a0, 0.3 * span, c, 0.5, 0.5]) for f in (0.1, 0.5) for c in (0.03, 0.3)]
     return [np.array([lo - f * span, A0, a0, c * span]) for f in (0.1, 0.5) for c in (1e-3, 1e-2)]
 
 
