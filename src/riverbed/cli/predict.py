@@ -78,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--merge-last", type=int, default=4, metavar="N", help="checkpoints per merge (default 4)")
     k.add_argument("--merge-method", choices=("sma", "ema", "wma"), default="sma", help="merge weights (default sma)")
     k.add_argument("--json", action="store_true", help='print {"branches": [...], "summary": {...}}')
+    k.add_argument("--no-progress", action="store_true", help="no progress bars")
     k.set_defaults(func=run_check)
 
 
@@ -88,6 +89,7 @@ def _common_run(q: argparse.ArgumentParser) -> None:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("-o", "--out", default=None, help="write the prediction as JSON")
     q.add_argument("--plot", default=None, help="write a PNG beside the measured curves")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -297,7 +299,7 @@ def run_branch(args: argparse.Namespace) -> int:
     decay_request(run, args.from_step, args.decay, args.length, args.min_ratio)  # bad fork/shape before any fit
     fits = _fits(args, run)
     preds = [predict_branch(run, args.from_step, args.decay, args.length, law=law, fit=fit, min_ratio=args.min_ratio,
-                            bootstrap=args.bootstrap, seed=args.seed) for law, fit in fits.items()]
+                            bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress) for law, fit in fits.items()]
     extra: dict[str, Any] = {}
     if len(preds) > 1:
         finals = [p.final for p in preds]
@@ -335,14 +337,16 @@ def run_schedule(args: argparse.Namespace) -> int:
         return 0
     spec = parse_spec(args.schedule)
     (law, fit), = _fits(args, run).items()
-    pred = predict_schedule(run, spec, law=law, fit=fit, steps=args.steps, bootstrap=args.bootstrap, seed=args.seed)
+    pred = predict_schedule(run, spec, law=law, fit=fit, steps=args.steps, bootstrap=args.bootstrap, seed=args.seed,
+                            progress=not args.no_progress)
     return _report(args, run, [pred], {})
 
 
 def run_check(args: argparse.Namespace) -> int:
     from riverbed.predict.check import fmt_pct, loo_check
 
-    report = loo_check(args.run, laws=args.law, merge=not args.no_merge, merge_last=args.merge_last, merge_method=args.merge_method)
+    report = loo_check(args.run, laws=args.law, merge=not args.no_merge, merge_last=args.merge_last, merge_method=args.merge_method,
+                       progress=not args.no_progress)
     if args.json:
         print(_dumps(report.to_dict()), end="")
         return 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from riverbed.checkpoints import layout
 from riverbed.predict.curves import PredictError
-from riverbed.predict.fit import fit_law
+from riverbed.predict.fit import fit_law, progress_steps
 from riverbed.predict.laws import LAWS
 from riverbed.predict.runs import branch_curve, finished_decays
 from riverbed.runs import Run
@@ -101,7 +101,7 @@ def _train_seconds(run: Run, b: BranchRecord) -> float | None:
 
 
 def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool = True, merge_last: int = 4,
-              merge_method: str = "sma", max_points: int = 32) -> CheckReport:
+              merge_method: str = "sma", max_points: int = 32, progress: bool = False) -> CheckReport:
     """Leave-one-out errors of each law and the ``main``/``merge`` baselines over the finished decay branches."""
     run = run if isinstance(run, Run) else Run.open(run)
     decays = [b for b in finished_decays(run) if b.final.heldout_loss is not None]
@@ -114,9 +114,10 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
     if merge:
         from riverbed.scaling.merge_points import merge_points
 
-        merged = {r.branch: r.merge_loss for r in merge_points(run.path, last=merge_last, method=merge_method).rows}
+        merged = {r.branch: r.merge_loss for r in merge_points(run.path, last=merge_last, method=merge_method, progress=progress).rows}
     rows = []
-    for b in decays:
+    for i in progress_steps(len(decays), f"leave-one-out ({len(decays)} branches x {len(laws)} laws)", progress):
+        b = decays[i]
         est: dict[str, float | None] = {}
         secs: dict[str, float] = {}
         target = curves[b.name]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,12 +266,28 @@ def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 32, 
     return LawFit(law, params, scale, lam, tuple(res), cost, dict(meta or {}))
 
 
-def bootstrap_fits(curves: Sequence[Curve], fit: LawFit, *, n: int = 20, seed: int = 0, max_points: int = 32) -> list[LawFit]:
+def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
+    """range(n), with a transient rich bar (ETA) on stderr when ``enabled``, so --json output stays clean."""
+    if not enabled:
+        yield from range(n)
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=n)
+        for i in range(n):
+            yield i
+            bar.advance(task)
+
+
+def bootstrap_fits(curves: Sequence[Curve], fit: LawFit, *, n: int = 20, seed: int = 0, max_points: int = 32,
+                   progress: bool = False) -> list[LawFit]:
     """Refits on the fitted curves' points resampled with replacement (started from ``fit``): the spread of their
     predictions is the fit's uncertainty."""
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(n):
+    for _ in progress_steps(n, f"bootstrap {fit.law} ({n} refits)", progress):
         boot = []
         for c in curves:
             s = _subsample(c, max_points)

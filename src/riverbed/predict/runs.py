@@ -176,7 +176,8 @@ def decay_request(run: Run, from_step: int, shape: str, length: str | int, min_r
 
 
 def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = "mpl",
-                   fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0) -> Prediction:
+                   fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
+                   progress: bool = False) -> Prediction:
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
     from riverbed.schedules import schedule_to_spec
 
@@ -185,12 +186,12 @@ def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: st
     fit = fit or fit_run(run, law)
     total = from_step + n
     curve = schedule_curve(f"{shape}-from{from_step}-len{n}", schedule, peak_lr(run), total, np.arange(from_step + 1, total + 1))
-    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed) if bootstrap else []
+    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
     return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
 
 
 def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | None = None,
-                     steps: int | None = None, bootstrap: int = 0, seed: int = 0) -> Prediction:
+                     steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False) -> Prediction:
     """Predicted curve of any schedule on the run's model and data (same peak LR)."""
     from riverbed.schedules import schedule_to_spec
 
@@ -204,7 +205,7 @@ def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = 
         raise PredictError("--schedule: the schedule has no end (an indefinite main branch); give --steps N")
     fit = fit or fit_run(run, law)
     curve = schedule_curve(str(spec.get("type") or spec.get("preset")), schedule, peak_lr(run), int(n))
-    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed) if bootstrap else []
+    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
     return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
 
 
