@@ -260,13 +260,18 @@ def _fits(args: argparse.Namespace, run) -> dict[str, Any]:
 def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -> int:
     from riverbed.predict.runs import branch_curve, tokens_per_step
 
+    # A branch of the run already trained on the predicted schedule is shown (and reported) beside the prediction.
+    trained = [b for b in run.branches if b.kind != "main" and b.final is not None and b.final.heldout_loss is not None
+               and any(b.schedule == p.schedule for p in preds)]
+    if trained:
+        extra = {**extra, "trained": {b.name: b.final.heldout_loss for b in trained}}
     doc = {"run": str(run.path), "predictions": [p.to_dict() for p in preds], **extra}
     text = _dumps(doc)
     if args.plot:
         from riverbed.reports.predict_plot import plot_predictions
 
-        plot_predictions([branch_curve(run, run.branch("main"))], preds, args.plot, tokens_per_step=tokens_per_step(run),
-                         title=f"run {run.path.name}: predicted")
+        measured = [branch_curve(run, run.branch("main"))] + [branch_curve(run, b) for b in trained]
+        plot_predictions(measured, preds, args.plot, tokens_per_step=tokens_per_step(run), title=f"run {run.path.name}: predicted")
     _write(args.out, text)
     if args.json:
         print(text, end="")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from riverbed.checkpoints.atomic import atomic_path
 from riverbed.predict.curves import Curve
 from riverbed.predict.runs import Prediction
@@ -41,9 +43,17 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
         if p.final_std > 0:
             ax.fill_between(p.tokens, p.lo, p.hi, color=col, alpha=0.25, linewidth=0)
         ys.extend(p.loss.tolist())
+    if predictions:
+        # Frame the predictions with as much of the measured curves before them as they span.
+        lo_t = min(float(p.tokens[0]) for p in predictions)
+        hi_t = max(float(p.tokens[-1]) for p in predictions)
+        measured_hi = max((float(c.steps[-1] * tokens_per_step) for c in measured if c.steps.size), default=hi_t)
+        ax.set_xlim(max(0.0, lo_t - (hi_t - lo_t)), max(hi_t, measured_hi) + 0.02 * (hi_t - lo_t))
+        ys = [y for c in measured for t, y in zip(c.steps * tokens_per_step, c.loss) if t >= lo_t - (hi_t - lo_t) and np.isfinite(y)]
+        ys += [y for p in predictions for y in np.concatenate([p.lo, p.hi])]
     if ys:
         ys.sort()
-        lo, hi = ys[0], ys[int(0.9 * (len(ys) - 1))]
+        lo, hi = ys[0], ys[-1] if predictions else ys[int(0.9 * (len(ys) - 1))]
         pad = 0.05 * max(hi - lo, 1e-6)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("tokens" if tokens_per_step > 1 else "steps")
