@@ -62,6 +62,12 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
     assert [p["law"] for p in doc["predictions"]] == ["mpl", "tissue"] and doc["law_spread"] >= 0
     assert doc["predictions"][0]["curve"][-1]["step"] == 60  # 25 % of the budget: 15 steps from 45
     assert json.loads(out.read_text()) == doc and png.read_bytes()[:4] == b"\x89PNG"
+    assert "trained" not in doc  # no linear branch was trained
+    # The same schedule as a trained branch: its trained final loss is reported beside the prediction.
+    assert main(["predict", "branch", str(predict_tree), "--from", "30", "--decay", "1-sqrt", "--length", "15",
+                 "--law", "tissue", "--bootstrap", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc["trained"]) == ["1-sqrt-from30-len15"]
     assert main(["predict", "schedule", str(predict_tree), "--fit", str(law), "--schedule",
                  '{"type": "cosine", "steps": 80, "warmup": 4, "min_ratio": 0.1}', "--bootstrap", "0"]) == 0
     assert "final loss" in capsys.readouterr().out
