@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "report": "riverbed.cli.report",
     "claims": "riverbed.cli.claims",
     "probe": "riverbed.cli.probe",
+    "predict": "riverbed.cli.predict",
 }
 
 

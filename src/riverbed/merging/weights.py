@@ -143,3 +143,28 @@ def format_weights(weights: Sequence[float], labels: Sequence[str] | None = None
         label = f"  {labels[i]}" if labels is not None else ""
         lines.append(f"{i + 1:>4}  {w:.6f}{label}")
     return "\n".join(lines)
+
+
+def decay_weights(multipliers: Sequence[float]) -> tuple[float, ...]:
+    """Merge weights over theta_s..theta_{s+K} that stand in for a K-update decay from step s.
+
+    ``multipliers`` are r_0..r_{K-1}: the LR of each decay update over the constant main-branch LR.
+    To first order (same gradients g_j at the same points) the decay ends at
+    theta_s - eta sum_j r_j g_j, and the constant-LR checkpoints are theta_{s+k} = theta_s - eta sum_{j<k} g_j,
+    so the merge sum_k c_k theta_{s+k} lands there when sum_{k>j} c_k = r_j, that is (issue 12; WSM,
+    arXiv 2507.17634): c_0 = 1 - r_0, c_k = r_{k-1} - r_k for 0 < k < K, c_K = r_{K-1}. They sum to 1 and are
+    non-negative for a non-increasing decay within [0, 1]. Returns K + 1 weights, oldest (the fork) first.
+
+    >>> decay_weights([1.0, 0.5])          # K = 2, linear to zero: theta_{s+1} and theta_{s+2} equally
+    (0.0, 0.5, 0.5)
+    """
+    r = [float(v) for v in multipliers]
+    if not r:
+        raise MergeError("decay multipliers: need at least one decay update")
+    for i, v in enumerate(r):
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise MergeError(f"decay multipliers[{i}] = {v!r}: must be in [0, 1] (LR over the main branch's LR)")
+        if i and v > r[i - 1]:
+            raise MergeError(f"decay multipliers[{i}] = {v!r} rises above multipliers[{i - 1}] = {r[i - 1]!r}: a merge with "
+                             "non-negative weights emulates only a non-increasing decay")
+    return (1.0 - r[0],) + tuple(r[k - 1] - r[k] for k in range(1, len(r))) + (r[-1],)

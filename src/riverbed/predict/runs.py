@@ -1,0 +1,249 @@
+"""The predictor on a riverbed run tree: curves from metrics.jsonl + run.json, fits, untrained branches.
+
+Each branch's LR sequence is its schedule spec (run.json) times the run's peak LR
+(``[optim] lr``); its eval points are the ``eval`` rows of its own metrics.jsonl (a decay branch
+contributes the rows after its fork: before it, it is the main branch). The default calibration
+is the main branch plus the longest finished decay branch: the law needs one decay to see how
+the loss responds to a falling LR.
+
+>>> fit = fit_run("runs/tiny", law="mpl")                                   # doctest: +SKIP
+>>> pred = predict_branch("runs/tiny", from_step=800, shape="1-sqrt", length="20%")   # doctest: +SKIP
+>>> pred.final, pred.final_std                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riverbed.checkpoints import layout
+from riverbed.errors import ConfigError
+from riverbed.predict.curves import Curve, PredictError
+from riverbed.predict.fit import LawFit, bootstrap_fits, fit_law
+from riverbed.runs import Run
+from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
+from riverbed.runs.manifest import BranchRecord
+from riverbed.schedules import Schedule, schedule_from_spec
+from riverbed.training.metrics import read_metrics
+
+#: Decay shapes the best-decay search tries (those that need no extra parameter).
+SEARCH_SHAPES = ("linear", "cosine", "1-sqrt", "square", "mirror-cosine", "exp-megatron")
+#: Decay lengths the best-decay search tries, as fractions of the budget.
+SEARCH_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def open_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else Run.open(run)
+
+
+def peak_lr(run: Run) -> float:
+    lr = (run.manifest.config.get("optim") or {}).get("lr")
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise PredictError(f"{run.path}: run.json config has no positive optim.lr (got {lr!r})")
+    return float(lr)
+
+
+def _warmup(schedule: Schedule) -> int:
+    for ph in schedule.phases():
+        if ph.name == "warmup":
+            return int(ph.end or 0)
+    return 0
+
+
+def check_representable(schedule: Schedule, n: int, where: str) -> None:
+    """Both laws model a loss under a non-increasing LR after the warmup; a rise (WSD-S, cyclic) is refused."""
+    w = _warmup(schedule)
+    v = np.asarray(schedule.values(n))
+    rise = np.flatnonzero(np.diff(v[w:]) > 1e-12)
+    if rise.size:
+        step = int(w + rise[0] + 1)
+        raise PredictError(f"{where}: the LR rises at step {step} after the warmup ({v[step - 1]:.4g} -> {v[step]:.4g} x peak); "
+                           "the MPL and annealing-area laws only describe a non-increasing LR after the warmup")
+
+
+def schedule_curve(name: str, schedule: Schedule, lr: float, n: int, steps: Sequence[int] | None = None,
+                   loss: Sequence[float] | None = None) -> Curve:
+    """A curve with ``n`` updates of ``lr x schedule.multiplier(i)``."""
+    check_representable(schedule, n, name)
+    w = _warmup(schedule)
+    pts = np.arange(max(w, 1), n + 1) if steps is None else np.asarray(steps, np.int64)
+    vals = np.full(pts.size, np.nan) if loss is None else np.asarray(loss, float)
+    return Curve(name, lr * np.asarray(schedule.values(n), dtype=np.float64), pts, vals, w)
+
+
+def branch_curve(run: Run, b: BranchRecord) -> Curve:
+    """The eval curve of one branch with its LR sequence; PredictError names the branch."""
+    rows = [r for r in read_metrics(layout.metrics_path(run.path, b.name)) if r.get("kind") == "eval" and r.get("eval_loss") is not None]
+    fork = b.fork.step if b.fork is not None else -1
+    pts: dict[int, float] = {}
+    for r in rows:
+        s, v = int(r["step"]), r["eval_loss"]
+        if s > fork and isinstance(v, (int, float)) and math.isfinite(v):
+            pts[s] = float(v)  # a resumed branch may log a step twice: the last row wins
+    try:
+        schedule = schedule_from_spec(b.schedule, where=f"branch {b.name}.schedule")
+    except ConfigError as exc:
+        raise PredictError(str(exc)) from exc
+    steps = np.array(sorted(pts), dtype=np.int64)
+    w = _warmup(schedule)
+    steps = steps[steps >= max(w, 1)]
+    if steps.size == 0:
+        raise PredictError(f"{run.path}: branch {b.name!r} has no eval points after the warmup (metrics.jsonl has {len(rows)} eval rows)")
+    n = max(int(steps[-1]), b.final.step if b.final is not None else 0)
+    return schedule_curve(b.name, schedule, peak_lr(run), n, steps, [pts[int(s)] for s in steps])
+
+
+def finished_decays(run: Run) -> list[BranchRecord]:
+    return [b for b in run.branches if b.kind == "decay" and b.status == "finished" and b.final is not None]
+
+
+def default_calibration(run: Run, exclude: Sequence[str] = ()) -> list[str]:
+    """The main branch and the longest finished decay branch (ties: the later budget)."""
+    decays = [b for b in finished_decays(run) if b.name not in exclude]
+    names = [layout.MAIN]
+    if decays:
+        longest = max(decays, key=lambda b: (b.final.step - b.fork.step, b.final.step))
+        names.append(longest.name)
+    return names
+
+
+def fit_run(run: Run | str | Path, law: str = "mpl", calibrate: Sequence[str] | None = None, **kw: Any) -> LawFit:
+    """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`)."""
+    run = open_run(run)
+    names = list(calibrate) if calibrate else default_calibration(run)
+    curves = [branch_curve(run, run.branch(n)) for n in names]
+    return fit_law(curves, law, meta={"run": str(run.path), "branches": names}, **kw)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted curve with its bootstrap band."""
+
+    name: str
+    law: str
+    steps: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    lo: np.ndarray
+    """5th percentile over the bootstrap refits (= loss without a bootstrap)."""
+    hi: np.ndarray
+    """95th percentile over the bootstrap refits."""
+    final_std: float
+    """Standard deviation of the predicted final loss over the bootstrap refits (0 without one)."""
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> float:
+        return float(self.loss[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "law": self.law, "schedule": self.schedule, "final_loss": self.final,
+                "final_std": self.final_std,
+                "curve": [{"step": int(s), "tokens": int(t), "loss": float(v), "lo": float(a), "hi": float(b)}
+                          for s, t, v, a, b in zip(self.steps, self.tokens, self.loss, self.lo, self.hi)]}
+
+
+def predict_curve(fit: LawFit, curve: Curve, *, boot: Sequence[LawFit] = (), tokens_per_step: int = 1,
+                  schedule: dict[str, Any] | None = None) -> Prediction:
+    pred = fit.predict(curve)
+    if boot:
+        ens = np.stack([b.predict(curve) for b in boot])
+        lo, hi = np.percentile(ens, 5, axis=0), np.percentile(ens, 95, axis=0)
+        std = float(np.std(ens[:, -1]))
+    else:
+        lo, hi, std = pred, pred, 0.0
+    return Prediction(curve.name, fit.law, curve.steps, curve.steps * tokens_per_step, pred, lo, hi, std, schedule or {})
+
+
+def _calibration_curves(run: Run, fit: LawFit) -> list[Curve]:
+    names = fit.meta.get("branches") or default_calibration(run)
+    return [branch_curve(run, run.branch(n)) for n in names]
+
+
+def decay_request(run: Run, from_step: int, shape: str, length: str | int, min_ratio: float | None = None) -> tuple[Schedule, int]:
+    """The DecayBranch of an untrained branch; the fork step must be a saved main checkpoint."""
+    if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
+        raise PredictError(f"--from: {from_step!r} is not a step number (>= 0)")
+    run.checkpoint(from_step)  # RunError listing the saved steps if it was never saved
+    n = parse_length(length, from_step, tokens_per_step(run))
+    req = ForkRequest(f"{shape}-from{from_step}-len{n}", from_step, n, shape, min_ratio)
+    return decay_schedule(run, req), n
+
+
+def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = "mpl",
+                   fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
+                   progress: bool = False) -> Prediction:
+    """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
+    from riverbed.schedules import schedule_to_spec
+
+    run = open_run(run)
+    schedule, n = decay_request(run, from_step, shape, length, min_ratio)
+    fit = fit or fit_run(run, law)
+    total = from_step + n
+    curve = schedule_curve(f"{shape}-from{from_step}-len{n}", schedule, peak_lr(run), total, np.arange(from_step + 1, total + 1))
+    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
+    return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
+
+
+def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | None = None,
+                     steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False) -> Prediction:
+    """Predicted curve of any schedule on the run's model and data (same peak LR)."""
+    from riverbed.schedules import schedule_to_spec
+
+    run = open_run(run)
+    try:
+        schedule = schedule_from_spec(spec, where="--schedule")
+    except ConfigError as exc:
+        raise PredictError(str(exc)) from exc
+    n = steps if steps is not None else schedule.total_steps
+    if n is None:
+        raise PredictError("--schedule: the schedule has no end (an indefinite main branch); give --steps N")
+    fit = fit or fit_run(run, law)
+    curve = schedule_curve(str(spec.get("type") or spec.get("preset")), schedule, peak_lr(run), int(n))
+    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
+    return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
+
+
+@dataclass(frozen=True)
+class DecayOption:
+    shape: str
+    length: int
+    fork: int
+    final_loss: float
+    saved: bool
+    """Is the fork step a saved main checkpoint (can it be trained as is)?"""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": self.shape, "length": self.length, "fork": self.fork, "final_loss": self.final_loss, "saved": self.saved}
+
+
+def best_decay(run: Run | str | Path, budget: int, *, law: str = "mpl", fit: LawFit | None = None,
+               shapes: Sequence[str] = SEARCH_SHAPES, fractions: Sequence[float] = SEARCH_FRACTIONS) -> list[DecayOption]:
+    """Every (shape, decay length) at ``budget`` steps, best predicted final loss first."""
+    from riverbed.schedules import DecayBranch
+
+    run = open_run(run)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
+        raise PredictError(f"--budget: must be a number of steps >= 2, got {budget!r}")
+    fit = fit or fit_run(run, law)
+    main = schedule_from_spec(run.branch(layout.MAIN).schedule)
+    saved = {c.step for c in run.checkpoints(layout.MAIN)}
+    lr = peak_lr(run)
+    out = []
+    for shape in shapes:
+        for f in fractions:
+            d = max(1, round(f * budget))
+            fork = budget - d
+            if fork <= _warmup(main):
+                continue
+            sched = DecayBranch(main, fork, d, shape)
+            curve = schedule_curve(f"{shape}-{d}", sched, lr, budget, [budget])
+            out.append(DecayOption(shape, d, fork, float(fit.predict(curve)[-1]), fork in saved))
+    if not out:
+        raise PredictError(f"--budget {budget}: no decay fits after the main branch's warmup")
+    return sorted(out, key=lambda o: o.final_loss)
