@@ -53,7 +53,7 @@ def test_one_meaning_per_flag_name():
         if "--out" in visible:  # an output directory; for `report` the page it writes (report.html)
             assert path in ("riverbed demo", "riverbed report", "riverbed claims") or path.startswith("riverbed experiment"), path
         if "-o" in visible:  # a JSON file written
-            assert path in ("riverbed plan", "riverbed scaling fit"), path
+            assert path in ("riverbed plan", "riverbed scaling fit") or path.startswith("riverbed predict"), path
 
 
 def test_count_flags_use_the_one_number_parser():

@@ -56,7 +56,7 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
     assert json.loads(law.read_text())["meta"]["branches"] == ["main", "1-sqrt-from30-len30"]
     capsys.readouterr()
     png, out = tmp_path / "b.png", tmp_path / "b.json"
-    assert main(["predict", "branch", str(predict_tree), "--from", "45", "--decay", "linear", "--length", "25%",
+    assert main(["predict", "branch", str(predict_tree), "--from", "45", "--shape", "linear", "--length", "25%",
                  "--law", "all", "--bootstrap", "3", "--plot", str(png), "-o", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["law"] for p in doc["predictions"]] == ["mpl", "tissue"] and doc["law_spread"] >= 0
@@ -64,7 +64,7 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
     assert json.loads(out.read_text()) == doc and png.read_bytes()[:4] == b"\x89PNG"
     assert "trained" not in doc  # no linear branch was trained
     # The same schedule as a trained branch: its trained final loss is reported beside the prediction.
-    assert main(["predict", "branch", str(predict_tree), "--from", "30", "--decay", "1-sqrt", "--length", "15",
+    assert main(["predict", "branch", str(predict_tree), "--from", "30", "--shape", "1-sqrt", "--length", "15",
                  "--law", "tissue", "--bootstrap", "0", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert list(doc["trained"]) == ["1-sqrt-from30-len15"]
@@ -78,7 +78,7 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
 
 def test_run_tree_bad_requests_exit_2_and_write_nothing(predict_tree, tmp_path, capsys):
     out = tmp_path / "p.json"
-    assert main(["predict", "branch", str(predict_tree), "--from", "50", "--decay", "linear", "--length", "10", "-o", str(out)]) == 2
+    assert main(["predict", "branch", str(predict_tree), "--from", "50", "--shape", "linear", "--length", "10", "-o", str(out)]) == 2
     assert "no checkpoint at step 50" in capsys.readouterr().err and not out.exists()
     assert main(["predict", "schedule", str(predict_tree), "--schedule",
                  '{"type": "wsds", "budgets": [40, 80], "warmup": 4, "decays": [10, 10]}', "-o", str(out)]) == 2

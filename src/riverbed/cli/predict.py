@@ -19,6 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from riverbed.cli.deprecated import add_deprecated
+from riverbed.units import arg, parse_count
+
 LAW_CHOICES = ("mpl", "tissue")
 
 
@@ -36,25 +39,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("sources", metavar="SOURCE", nargs="+", help="one run directory, or CSV files with columns step,lr,loss")
     law_arg(f)
     f.add_argument("--calibrate", metavar="BRANCH", nargs="+", default=None, help="run: branches to fit on (default: main + the longest finished decay branch)")
-    f.add_argument("--warmup-steps", type=int, default=None, help="CSV: linear warmup over N steps (default: up to the first row)")
+    f.add_argument("--warmup-steps", type=arg(parse_count), default=None, help="CSV: linear warmup over N steps (default: up to the first row)")
     f.add_argument("--schedule", metavar="SPEC", default=None, help="CSV: schedule (x the largest logged LR) for the steps before the first row")
     f.add_argument("--max-points", type=int, default=32, help="eval points per curve used by the fit (default 32)")
     f.add_argument("--json", action="store_true", help="print the fit as JSON")
-    f.add_argument("-o", "--out", default=None, help="write the fit (law.json)")
+    f.add_argument("-o", "--output", dest="out", default=None, help="write the fit (law.json)")
     f.set_defaults(func=run_fit)
 
     c = sub.add_parser("curve", help="predict the loss at each row of a step,lr CSV")
     c.add_argument("law", metavar="LAW.json")
     c.add_argument("--lr", required=True, metavar="CSV", help="CSV with columns step,lr (and loss, to score the prediction)")
-    c.add_argument("--warmup-steps", type=int, default=None, help="linear warmup over N steps (default: up to the first row)")
+    c.add_argument("--warmup-steps", type=arg(parse_count), default=None, help="linear warmup over N steps (default: up to the first row)")
     c.add_argument("--schedule", metavar="SPEC", default=None, help="schedule (x the largest logged LR) before the first row")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=run_curve)
 
     b = sub.add_parser("branch", help="predicted eval-loss curve and final loss of an untrained decay branch")
     b.add_argument("run", metavar="RUN")
-    b.add_argument("--from", dest="from_step", type=int, required=True, help="main-branch step to fork from (a saved checkpoint)")
-    b.add_argument("--decay", required=True, metavar="SHAPE", help="decay shape (riverbed schedule shapes)")
+    b.add_argument("--from", dest="from_step", type=arg(parse_count), required=True, help="main-branch step to fork from (a saved checkpoint)")
+    b.add_argument("--shape", dest="decay", default=None, metavar="SHAPE", help="decay shape (riverbed schedule shapes), as in `riverbed branch`")
+    add_deprecated(b, "--decay", new="--shape", dest="decay", metavar="SHAPE")
     b.add_argument("--length", required=True, help="decay length: steps, '2M tok' or '20%%' of the budget")
     b.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier (default 0)")
     law_arg(b, ("all",))
@@ -64,9 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("schedule", help="predicted curve of any schedule, or the best decay at a budget")
     s.add_argument("run", metavar="RUN")
     s.add_argument("--schedule", metavar="SPEC", default=None, help="schedule spec to predict (inline JSON or a TOML/JSON file)")
-    s.add_argument("--steps", type=int, default=None, help="length for a schedule without an end")
+    s.add_argument("--steps", type=arg(parse_count, positive=True), default=None, help="length for a schedule without an end")
     s.add_argument("--best-decay", action="store_true", help="search decay shape x length for the lowest predicted final loss")
-    s.add_argument("--budget", type=int, default=None, help="--best-decay: total steps (fork + decay)")
+    s.add_argument("--budget", type=arg(parse_count, positive=True), default=None, help="--best-decay: total steps (fork + decay)")
     law_arg(s)
     _common_run(s)
     s.set_defaults(func=run_schedule)
@@ -84,10 +88,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _common_run(q: argparse.ArgumentParser) -> None:
     q.add_argument("--fit", default=None, metavar="LAW.json", help="use this fit instead of fitting the run now")
-    q.add_argument("--bootstrap", type=int, default=20, help="bootstrap refits for the uncertainty (default 20; 0 = none)")
+    q.add_argument("--bootstrap", type=arg(parse_count), default=20, help="bootstrap refits for the uncertainty (default 20; 0 = none)")
     q.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.add_argument("-o", "--out", default=None, help="write the prediction as JSON")
+    q.add_argument("-o", "--output", dest="out", default=None, help="write the prediction as JSON")
     q.add_argument("--plot", default=None, help="write a PNG beside the measured curves")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -299,6 +303,10 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
 def run_branch(args: argparse.Namespace) -> int:
     from riverbed.predict.runs import open_run, decay_request, predict_branch
 
+    from riverbed.predict import PredictError
+
+    if args.decay is None:
+        raise PredictError("--shape: required (the decay shape, e.g. 1-sqrt)")
     run = open_run(args.run)
     check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
     decay_request(run, args.from_step, args.decay, args.length, args.min_ratio)  # bad fork/shape before any fit

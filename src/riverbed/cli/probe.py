@@ -22,6 +22,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from riverbed.units import arg, parse_count
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("probe", help="loss-landscape probes: interpolate, sharpness, hill, plane, merge-taylor",
@@ -57,8 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("hill", help="loss drop of a short decay branch (hill component), optionally along a run")
     q.add_argument("ckpt", type=Path, nargs="?", default=None)
     q.add_argument("--along", type=Path, default=None, metavar="RUN", help="probe every k-th main-branch checkpoint of RUN")
-    q.add_argument("--every", type=int, default=1, help="with --along: every k-th checkpoint (default 1)")
-    q.add_argument("--length", type=int, default=None, help="decay steps (default 10%% of the fork step, >= 10)")
+    q.add_argument("--every", type=arg(parse_count, positive=True), default=1, help="with --along: every k-th checkpoint (default 1)")
+    q.add_argument("--length", type=arg(parse_count, positive=True), default=None, help="decay steps (default 10%% of the fork step, >= 10)")
     q.add_argument("--lr", type=float, default=None, help="LR the decay starts from (default: the run's LR at the fork)")
     q.add_argument("--shape", default="linear", help="decay shape (default linear)")
     common(q)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.experiments.spike import bounded
+from riverbed.units import arg, parse_count
 
 LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
 QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10}
@@ -32,8 +33,8 @@ QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("experiments/bigram"), help="output folder (replaced)")
     p.add_argument("--seeds", type=int, default=None, help="seeds (default 3; quick 1)")
-    p.add_argument("--steps", type=int, default=None, help=f"main-branch steps (default {MAIN_STEPS})")
-    p.add_argument("--decay", type=int, default=None, help=f"decay steps (default {DECAY})")
+    p.add_argument("--steps", type=arg(parse_count, positive=True), default=None, help=f"main-branch steps (default {MAIN_STEPS})")
+    p.add_argument("--decay-steps", dest="decay", type=arg(parse_count, positive=True), default=None, help=f"decay steps (default {DECAY})")
     p.add_argument("--lr", type=float, default=LR, help=f"stable LR (default {LR})")
     p.add_argument("--quick", action="store_true", help="the short form CI runs (also RIVERBED_BOUNDED=1)")
     p.add_argument("--no-progress", action="store_true")
