@@ -49,7 +49,7 @@ def test_round_trip_is_exact(tmp_path):
         [layout.HF_CONFIG_FILE, layout.MODEL_FILE, layout.OPTIMIZER_FILE, layout.RNG_FILE, layout.STATE_FILE])
     model2, opt2 = _trained(seed=1, steps=1)
     state = load_checkpoint(path, model2, opt2)
-    assert state["step"] == 2 and state["tokens"] == 64
+    assert state.step == 2 and state.tokens == 64
     for (k, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
         assert torch.equal(a, b), k
     ta, _ = optimizer_tensors(model, opt)
@@ -114,7 +114,7 @@ def test_existing_checkpoint_is_not_overwritten(tmp_path):
     save_checkpoint(tmp_path / "c", model, opt, {"step": 2})
     with pytest.raises(CheckpointError, match="already exists"):
         save_checkpoint(tmp_path / "c", model, opt, {"step": 3})
-    assert read_state(tmp_path / "c")["step"] == 2
+    assert read_state(tmp_path / "c").step == 2
     assert json.loads((tmp_path / "c" / layout.STATE_FILE).read_text())["format"] == "riverbed.checkpoint.v1"
 
 

@@ -47,7 +47,7 @@ def test_init_from_merge_writes_the_merge_and_trains_from_it(tmp_path, source_ru
     torch.testing.assert_close(opt[key], (oa[key] + 2 * ob[key] + 3 * oc[key]) / 6, rtol=0, atol=1e-9)
     assert torch.equal(opt[key.replace("exp_avg_sq", "step")], oc[key.replace("exp_avg_sq", "step")])
     state = read_state(layout.init_merge_dir(new))
-    assert state["step"] == 0 and state["init_from_merge"]["checkpoints"] == [4, 6, 8]
+    assert state.step == 0 and state.init_from_merge["checkpoints"] == [4, 6, 8]
     # the new run trained 2 steps from the merge, numbering from 0
     assert [r.step for r in layout.list_checkpoints(new, "main")] == [2]
     rows = read_metrics(layout.metrics_path(new, "main"))
@@ -68,7 +68,7 @@ def test_config_init_section_starts_from_the_merge(tmp_path, source_run, tiny_ru
     a, b = _ckpt(source_run, 4), _ckpt(source_run, 8)  # at least 4 steps apart from the newest: 8, 4
     k = "model.embed_tokens.weight"
     torch.testing.assert_close(merged[k], (a[k] + b[k]) / 2, rtol=0, atol=1e-6)
-    assert read_state(layout.init_merge_dir(tmp_path / "ft"))["init_from_merge"]["optimizer_state"] == "reset"
+    assert read_state(layout.init_merge_dir(tmp_path / "ft")).init_from_merge["optimizer_state"] == "reset"
 
 
 def test_bad_input_exits_2_and_leaves_nothing(tmp_path, source_run, capsys):
@@ -91,4 +91,4 @@ def test_bad_input_exits_2_and_leaves_nothing(tmp_path, source_run, capsys):
     assert main(["init-from-merge", str(new), "--run", str(source_run), "--last", "2"]) == 0
     out = capsys.readouterr().out
     assert "passed over step 8: tensor model.norm.weight holds NaN/inf" in out
-    assert read_state(layout.init_merge_dir(new))["init_from_merge"]["checkpoints"] == [4, 6]
+    assert read_state(layout.init_merge_dir(new)).init_from_merge["checkpoints"] == [4, 6]

@@ -94,8 +94,8 @@ def test_skip_rolls_back_and_moves_the_data_position(tmp_path, tiny_run_config):
     # the batches of steps 20..24 are skipped
     assert rec["checkpoints"] == [20] and rec["resume_step"] == 20 and rec["data_skipped"] == 5
     state = read_state(res.checkpoint)
-    assert state["data"]["offset"] == 5 and state["data"]["position"] == STEPS + 5
-    assert state["lr_scale"] == 1.0  # the scale-down ended after 3 steps
+    assert state.data.offset == 5 and state.data.position == STEPS + 5
+    assert state.lr_scale == 1.0  # the scale-down ended after 3 steps
     rows = read_metrics(layout.metrics_path(run.path, "main"))
     lrs = {r["step"]: r["lr"] for r in rows if r["kind"] == "train"}  # the last row per step wins
     assert lrs[21] == pytest.approx(0.5 * lrs[30]) and lrs[24] == pytest.approx(lrs[30])

@@ -43,9 +43,9 @@ def test_trains_checkpoints_and_logs(tmp_path, tiny_run_config):
     assert res.flops == pytest.approx(res.tokens * tiny_run_config.model.flops_per_token(32))
     assert [r.step for r in layout.list_checkpoints(tmp_path, "main")] == [2, 4]
     state = read_state(res.checkpoint)
-    assert state["step"] == 4 and state["data"]["position"] == 4 and state["branch"] == "main"
-    assert state["metrics"]["eval_loss"] == pytest.approx(res.last_eval_loss)
-    assert state["schedule"]["type"] == "warmup-stable"
+    assert state.step == 4 and state.data.position == 4 and state.branch == "main"
+    assert state.eval_loss == pytest.approx(res.last_eval_loss)
+    assert state.schedule["type"] == "warmup-stable"
     rows = read_metrics(layout.metrics_path(tmp_path, "main"))
     train = [r for r in rows if r["kind"] == "train"]
     assert [r["step"] for r in train] == [1, 2, 3, 4]
@@ -100,7 +100,7 @@ def test_fork_continues_global_numbering(tmp_path, tiny_run_config):
     res = train_branch(cfg, tmp_path, "decay", sched, until_step=6, init=main2, progress=False)
     assert (res.step, res.tokens) == (6, 6 * 128)
     state = read_state(res.checkpoint)
-    assert state["init"] == str(main2) and state["schedule"]["type"] == "decay-branch"
+    assert state.init == str(main2) and state.schedule["type"] == "decay-branch"
     rows = [r for r in read_metrics(layout.metrics_path(tmp_path, "decay")) if r["kind"] == "train"]
     assert [r["step"] for r in rows] == [3, 4, 5, 6]
     assert [r["lr"] for r in rows] == pytest.approx([3e-3 * sched.multiplier(s) for s in range(2, 6)])
@@ -175,7 +175,7 @@ def test_callbacks_and_stop(tmp_path, tiny_run_config):
     assert (res.step, res.stopped) == (3, "enough")
     assert [s for s, *_ in rec.steps] == [1, 2, 3] and all(loss > 0 for *_, loss, _ in rec.steps)
     assert [s for s, _ in rec.evals] == [2, 3] and rec.ckpts == [2, 3]
-    assert read_state(res.checkpoint)["reason"] == "stopped"
+    assert read_state(res.checkpoint).reason == "stopped"
 
 
 def test_restore_checkpoint_rewinds_exactly(tmp_path, tiny_run_config):
@@ -206,7 +206,7 @@ def test_restore_weights_with_lr_scale(tmp_path, tiny_run_config):
     res = train_branch(tiny_run_config, tmp_path, until_step=4, callbacks=[Halve()], progress=False)
     rows = [r for r in read_metrics(layout.metrics_path(tmp_path, "main")) if r["kind"] == "train"]
     assert [r["lr"] for r in rows] == pytest.approx([1.5e-3, 3e-3, 1.5e-3, 1.5e-3])
-    assert read_state(res.checkpoint)["lr_scale"] == 0.5
+    assert read_state(res.checkpoint).lr_scale == 0.5
     assert float(_weights(res)[1]["model.norm.weight.step"]) == 2.0  # moments were reset at step 2
 
 
@@ -231,7 +231,7 @@ def test_ctrl_c_saves_at_step_boundary_and_resumes_exactly(tmp_path, tiny_run_co
     with pytest.raises(KeyboardInterrupt):
         train_branch(cfg, tmp_path / "b", until_step=5, callbacks=[CtrlC()], progress=False)
     assert [r.step for r in layout.list_checkpoints(tmp_path / "b", "main")] == [3]
-    assert read_state(layout.checkpoint_dir(tmp_path / "b", "main", 3))["reason"] == "interrupted"
+    assert read_state(layout.checkpoint_dir(tmp_path / "b", "main", 3)).reason == "interrupted"
     res = train_branch(cfg, tmp_path / "b", until_step=5, progress=False)
     _assert_bitwise(_weights(straight), _weights(res))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

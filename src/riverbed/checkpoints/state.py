@@ -8,7 +8,9 @@ One checkpoint is one directory (``riverbed.checkpoints.layout``) written atomic
                             in the file's metadata. Names, not indices, so that the optimizer
                             states of several checkpoints can be merged like their weights.
     rng.safetensors         torch CPU RNG ("cpu") and each CUDA device's ("cuda.<i>"), uint8
-    state.json              step, tokens, flops, branch, schedule spec, data position, metrics
+    state.json              riverbed.checkpoints.schema.CheckpointState: step, tokens, flops,
+                            branch, schedule spec, data position, losses, provenance
+    <component>.json        state of components (the spike guard's guard.json), if any
 
 No pickle anywhere. Example::
 
@@ -16,7 +18,7 @@ No pickle anywhere. Example::
     >>> m = torch.nn.Linear(2, 2); opt = torch.optim.AdamW(m.parameters())
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "step_0000000000"
     >>> _ = save_checkpoint(d, m, opt, {"step": 0})
-    >>> load_checkpoint(d, m, opt)["step"]
+    >>> load_checkpoint(d, m, opt).step
     0
 """
 
@@ -28,17 +30,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_dir
 from riverbed.checkpoints.strict_json import dumps as strict_dumps
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
+from riverbed.checkpoints.optimizer_state import OPTIMIZER_FORMAT, load_optimizer_tensors, optimizer_tensors
+from riverbed.checkpoints.schema import FORMAT, CheckpointState, as_state, read_state
 from riverbed.errors import CheckpointError
+from riverbed.model.config import ModelConfig
+from riverbed.model.hf import hf_config_dict
 
-FORMAT = "riverbed.checkpoint.v1"
-OPTIMIZER_FORMAT = "riverbed.adamw.v1"
-MOMENTS = ("exp_avg", "exp_avg_sq", "step")
+_RESERVED = (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE, HF_CONFIG_FILE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,82 +105,6 @@ def apply_model_tensors(model: torch.nn.Module, tensors: Mapping[str, torch.Tens
 
 
 # --------------------------------------------------------------------------------------------
-# Optimizer state by parameter name
-# --------------------------------------------------------------------------------------------
-
-
-def _param_names(model: torch.nn.Module) -> dict[int, str]:
-    return {id(p): name for name, p in model.named_parameters()}
-
-
-def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """AdamW state as ``{"<param>.exp_avg": ..., "<param>.exp_avg_sq": ..., "<param>.step": ...}``
-    plus safetensors metadata (format and param-group hyper-parameters as JSON)."""
-    names = _param_names(model)
-    tensors: dict[str, torch.Tensor] = {}
-    groups = []
-    for group in optimizer.param_groups:
-        group_names = []
-        for p in group["params"]:
-            if id(p) not in names:
-                raise CheckpointError("optimizer holds a parameter that is not in the model")
-            name = names[id(p)]
-            group_names.append(name)
-            for key, value in optimizer.state.get(p, {}).items():
-                if key not in MOMENTS:
-                    raise CheckpointError(f"optimizer state {key!r} of {name} is not AdamW's (expected {MOMENTS})")
-                t = value if torch.is_tensor(value) else torch.tensor(float(value))
-                tensors[f"{name}.{key}"] = t.detach().to("cpu").contiguous()
-        hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items() if k != "params"}
-        groups.append({"params": group_names, **{k: v for k, v in hyper.items() if _jsonable(v)}})
-    metadata = {"format": OPTIMIZER_FORMAT, "param_groups": json.dumps(groups)}
-    return tensors, metadata
-
-
-def _jsonable(v: Any) -> bool:
-    try:
-        json.dumps(v)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def load_optimizer_tensors(
-    tensors: Mapping[str, torch.Tensor], model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, source: str = "optimizer state"
-) -> None:
-    """Set AdamW state from named tensors (the optimizer.safetensors layout). The param groups'
-    hyper-parameters stay those of ``optimizer`` (they come from the config; the LR is set
-    from the schedule at every step)."""
-    names = _param_names(model)
-    known = set()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    index = 0
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            name = names[id(p)]
-            entry = {}
-            for key in MOMENTS:
-                full = f"{name}.{key}"
-                known.add(full)
-                if full in tensors:
-                    entry[key] = tensors[full]
-            if entry:
-                if set(entry) != set(MOMENTS):
-                    raise CheckpointError(f"{source}: incomplete AdamW state for {name}: has {sorted(entry)}")
-                for key in ("exp_avg", "exp_avg_sq"):
-                    if tuple(entry[key].shape) != tuple(p.shape):
-                        raise CheckpointError(f"{source}: {name}.{key} has shape {tuple(entry[key].shape)}, parameter is {tuple(p.shape)}")
-                state[index] = dict(entry)
-            index += 1
-    unexpected = sorted(set(tensors) - known)
-    if unexpected:
-        raise CheckpointError(f"{source}: tensors for unknown parameters: {unexpected[:5]}")
-    sd = optimizer.state_dict()
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-
-
-# --------------------------------------------------------------------------------------------
 # RNG
 # --------------------------------------------------------------------------------------------
 
@@ -208,32 +136,60 @@ def save_checkpoint(
     path: str | Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None,
-    state: Mapping[str, Any],
+    state: CheckpointState | Mapping[str, Any],
     rng: Mapping[str, torch.Tensor] | None = None,
     *,
     overwrite: bool = False,
+    files: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically (temporary sibling, fsync, rename).
+    """Write a checkpoint directory of ``model`` (and ``optimizer``) atomically.
 
-    ``rng`` defaults to the current global RNG states. Returns ``path``.
+    ``state`` is a :class:`CheckpointState` (a state.json-shaped mapping is validated into
+    one); ``rng`` defaults to the current global RNG states; ``files`` are the JSON files of
+    components that keep state (``{"guard.json": {...}}``), written inside the checkpoint
+    before it becomes visible. Returns ``path``.
     """
+    opt = optimizer_tensors(model, optimizer) if optimizer is not None else None
+    return write_checkpoint(path, model_tensors(model), opt, state, rng=rng, hf_config=_hf_config(model),
+                            overwrite=overwrite, files=files)
+
+
+def write_checkpoint(
+    path: str | Path,
+    model: Mapping[str, torch.Tensor],
+    optimizer: tuple[Mapping[str, torch.Tensor], Mapping[str, str]] | None,
+    state: CheckpointState | Mapping[str, Any],
+    *,
+    rng: Mapping[str, torch.Tensor] | None = None,
+    hf_config: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    files: Mapping[str, Any] | None = None,
+) -> Path:
+    """The one writer of checkpoint directories: named tensors, optimizer state by parameter
+    name ``(tensors, metadata)``, RNG, state.json and component files, in a temporary sibling
+    that is fsynced and renamed into place (riverbed.checkpoints.atomic)."""
     path = Path(path)
-    model_t = model_tensors(model)
-    hf_config = _hf_config(model)
-    opt_t, opt_meta = optimizer_tensors(model, optimizer) if optimizer is not None else ({}, {"format": OPTIMIZER_FORMAT})
+    body = as_state(state, source=str(path / STATE_FILE)).dumps()  # NaN loss -> null + reason
+    extra = {}
+    for name, obj in (files or {}).items():
+        if name in _RESERVED or "/" in name or name.startswith("."):
+            raise CheckpointError(f"{path}: component file name {name!r} is reserved or not a plain file name")
+        try:
+            extra[name] = strict_dumps(obj, indent=2) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path / name}: not JSON-serialisable: {exc}") from None
     rng_t = {k: v.detach().to("cpu").contiguous() for k, v in (capture_rng() if rng is None else rng).items()}
     try:
-        body = strict_dumps({"format": FORMAT, **state}, indent=2) + "\n"  # NaN loss -> null + reason
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path / STATE_FILE}: state is not JSON-serialisable: {exc}") from None
-    try:
         with atomic_dir(path, overwrite=overwrite) as tmp:
-            save_file(model_t, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+            save_file({k: v.contiguous() for k, v in model.items()}, str(tmp / MODEL_FILE), metadata={"format": "pt"})
             if optimizer is not None:
-                save_file(opt_t, str(tmp / OPTIMIZER_FILE), metadata=opt_meta)
+                tensors, meta = optimizer
+                save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / OPTIMIZER_FILE), metadata=dict(meta))
             save_file(rng_t, str(tmp / RNG_FILE))
             if hf_config is not None:  # makes the directory loadable by transformers' from_pretrained
                 (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+            for name, text in extra.items():
+                (tmp / name).write_text(text, encoding="utf-8")
             # state.json last: layout.list_checkpoints treats a dir with it as complete.
             (tmp / STATE_FILE).write_text(body, encoding="utf-8")
     except FileExistsError:
@@ -243,13 +199,9 @@ def save_checkpoint(
 
 def _hf_config(model: torch.nn.Module) -> dict[str, Any] | None:
     """The Hugging Face config.json of a riverbed model (None for other modules)."""
-    from riverbed.model import ModelConfig
-
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, ModelConfig):
         return None
-    from riverbed.model.hf import hf_config_dict
-
     return hf_config_dict(cfg)
 
 
@@ -264,27 +216,11 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
 
 
 def read_safetensors_metadata(file: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), framework="pt") as fh:
             return dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{file}: unreadable (truncated or corrupt): {exc}") from None
-
-
-def read_state(path: str | Path) -> dict[str, Any]:
-    """The state.json of a checkpoint directory."""
-    file = Path(path) / STATE_FILE
-    if not file.is_file():
-        raise CheckpointError(f"{file}: missing (not a checkpoint directory?)")
-    try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{file}: corrupt JSON: {exc}") from None
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"{file}: not a riverbed checkpoint state (no 'step')")
-    return state
 
 
 def load_checkpoint(
@@ -293,9 +229,9 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     rng: bool = False,
-) -> dict[str, Any]:
+) -> CheckpointState:
     """Load a checkpoint into ``model`` (and ``optimizer``; and the global RNG with
-    ``rng=True``) and return its state dict. Any missing, truncated or corrupt file raises
+    ``rng=True``) and return its state. Any missing, truncated or corrupt file raises
     CheckpointError naming it; nothing is modified unless every file reads cleanly."""
     path = Path(path)
     if not path.is_dir():
@@ -324,6 +260,9 @@ def checkpoint_bytes(path: str | Path) -> int:
 
 
 __all__ = [
+    "CheckpointState",
+    "FORMAT",
+    "OPTIMIZER_FORMAT",
     "apply_model_tensors",
     "capture_rng",
     "checkpoint_bytes",
@@ -336,4 +275,5 @@ __all__ = [
     "read_state",
     "restore_rng",
     "save_checkpoint",
+    "write_checkpoint",
 ]

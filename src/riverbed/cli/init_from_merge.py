@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     from riverbed.checkpoints.state import read_state
 
-    prov = read_state(out)["init_from_merge"]
+    prov = read_state(out).init_from_merge or {}
     run_obj.add_branch(BranchRecord(layout.MAIN, "main", dict(cfg.schedule), status="stopped"))
     run_obj.record_event(layout.MAIN, {"event": "init-from-merge", **{k: v for k, v in prov.items() if k != "paths"}})
     labels = [layout.checkpoint_name(s) for s in prov["checkpoints"]]

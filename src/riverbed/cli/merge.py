@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     steps = tokens = None
     wma_by = args.wma_by
     if args.run is not None:
-        from riverbed.merging.select import select_checkpoints
+        from riverbed.merging.select import select_checkpoints, spacing_note
 
         if inputs:
             raise MergeError(f"give either input checkpoints or --run, not both (got --run {args.run} and {inputs[0]})")
@@ -94,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
         tokens = tuple(s.tokens for s in picked) if unit == "tokens" else None
         if wma_by == "step" and unit == "tokens":
             wma_by = "tokens"  # --wma-by step --unit tokens: weights proportional to the tokens seen
-        selection = {"run": str(args.run), "last": args.last, "every": args.every, "unit": unit, "branch": branch}
         shown = steps if unit == "steps" else tokens
+        note = spacing_note(shown, args.every, unit)
+        selection = {"run": str(args.run), "last": args.last, "every": args.every, "unit": unit, "branch": branch,
+                     **({"spacing_used": [b - a for a, b in zip(shown, shown[1:])], "spacing_note": note} if note else {})}
         print(f"selected {len(picked)} checkpoints of {args.run} ({branch}): {unit} " + ", ".join(str(x) for x in shown))
+        if note:
+            print(f"note: {note}")
     else:
         stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None]
         if stray:

@@ -67,19 +67,17 @@ def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CK
 
 
 def heldout_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
-    """Held-out loss of a checkpoint directory on the run's fixed evaluation set (step 0)."""
+    """Held-out loss of a checkpoint directory on the run's fixed evaluation set: the trainer's
+    batches and averaging (riverbed.training.evaluate), so it lines up with the logged eval_loss."""
     import torch
 
     from riverbed.checkpoints.state import load_model_tensors
-    from riverbed.data import heldout_batches
     from riverbed.model import build_model
+    from riverbed.training.evaluate import evaluate, heldout_set
 
     model = build_model(cfg.model)
     load_model_tensors(checkpoint, model)
-    model.eval()
-    batches = heldout_batches(data.heldout, cfg.train.seq_len, cfg.train.batch_size, cfg.train.eval_batches)
-    with torch.no_grad():
-        return statistics.fmean(float(model(x, y).loss) for x, y in batches)
+    return evaluate(model, heldout_set(cfg, data), device=torch.device("cpu"))
 
 
 def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps: int, last: int, data: Any,

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from riverbed.training.callbacks import Callback
 from riverbed.units import arg, parse_count
 
 ARMS = ("reference", "none", "rollback", "pma-init")
@@ -73,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class Curve:
+class Curve(Callback):
     """Per global step the loss / grad norm of the trajectory that survived (rewinds replace)."""
 
     loss: dict[int, float] = field(default_factory=dict)

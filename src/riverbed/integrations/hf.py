@@ -63,11 +63,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
 
 from riverbed.errors import ConfigError
 from riverbed.integrations.pma_snapshots import PMASnapshots
-from riverbed.integrations.snapshot_guard import (  # noqa: F401  (re-exported: the public names of this module)
-    SnapshotGuard,
+from riverbed.checkpoints.optimizer_state import (  # noqa: F401  (re-exported: public names of this module)
     load_optimizer_state_by_name,
     optimizer_state_by_name,
 )
+from riverbed.integrations.snapshot_guard import SnapshotGuard
 from riverbed.merging.monitor import METRIC, PMAConfig
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.torch import OnChange, RiverbedLR

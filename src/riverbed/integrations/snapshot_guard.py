@@ -23,15 +23,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_path, write_text
+from riverbed.checkpoints.optimizer_state import load_optimizer_state_by_name, optimizer_state_by_name
 from riverbed.errors import ConfigError, RiverbedError
+from riverbed.merging.memory import merge_state_dicts
+from riverbed.merging.select import pick_spaced
 from riverbed.training.guard import GuardConfig, SpikeDetector
 from riverbed.training.recovery import (
     describe_merge,
     merge_coefficients,
     merge_optimizer_states,
-    merge_tensors,
     nonfinite_names,
-    select_healthy,
     weights_finite,
 )
 
@@ -41,40 +42,6 @@ log = logging.getLogger("riverbed.guard")
 def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
     """The torch optimizer inside a framework wrapper (accelerate, Lightning) or itself."""
     return getattr(optimizer, "optimizer", optimizer)
-
-
-def optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Flat ``{"<param>.<key>": tensor}`` copy (on the CPU) of any torch optimizer's state."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    out = {}
-    for p, st in optimizer.state.items():
-        if id(p) not in names:
-            continue
-        for key, v in st.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-            out[f"{names[id(p)]}.{key}"] = t.detach().to("cpu", copy=True)
-    return out
-
-
-def load_optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                                 state: dict[str, torch.Tensor] | None) -> None:
-    """Replace the optimizer's state with a flat by-name state; None clears it (fresh moments)."""
-    current = {p: dict(s) for p, s in optimizer.state.items()}
-    optimizer.state.clear()
-    if state is None:
-        return
-    for name, p in model.named_parameters():
-        prefix = f"{name}."
-        entries = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
-        if not entries:
-            continue
-        new = {}
-        for key, v in entries.items():
-            old = current.get(p, {}).get(key)
-            # keep each entry where the optimizer keeps it (AdamW's "step" lives on the CPU)
-            device = old.device if isinstance(old, torch.Tensor) else (p.device if v.dim() else torch.device("cpu"))
-            new[key] = v.to(device=device, dtype=v.dtype, copy=True)
-        optimizer.state[p] = new
 
 
 class SnapshotGuard:
@@ -197,7 +164,8 @@ class SnapshotGuard:
             return self._stop(f"spike guard: spike at step {step} after {self.recoveries} recoveries "
                               f"(max_recoveries={cfg.max_recoveries}); the run keeps spiking, stopping")
         n = cfg.pma_count if cfg.action == "pma-init" else 1
-        steps = select_healthy(self.snapshot_steps, onset=onset, count=n, margin=cfg.healthy_margin)
+        healthy = [s for s in self.snapshot_steps if s < onset - cfg.healthy_margin]  # saved before the spike
+        steps = pick_spaced(healthy, last=n, every=1, key=int)
         if not steps:
             return self._stop(f"spike guard: no healthy snapshot before step {onset} to recover from "
                               f"(snapshots: {self.snapshot_steps}); stopping instead of training on broken weights")
@@ -210,7 +178,8 @@ class SnapshotGuard:
         method = cfg.pma_method if cfg.action == "pma-init" else "sma"
         coeffs = merge_coefficients(method, len(steps), cfg.alpha)
         labels = [f"snapshot step {s}" for s in steps]
-        merged = merge_tensors([self._load(s, "model") for s in steps], coeffs, names=labels)
+        merged = merge_state_dicts([self._load(s, "model") for s in steps], coeffs, dtype="input",
+                                   require_finite=True, names=labels)
         opt_states = [self._load(s, "optim") for s in steps] if self._needs_optimizer() else []
         if any(o is None for o in opt_states):
             raise ConfigError(f"optimizer_state={cfg.optimizer_state!r} but a snapshot has no optimizer state")

@@ -85,12 +85,12 @@ def hill(checkpoint: str | Path, *, length: int | None = None, lr: float | None 
                               f"({layout.STATE_FILE} and {layout.OPTIMIZER_FILE}), not a bare model directory")
     setup, (params,) = open_checkpoints([path], device=device, data=data)
     state = read_state(path)
-    fork = int(state["step"])
+    fork = state.step
     length = default_length(fork) if length is None else length
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ConfigError(f"--length must be a positive number of steps, got {length!r}")
-    main = schedule_from_spec(dict(state.get("schedule") or setup.cfg.schedule))
-    lr_scale = float(state.get("lr_scale", 1.0))
+    main = schedule_from_spec(dict(state.schedule or setup.cfg.schedule))
+    lr_scale = state.lr_scale
     level = float(main.multiplier(fork)) * lr_scale
     cfg = setup.cfg
     if lr is not None:
@@ -109,7 +109,7 @@ def hill(checkpoint: str | Path, *, length: int | None = None, lr: float | None 
             raise RunError(f"decay branch from {path} ended without a checkpoint")
         decayed, (dparams,) = open_checkpoints([res.checkpoint], device=device, data=setup.data)
         decayed_loss = decayed.objective.loss(dparams)
-    return HillPoint(str(path), fork, int(state.get("tokens", 0)), loss, decayed_loss, loss - decayed_loss, length, start_lr)
+    return HillPoint(str(path), fork, state.tokens, loss, decayed_loss, loss - decayed_loss, length, start_lr)
 
 
 def hill_along(run: str | Path, *, every: int = 1, branch: str = layout.MAIN, **kw: Any) -> list[HillPoint]:
@@ -121,7 +121,7 @@ def hill_along(run: str | Path, *, every: int = 1, branch: str = layout.MAIN, **
     refs = [r for r in layout.list_checkpoints(run, branch) if r.step > 0][::every]
     if not refs:
         raise RunError(f"run {run}: branch {branch!r} has no saved checkpoint past step 0")
-    raw = read_state(refs[0].path).get("config")
+    raw = read_state(refs[0].path).config
     if not isinstance(raw, dict):
         raise CheckpointError(f"checkpoint {refs[0].path}: state.json has no run config")
     cfg = RunConfig.from_dict(raw, source=str(refs[0].path / layout.STATE_FILE))

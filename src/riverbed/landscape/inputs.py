@@ -28,6 +28,7 @@ from riverbed.checkpoints import layout
 from riverbed.checkpoints.state import apply_model_tensors, read_safetensors, read_state
 from riverbed.config import RunConfig, load_config
 from riverbed.errors import CheckpointError, ConfigError
+from riverbed.training.evaluate import heldout_set
 from riverbed.landscape.objective import Objective, Params, model_objective, model_params
 
 
@@ -56,7 +57,7 @@ def _read(path: Path, config: Path | None) -> tuple[RunConfig | None, Any, dict[
         raise CheckpointError(f"checkpoint {path}: not found (expected a checkpoint or Hugging Face directory)")
     if _is_riverbed(path):
         state = read_state(path)
-        raw = state.get("config")
+        raw = state.config
         run_cfg = None
         if isinstance(raw, dict):
             try:
@@ -105,9 +106,9 @@ def check_same_model(paths: Sequence[Path], model_cfgs: Sequence[Any], tensors: 
 def open_checkpoints(paths: Sequence[str | Path], *, config: str | Path | None = None, device: str = "auto",
                      data: Any | None = None) -> tuple[ProbeSetup, list[Params]]:
     """Load ``paths`` (one model) and the run's held-out objective; returns (setup, params per path)."""
-    from riverbed.data import heldout_batches, load_dataset
+    from riverbed.data import load_dataset
     from riverbed.model import build_model
-    from riverbed.training.loop import resolve_device
+    from riverbed.training.devices import resolve_device
 
     paths = [Path(p) for p in paths]
     if not paths:
@@ -134,7 +135,6 @@ def open_checkpoints(paths: Sequence[str | Path], *, config: str | Path | None =
     for p, (_, _, t) in zip(paths, read):
         apply_model_tensors(model, t, source=str(p))
         params.append(model_params(model))
-    t = cfg.train
-    batches = heldout_batches(data.heldout, t.seq_len, t.eval_batch_size or t.batch_size, t.eval_batches)
+    batches = heldout_set(cfg, data)  # the trainer's held-out batches (riverbed.training.evaluate)
     objective = model_objective(model, batches, device=dev)
     return ProbeSetup(cfg, model, data, batches, objective, dev, paths), params

@@ -25,7 +25,7 @@ _LAZY = {
     "open_input": "riverbed.merging.formats",
     "read_header": "riverbed.merging.formats",
     "PMAConfig": "riverbed.merging.monitor",
-    "PMAMonitor": "riverbed.merging.monitor",
+    "PMAMonitor": "riverbed.training.pma_callback",
 }
 
 __all__ = ["ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]

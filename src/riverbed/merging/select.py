@@ -1,26 +1,73 @@
 """Pick the checkpoints of a run to merge: the last N spaced V apart (the PMA paper's merge
 interval V and count N), in steps or tokens.
 
+:func:`pick_spaced` is riverbed's one rule for "the last N, V apart": ``riverbed merge --run``,
+merged initialisation (``[init]``), the spike guard's healthy checkpoints (riverbed's loop and
+the framework integrations) and the scaling merge points all select with it.
+
 Two kinds of directory hold a trajectory: a riverbed run (``run.json``, ``branches/<b>/checkpoints/
 step_N``) and a Hugging Face Trainer ``output_dir`` (``checkpoint-N`` folders, each with its
 ``trainer_state.json``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from riverbed.checkpoints import layout
-from riverbed.errors import MergeError
+from riverbed.checkpoints.schema import read_state
+from riverbed.errors import CheckpointError, MergeError
 from riverbed.merging.order import TRAINER_STATE, position
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 UNITS = ("steps", "tokens")
+T = TypeVar("T")
+
+
+def pick_spaced(items: Sequence[T], *, last: int, every: int, key: Callable[[T], int],
+                accept: Callable[[T], bool] | None = None) -> list[T]:
+    """The newest item and, walking back, each newest one at least ``every`` (in ``key``'s
+    unit) before the previous pick, until ``last`` are chosen; oldest first. ``items`` are in
+    trajectory order (oldest first). ``accept`` may pass over a candidate (unreadable, NaN weights): the
+    next older one is considered in its place. Fewer than ``last`` when the items run out.
+
+    >>> pick_spaced([100, 200, 250, 300, 400], last=3, every=100, key=int)
+    [200, 300, 400]
+    >>> pick_spaced([100, 200, 250, 300, 400], last=3, every=100, key=int, accept=lambda s: s != 300)
+    [100, 200, 400]
+    """
+    picked: list[T] = []
+    for cand in reversed(items):
+        if len(picked) == last:
+            break
+        if picked and key(cand) > key(picked[-1]) - every:
+            continue  # closer than `every` to the previous pick
+        if accept is not None and not accept(cand):
+            continue
+        picked.append(cand)
+    return picked[::-1]
+
+
+def spacing_note(positions: Sequence[int], every: int, unit: str = "steps") -> str | None:
+    """None when consecutive picks are exactly ``every`` apart; else a sentence saying the
+    spacing actually used (checkpoints off the grid, or gaps in it).
+
+    >>> spacing_note([100, 200, 300], 100) is None
+    True
+    >>> spacing_note([100, 250, 300], 100)
+    'spacing used: 150, 50 steps apart, not the --every 100 asked (the checkpoints are not on a 100-steps grid)'
+    """
+    gaps = [b - a for a, b in zip(positions, positions[1:])]
+    if all(g == every for g in gaps):
+        return None
+    return (f"spacing used: {', '.join(str(g) for g in gaps)} {unit} apart, not the --every {every} asked "
+            f"(the checkpoints are not on a {every}-{unit} grid)")
 
 
 @dataclass(frozen=True)
@@ -30,12 +77,12 @@ class Selected:
     path: Path
 
 
-def _position(path: Path, step: int) -> tuple[int, int]:
+def _position(path: Path) -> tuple[int, int]:
     try:
-        state = json.loads((path / layout.STATE_FILE).read_text(encoding="utf-8"))
-        return int(state.get("step", step)), int(state.get("tokens", 0))
-    except (OSError, ValueError, TypeError) as exc:
-        raise MergeError(f"{path / layout.STATE_FILE}: unreadable checkpoint state ({exc})") from exc
+        state = read_state(path)
+    except CheckpointError as exc:
+        raise MergeError(f"unreadable checkpoint state: {exc}") from exc
+    return state.step, state.tokens
 
 
 def directory_kind(path: Path) -> str:
@@ -83,7 +130,7 @@ def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, un
         raise MergeError(f"run directory {run} does not exist")
     kind = directory_kind(Path(run))
     if kind == "riverbed":
-        found = [Selected(*_position(ref.path, ref.step), ref.path) for ref in layout.list_checkpoints(run, branch)]
+        found = [Selected(*_position(ref.path), ref.path) for ref in layout.list_checkpoints(run, branch)]
         what = f"run {run} branch {branch!r}"
     elif kind == "trainer":
         if branch != layout.MAIN:
@@ -93,16 +140,11 @@ def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, un
     else:
         raise MergeError(f"--run {run} is {kind}")
     key = (lambda s: s.step) if unit == "steps" else (lambda s: s.tokens)
-    picked: list[Selected] = []
-    for cand in reversed(found):
-        if not picked or key(cand) <= key(picked[-1]) - every:
-            picked.append(cand)
-        if len(picked) == last:
-            break
+    picked = pick_spaced(found, last=last, every=every, key=key)  # found: in step order
     if len(picked) < last:
         have = ", ".join(str(key(s)) for s in found) or "none"
         raise MergeError(
             f"{what} has only {len(picked)} checkpoint(s) spaced {every} {unit} apart, "
             f"{last} asked (--last {last} --every {every}); checkpoints at {unit}: {have}"
         )
-    return list(reversed(picked))
+    return picked

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.runs.manifest import Point
+from riverbed.training.callbacks import Callback
 from riverbed.runs.run import Run
 
 
-class ManifestCallback:
+class ManifestCallback(Callback):
     """After every checkpoint, record it as the branch's progress (step, tokens, FLOPs, loss).
 
     Only the process that writes checkpoints (rank 0) touches the manifest.

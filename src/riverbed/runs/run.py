@@ -26,6 +26,7 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
 from riverbed.checkpoints.lock import writer_lock
+from riverbed.checkpoints.schema import CheckpointState, read_state  # also imported from here by runs.fork, runs.drive
 from riverbed.errors import RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
 from riverbed.runs.manifest import (
@@ -57,31 +58,10 @@ class FinishedPoint:
     loss: float
 
 
-def read_state(ckpt: Path) -> dict[str, Any]:
-    """state.json of a checkpoint directory; a missing or corrupt one names the file."""
-    path = Path(ckpt) / layout.STATE_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        from riverbed.errors import CheckpointError
-
-        raise CheckpointError(f"{path}: checkpoint state not found") from exc
-    except json.JSONDecodeError as exc:
-        from riverbed.errors import CheckpointError
-
-        raise CheckpointError(f"{path}: corrupt checkpoint state ({exc})") from exc
-
-
-def point_from_state(state: dict[str, Any], checkpoint: str | None = None) -> Point:
-    metrics = state.get("metrics") or {}
-    loss = metrics.get("heldout_loss", metrics.get("eval_loss"))
-    return Point(
-        step=int(state["step"]),
-        tokens=int(state.get("tokens", 0)),
-        flops=float(state.get("flops", 0.0)),
-        heldout_loss=None if loss is None else float(loss),
-        checkpoint=checkpoint,
-    )
+def point_from_state(state: CheckpointState, checkpoint: str | None = None) -> Point:
+    """The manifest's point of a checkpoint (its state read by riverbed.checkpoints.schema.read_state)."""
+    return Point(step=state.step, tokens=state.tokens, flops=state.flops, heldout_loss=state.eval_loss,
+                 checkpoint=checkpoint)
 
 
 def _pid_alive(pid: int | None, host: str | None) -> bool:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from riverbed.checkpoints.schema import read_state
 from riverbed.errors import RiverbedError, ScalingError
+from riverbed.merging.select import pick_spaced
 from riverbed.scaling.points import Points
 from riverbed.scaling.sources import run_unit
 
@@ -57,23 +59,27 @@ class MergeStudy:
     """The decay-branch endpoints they stand in for (kind "decay")."""
 
 
-def merge_points(run_dir: str | Path, *, last: int = 4, method: str = "sma", alpha: float | None = None, progress: bool = False) -> MergeStudy:
-    """Merge and evaluate main checkpoints at every finished decay branch's budget."""
+def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: str = "sma", alpha: float | None = None,
+                 progress: bool = False) -> MergeStudy:
+    """Merge and evaluate main checkpoints at every finished decay branch's budget: the last
+    ``last`` main checkpoints ``every`` steps apart at or before it (riverbed.merging.select.pick_spaced,
+    the rule of ``riverbed merge --run``; ``every=1``: the last ``last`` checkpoints)."""
     import torch
 
     from riverbed.checkpoints.layout import MODEL_FILE
     from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.data import heldout_batches, load_dataset
+    from riverbed.data import load_dataset
     from riverbed.merging.memory import merge_state_dicts
     from riverbed.merging.weights import weights_for
     from riverbed.model import build_model
     from riverbed.runs import Run
     from riverbed.runs.config_io import load_run_config
-    from riverbed.runs.run import read_state
-    from riverbed.training.evaluate import autocast_factory, evaluate
+    from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
 
     if last < 1:
         raise ScalingError(f"--merge-last must be >= 1, got {last}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ScalingError(f"every={every!r}: expected a positive number of steps between merged checkpoints")
     run_dir = Path(run_dir)
     try:
         run = Run(run_dir)
@@ -89,8 +95,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, method: str = "sma", alp
     if method == "ema" and alpha is None:
         alpha = 0.2  # the PMA paper's better EMA early in training
     data = load_dataset(cfg.data)
-    eval_bs = cfg.train.eval_batch_size or cfg.train.batch_size
-    eval_set = list(heldout_batches(data.heldout, cfg.train.seq_len, eval_bs, cfg.train.eval_batches))
+    eval_set = heldout_set(cfg, data)  # the trainer's held-out batches
     device = torch.device("cpu")
     model = build_model(cfg.model, seed=cfg.train.seed, device=device)
     autocast = autocast_factory(device, cfg.train.dtype)
@@ -107,7 +112,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, method: str = "sma", alp
 
     rows = []
     for b in decays:
-        picked = [c for c in ckpts if c.step <= b.final.step][-last:]
+        picked = pick_spaced([c for c in ckpts if c.step <= b.final.step], last=last, every=every, key=lambda c: c.step)
         if not picked:
             raise ScalingError(f"run {run_dir}: no main checkpoint at or before step {b.final.step} for branch {b.name!r}")
         w = weights_for(method, len(picked), alpha=alpha)
@@ -120,7 +125,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, method: str = "sma", alp
                 decayed_tokens=int(b.final.tokens),
                 decayed_loss=float(b.final.heldout_loss),
                 merge_steps=tuple(c.step for c in picked),
-                merge_tokens=int(read_state(newest.path).get("tokens", 0)),
+                merge_tokens=read_state(newest.path).tokens,
                 merge_loss=loss_of(merged, f"merge of {len(picked)} checkpoints"),
                 last_loss=loss_of(states[-1], str(newest.path)),
             )

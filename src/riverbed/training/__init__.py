@@ -14,8 +14,11 @@ from typing import Any
 _EXPORTS = {
     "train_branch": "riverbed.training.loop",
     "BranchResult": "riverbed.training.loop",
-    "micro_batch_size": "riverbed.training.loop",
+    "micro_batch_size": "riverbed.training.devices",
     "Callback": "riverbed.training.callbacks",
+    "callbacks_from_config": "riverbed.training.setup",
+    "train_step": "riverbed.training.step",
+    "CheckpointState": "riverbed.checkpoints.schema",
     "TrainContext": "riverbed.training.callbacks",
     "RestoreRequest": "riverbed.training.callbacks",
     "evaluate": "riverbed.training.evaluate",

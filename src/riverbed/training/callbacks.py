@@ -1,15 +1,17 @@
 """Callbacks: what plugs into the step loop (PMA monitor, spike guard, user hooks).
 
-A callback is any object with some of these methods (all optional; ``Callback`` is a no-op
-base class to inherit from)::
+A callback subclasses :class:`Callback` and overrides the hooks it needs (each defaults to
+doing nothing)::
 
     on_step_end(ctx)              after every optimizer step (ctx.step = steps completed)
     on_eval(ctx, metrics)         after each held-out evaluation; metrics = {"eval_loss": ...}
+    checkpoint_files(ctx)         {file name: JSON object} to store inside the checkpoint being
+                                  written, before it becomes visible (the spike guard's guard.json)
     on_checkpoint(ctx, ref)       after a checkpoint is on disk; ref = CheckpointRef(step, path)
 
 Order at the end of step s: metrics row (every log_every) -> ``on_step_end`` -> a requested
-restore is applied -> evaluation (if due) + ``on_eval`` -> checkpoint (if due) +
-``on_checkpoint`` -> a requested stop ends the branch (final evaluation and checkpoint).
+restore is applied -> evaluation (if due) + ``on_eval`` -> checkpoint (if due: ``checkpoint_files``, the
+atomic write, ``on_checkpoint``) -> a requested stop ends the branch (final evaluation and checkpoint).
 
 Under DDP every rank runs every callback. ``ctx.train_loss`` / ``ctx.grad_norm`` are global
 (all-reduced), so decisions taken from them agree across ranks; a callback that writes files
@@ -36,35 +38,40 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-import torch
+from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, CheckpointRef
+from riverbed.checkpoints.schema import read_state
+from riverbed.training.metrics import MetricsLogger
 
-if TYPE_CHECKING:  # pragma: no cover
-    from riverbed.checkpoints.layout import CheckpointRef
-    from riverbed.config import RunConfig
+if TYPE_CHECKING:  # torch-free at import: experiments define their callbacks while the CLI parses
+    import torch
+
     from riverbed.training.distributed import DistInfo
-    from riverbed.training.metrics import MetricsLogger
-
-
-@runtime_checkable
-class CallbackProtocol(Protocol):
-    def on_step_end(self, ctx: TrainContext) -> None: ...
-    def on_eval(self, ctx: TrainContext, metrics: Mapping[str, float]) -> None: ...
-    def on_checkpoint(self, ctx: TrainContext, ref: CheckpointRef) -> None: ...
 
 
 class Callback:
-    """No-op base: override what you need."""
+    """Base of everything that plugs into the step loop: override the hooks you need.
+
+    >>> class Every100(Callback):
+    ...     def on_step_end(self, ctx):
+    ...         if ctx.step % 100 == 0:
+    ...             ctx.log({"kind": "note", "lr": ctx.lr})
+    """
 
     def on_step_end(self, ctx: TrainContext) -> None:
-        pass
+        """After every optimizer step (``ctx.step`` = steps completed)."""
 
     def on_eval(self, ctx: TrainContext, metrics: Mapping[str, float]) -> None:
-        pass
+        """After each held-out evaluation; ``metrics = {"eval_loss": ...}``."""
+
+    def checkpoint_files(self, ctx: TrainContext) -> Mapping[str, Any]:
+        """JSON files (``{name: object}``) to write into the checkpoint of ``ctx.step`` before it
+        becomes visible, so the checkpoint and the component's state never disagree (rank 0)."""
+        return {}
 
     def on_checkpoint(self, ctx: TrainContext, ref: CheckpointRef) -> None:
-        pass
+        """After a checkpoint is on disk (every rank, after a barrier)."""
 
 
 @dataclass
@@ -83,7 +90,7 @@ class TrainContext:
     def __init__(
         self,
         *,
-        cfg: RunConfig,
+        cfg: Any,  # the RunConfig (not imported: RunConfig's sections import their callbacks' modules)
         run_dir: Path,
         branch: str,
         model: torch.nn.Module,
@@ -175,14 +182,13 @@ class TrainContext:
         self, path: str | Path, *, optimizer: bool = True, lr_scale: float | None = None, rewind: bool = True, reason: str = ""
     ) -> None:
         """Request a reload from a checkpoint directory (weights, and AdamW state with optimizer=True)."""
-        from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE
-        from riverbed.checkpoints.state import read_safetensors, read_state
+        from riverbed.checkpoints.state import read_safetensors  # lazy: torch (see the imports above)
 
         path = Path(path)
         state = read_state(path)
         model_state = read_safetensors(path / MODEL_FILE)
         opt_state = read_safetensors(path / OPTIMIZER_FILE) if optimizer else None
-        self.restore(model_state, opt_state, lr_scale=lr_scale, step=int(state["step"]) if rewind else None,
+        self.restore(model_state, opt_state, lr_scale=lr_scale, step=state.step if rewind else None,
                      reason=reason or f"restore from {path}")
 
     def stop(self, reason: str = "stopped by a callback") -> None:

@@ -8,7 +8,9 @@ ever reads), so eval losses of different steps and branches are directly compara
 
 Per-bucket losses: a dataset may expose ``buckets`` (see :class:`Buckets`): a name per
 bucket and a function giving each target token's bucket. Where it does, the evaluation also
-reports the token-weighted mean loss of every bucket; where it does not, only the loss.
+reports the token-weighted mean loss of every bucket, from the logits of the same forward pass
+(:func:`evaluate_stats`, the one implementation, used by the trainer's eval rows, ``riverbed
+eval`` and the probes); where it does not, only the loss.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from typing import Any, Protocol
 
 import torch
 
+from riverbed.checkpoints.layout import STATE_FILE
+from riverbed.checkpoints.schema import CheckpointState, read_state
+from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
+from riverbed.config import config_from_dict, load_config
+from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
+from riverbed.merging.formats import open_input
+from riverbed.model import build_model
+from riverbed.model.hf import load_hf
+from riverbed.runs.config_io import load_run_config
+from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
@@ -58,8 +70,6 @@ def autocast_factory(device: torch.device, dtype: str) -> Callable[[], contextli
 def heldout_set(cfg: Any, data: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The run's fixed evaluation batches (``train.eval_batches`` batches of
     ``train.eval_batch_size`` or ``train.batch_size`` windows of the held-out split)."""
-    from riverbed.data import heldout_batches
-
     eval_bs = cfg.train.eval_batch_size or cfg.train.batch_size
     return list(heldout_batches(data.heldout, cfg.train.seq_len, eval_bs, cfg.train.eval_batches))
 
@@ -181,8 +191,6 @@ def evaluate_checkpoints(
     >>> [e.loss for e in evaluate_checkpoints(["runs/x/branches/main/checkpoints/step_0000000100"])]  # doctest: +SKIP
     [3.1742]
     """
-    from riverbed.model import build_model
-    from riverbed.training.loop import micro_batch_size, resolve_device  # lazy: loop imports this module
 
     if not paths:
         raise ConfigError("evaluate: give at least one checkpoint")
@@ -191,8 +199,6 @@ def evaluate_checkpoints(
             raise CheckpointError(f"{path}: checkpoint does not exist")
     cfg = resolve_eval_config(paths, cfg, run=run, config=config)
     if data is None:
-        from riverbed.data import load_dataset
-
         data = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
     batches = heldout_set(cfg, data)
@@ -205,9 +211,8 @@ def evaluate_checkpoints(
         stats = evaluate_stats(model, batches, device=device, autocast=autocast, chunk=micro_batch_size(cfg, 1),
                                buckets=getattr(data, "buckets", None))
         state = _state(path)
-        logged = (state.get("metrics") or {}).get("eval_loss")
-        out.append(CheckpointEval(str(path), kind, state.get("step"), stats.loss, stats.buckets,
-                                  float(logged) if isinstance(logged, (int, float)) else None))
+        out.append(CheckpointEval(str(path), kind, None if state is None else state.step, stats.loss, stats.buckets,
+                                  None if state is None else state.eval_loss))
     return out
 
 
@@ -220,26 +225,19 @@ def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, 
     if cfg is not None:
         return cfg
     if run is not None:
-        from riverbed.runs.config_io import load_run_config
-
         return load_run_config(run)
-    from riverbed.config import config_from_dict, load_config
-
     if config is not None:
         return load_config(config)
     for path in paths:
-        stored = _state(path).get("config")
-        if isinstance(stored, dict):
-            return config_from_dict(stored, source=f"{Path(path) / 'state.json'} (config)")
+        state = _state(path)
+        if state is not None and isinstance(state.config, dict):
+            return config_from_dict(state.config, source=f"{Path(path) / STATE_FILE} (config)")
     raise ConfigError("evaluate: none of the inputs is a riverbed checkpoint with its config; "
                       "give --run RUN or --config CONFIG (the held-out split to evaluate on)")
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> str:
     """Load any supported checkpoint into ``model`` strictly; returns its kind."""
-    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.merging.formats import open_input
-
     src = open_input(path)
     if src.loaded is not None:
         tensors = dict(src.loaded)
@@ -255,86 +253,30 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> str:
         if src.directory is None or kind == "riverbed" or not (src.directory / "config.json").is_file():
             raise
         # A transformers-saved directory may use HF's own layout (fused Mixtral experts): convert.
-        from riverbed.model.hf import load_hf
-
         _hf_cfg, sd = load_hf(src.directory)
         apply_model_tensors(model, sd, source=str(path))
     return kind
 
 
-def _state(path: str | Path) -> dict[str, Any]:
-    import json
-
-    f = Path(path) / "state.json"
-    if not f.is_file():
-        return {}
-    try:
-        d = json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{f}: corrupt checkpoint state ({exc})") from None
-    return d if isinstance(d, dict) else {}
+def _state(path: str | Path) -> CheckpointState | None:
+    """The checkpoint state of a riverbed checkpoint directory; None for other inputs."""
+    return read_state(path) if (Path(path) / STATE_FILE).is_file() else None
 
 
-@torch.no_grad()
-def evaluate_by_bucket(
-    model: torch.nn.Module,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    of_token: torch.Tensor,
-    names: Sequence[str],
-    *,
-    device: torch.device,
-    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    chunk: int = 0,
-    dist: DistInfo | None = None,
-) -> dict[str, float]:
-    """Mean token loss of the held-out positions in each bucket: a position's bucket is that of
-    its context token (``of_token[x]``, -1 = none; riverbed.data.buckets). Buckets without a
-    position are left out. Rank-independent like :func:`evaluate` (sums, then one division)."""
-    dist = dist or DistInfo()
-    if not batches:
-        raise ValueError("evaluate_by_bucket: no held-out batches")
-    k = len(names)
-    of_token = of_token.to(device)
-    sums = torch.zeros(k + 1, dtype=torch.float64, device=device)  # slot k: positions in no bucket
-    counts = torch.zeros(k + 1, dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        for i, (x, y) in enumerate(batches):
-            if i % dist.world != dist.rank:
-                continue
-            step = chunk if chunk > 0 else x.shape[0]
-            for start in range(0, x.shape[0], step):
-                xs = x[start:start + step].to(device, non_blocking=True)
-                ys = y[start:start + step].to(device, non_blocking=True)
-                with autocast():
-                    logits = model(xs).logits
-                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ys.flatten(), reduction="none")
-                b = of_token[xs.flatten()]
-                b = torch.where(b < 0, torch.full_like(b, k), b)
-                sums.index_add_(0, b, loss.double())
-                counts.index_add_(0, b, torch.ones_like(loss, dtype=torch.float64))
-    finally:
-        model.train(was_training)
-    sum_(sums, dist)
-    sum_(counts, dist)
-    return {names[j]: float(sums[j] / counts[j]) for j in range(k) if counts[j] > 0}
-
-
-def eval_extras(model: torch.nn.Module, data: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                **kw: Any) -> dict[str, Any]:
-    """Extra fields of an eval row for data with context buckets (bigram, data.bucket_map):
-    ``eval_loss_by_bucket``; for bigram data also ``eval_optimal_loss``, the true language's
-    loss on exactly these held-out tokens (riverbed.data.bigram), so excess = eval_loss - it."""
-    buckets = getattr(data, "buckets", None)
-    if buckets is None:
-        return {}
-    of_token = torch.as_tensor(buckets.of_token, dtype=torch.long)
-    out: dict[str, Any] = {"eval_loss_by_bucket": evaluate_by_bucket(model, batches, of_token, buckets.names, **kw)}
+def eval_row(stats: EvalStats, data: Any, batches: Batches) -> dict[str, Any]:
+    """The fields of a metrics.jsonl eval row from one :func:`evaluate_stats` pass: ``eval_loss``;
+    for data with buckets (bigram, data.bucket_map) ``eval_loss_by_bucket`` (buckets holding no
+    held-out position are left out); for bigram data also ``eval_optimal_loss``, the true
+    language's loss on exactly these held-out tokens (riverbed.data.bigram), so excess =
+    eval_loss - it."""
+    row: dict[str, Any] = {"eval_loss": stats.loss}
+    if getattr(data, "buckets", None) is None:
+        return row
+    row["eval_loss_by_bucket"] = {k: v for k, v in stats.buckets.items() if v is not None}
     language = getattr(data, "language", None)
     if language is not None:
-        out["eval_optimal_loss"] = optimal_loss(language, batches)
-    return out
+        row["eval_optimal_loss"] = optimal_loss(language, batches)
+    return row
 
 
 def optimal_loss(language: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:

@@ -1,7 +1,7 @@
 """The spike guard in riverbed's step loop: detect (``SpikeDetector``), then act.
 
-``train_branch`` adds a :class:`SpikeGuard` when the config has a ``[guard]`` section; it can
-also be passed explicitly in ``callbacks``. At the end of every step it judges the step's loss,
+``riverbed.training.setup.callbacks_from_config`` adds a :class:`SpikeGuard` when the config
+has a ``[guard]`` section; it can also be passed explicitly in ``callbacks``. At the end of every step it judges the step's loss,
 gradient norm and weights; on a spike it
 
 * ``pma-init``: merges the last ``pma_count`` healthy checkpoints of the branch (saved before
@@ -25,14 +25,15 @@ next spike ends the branch with a RunError.
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from pathlib import Path
 from typing import Any, NoReturn
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json
 from riverbed.errors import RiverbedError, RunError
+from riverbed.runs.run import Run
+from riverbed.training import distributed as D
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.training.guard import GuardConfig, SpikeDetector, Verdict
 from riverbed.training.recovery import merge_checkpoints, pick_checkpoints, weights_finite
@@ -40,8 +41,6 @@ from riverbed.training.recovery import merge_checkpoints, pick_checkpoints, weig
 
 class SpikeGuard(Callback):
     """Loss-spike detection and automatic recovery for :func:`riverbed.training.train_branch`."""
-
-    is_spike_guard = True  # train_branch adds one from [guard] only if none was passed
 
     def __init__(self, config: GuardConfig | None = None, *, record: bool = True) -> None:
         self.config = config or GuardConfig()
@@ -69,14 +68,12 @@ class SpikeGuard(Callback):
         first = ctx.step - 1  # the step just executed is the first of this call of train_branch
         file = layout.checkpoint_dir(ctx.run_dir, ctx.branch, first) / layout.GUARD_FILE
         if file.is_file():
-            import json
-
             self.load_state_dict(json.loads(file.read_text(encoding="utf-8")))
             self.detector.rewind(first)
 
-    def on_checkpoint(self, ctx: TrainContext, ref: Any) -> None:
-        if ctx.is_main:
-            write_json(Path(ref.path) / layout.GUARD_FILE, self.state_dict())
+    def checkpoint_files(self, ctx: TrainContext) -> dict[str, Any]:
+        # inside the checkpoint before it is visible: a resume never sees weights without it
+        return {layout.GUARD_FILE: self.state_dict()}
 
     # ---- the per-step check ---------------------------------------------------------------
     def on_step_end(self, ctx: TrainContext) -> None:
@@ -151,8 +148,6 @@ class SpikeGuard(Callback):
     # ---- helpers ---------------------------------------------------------------------------
     def _quarantine(self, ctx: TrainContext, target: int) -> None:
         """Move the branch's checkpoints newer than ``target`` aside (they hold spiking weights)."""
-        from riverbed.training import distributed as D
-
         D.barrier(ctx.dist)  # every rank has read what it needs before rank 0 moves files
         if not ctx.is_main:
             return
@@ -174,8 +169,6 @@ class SpikeGuard(Callback):
         self.events.append(event)
         ctx.log({"kind": "event", "source": "guard", **{k: v for k, v in event.items() if k != "step"}})
         if self.record and ctx.is_main and (ctx.run_dir / layout.MANIFEST).is_file():
-            from riverbed.runs import Run
-
             try:
                 Run(ctx.run_dir).record_event(ctx.branch, {"source": "guard", **event})
             except RunError:  # a bare train_branch call without a branch record: metrics.jsonl has it

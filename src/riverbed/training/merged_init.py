@@ -13,16 +13,13 @@ in a config does this automatically when the run has no checkpoint yet.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_dir
-from riverbed.checkpoints.state import FORMAT, OPTIMIZER_FORMAT, read_state
+from riverbed.checkpoints.schema import CheckpointState, DataPosition, read_state
+from riverbed.checkpoints.state import OPTIMIZER_FORMAT, write_checkpoint
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.training.guard import InitConfig
 from riverbed.training.recovery import MergedCheckpoint, merge_checkpoints, pick_checkpoints
@@ -50,7 +47,7 @@ def merge_run_checkpoints(init: InitConfig) -> MergedCheckpoint:
                              optimizer_state=init.optimizer_state, rejected=rejected)
 
 
-def write_merged_init(init: InitConfig, out: str | Path, *, seed: int = 0) -> dict[str, Any]:
+def write_merged_init(init: InitConfig, out: str | Path, *, seed: int = 0) -> CheckpointState:
     """Write the merge as a step-0 checkpoint directory at ``out`` (atomically); return its state.
 
     The state records where the weights came from (``"init_from_merge"``: run, branch, steps,
@@ -61,19 +58,13 @@ def write_merged_init(init: InitConfig, out: str | Path, *, seed: int = 0) -> di
     source_state = read_state(merged.paths[-1])
     provenance = {"run": str(init.from_merge), "branch": init.branch, "every": init.every,
                   "optimizer_state": init.optimizer_state, **merged.describe(),
-                  "source_step": int(source_state["step"]), "source_tokens": int(source_state.get("tokens", 0))}
-    state = {"format": FORMAT, "step": 0, "tokens": 0, "flops": 0.0, "branch": layout.MAIN, "lr_scale": 1.0,
-             "data": {"position": 0, "sample": 0, "seed": seed, "offset": 0},
-             "metrics": {"train_loss": None, "eval_loss": None}, "init_from_merge": provenance}
+                  "source_step": source_state.step, "source_tokens": source_state.tokens}
+    state = CheckpointState(step=0, tokens=0, flops=0.0, branch=layout.MAIN, lr_scale=1.0,
+                            data=DataPosition(position=0, sample=0, seed=seed, offset=0), init_from_merge=provenance)
     opt = merged.optimizer or {}
     rng = {"cpu": torch.Generator().manual_seed(seed).get_state()}
-    with atomic_dir(Path(out), overwrite=True) as tmp:
-        save_file({k: v.contiguous() for k, v in merged.model.items()}, str(tmp / layout.MODEL_FILE),
-                  metadata={"format": "pt"})
-        save_file({k: v.contiguous() for k, v in opt.items()}, str(tmp / layout.OPTIMIZER_FILE),
-                  metadata={"format": OPTIMIZER_FORMAT, "param_groups": "[]"})
-        save_file(rng, str(tmp / layout.RNG_FILE))
-        (tmp / layout.STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    write_checkpoint(out, merged.model, (opt, {"format": OPTIMIZER_FORMAT, "param_groups": "[]"}), state,
+                     rng=rng, overwrite=True)
     return state
 
 
@@ -84,7 +75,7 @@ def ensure_merged_init(init: InitConfig, run_dir: str | Path, *, seed: int = 0) 
     if not (out / layout.STATE_FILE).is_file():
         write_merged_init(init, out, seed=seed)
         return out
-    have = read_state(out).get("init_from_merge") or {}
+    have = read_state(out).init_from_merge or {}
     want = {"run": str(init.from_merge), "branch": init.branch, "method": init.method, "every": init.every,
             "optimizer_state": init.optimizer_state}
     diff = [k for k, v in want.items() if have.get(k) != v]

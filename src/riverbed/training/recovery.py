@@ -6,14 +6,13 @@ merged initialisation (:mod:`riverbed.training.merged_init`) and the Hugging Fac
 are flat ``{"<param_name>.exp_avg": t, ...}`` dicts (names, not indices, so the states of several
 checkpoints line up like their weights).
 
+The merge itself is riverbed.merging.merge_state_dicts and the choice of checkpoints
+riverbed.merging.select.pick_spaced: one of each for the whole package.
+
 Example::
 
-    >>> import torch
-    >>> a, b = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
-    >>> merge_tensors([a, b], merge_coefficients("sma", 2))["w"].tolist()
-    [0.5, 0.5]
-    >>> select_healthy([0, 10, 20, 30, 40], onset=35, count=3)
-    [10, 20, 30]
+    >>> merge_coefficients("wma", 3)
+    [0.16666666666666666, 0.3333333333333333, 0.5]
 """
 
 from __future__ import annotations
@@ -26,7 +25,12 @@ from typing import Any
 
 import torch
 
+from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE
+from riverbed.checkpoints.state import read_safetensors
 from riverbed.errors import CheckpointError, MergeError
+from riverbed.merging.memory import merge_state_dicts
+from riverbed.merging.select import pick_spaced
+from riverbed.merging.weights import weights_for  # the one place that owns merge weights
 
 
 def merge_coefficients(method: str, n: int, alpha: float = 0.2) -> list[float]:
@@ -35,22 +39,7 @@ def merge_coefficients(method: str, n: int, alpha: float = 0.2) -> list[float]:
     sma: 1/n. ema: the recursion M(i) = alpha*M_i + (1-alpha)*M(i-1) from M(1) = M_1, i.e.
     w_1 = (1-alpha)^(n-1), w_i = alpha*(1-alpha)^(n-i). wma: w_i ∝ i.
     """
-    from riverbed.merging.weights import weights_for  # the one place that owns merge weights
-
     return [float(w) for w in weights_for(method, n, alpha=alpha)]
-
-
-def select_healthy(steps: Sequence[int], *, onset: int, count: int, margin: int = 0, every: int = 1) -> list[int]:
-    """The newest ``count`` checkpoint steps saved strictly before ``onset - margin``, oldest first.
-
-    A checkpoint at step c holds the weights after c optimizer updates; those weights produced
-    the loss of step c. If the spike's first anomalous loss is at ``onset``, checkpoints with
-    c >= onset already hold spiking weights. ``every`` keeps every V-th one counting back from
-    the newest healthy checkpoint (spacing of the merge).
-    """
-    healthy = sorted(s for s in steps if s < onset - margin)
-    picked = healthy[::-1][::every][:count]
-    return picked[::-1]
 
 
 def nonfinite_names(tensors: Mapping[str, torch.Tensor]) -> list[str]:
@@ -63,25 +52,6 @@ def weights_finite(module: torch.nn.Module) -> bool:
     with torch.no_grad():
         flags = [torch.isfinite(p).all() for p in module.parameters()]
     return bool(torch.stack(flags).all()) if flags else True
-
-
-def merge_tensors(states: Sequence[Mapping[str, torch.Tensor]], coefficients: Sequence[float],
-                  *, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Weighted sum of state dicts (riverbed.merging.merge_state_dicts: float32 accumulation),
-    cast back to each tensor's dtype.
-
-    ``states`` oldest first, aligned with ``coefficients``. A merge holding NaN/inf raises
-    MergeError naming the tensor and the inputs (never a silent continuation on broken weights).
-    """
-    from riverbed.merging import merge_state_dicts
-
-    merged = merge_state_dicts(states, coefficients)
-    out = {k: v.to(states[-1][k].dtype) for k, v in merged.items()}
-    bad = nonfinite_names(out)
-    if bad:
-        labels = list(names) if names is not None else [f"input {i + 1}" for i in range(len(states))]
-        raise MergeError(f"the merge of {', '.join(labels)} holds NaN/inf in tensor {bad[0]}")
-    return out
 
 
 def merge_optimizer_states(states: Sequence[Mapping[str, torch.Tensor]], policy: str,
@@ -103,7 +73,8 @@ def merge_optimizer_states(states: Sequence[Mapping[str, torch.Tensor]], policy:
         raise MergeError(f"unknown optimizer_state policy {policy!r} (reset | from-last | average)")
     newest = states[-1]
     moments = [k for k, v in newest.items() if v.is_floating_point() and v.dim() > 0 and not k.endswith(".step")]
-    merged = merge_tensors([{k: sd[k] for k in moments if k in sd} for sd in states], coefficients)
+    merged = merge_state_dicts([{k: sd[k] for k in moments if k in sd} for sd in states], coefficients,
+                               dtype="input", require_finite=True, names=[f"optimizer state {i + 1}" for i in range(len(states))])
     return {k: merged[k] if k in merged else v.clone() for k, v in newest.items()}
 
 
@@ -141,50 +112,44 @@ def pick_checkpoints(refs: Sequence[Any], *, count: int, onset: int | None = Non
                      every: int = 1) -> tuple[list[Any], list[dict[str, torch.Tensor]], list[dict[str, Any]]]:
     """Choose up to ``count`` checkpoints (``refs``: objects with ``.step`` and ``.path``) for a merge.
 
-    Only checkpoints saved before ``onset - margin`` qualify (all when ``onset`` is None). Going
-    back from the newest, each checkpoint at least ``every`` steps before the previous pick is
-    taken (the same spacing rule as ``riverbed merge --every``); one whose weights hold NaN/inf or
-    cannot be read is rejected (and reported) and the next older one is taken instead. Returns the
-    chosen refs and their weights (oldest first) and the rejections.
+    Only checkpoints saved before ``onset - margin`` qualify (all when ``onset`` is None). The
+    pick is riverbed's one rule (riverbed.merging.select.pick_spaced, as ``riverbed merge
+    --every``): going back from the newest, each checkpoint at least ``every`` steps before the
+    previous pick; one whose weights hold NaN/inf or cannot be read is rejected (and reported)
+    and the next older one is taken instead. Returns the chosen refs and their weights (oldest
+    first) and the rejections.
     """
-    from riverbed.checkpoints.layout import MODEL_FILE
-    from riverbed.checkpoints.state import read_safetensors
-
     limit = None if onset is None else onset - margin
-    cands = sorted((r for r in refs if limit is None or r.step < limit), key=lambda r: r.step, reverse=True)
-    chosen: list[tuple[Any, dict[str, torch.Tensor]]] = []
+    cands = sorted((r for r in refs if limit is None or r.step < limit), key=lambda r: r.step)
+    loaded: dict[int, dict[str, torch.Tensor]] = {}
     rejected: list[dict[str, Any]] = []
-    for ref in cands:
-        if len(chosen) == count:
-            break
-        if chosen and ref.step > chosen[-1][0].step - every:
-            continue  # closer than `every` steps to the previous pick
+
+    def healthy(ref: Any) -> bool:
         try:
             tensors = read_safetensors(Path(ref.path) / MODEL_FILE)
             bad = nonfinite_names(tensors)
             reason = f"tensor {bad[0]} holds NaN/inf" if bad else None
         except CheckpointError as exc:
             reason = str(exc)
-        if reason is None:
-            chosen.append((ref, tensors))
-        else:
+        if reason is not None:
             rejected.append({"step": int(ref.step), "path": str(ref.path), "reason": reason})
-    chosen.reverse()
-    return [r for r, _ in chosen], [t for _, t in chosen], rejected
+            return False
+        loaded[id(ref)] = tensors
+        return True
+
+    chosen = pick_spaced(cands, last=count, every=every, key=lambda r: r.step, accept=healthy)
+    return chosen, [loaded[id(r)] for r in chosen], rejected
 
 
 def merge_checkpoints(refs: Sequence[Any], weights: Sequence[Mapping[str, torch.Tensor]], *, method: str,
                       alpha: float = 0.2, optimizer_state: str = "reset",
                       rejected: Sequence[dict[str, Any]] = ()) -> MergedCheckpoint:
     """Merge the picked checkpoints' weights (``method``) and optimizer states (``optimizer_state``)."""
-    from riverbed.checkpoints.layout import OPTIMIZER_FILE
-    from riverbed.checkpoints.state import read_safetensors
-
     if not refs:
         raise CheckpointError("no checkpoint to merge")
     coeffs = merge_coefficients(method, len(refs), alpha)
     labels = [str(r.path) for r in refs]
-    model = merge_tensors(weights, coeffs, names=labels)
+    model = merge_state_dicts(weights, coeffs, dtype="input", require_finite=True, names=labels)
     opt_states = []
     if optimizer_state == "from-last":
         opt_states = [read_safetensors(Path(refs[-1].path) / OPTIMIZER_FILE)]
