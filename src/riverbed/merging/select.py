@@ -40,7 +40,7 @@ def pick_spaced(items: Sequence[T], *, last: int, every: int, key: Callable[[T],
     >>> pick_spaced([100, 200, 250, 300, 400], last=3, every=100, key=int)
     [200, 300, 400]
     >>> pick_spaced([100, 200, 250, 300, 400], last=3, every=100, key=int, accept=lambda s: s != 300)
-    [100, 200, 400]
+    [100, 250, 400]
     """
     picked: list[T] = []
     for cand in reversed(items):
