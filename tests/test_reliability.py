@@ -372,9 +372,9 @@ def test_run_json_and_metrics_are_strict_json_with_non_finite_values(run_copy):
     run.record_event("main", {"type": "spike", "loss": float("inf")})
     m = strict_loads((run.path / "run.json").read_text())
     prog = m["branches"]["main"]["progress"]
-    assert prog["heldout_loss"] is None and prog["heldout_loss_nonfinite"] == "nan"
+    assert prog["eval_loss"] is None and prog["eval_loss_nonfinite"] == "nan"
     assert m["branches"]["main"]["events"][-1]["loss_nonfinite"] == "inf"
-    assert Run.open(run.path).branch("main").progress.heldout_loss is None  # readers take null
+    assert Run.open(run.path).branch("main").progress.eval_loss is None  # readers take null
     for line in layout.metrics_path(run.path, "main").read_text().splitlines():
         strict_loads(line)
 

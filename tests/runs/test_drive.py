@@ -37,7 +37,7 @@ def test_wsds_run_decays_at_each_budget_and_resumes_at_peak(tmp_path, tiny_data)
     main = run.branch("main")
     assert main.kind == "wsds" and main.status == "finished" and main.schedule["type"] == "wsds"
     assert [m.step for m in main.milestones] == [6, 12, 18]
-    assert all(m.heldout_loss is not None for m in main.milestones)
+    assert all(m.eval_loss is not None for m in main.milestones)
     assert [m.checkpoint for m in main.milestones][0] == "branches/main/checkpoints/step_0000000006"
     pts = run.finished_points()
     assert [(p.kind, p.tokens) for p in pts] == [("wsds", 6 * 128), ("wsds", 12 * 128), ("wsds", 18 * 128)]

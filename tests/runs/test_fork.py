@@ -43,9 +43,9 @@ def test_fork_trains_branch_and_leaves_main_untouched(tiny_main, tiny_data):
     tps = 4 * 32
     for rec, k in zip(recs, (10, 20)):
         assert rec.status == "finished" and rec.kind == "decay" and rec.parent == "main"
-        assert rec.fork.step == k and rec.fork.tokens == k * tps and rec.fork.heldout_loss is not None
+        assert rec.fork.step == k and rec.fork.tokens == k * tps and rec.fork.eval_loss is not None
         assert rec.final.step == k + 6 and rec.final.tokens == (k + 6) * tps
-        assert rec.final.heldout_loss is not None
+        assert rec.final.eval_loss is not None
         assert rec.schedule["type"] == "decay-branch" and rec.schedule["fork_step"] == k
         rows = [json.loads(x) for x in layout.metrics_path(tiny_main.path, rec.name).read_text().splitlines()]
         lrs = {r["step"]: r["lr"] for r in rows if r.get("kind") == "train"}

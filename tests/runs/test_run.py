@@ -48,7 +48,7 @@ def test_tree_lineage_points_and_events(tmp_path):
     # reconcile picked the newest main checkpoint up as progress
     main = run.branch("main")
     assert main.progress.step == 500 and main.progress.tokens == 500 * TOKENS_PER_STEP
-    assert main.progress.heldout_loss == pytest.approx(2.5)
+    assert main.progress.eval_loss == pytest.approx(2.5)
     assert main.progress.checkpoint == "branches/main/checkpoints/step_0000000500"
     pts = run.finished_points()
     assert [(p.branch, p.kind, p.tokens, p.loss) for p in pts] == [
@@ -89,7 +89,7 @@ def test_training_context_marks_status(tmp_path):
     with run.training(rec):
         run.finish_branch("b", point(220, 3.0))
     b = run.branch("b")
-    assert b.status == "finished" and b.error is None and b.final.heldout_loss == 3.0
+    assert b.status == "finished" and b.error is None and b.final.eval_loss == 3.0
 
 
 def test_reconcile_dead_process_and_newer_checkpoints(tmp_path):
@@ -100,7 +100,7 @@ def test_reconcile_dead_process_and_newer_checkpoints(tmp_path):
     fake_checkpoint(tmp_path / "r", "main", 600, loss=1.5)
     main = Run.open(tmp_path / "r").branch("main")
     assert main.status == "stopped" and main.pid is None
-    assert main.progress.step == 600 and main.progress.heldout_loss == 1.5
+    assert main.progress.step == 600 and main.progress.eval_loss == 1.5
     # ... and it was persisted.
     assert read_manifest(tmp_path / "r" / "run.json").branches["main"].progress.step == 600
 

@@ -65,43 +65,43 @@ def _main(spec: StudySpec, root: Path, name: str, seed: int, lr: float, data: An
 
 
 def _decays(run: Any, cfg: Any, spec: StudySpec, shapes: tuple[str, ...], data: Any) -> dict[str, float]:
-    from riverbed.experiments.continued_training import heldout_loss
+    from riverbed.experiments.continued_training import checkpoint_eval_loss
     from riverbed.runs.fork import plan_requests, run_requests
 
     fork = spec.steps - spec.decay
     out = {}
     for shape in shapes:
         (rec,) = run_requests(run, plan_requests(run, [fork], shape, spec.decay), cfg=cfg, data=data, progress=False)
-        out[shape] = heldout_loss(cfg, data, run.path / rec.final.checkpoint)
+        out[shape] = checkpoint_eval_loss(cfg, data, run.path / rec.final.checkpoint)
     return out
 
 
 def _merge_loss(run: Any, cfg: Any, data: Any, end: int, n: int, method: str, work: Path) -> float:
-    from riverbed.experiments.continued_training import heldout_loss
+    from riverbed.experiments.continued_training import checkpoint_eval_loss
     from riverbed.merging import merge
 
     steps = [s for s in (end - i * cfg.train.ckpt_every for i in range(n)) if s > 0][::-1]
     inputs = [layout.checkpoint_dir(run.path, layout.MAIN, s) for s in steps]
     out = work / f"merge-{method}-{end}"
     merge(out, inputs, method, alpha=0.2 if method == "ema" else None, progress=False, verbose=False, overwrite=True)
-    return heldout_loss(cfg, data, out)
+    return checkpoint_eval_loss(cfg, data, out)
 
 
 def measure_seed(spec: StudySpec, seed: int, root: Path, data: Any) -> dict[str, float]:
     """Every claim's measurement for one seed (keys: the claim ids of ``riverbed.claims.runner``)."""
-    from riverbed.experiments.continued_training import heldout_loss
+    from riverbed.experiments.continued_training import checkpoint_eval_loss
 
     stable = {"type": "warmup-stable", "warmup": spec.warmup}
     hi_cfg, hi = _main(spec, root, "hi", seed, spec.lr, data, stable)
     lo_cfg, lo = _main(spec, root, "lo", seed, spec.lr * spec.lr_ratio, data, stable)
     cos_cfg, cos = _main(spec, root, "cos", seed, spec.lr, data,
                          {"type": "cosine", "steps": spec.steps, "warmup": spec.warmup, "min_ratio": spec.min_ratio})
-    # Every loss below is heldout_loss of a checkpoint directory: one evaluation for all of them.
-    hi_main = heldout_loss(hi_cfg, data, layout.checkpoint_dir(hi.path, layout.MAIN, spec.steps))
-    lo_main = heldout_loss(lo_cfg, data, layout.checkpoint_dir(lo.path, layout.MAIN, spec.steps))
+    # Every loss below is checkpoint_eval_loss of a checkpoint directory: one evaluation for all of them.
+    hi_main = checkpoint_eval_loss(hi_cfg, data, layout.checkpoint_dir(hi.path, layout.MAIN, spec.steps))
+    lo_main = checkpoint_eval_loss(lo_cfg, data, layout.checkpoint_dir(lo.path, layout.MAIN, spec.steps))
     hi_dec = _decays(hi, hi_cfg, spec, ("1-sqrt", "linear"), data)
     lo_dec = _decays(lo, lo_cfg, spec, ("1-sqrt",), data)
-    cos_end = heldout_loss(cos_cfg, data, layout.checkpoint_dir(cos.path, layout.MAIN, spec.steps))
+    cos_end = checkpoint_eval_loss(cos_cfg, data, layout.checkpoint_dir(cos.path, layout.MAIN, spec.steps))
     work = root / "merges"
     merged = {m: _merge_loss(hi, hi_cfg, data, spec.steps, spec.merge_n, m, work) for m in ("sma", "ema", "wma")}
     mid = spec.steps // 2 - (spec.steps // 2) % spec.ckpt

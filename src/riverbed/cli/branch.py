@@ -94,7 +94,7 @@ def print_results(records) -> None:
         t.add_column(col, justify="left" if col in ("branch", "status") else "right", no_wrap=col == "branch")
     for b in records:
         last = b.final or b.progress
-        fork_loss = "-" if b.fork is None or b.fork.heldout_loss is None else f"{b.fork.heldout_loss:.4f}"
-        loss = "-" if last is None or last.heldout_loss is None else f"{last.heldout_loss:.4f}"
+        fork_loss = "-" if b.fork is None or b.fork.eval_loss is None else f"{b.fork.eval_loss:.4f}"
+        loss = "-" if last is None or last.eval_loss is None else f"{last.eval_loss:.4f}"
         t.add_row(b.name, str(b.fork.step if b.fork else "-"), fork_loss, human(last.tokens if last else None), loss, b.status)
     Console().print(t)

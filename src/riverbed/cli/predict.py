@@ -265,10 +265,10 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
     from riverbed.predict.runs import branch_curve, tokens_per_step
 
     # A branch of the run already trained on the predicted schedule is shown (and reported) beside the prediction.
-    trained = [b for b in run.branches if b.kind != "main" and b.final is not None and b.final.heldout_loss is not None
+    trained = [b for b in run.branches if b.kind != "main" and b.final is not None and b.final.eval_loss is not None
                and any(b.schedule == p.schedule for p in preds)]
     if trained:
-        extra = {**extra, "trained": {b.name: b.final.heldout_loss for b in trained}}
+        extra = {**extra, "trained": {b.name: b.final.eval_loss for b in trained}}
     doc = {"run": str(run.path), "predictions": [p.to_dict() for p in preds], **extra}
     text = _dumps(doc)
     if args.plot:

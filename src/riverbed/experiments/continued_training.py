@@ -66,7 +66,7 @@ def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CK
                      init=init)
 
 
-def heldout_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
+def checkpoint_eval_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
     """Held-out loss of a checkpoint directory on the run's fixed evaluation set: the trainer's
     batches and averaging (riverbed.training.evaluate), so it lines up with the logged eval_loss."""
     import torch
@@ -93,7 +93,7 @@ def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps
     run_dir = out / f"seed{seed}" / arm
     train_main(cfg, run_dir, Run.create(run_dir, cfg), until_step=steps, progress=progress, data=data)
     rows = read_metrics(layout.metrics_path(run_dir, "main"))
-    evals = [(0, heldout_loss(cfg, data, layout.init_merge_dir(run_dir)))]
+    evals = [(0, checkpoint_eval_loss(cfg, data, layout.init_merge_dir(run_dir)))]
     evals += [(r["step"], r["eval_loss"]) for r in rows if r["kind"] == "eval"]
     grad = [r["grad_norm"] for r in rows if r["kind"] == "train"]
     return {"arm": arm, "seed": seed, "eval": evals, "grad_norm": grad}

@@ -104,7 +104,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
               merge_method: str = "sma", max_points: int = 32, progress: bool = False) -> CheckReport:
     """Leave-one-out errors of each law and the ``main``/``merge`` baselines over the finished decay branches."""
     run = run if isinstance(run, Run) else Run.open(run)
-    decays = [b for b in finished_decays(run) if b.final.heldout_loss is not None]
+    decays = [b for b in finished_decays(run) if b.final.eval_loss is not None]
     if len(decays) < 2:
         raise PredictError(f"{run.path}: leave-one-out needs at least 2 finished decay branches (has {len(decays)}); "
                            "fork more with `riverbed branch`")
@@ -129,7 +129,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
         est["main"] = _main_loss_at(run, b.final.step)
         if merge:
             est["merge"] = merged.get(b.name)
-        rows.append(BranchCheck(b.name, b.final.step, float(b.final.heldout_loss), est, secs, _train_seconds(run, b)))
+        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, _train_seconds(run, b)))
     methods = tuple(laws) + (("main", "merge") if merge else ("main",))
     return CheckReport(str(run.path), methods, tuple(rows))
 

@@ -62,7 +62,7 @@ def _branch_rows(data: RunData) -> list[list[Any]]:
         last = b.final or b.progress
         rows.append([b.name, b.kind, b.parent or "-", "-" if b.fork is None else b.fork.step,
                      "-" if last is None else last.step, human(last.tokens if last else None),
-                     human(last.flops if last else None), _f(last.heldout_loss if last else None), b.status])
+                     human(last.flops if last else None), _f(last.eval_loss if last else None), b.status])
     return rows
 
 

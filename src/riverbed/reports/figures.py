@@ -128,8 +128,8 @@ def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
             ax.plot(_x(c, "pma", x), c.pma_loss, label=f"{c.name}: PMA merge (pma_eval_loss)", **PMA_STYLE)
             values += c.pma_loss
     if data.milestones:
-        xs = [m.point.tokens if x == "tokens" else m.point.flops for m in data.milestones if m.point.heldout_loss is not None]
-        ys = [m.point.heldout_loss for m in data.milestones if m.point.heldout_loss is not None]
+        xs = [m.point.tokens if x == "tokens" else m.point.flops for m in data.milestones if m.point.eval_loss is not None]
+        ys = [m.point.eval_loss for m in data.milestones if m.point.eval_loss is not None]
         ax.plot(xs, ys, label="WSD-S / cyclic decayed checkpoints", **MILESTONE_STYLE)
         values += ys
     zoomed = _zoom(ax, values)
@@ -216,10 +216,10 @@ def compare_figure(runs: Sequence[RunData], *, x: str = "tokens", series: str = 
                             label=f"{data.label}: PMA merge")
                     values += c.pma_loss
         if series == "loss" and data.milestones:
-            ms = [m for m in data.milestones if m.point.heldout_loss is not None]
-            ax.plot([m.point.tokens if x == "tokens" else m.point.flops for m in ms], [m.point.heldout_loss for m in ms],
+            ms = [m for m in data.milestones if m.point.eval_loss is not None]
+            ax.plot([m.point.tokens if x == "tokens" else m.point.flops for m in ms], [m.point.eval_loss for m in ms],
                     color=colour, marker="*", markersize=11, linestyle="none", label=f"{data.label}: decayed checkpoints")
-            values += [m.point.heldout_loss for m in ms]
+            values += [m.point.eval_loss for m in ms]
     ax.set_xlabel(X_LABELS[x])
     if series == "loss":
         zoomed = _zoom(ax, values)

@@ -44,10 +44,10 @@ def _number(v: Any) -> float | None:
 def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any = None) -> Curves:
     """Read ``branches/<name>/metrics.jsonl`` into curves; a branch starts at its fork point."""
     c = Curves(name, kind)
-    if fork is not None and fork.heldout_loss is not None:
+    if fork is not None and fork.eval_loss is not None:
         c.loss_tokens.append(fork.tokens)
         c.loss_flops.append(fork.flops)
-        c.loss.append(fork.heldout_loss)
+        c.loss.append(fork.eval_loss)
     for row in read_metrics(layout.metrics_path(run_dir, name)):
         tokens = _number(row.get("tokens"))
         if tokens is None:
@@ -55,7 +55,7 @@ def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any 
         flops = _number(row.get("flops"))
         flops = float("nan") if flops is None else flops
         lr = _number(row.get("lr"))
-        loss = _number(row.get("eval_loss", row.get("heldout_loss")))
+        loss = _number(row.get("eval_loss", row.get("heldout_loss")))  # older metrics rows: "heldout_loss"
         pma = _number(row.get("pma_eval_loss"))
         if row.get("kind", "train") == "train" and lr is not None:
             c.lr_tokens.append(tokens)

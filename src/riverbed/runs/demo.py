@@ -131,7 +131,7 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
     for row, rec in zip(plan.rows, records):
         final = rec.final
         rows.append(DemoRow(rec.name, row.length, row.fork, final.tokens, loss_at(run, layout.MAIN, row.fork),
-                            loss_at(run, layout.MAIN, row.length), float(final.heldout_loss)))
+                            loss_at(run, layout.MAIN, row.length), float(final.eval_loss)))
     from riverbed.reports.run_plots import plot_run
 
     png = plot_run(out, out / "branches.png", title="WSD: constant-LR main branch and 1-sqrt decay branches")

@@ -149,7 +149,7 @@ def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = 
             old = branches[req.name]
             same = old.schedule == schedule_to_spec(schedule) and old.parent == layout.MAIN
             if not (allow_resume and same and old.status != "finished"):
-                state = f"{old.status}" + (f", held-out loss {old.final.heldout_loss:.4f}" if old.final and old.final.heldout_loss else "")
+                state = f"{old.status}" + (f", held-out loss {old.final.eval_loss:.4f}" if old.final and old.final.eval_loss else "")
                 raise RunError(f"{run.path}: a branch named {req.name!r} already exists ({state}); choose another --name")
             resume = True
         out.append((req, schedule, resume))

@@ -20,7 +20,7 @@ Example (abridged)::
         "linear-from800-len200": {"kind": "decay", "parent": "main",
                  "fork": {"step": 800, "tokens": 819200, "flops": 4.2e12},
                  "schedule": {"type": "decay-branch", ...}, "status": "finished",
-                 "final": {"step": 1000, "tokens": 1024000, "flops": 5.2e12, "heldout_loss": 2.41}, ...}
+                 "final": {"step": 1000, "tokens": 1024000, "flops": 5.2e12, "eval_loss": 2.41}, ...}
       }
     }
 
@@ -62,35 +62,38 @@ class Point:
     step: int
     tokens: int
     flops: float
-    heldout_loss: float | None = None
+    eval_loss: float | None = None
+    """The held-out loss there (the name of state.json and metrics.jsonl; run.json files written
+    before it was renamed say ``heldout_loss``, still read)."""
     checkpoint: str | None = None  # path relative to the run directory, where one was saved
     # run.json is strict JSON: a NaN/inf held-out loss is stored as null and this says which
     # ("nan", "inf", "-inf"); kept through rewrites of the manifest.
-    heldout_loss_nonfinite: str | None = None
+    eval_loss_nonfinite: str | None = None
 
     def __post_init__(self) -> None:
-        loss = self.heldout_loss
+        loss = self.eval_loss
         if loss is not None and not math.isfinite(loss):
             word = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
-            object.__setattr__(self, "heldout_loss", None)
-            object.__setattr__(self, "heldout_loss_nonfinite", word)
+            object.__setattr__(self, "eval_loss", None)
+            object.__setattr__(self, "eval_loss_nonfinite", word)
 
     @staticmethod
     def from_dict(d: dict[str, Any], where: str) -> Point:
+        loss = d.get("eval_loss", d.get("heldout_loss"))  # older run.json: "heldout_loss"
         try:
             return Point(
                 step=int(d["step"]),
                 tokens=int(d["tokens"]),
                 flops=float(d["flops"]),
-                heldout_loss=None if d.get("heldout_loss") is None else float(d["heldout_loss"]),
+                eval_loss=None if loss is None else float(loss),
                 checkpoint=d.get("checkpoint"),
-                heldout_loss_nonfinite=d.get("heldout_loss_nonfinite"),
+                eval_loss_nonfinite=d.get("eval_loss_nonfinite", d.get("heldout_loss_nonfinite")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{where}: malformed point {d!r} ({exc})") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None or k == "heldout_loss"}
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "eval_loss"}
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class FinishedPoint:
 
 def point_from_state(state: CheckpointState, checkpoint: str | None = None) -> Point:
     """The manifest's point of a checkpoint (its state read by riverbed.checkpoints.schema.read_state)."""
-    return Point(step=state.step, tokens=state.tokens, flops=state.flops, heldout_loss=state.eval_loss,
+    return Point(step=state.step, tokens=state.tokens, flops=state.flops, eval_loss=state.eval_loss,
                  checkpoint=checkpoint)
 
 
@@ -165,8 +165,8 @@ class Run:
         out: list[FinishedPoint] = []
 
         def add(b: BranchRecord, kind: str, p: Point | None) -> None:
-            if p is not None and p.heldout_loss is not None:
-                out.append(FinishedPoint(str(self.path), b.name, kind, n_params, p.tokens, p.flops, p.heldout_loss))
+            if p is not None and p.eval_loss is not None:
+                out.append(FinishedPoint(str(self.path), b.name, kind, n_params, p.tokens, p.flops, p.eval_loss))
 
         for b in self.branches:
             if b.kind in ("wsds", "cyclic"):

@@ -29,7 +29,7 @@ def schedule_label(spec: dict[str, Any]) -> str:
 
 
 def _loss(p: Point | None) -> str:
-    return "-" if p is None or p.heldout_loss is None else f"{p.heldout_loss:.4f}"
+    return "-" if p is None or p.eval_loss is None else f"{p.eval_loss:.4f}"
 
 
 _STATUS_STYLE = {"running": "yellow", "stopped": "cyan", "finished": "green", "failed": "red"}

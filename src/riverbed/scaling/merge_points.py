@@ -84,7 +84,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
     try:
         run = Run(run_dir)
         cfg = load_run_config(run_dir)
-        decays = [b for b in run.branches if b.kind == "decay" and b.status == "finished" and b.final is not None and b.final.heldout_loss is not None]
+        decays = [b for b in run.branches if b.kind == "decay" and b.status == "finished" and b.final is not None and b.final.eval_loss is not None]
         ckpts = run.checkpoints("main")
     except RiverbedError as exc:
         raise ScalingError(f"run {run_dir}: {exc}") from exc
@@ -123,7 +123,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
             MergeRow(
                 branch=b.name,
                 decayed_tokens=int(b.final.tokens),
-                decayed_loss=float(b.final.heldout_loss),
+                decayed_loss=float(b.final.eval_loss),
                 merge_steps=tuple(c.step for c in picked),
                 merge_tokens=read_state(newest.path).tokens,
                 merge_loss=loss_of(merged, f"merge of {len(picked)} checkpoints"),
