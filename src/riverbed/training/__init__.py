@@ -18,7 +18,6 @@ _EXPORTS = {
     "Callback": "riverbed.training.callbacks",
     "callbacks_from_config": "riverbed.training.setup",
     "train_step": "riverbed.training.step",
-    "CheckpointState": "riverbed.checkpoints.schema",
     "TrainContext": "riverbed.training.callbacks",
     "RestoreRequest": "riverbed.training.callbacks",
     "evaluate": "riverbed.training.evaluate",
