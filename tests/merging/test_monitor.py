@@ -83,9 +83,9 @@ def test_snapshots_are_float32_and_other_branches_are_left_alone(tiny_model_conf
         model = build_model(tiny_model_config, seed=0).to(torch.bfloat16)
 
     mon = PMAMonitor(PMAConfig(every=2, count=2))
-    mon._last_bucket = 0
+    mon._started = True  # no run directory to refill from
     mon.on_step_end(Ctx)
-    assert all(t.dtype == torch.float32 for t in mon.snapshots[0][1].values())
+    assert all(t.dtype == torch.float32 for t in mon.merged_state().values())
     Ctx.branch, Ctx.step = "decay_100", 4
     mon.on_step_end(Ctx)
-    assert len(mon.snapshots) == 1
+    assert mon.snapshots.positions == [2]

@@ -43,7 +43,7 @@ here, and the step counter (hence the LR schedule) keeps going. Single-process o
 (every rank restores identically); not for sharded (FSDP / DeepSpeed ZeRO-3) parameters.
 
 **PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
-(:class:`~riverbed.integrations.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
+(:class:`~riverbed.merging.monitor.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
 and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
 to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
 ``trainer_state.json``), beside ``eval_loss``.
@@ -62,13 +62,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
     raise ImportError("riverbed.integrations.hf needs transformers: pip install 'riverbed[hf]'") from exc
 
 from riverbed.errors import ConfigError
-from riverbed.integrations.pma_snapshots import PMASnapshots
 from riverbed.checkpoints.optimizer_state import (  # noqa: F401  (re-exported: public names of this module)
     load_optimizer_state_by_name,
     optimizer_state_by_name,
 )
 from riverbed.integrations.snapshot_guard import SnapshotGuard
-from riverbed.merging.monitor import METRIC, PMAConfig
+from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.torch import OnChange, RiverbedLR
 from riverbed.schedules.wsd import WSD

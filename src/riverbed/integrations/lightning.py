@@ -41,9 +41,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without lightnin
     raise ImportError("riverbed.integrations.lightning needs lightning: pip install 'riverbed[lightning]'") from exc
 
 from riverbed.errors import ConfigError
-from riverbed.integrations.pma_snapshots import PMASnapshots
 from riverbed.integrations.snapshot_guard import SnapshotGuard
-from riverbed.merging.monitor import METRIC, PMAConfig
+from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
 
 
 def _loss_of(outputs: Any) -> float | None:

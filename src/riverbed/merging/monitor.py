@@ -28,10 +28,16 @@ Config (TOML)::
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from riverbed.errors import ConfigError
+from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.weights import weights_for
+
+if TYPE_CHECKING:  # torch stays out of this module's imports: riverbed.config reads [pma] from it
+    import torch
 
 METHODS = ("sma", "ema", "wma")
 UNITS = ("steps", "tokens")
@@ -71,3 +77,51 @@ class PMAConfig:
 
     def weights(self, n: int) -> tuple[float, ...]:
         return weights_for(self.method, n, alpha=self.alpha, ema_form=self.ema_form)
+
+
+class PMASnapshots:
+    """The newest ``cfg.count`` weight snapshots at multiples of V, and their merge: the one
+    snapshot rule of the ``[pma]`` monitor (riverbed.training.pma_callback) and of the HF /
+    Lightning callbacks (riverbed.integrations). A snapshot is taken at the first position at or
+    past each multiple of V (for steps: exactly the multiples), as float32 host copies; a loop
+    that goes back (a spike-guard rollback) forgets the snapshots of the abandoned future.
+    ``steps_only``: a loop that counts only optimizer steps (other people's trainers).
+    """
+
+    def __init__(self, cfg: PMAConfig, *, steps_only: bool = True) -> None:
+        if steps_only and cfg.unit != "steps":
+            raise ConfigError(f"pma.unit={cfg.unit!r}: this loop counts optimizer steps; use unit = 'steps'")
+        self.cfg = cfg
+        self._items: deque[tuple[int, dict[str, Any]]] = deque(maxlen=cfg.count)
+
+    def crosses(self, pos: int, delta: int = 1) -> bool:
+        """Is ``pos`` (reached by a move of ``delta``) the first position at or past a multiple of V?"""
+        return pos > 0 and pos // self.cfg.every > (pos - delta) // self.cfg.every
+
+    def on_step(self, pos: int, model: torch.nn.Module, delta: int = 1) -> None:
+        """After the update that reached position ``pos``: copy the weights if it crosses a multiple of V."""
+        while self._items and self._items[-1][0] >= pos:
+            self._items.pop()
+        if self.crosses(pos, delta):
+            self.add(pos, {k: v.detach().to("cpu", copy=True).float() for k, v in model.state_dict().items()})
+
+    def add(self, pos: int, state: dict[str, Any]) -> None:
+        """Keep ``state`` (float32) as the snapshot at ``pos`` (the newest N are kept)."""
+        self._items.append((pos, state))
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    @property
+    def positions(self) -> list[int]:
+        return [p for p, _ in self._items]
+
+    @property
+    def ready(self) -> bool:
+        """The paper's merge needs N checkpoints spaced V apart."""
+        return len(self._items) == self.cfg.count
+
+    def merged_state(self) -> dict[str, Any]:
+        """The float32 merge of the snapshots (oldest first) with the configured weights."""
+        states = [s for _, s in self._items]
+        return merge_state_dicts(states, self.cfg.weights(len(states)))
