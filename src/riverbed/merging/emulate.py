@@ -15,8 +15,8 @@ step is saved. It needs the fork s and the end s + K saved; a gap between consec
 checkpoints inside the window larger than ``max_gap`` (default K / 4: at least five checkpoints
 over the window) is refused as too coarse, naming the steps that are missing.
 
->>> emulation_weights([1.0, 0.5], fork=0, saved=[0, 1, 2]).weights   # every step saved: decay_weights
-(0.0, 0.5, 0.5)
+>>> emulation_weights([1.0, 0.5], fork=0, saved=[0, 1, 2]).weights   # decay_weights less the zero on the fork
+(0.5, 0.5)
 >>> emulation_weights([1.0, 0.75, 0.5, 0.25], fork=0, saved=[0, 2, 4], max_gap=2).weights
 (0.125, 0.5, 0.375)
 """
