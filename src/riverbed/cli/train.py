@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
     # (so each is a saved checkpoint) and at each WSD-S / cyclic-cosine budget (recorded as a
     # finished model); a schedule with an end (wsd, cosine, wsds) finishes the branch there.
     stops = plan_fork_steps(args.plan, cfg) if args.plan else []
+    if cfg.train.keep:  # [train] keep: the retention plan (with --plan's forks) is checked before anything is written
+        from riverbed.runs.retention import config_with_plan
+        cfg = config_with_plan(cfg, args.plan)
     until = args.steps if args.steps is not None else (max(stops) if stops else cfg.train.total_steps)
 
     dist = D.setup(resolve_device(cfg.train.device))

@@ -152,6 +152,9 @@ def _train_branch(cfg: RunConfig, run_dir: str | Path, branch: str, schedule: An
         from riverbed.merging.monitor import PMAMonitor
 
         callbacks = (*callbacks, PMAMonitor(cfg.pma))
+    if getattr(cfg.train, "keep", ()) and branch == layout.MAIN:  # [train] keep: prune what the retention plan does not need
+        from riverbed.training.retention_callback import RetentionCallback
+        callbacks = (*callbacks, RetentionCallback.from_config(cfg))
     start = _start_state(cfg, run_dir, branch, model, optimizer, init, until_step)
     if start.get("done"):
         return _result_from_state(start["state"], start["path"])
