@@ -60,10 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("a decay-free stand-in for a decay branch (riverbed runs only)")
     e.add_argument("--emulate-decay", default=None, metavar="SHAPE", help="merge the main checkpoints from --from to --from + --length "
                    "with the weights that stand in for this decay shape (riverbed.merging.emulate)")
-    e.add_argument("--from", dest="from_step", type=int, default=None, metavar="STEP", help="fork step of the emulated decay (a saved main checkpoint)")
+    e.add_argument("--from", dest="from_step", type=arg(parse_count), default=None, metavar="STEP", help="fork step of the emulated decay (a saved main checkpoint)")
     e.add_argument("--length", default=None, help="decay length: steps, '1M tok' or '20%%' of the budget")
     e.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier of the emulated decay (default: the run's)")
-    e.add_argument("--max-gap", type=int, default=None, help="largest accepted spacing of saved checkpoints in the window (default length/4)")
+    e.add_argument("--max-gap", type=arg(parse_count, positive=True), default=None, help="largest accepted spacing of saved checkpoints in the window (default length/4)")
     p.set_defaults(func=run)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.experiments.spike import bounded
+from riverbed.units import arg, parse_count
 
 LR, CKPT, DECAY, FORKS, SEEDS, ALPHA = 1e-2, 10, 80, (160, 240, 320), 3, 0.2
 QUICK = {"ckpt": 5, "decay": 20, "forks": (20, 40), "seeds": 2}
@@ -36,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=None, help=f"seeds (default {SEEDS}; quick {QUICK['seeds']})")
     p.add_argument("--forks", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
                    help=f"fork steps, comma-separated (default {','.join(map(str, FORKS))})")
-    p.add_argument("--decay-steps", dest="decay", type=int, default=None, help=f"decay length D (default {DECAY})")
-    p.add_argument("--ckpt-every", dest="ckpt", type=int, default=None, help=f"main checkpoint interval (default {CKPT})")
+    p.add_argument("--decay-steps", dest="decay", type=arg(parse_count, positive=True), default=None, help=f"decay length D (default {DECAY})")
+    p.add_argument("--ckpt-every", dest="ckpt", type=arg(parse_count, positive=True), default=None, help=f"main checkpoint interval (default {CKPT})")
     p.add_argument("--shape", default="linear", help="decay shape (default linear)")
     p.add_argument("--lr", type=float, default=LR, help=f"stable LR (default {LR})")
     p.add_argument("--quick", action="store_true", help="the short form CI runs (also RIVERBED_BOUNDED=1)")
