@@ -97,8 +97,17 @@ def _print_retention(console: Any, r: dict[str, Any]) -> None:
     t = Table(title=f"retention plan ({', '.join(r['keep'])}): main saves every {r['ckpt_every']} steps up to {r['main_steps']}")
     t.add_column("step", justify="right")
     t.add_column("kept for")
+    # consecutive checkpoints kept for the same reasons share one row ("460..500 every 10")
+    groups: list[list[Any]] = []
     for s in r["kept_steps"]:
-        t.add_row(str(s), "; ".join(dict.fromkeys(r["why"][str(s)])))
+        why = "; ".join(dict.fromkeys(r["why"][str(s)]))
+        g = groups[-1] if groups else None
+        if g is not None and g[2] == why and s - g[1] == r["ckpt_every"]:
+            g[1] = s
+        else:
+            groups.append([s, s, why])
+    for a, b, why in groups:
+        t.add_row(str(a) if a == b else f"{a}..{b} every {r['ckpt_every']}", why)
     console.print(t)
     disk = (f": {format_bytes(r['kept_bytes'])} of {format_bytes(r['all_bytes'])}" if r["kept_bytes"] is not None
             else " (give --n-params for the disk space)")

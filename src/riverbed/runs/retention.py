@@ -202,7 +202,7 @@ class RetentionPlan:
         """(every checkpoint main saves up to ``last_step``, those the plan keeps at the end)."""
         saved = sorted({s for s in range(self.ckpt_every, last_step + 1, self.ckpt_every)} if self.ckpt_every else set()
                        | {d.fork for d in self.decays if d.fork <= last_step} | {last_step})
-        return saved, sorted(self.keep(saved, {d.fork: "fork" for d in self.decays})[0])
+        return saved, sorted(self.keep(saved)[0])
 
 
 def build_retention(keep: Sequence[str], *, ckpt_every: int, tokens_per_step: int | None = None,
@@ -259,7 +259,7 @@ def plan_retention(plan: Any, keep: Sequence[str], *, ckpt_every: int, tokens_pe
     rp.static_needs()
     last = main_steps if main_steps is not None else max(d.fork + (d.length if rp.rules.emulate else 0) for d in decays)
     saved, kept = rp.simulate(last)
-    reasons = rp.keep(saved, {d.fork: "fork" for d in decays})[0]
+    reasons = rp.keep(saved)[0]
     per = BYTES_PER_PARAM * n_params if n_params else None
     return {"keep": list(rp.rules.source), "ckpt_every": ckpt_every, "main_steps": last,
             "saved": len(saved), "kept": len(kept), "kept_steps": kept,
