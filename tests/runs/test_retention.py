@@ -104,6 +104,11 @@ def test_training_prunes_what_no_rule_needs_and_logs_it(tmp_path):
     pruned = [r["pruned_step"] for r in read_metrics(layout.metrics_path(run, "main")) if r.get("event") == "prune"]
     assert sorted(pruned) == [2, 4]
     assert not list(layout.checkpoints_dir(run, "main").glob(".pruning-*"))
+    # a branch forked at 8 protects its fork once main moves on (8 leaves the rolling merge window);
+    # 12 ended the first segment (state.json reason "final") and stays too
+    assert main(["branch", str(run), "--from", "8", "--shape", "linear", "--length", "2", "--no-progress"]) == 0
+    assert main(["train", "--run", str(run), "--set", "train.max_steps=20", "--no-progress"]) == 0
+    assert [r.step for r in layout.list_checkpoints(run, "main")] == [6, 8, 12, 14, 16, 18, 20]
 
 
 def test_bad_keep_exits_2_and_writes_nothing(tmp_path, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints import layout
+from riverbed.runs.manifest import read_manifest
 from riverbed.runs.retention import RetentionPlan, build_retention
 from riverbed.training.callbacks import Callback
 
@@ -64,15 +65,10 @@ def protected_steps(run_dir: Path, branch: str) -> dict[int, str]:
     and checkpoints saved at the end of a segment (plan fork points, the branch's end)."""
     out: dict[int, str] = {}
     manifest = run_dir / layout.MANIFEST
-    if manifest.is_file():
-        try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-        except ValueError:
-            doc = {}
-        for b in (doc.get("branches") or {}).values():
-            fork = b.get("fork") if isinstance(b, dict) else None
-            if b.get("parent") == branch and isinstance(fork, dict) and isinstance(fork.get("step"), int):
-                out[fork["step"]] = f"fork of branch {b.get('name')!r}"
+    if manifest.is_file():  # a bare train_branch() directory has no run tree
+        for b in read_manifest(manifest).branches.values():
+            if b.parent == branch and b.fork is not None:
+                out[b.fork.step] = f"fork of branch {b.name!r}"
     for ref in layout.list_checkpoints(run_dir, branch):
         try:
             reason = json.loads((ref.path / layout.STATE_FILE).read_text(encoding="utf-8")).get("reason")
