@@ -82,6 +82,11 @@ def test_plan_keep_for_lists_checkpoints_and_disk(tmp_path, capsys):
     assert r["kept_steps"] == [400, 450, 850, 900] and r["saved"] == 18
     assert (r["kept_bytes"], r["all_bytes"]) == (4 * 12_000, 18 * 12_000)
     assert json.loads(out.read_text())["keep"] == ["merge=2,50", "guard=2"]
+    # `[train] keep = ["plan=plan.json"]` reads the plan's branches and the rules it recorded
+    from riverbed.runs.retention import build_retention
+
+    rp = build_retention([f"plan={out}"], ckpt_every=50)
+    assert [d.fork for d in rp.decays] == [450, 900] and (rp.rules.merge, rp.rules.guard) == ((2, 50), 2)
     assert main(["plan", "--budgets", "500,1000", "--keep-for", "merge=2,50", "--ckpt-every", "50"]) == 0
     assert "keeps 4 of 18 main checkpoints (give --n-params" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
