@@ -105,6 +105,9 @@ class TrainConfig:
     """torch intra-op threads on CPU; 0 = leave torch's default."""
     tensorboard: bool = True
     """Also write TensorBoard events next to metrics.jsonl when tensorboard is installed."""
+    keep: tuple[str, ...] = ()
+    """Retention plan (riverbed.runs.retention): rules like "merge=4,100", "guard=2", "emulate",
+    "plan=plan.json"; main-branch checkpoints no rule needs are deleted as training goes. () = keep all."""
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "seq_len", "grad_accum", "eval_batches"):
@@ -119,6 +122,10 @@ class TrainConfig:
             _check(v is None or v >= 1, f"train.{key}", v, ">= 1 or absent")
         if self.max_steps is not None and self.max_tokens is not None:
             raise ConfigError(f"train.max_steps={self.max_steps} and train.max_tokens={self.max_tokens}: set at most one")
+        if self.keep:
+            from riverbed.runs.retention import parse_keep  # torch-free; the rule syntax has one owner
+
+            parse_keep(self.keep)
         if self.ckpt_every and self.ckpt_every_tokens:
             raise ConfigError(f"train.ckpt_every={self.ckpt_every} and train.ckpt_every_tokens={self.ckpt_every_tokens}: "
                               "set one of them to 0")

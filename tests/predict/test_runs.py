@@ -76,3 +76,36 @@ def test_leave_one_out_reports_every_method(predict_tree):
     assert s["mpl"]["mean_rel_error"] == pytest.approx(np.mean([b.rel_error("mpl") for b in report.branches]))
     # A 60-step, 100K-parameter tree is far from the papers' regime; still the laws land within a few percent.
     assert s["mpl"]["mean_rel_error"] < 0.05 and s["tissue"]["mean_rel_error"] < 0.05
+
+
+def test_training_time_is_measured_from_the_rows(predict_tree):
+    from riverbed.predict.check import measured_seconds
+
+    report = loo_check(predict_tree, merge=False)
+    for b in report.branches:
+        assert b.train_s_source == "measured" and 0 < b.train_s < 600
+    # sessions: start..last row, then resume..last row; rows before the first start are ignored
+    rows = [{"kind": "event", "event": "init", "time": 10.0}, {"kind": "train", "time": 12.5},
+            {"kind": "event", "event": "resume", "time": 100.0}, {"kind": "eval", "time": 101.0}]
+    assert measured_seconds(rows) == pytest.approx(3.5)
+    assert measured_seconds([{"kind": "train", "step": 1}]) is None
+
+
+def test_a_branch_with_other_data_is_refused_by_name(predict_tree, tmp_path):
+    import shutil
+
+    from riverbed.checkpoints import layout
+    from riverbed.runs import Run
+
+    tree = tmp_path / "tree"
+    shutil.copytree(predict_tree, tree)
+    run = Run.open(tree)
+    b = run.branch("1-sqrt-from45-len15")
+    state_path = tree / b.final.checkpoint / layout.STATE_FILE
+    state = json.loads(state_path.read_text())
+    state["config"]["data"]["bigram_seed"] = 12345
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(PredictError, match=r"branch '1-sqrt-from45-len15' uses a different model or data .*data\.bigram_seed = 12345"):
+        loo_check(tree, merge=False)
+    with pytest.raises(PredictError, match="different model or data"):
+        fit_run(tree, "mpl", ["main", "1-sqrt-from45-len15"])

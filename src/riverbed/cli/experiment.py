@@ -13,6 +13,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "scaling": ("riverbed.experiments.scaling", "scaling study: WSD branches vs cosine runs, fits, held-out budget"),
     "spike": ("riverbed.experiments.spike", "loss-spike recovery: none vs rollback vs PMA-init"),
     "continued-training": ("riverbed.experiments.continued_training", "continued training from last checkpoint vs PMA merge"),
+    "decay-vs-merge": ("riverbed.experiments.decay_vs_merge", "emulated-decay merge vs SMA/EMA/WMA vs the trained decay, over seeds"),
     "bigram": ("riverbed.experiments.bigram", "WSD on bigram data: decay drop by entropy bucket, interpolation, sharpness"),
 }
 

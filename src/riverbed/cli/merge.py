@@ -57,6 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--every", type=arg(parse_count, positive=True), default=None, help="V: merge interval between chosen checkpoints (100, 1K, 1e3)")
     g.add_argument("--unit", choices=("steps", "tokens"), default=None, help="unit of --every (default steps)")
     g.add_argument("--branch", default=None, help="branch to take checkpoints from (default main; riverbed runs only)")
+    e = p.add_argument_group("a decay-free stand-in for a decay branch (riverbed runs only)")
+    e.add_argument("--emulate-decay", default=None, metavar="SHAPE", help="merge the main checkpoints from --from to --from + --length "
+                   "with the weights that stand in for this decay shape (riverbed.merging.emulate)")
+    e.add_argument("--from", dest="from_step", type=arg(parse_count), default=None, metavar="STEP", help="fork step of the emulated decay (a saved main checkpoint)")
+    e.add_argument("--length", default=None, help="decay length: steps, '1M tok' or '20%%' of the budget")
+    e.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier of the emulated decay (default: the run's)")
+    e.add_argument("--max-gap", type=arg(parse_count, positive=True), default=None, help="largest accepted spacing of saved checkpoints in the window (default length/4)")
     p.set_defaults(func=run)
 
 
@@ -69,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.merging.recipe import MergeRecipe
 
     common = dict(threads=args.threads, dry_run=args.dry_run, overwrite=args.overwrite, progress=not args.no_progress, verbose=True)
+    if args.emulate_decay is not None or args.from_step is not None or args.length is not None:
+        return _emulate(args, common)
+    stray = [f for f, v in (("--min-ratio", args.min_ratio), ("--max-gap", args.max_gap)) if v is not None]
+    if stray:
+        raise MergeError(f"{stray[0]} applies to --emulate-decay only")
     if args.recipe is not None:
         given = [_flag(k) for k in (*RECIPE_FLAGS, *SELECT_FLAGS, "run") if getattr(args, k) is not None]
         if args.inputs or given:
@@ -115,6 +127,20 @@ def run(args: argparse.Namespace) -> int:
         accumulate=args.accumulate or "fp32", max_shard_size=args.max_shard_size or "5GB", allow_nonfinite=args.allow_nonfinite,
     )
     return _report(run_recipe(recipe, args.out, selection=selection, **common))
+
+
+def _emulate(args: argparse.Namespace, common: dict) -> int:
+    from riverbed.merging.emulate import merge_emulated_decay
+
+    if args.emulate_decay is None or args.from_step is None or args.length is None or args.run is None:
+        raise MergeError("--emulate-decay SHAPE needs --run RUN --from STEP --length N")
+    clash = [_flag(k) for k in (*RECIPE_FLAGS, *SELECT_FLAGS) if k not in ("dtype", "accumulate") and getattr(args, k) is not None]
+    if args.inputs or clash or args.recipe:
+        what = f"input {args.inputs[0]}" if args.inputs else (clash[0] if clash else "--recipe")
+        raise MergeError(f"--emulate-decay derives its own weights and checkpoints: {what} cannot be combined with it")
+    result = merge_emulated_decay(args.out, args.run, args.from_step, args.emulate_decay, args.length, min_ratio=args.min_ratio,
+                                  max_gap=args.max_gap, dtype=args.dtype, accumulate=args.accumulate or "fp32", **common)
+    return _report(result)
 
 
 def _report(result) -> int:

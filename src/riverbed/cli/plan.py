@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import arg, parse_count, parse_float, parse_floats
@@ -30,14 +31,36 @@ def run(a: argparse.Namespace) -> int:
         tokens_per_step=a.tokens_per_step, n_params=a.n_params,
         decay_of=a.decay_of, min_ratio=a.min_ratio,
     )
+    retention = None
+    if a.keep_for:  # the retention plan: which main checkpoints the planned branches, merges, guard need
+        from riverbed.runs.retention import plan_retention
+
+        if not a.ckpt_every:
+            from riverbed.errors import ConfigError
+
+            raise ConfigError("--keep-for needs --ckpt-every N (how often the main branch saves, train.ckpt_every)")
+        retention = plan_retention(plan, a.keep_for, ckpt_every=a.ckpt_every, tokens_per_step=a.tokens_per_step,
+                                   n_params=a.n_params, main_steps=a.main_steps)
     if a.output:
-        plan.save(a.output)
+        if retention is None:
+            plan.save(a.output)
+        else:  # the keep rules travel with the plan: `[train] keep = ["plan=plan.json"]` reads them
+            import json
+
+            from riverbed.checkpoints.atomic import write_text
+
+            write_text(a.output, json.dumps({**json.loads(plan.to_json()), "keep": retention["keep"]}, indent=2) + "\n")
     if a.plot:
         from riverbed.schedules.plot import plot_plan
 
         plot_plan(plan, a.plot)
     if a.json:
-        print(plan.to_json(), end="")
+        if retention is not None:
+            import json
+
+            print(json.dumps({**json.loads(plan.to_json()), "retention": retention}, indent=2))
+        else:
+            print(plan.to_json(), end="")
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -59,10 +82,36 @@ def run(a: argparse.Namespace) -> int:
         total = plan.total(k)
         s.add_row(name, _fmt(total), _fmt(plan.tokens(total)), _fmt(plan.flops(total)), f"{plan.ratio(k):.0%}")
     console.print(s)
+    if retention is not None:
+        _print_retention(console, retention)
     for path, what in ((a.output, "plan"), (a.plot, "plot")):
         if path:
             console.print(f"wrote {what} {path}")
     return 0
+
+
+def _print_retention(console: Any, r: dict[str, Any]) -> None:
+    from rich.table import Table
+    from riverbed.runs.retention import format_bytes
+
+    t = Table(title=f"retention plan ({', '.join(r['keep'])}): main saves every {r['ckpt_every']} steps up to {r['main_steps']}")
+    t.add_column("step", justify="right")
+    t.add_column("kept for")
+    # consecutive checkpoints kept for the same reasons share one row ("460..500 every 10")
+    groups: list[list[Any]] = []
+    for s in r["kept_steps"]:
+        why = "; ".join(dict.fromkeys(r["why"][str(s)]))
+        g = groups[-1] if groups else None
+        if g is not None and g[2] == why and s - g[1] == r["ckpt_every"]:
+            g[1] = s
+        else:
+            groups.append([s, s, why])
+    for a, b, why in groups:
+        t.add_row(str(a) if a == b else f"{a}..{b} every {r['ckpt_every']}", why)
+    console.print(t)
+    disk = (f": {format_bytes(r['kept_bytes'])} of {format_bytes(r['all_bytes'])}" if r["kept_bytes"] is not None
+            else " (give --n-params for the disk space)")
+    console.print(f"keeps {r['kept']} of {r['saved']} main checkpoints{disk}")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,6 +130,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens-per-step", type=arg(parse_count, positive=True),
                    help="tokens per optimizer step (turns token budgets into steps)")
     p.add_argument("--n-params", type=arg(parse_count, positive=True), help="model parameters N, for FLOPs = 6·N·tokens")
+    p.add_argument("--keep-for", action="append", default=[], metavar="RULE",
+                   help="retention plan: merge=N,V | guard=N | emulate | steps=A,B (repeatable); lists the main checkpoints "
+                        "they and the planned forks need (riverbed.runs.retention); -o records the rules in the plan")
+    p.add_argument("--ckpt-every", type=arg(parse_count, positive=True), default=None, help="main-branch checkpoint interval in steps (with --keep-for)")
+    p.add_argument("--main-steps", type=arg(parse_count, positive=True), default=None,
+                   help="how far main trains (with --keep-for; default: the last fork, or the last decay's end with emulate)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("-o", "--output", help="write the plan JSON here (the trainer accepts it)")
     p.add_argument("--plot", help="write one PNG of the three strategies here")

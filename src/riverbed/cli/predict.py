@@ -379,7 +379,7 @@ def run_check(args: argparse.Namespace) -> int:
             v = b.estimates.get(m)
             cells.append("-" if v is None else f"{v:.4f} ({fmt_pct(b.rel_error(m))})")
         fit_s = " / ".join(f"{b.fit_s[law]:.2f}" for law in args.law)
-        t.add_row(b.branch, f"{b.loss:.4f}", *cells, fit_s, "-" if b.train_s is None else f"{b.train_s:.1f}")
+        t.add_row(b.branch, f"{b.loss:.4f}", *cells, fit_s, "-" if b.train_s is None else f"{b.train_s:.1f}" + ("" if b.train_s_source == "measured" else " (est.)"))
     summ = report.summary()
     t.add_row("mean abs / rel", "", *[
         "-" if summ[m]["mean_abs_error"] is None else f"{summ[m]['mean_abs_error']:.4f} / {fmt_pct(summ[m]['mean_rel_error'])}"

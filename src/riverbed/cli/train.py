@@ -9,7 +9,7 @@ data-parallel; rank 0 alone writes.
 Resuming (with a config file, or with --set alone) checks the result against the run's
 config: only its length, cadences and hardware may change (train.max_steps, max_tokens,
 ckpt_every, ckpt_every_tokens, eval_every, log_every, device, threads, tensorboard,
-grad_accum, dtype); anything that would change the trajectory is refused.
+grad_accum, dtype, keep); anything that would change the trajectory is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from riverbed.units import arg, parse_count
 RESUMABLE = frozenset({
     "train.max_steps", "train.max_tokens", "train.ckpt_every", "train.ckpt_every_tokens", "train.eval_every",
     "train.log_every", "train.device", "train.threads", "train.tensorboard", "train.grad_accum", "train.dtype",
+    "train.keep",  # the retention plan decides which checkpoints stay on disk, never what is trained
 })
 
 
@@ -123,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     # (so each is a saved checkpoint) and at each WSD-S / cyclic-cosine budget (recorded as a
     # finished model); a schedule with an end (wsd, cosine, wsds) finishes the branch there.
     stops = plan_fork_steps(args.plan, cfg) if args.plan else []
+    if cfg.train.keep:  # [train] keep: the retention plan (with --plan's forks) is checked before anything is written
+        from riverbed.runs.retention import config_with_plan
+        cfg = config_with_plan(cfg, args.plan)
     until = args.steps if args.steps is not None else (max(stops) if stops else cfg.train.total_steps)
 
     dist = D.setup(resolve_device(cfg.train.device))

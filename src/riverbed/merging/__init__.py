@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from riverbed.merging.weights import ema, explicit, format_weights, sma, weights_for, wma
+from riverbed.merging.weights import decay_weights, ema, explicit, format_weights, sma, weights_for, wma
 
 # Torch-importing parts load on first use so `import riverbed.merging` stays light.
 _LAZY = {
@@ -22,13 +22,15 @@ _LAZY = {
     "MergeResult": "riverbed.merging.engine",
     "merge_state_dicts": "riverbed.merging.memory",
     "select_checkpoints": "riverbed.merging.select",
+    "emulate_decay": "riverbed.merging.emulate",
+    "merge_emulated_decay": "riverbed.merging.emulate",
     "open_input": "riverbed.merging.formats",
     "read_header": "riverbed.merging.formats",
     "PMAConfig": "riverbed.merging.monitor",
     "PMAMonitor": "riverbed.training.pma_callback",
 }
 
-__all__ = ["ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]
+__all__ = ["decay_weights", "ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

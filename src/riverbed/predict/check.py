@@ -6,8 +6,10 @@ baselines a user has without the predictor sit beside it: ``main``, the undecaye
 loss at the same step (interpolated between its eval rows), and ``merge``, the PMA merge of the last
 N main checkpoints up to the branch's end, evaluated on the run's held-out batches
 (:func:`riverbed.scaling.merge_points.merge_points`). Each law's row also carries the seconds the
-fit + prediction took against the seconds the branch took to train (its tokens over its logged
-throughput).
+fit + prediction took against the seconds the branch took to train, measured from the wall-clock
+``time`` of its metrics rows (each training session from its start/resume/init event to its last
+row, summed over sessions); a run logged before rows carried a time falls back to its tokens over
+its logged throughput, and says so (``train_s_source``).
 
 >>> report = loo_check("runs/tiny")                                          # doctest: +SKIP
 >>> report.summary()["mpl"]["mean_rel_error"]                                # doctest: +SKIP
@@ -28,7 +30,7 @@ from riverbed.checkpoints import layout
 from riverbed.predict.curves import PredictError
 from riverbed.predict.fit import fit_law, progress_steps
 from riverbed.predict.laws import LAWS
-from riverbed.predict.runs import branch_curve, finished_decays
+from riverbed.predict.runs import branch_curve, check_same_setup, finished_decays
 from riverbed.runs import Run
 from riverbed.runs.manifest import BranchRecord
 from riverbed.training.metrics import read_metrics
@@ -48,7 +50,9 @@ class BranchCheck:
     fit_s: dict[str, float] = field(default_factory=dict)
     """law -> seconds to fit and predict."""
     train_s: float | None = None
-    """Seconds the branch took to train (its own tokens / its logged tokens per second)."""
+    """Seconds the branch took to train (measured from its metrics rows, else estimated)."""
+    train_s_source: str | None = None
+    """"measured" (wall clock of its metrics rows) or "estimated" (tokens / logged throughput)."""
 
     def abs_error(self, method: str) -> float | None:
         v = self.estimates.get(method)
@@ -61,7 +65,7 @@ class BranchCheck:
     def to_dict(self) -> dict[str, Any]:
         return {"branch": self.branch, "step": self.step, "loss": self.loss,
                 "methods": {m: {"loss": v, "abs_error": self.abs_error(m), "rel_error": self.rel_error(m)} for m, v in self.estimates.items()},
-                "fit_s": self.fit_s, "train_s": self.train_s}
+                "fit_s": self.fit_s, "train_s": self.train_s, "train_s_source": self.train_s_source}
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,40 @@ def _main_loss_at(run: Run, step: int) -> float | None:
     return float(np.interp(step, s, v))
 
 
-def _train_seconds(run: Run, b: BranchRecord) -> float | None:
-    rows = [r for r in read_metrics(layout.metrics_path(run.path, b.name)) if r.get("kind") == "train"]
-    tps = [float(r["tokens_per_s"]) for r in rows if isinstance(r.get("tokens_per_s"), (int, float)) and r["tokens_per_s"] > 0]
+SESSION_STARTS = ("start", "resume", "init")  # the event a training process logs first (training/loop.py)
+
+
+def measured_seconds(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Wall-clock seconds of training in ``rows`` (one branch's metrics): each session runs from its
+    start/resume/init event to its last row; None when the rows carry no time."""
+    total, start, last, seen = 0.0, None, None, False
+    for r in rows:
+        t = r.get("time")
+        if not isinstance(t, (int, float)):
+            continue
+        if r.get("kind") == "event" and r.get("event") in SESSION_STARTS:
+            if start is not None and last is not None:
+                total += last - start
+            start, last = float(t), float(t)
+            continue
+        if start is not None:
+            last, seen = float(t), True
+    if start is not None and last is not None:
+        total += last - start
+    return total if seen else None
+
+
+def train_seconds(run: Run, b: BranchRecord) -> tuple[float | None, str | None]:
+    """Seconds ``b`` took to train and how that was found ("measured" / "estimated")."""
+    rows = read_metrics(layout.metrics_path(run.path, b.name))
+    measured = measured_seconds(rows)
+    if measured is not None:
+        return measured, "measured"
+    tps = [float(r["tokens_per_s"]) for r in rows
+           if r.get("kind") == "train" and isinstance(r.get("tokens_per_s"), (int, float)) and r["tokens_per_s"] > 0]
     if not tps or b.final is None or b.fork is None:
-        return None
-    return (b.final.tokens - b.fork.tokens) / float(np.median(tps))
+        return None, None
+    return (b.final.tokens - b.fork.tokens) / float(np.median(tps)), "estimated"
 
 
 def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool = True, merge_last: int = 4,
@@ -105,6 +137,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
     """Leave-one-out errors of each law and the ``main``/``merge`` baselines over the finished decay branches."""
     run = run if isinstance(run, Run) else Run.open(run)
     decays = [b for b in finished_decays(run) if b.final.eval_loss is not None]
+    check_same_setup(run, [b.name for b in decays])
     if len(decays) < 2:
         raise PredictError(f"{run.path}: leave-one-out needs at least 2 finished decay branches (has {len(decays)}); "
                            "fork more with `riverbed branch`")
@@ -129,7 +162,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
         est["main"] = _main_loss_at(run, b.final.step)
         if merge:
             est["merge"] = merged.get(b.name)
-        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, _train_seconds(run, b)))
+        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, *train_seconds(run, b)))
     methods = tuple(laws) + (("main", "merge") if merge else ("main",))
     return CheckReport(str(run.path), methods, tuple(rows))
 

@@ -98,6 +98,55 @@ def branch_curve(run: Run, b: BranchRecord) -> Curve:
     return schedule_curve(b.name, schedule, peak_lr(run), n, steps, [pts[int(s)] for s in steps])
 
 
+#: Config sections that must agree between branches for one law to describe them all.
+SETUP_SECTIONS = ("model", "data")
+
+
+def _setup(run: Run, b: BranchRecord) -> tuple[dict[str, Any], str] | None:
+    """The model and data config a branch trained with (its newest checkpoint's state.json) and where."""
+    from riverbed.runs.run import read_state
+
+    pt = b.final or b.progress
+    refs = layout.list_checkpoints(run.path, b.name)
+    path = run.path / pt.checkpoint if pt is not None and pt.checkpoint else (refs[-1].path if refs else None)
+    if path is None or not (Path(path) / layout.STATE_FILE).is_file():
+        return None
+    cfg = read_state(Path(path)).get("config") or {}
+    return {k: cfg.get(k) for k in SETUP_SECTIONS}, str(Path(path) / layout.STATE_FILE)
+
+
+def _first_difference(a: Any, b: Any, key: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k), b.get(k), f"{key}.{k}")
+            if d is not None:
+                return d
+        return None
+    return None if a == b else key
+
+
+def check_same_setup(run: Run, names: Sequence[str]) -> None:
+    """PredictError naming the branch and the config key when a branch trained another model or data
+    than the main branch: a loss law fitted on one says nothing about the other."""
+    ref = _setup(run, run.branch(layout.MAIN))
+    if ref is None:
+        return
+    for name in names:
+        if name == layout.MAIN:
+            continue
+        got = _setup(run, run.branch(name))
+        if got is None:
+            continue
+        key = _first_difference(ref[0], got[0], "config")
+        if key is not None:
+            def value(d: Any) -> Any:
+                for part in key.split(".")[1:]:
+                    d = d.get(part) if isinstance(d, dict) else None
+                return d
+            raise PredictError(f"{run.path}: branch {name!r} uses a different model or data than the main branch: "
+                               f"{key[len('config.'):]} = {value(got[0])!r} in {got[1]} but {value(ref[0])!r} in {ref[1]}")
+
+
 def finished_decays(run: Run) -> list[BranchRecord]:
     return [b for b in run.branches if b.kind == "decay" and b.status == "finished" and b.final is not None]
 
@@ -116,6 +165,7 @@ def fit_run(run: Run | str | Path, law: str = "mpl", calibrate: Sequence[str] | 
     """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`)."""
     run = open_run(run)
     names = list(calibrate) if calibrate else default_calibration(run)
+    check_same_setup(run, names)
     curves = [branch_curve(run, run.branch(n)) for n in names]
     return fit_law(curves, law, meta={"run": str(run.path), "branches": names}, **kw)
 

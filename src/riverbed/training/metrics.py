@@ -3,7 +3,8 @@
 Rows: ``{"kind": "train", "step", "tokens", "flops", "lr", "loss", "grad_norm", "tokens_per_s"}``,
 ``{"kind": "eval", "step", "tokens", "flops", "eval_loss"}``, and ``{"kind": "event", "step",
 "event", ...}`` (resume, restore, stop). ``step`` counts completed optimizer steps (the row
-describes the model after that many updates).
+describes the model after that many updates). Every row carries ``"time"`` (Unix seconds when
+it was written), so a branch's training time is measured from its rows.
 
 Resume keeps the file consistent with the checkpoint: rows after the resumed step (written by
 the interrupted process after its last checkpoint) and a torn last line are dropped, with an
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,12 +82,12 @@ class MetricsLogger:
         if not self.enabled or self._fh is None:
             return
         # Strict JSON: a NaN/inf loss is written as null with "<key>_nonfinite": "nan" beside it.
-        self._fh.write(strict_dumps(dict(row)) + "\n")
+        self._fh.write(strict_dumps({**row, "time": round(time.time(), 3)} if "time" not in row else dict(row)) + "\n")
         self._fh.flush()
         if self._tb is not None and row.get("kind") in ("train", "eval"):
             step = int(row["step"])
             for k, v in row.items():
-                if k not in ("kind", "step") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                if k not in ("kind", "step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool):
                     self._tb.add_scalar(f"{row['kind']}/{k}", v, step)
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.training.pma_callback import PMAMonitor
+from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
 from riverbed.schedules import schedule_to_spec
 from riverbed.training import distributed as D
@@ -61,7 +62,9 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
       merge of another run's checkpoints (PMA-init, riverbed.training.merged_init);
     * ``[guard]``: a :class:`SpikeGuard` judges every step (unless ``given`` holds one);
     * ``[pma]``: a :class:`PMAMonitor` evaluates the merge of the last N checkpoints at each
-      evaluation (unless ``given`` holds one).
+      evaluation (unless ``given`` holds one);
+    * ``[train] keep``: a :class:`RetentionCallback` prunes the main branch's checkpoints that the
+      retention plan does not need (riverbed.runs.retention).
 
     Returns ``(init, callbacks)``: ``given`` first, in order, then the added ones.
     """
@@ -76,6 +79,8 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
         added.append(SpikeGuard(cfg.guard))
     if cfg.pma is not None and not any(isinstance(cb, PMAMonitor) for cb in given):
         added.append(PMAMonitor(cfg.pma))
+    if cfg.train.keep and branch == layout.MAIN and not any(isinstance(cb, RetentionCallback) for cb in given):
+        added.append(RetentionCallback.from_config(cfg))
     return init, (*given, *added)
 
 
