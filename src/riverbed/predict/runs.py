@@ -111,7 +111,7 @@ def _setup(run: Run, b: BranchRecord) -> tuple[dict[str, Any], str] | None:
     path = run.path / pt.checkpoint if pt is not None and pt.checkpoint else (refs[-1].path if refs else None)
     if path is None or not (Path(path) / layout.STATE_FILE).is_file():
         return None
-    cfg = read_state(Path(path)).get("config") or {}
+    cfg = read_state(Path(path)).config or {}
     return {k: cfg.get(k) for k in SETUP_SECTIONS}, str(Path(path) / layout.STATE_FILE)
 
 
