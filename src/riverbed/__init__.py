@@ -29,7 +29,7 @@ _LAZY: dict[str, str] = {
     "DecayBranch": "riverbed.schedules",
     "schedule_from_spec": "riverbed.schedules",
     "schedule_to_spec": "riverbed.schedules",
-    "plan_budgets": "riverbed.schedules.plan",
+    "plan_budgets": "riverbed.schedules.budget_plan",
     "RunConfig": "riverbed.config",
     "load_config": "riverbed.config",
     "train_branch": "riverbed.training",

@@ -145,7 +145,7 @@ def test_set_value_errors_name_the_set_value_not_the_file(tmp_path, capsys):
 
 
 def test_demo_help_counts_match_the_demo():
-    from riverbed.runs.demo import FULL, QUICK
+    from riverbed.experiments.demo import FULL, QUICK
 
     text = dict(_all_parsers())["riverbed demo"].format_help()
     assert f"{len(QUICK.budgets)} budgets" in text and len(FULL.budgets) == 4

@@ -101,7 +101,7 @@ def test_plan_sets_main_length(tmp_path, capsys):
 
 
 def test_plan_trains_main_to_last_fork_with_a_checkpoint_at_each(tmp_path, capsys):
-    from riverbed.schedules.plan import plan_budgets
+    from riverbed.schedules.budget_plan import plan_budgets
 
     plan = tmp_path / "plan.json"
     plan_budgets([4, 8], decay=0.25, warmup=2).save(str(plan))
@@ -112,7 +112,7 @@ def test_plan_trains_main_to_last_fork_with_a_checkpoint_at_each(tmp_path, capsy
 
 
 def test_plan_for_another_warmup_is_refused_before_training(tmp_path, capsys):
-    from riverbed.schedules.plan import plan_budgets
+    from riverbed.schedules.budget_plan import plan_budgets
 
     plan = tmp_path / "plan.json"
     plan_budgets([4, 8], decay=0.25, warmup=3).save(str(plan))  # the run's main has warmup = 2

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from riverbed.runs.demo import FULL, run_demo
+from riverbed.experiments.demo import FULL, run_demo
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import random
 
 from riverbed.checkpoints import layout
 
-from riverbed.runs.demo import QUICK, run_demo
+from riverbed.experiments.demo import QUICK, run_demo
 
 
 def bigram_text(n: int = 300_000, seed: int = 0) -> str:

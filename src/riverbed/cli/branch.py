@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.errors import RunError
     from riverbed.runs import Run
     from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.runs.plans import requests_from_plan
+    from riverbed.runs.fork_plans import requests_from_plan
 
     r = Run.open(args.run)
     if args.plan is not None:

@@ -23,7 +23,7 @@ def _fmt(x: float | int | None) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    from riverbed.schedules.plan import plan_budgets
+    from riverbed.schedules.budget_plan import plan_budgets
 
     plan = plan_budgets(
         a.budgets, unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
@@ -33,7 +33,7 @@ def run(a: argparse.Namespace) -> int:
     if a.output:
         plan.save(a.output)
     if a.plot:
-        from riverbed.schedules.plot import plot_plan
+        from riverbed.reports.schedule_plots import plot_plan
 
         plot_plan(plan, a.plot)
     if a.json:

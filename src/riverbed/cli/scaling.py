@@ -125,7 +125,7 @@ def _without_fit_warnings(func):
 @_without_fit_warnings
 def run_fit(args: argparse.Namespace) -> int:
     from riverbed.scaling import drop_highest, fit_law, load_points, save_fit
-    from riverbed.scaling.plot import plot_fit
+    from riverbed.reports.scaling_plots import plot_fit
     from riverbed.scaling.points import Columns
 
     columns = Columns(n=args.n_col, d=args.d_col, c=args.c_col, loss=args.loss_col)

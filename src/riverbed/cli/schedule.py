@@ -174,7 +174,7 @@ def _length(a: argparse.Namespace, schedule: Any) -> int:
 
 
 def run_plot(a: argparse.Namespace) -> int:
-    from riverbed.schedules.plot import plot_boundaries, plot_schedules, plot_shapes
+    from riverbed.reports.schedule_plots import plot_boundaries, plot_schedules, plot_shapes
 
     if a.shapes or a.boundaries:
         out = a.plot or ("schedules_shapes.png" if a.shapes else "schedules_boundaries.png")

@@ -90,8 +90,8 @@ def _get(d: dict[str, Any], key: str) -> Any:
 def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
     """The plan's fork points in steps: main must reach the last one, with a checkpoint at each.
     A plan made for another main schedule (its warmup) is refused before anything trains."""
-    from riverbed.runs.plans import check_main_schedule, load_plan
-    from riverbed.runs.plans import plan_fork_steps as fork_steps
+    from riverbed.runs.fork_plans import check_main_schedule, load_plan
+    from riverbed.runs.fork_plans import plan_fork_steps as fork_steps
 
     check_main_schedule(load_plan(plan_path), dict(cfg.schedule), plan_path)
     return fork_steps(plan_path, cfg.train.tokens_per_step)

@@ -33,7 +33,7 @@ from riverbed.errors import MergeError, RiverbedError
 from riverbed.merging.formats import DTYPES, Source, TensorEntry
 from riverbed.merging.kernels import Buffers, decode, encode
 from riverbed.merging.kernels import accumulate as kernel_accumulate
-from riverbed.merging.plan import INDEX_FILE, MergePlan, OutTensor
+from riverbed.merging.merge_plan import INDEX_FILE, MergePlan, OutTensor
 from riverbed.merging.writer import ShardWriter
 
 CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB of float32 accumulator, stays in L2; fixed, never per-thread

@@ -20,7 +20,7 @@ from riverbed.merging.engine import MergeResult, execute
 from riverbed.merging.formats import open_input
 from riverbed.merging.guard import check_output
 from riverbed.merging.order import Position, order_inputs
-from riverbed.merging.plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
+from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.recipe import MergeRecipe, load_recipe
 from riverbed.merging.weights import weights_for
 

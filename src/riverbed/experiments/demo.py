@@ -1,7 +1,7 @@
 """`riverbed demo`: one WSD main branch, four decay branches, a table and a picture.
 
 A ~0.8M-parameter Llama-style model learns the embedded corpus byte by byte at a constant
-(high) learning rate. The planner (``riverbed.schedules.plan``) puts four budgets at 12.5, 25,
+(high) learning rate. The planner (``riverbed.schedules.budget_plan``) puts four budgets at 12.5, 25,
 50 and 100 % of the main branch; each decay branch forks at 80 % of its budget and decays the
 last 20 % with 1-sqrt (Hagele et al. 2024). The main branch keeps its constant LR to the end
 of the largest budget, so at every budget the table and the plot compare the decayed model
@@ -11,7 +11,7 @@ the oscillation across the valley and reveals the progress made along the river)
 
 Re-running the demo in the same directory resumes it (finished branches are kept).
 
->>> from riverbed.runs.demo import run_demo, QUICK           # doctest: +SKIP
+>>> from riverbed.experiments.demo import run_demo, QUICK           # doctest: +SKIP
 >>> result = run_demo("demo-run", QUICK, progress=False)     # doctest: +SKIP
 >>> [round(r.branch_loss, 2) for r in result.rows]           # doctest: +SKIP
 """
@@ -105,11 +105,11 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
     from riverbed.data import load_dataset
     from riverbed.runs.drive import train_main
     from riverbed.runs.fork import loss_at, run_requests
-    from riverbed.runs.plans import requests_from_plan
+    from riverbed.runs.fork_plans import requests_from_plan
     from riverbed.runs.run import Run
     from riverbed.runs.view import accounting
     from riverbed.schedules import schedule_to_spec
-    from riverbed.schedules.plan import plan_budgets
+    from riverbed.schedules.budget_plan import plan_budgets
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -30,7 +30,7 @@ def load_plan(path: str | Path) -> Any:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--plan {path}: not valid JSON: {exc}") from None
-    from riverbed.schedules.plan import Plan
+    from riverbed.schedules.budget_plan import Plan
 
     try:
         return Plan.from_json(text)
