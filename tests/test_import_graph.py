@@ -89,9 +89,21 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+#: Cycles being removed by a change in flight, each with who removes it. Strict: a listed cycle
+#: that is gone fails the test too, so this list only ever shrinks to empty.
+KNOWN: list[list[str]] = [
+    # training/evaluate imports micro_batch_size/resolve_device from training/loop, which imports
+    # evaluate: goes with the split of the training loop's start-up (issue 11, item 3).
+    ["riverbed.training.evaluate", "riverbed.training.loop"],
+]
+
+
 def test_no_import_cycles() -> None:
     found = cycles(module_graph())
-    assert not found, "import cycles (function-level imports included):\n" + "\n".join(" <-> ".join(c) for c in found)
+    new = [c for c in found if c not in KNOWN]
+    assert not new, "import cycles (function-level imports included):\n" + "\n".join(" <-> ".join(c) for c in new)
+    gone = [c for c in KNOWN if c not in found]
+    assert not gone, f"no longer a cycle, remove it from KNOWN: {gone}"
 
 
 def test_detector_finds_a_cycle(tmp_path: Path) -> None:

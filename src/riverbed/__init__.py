@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from riverbed.errors import RiverbedError
 
 __all__ = [
-    "RiverbedError", "Run", "__version__", "merge", "merge_state_dicts",
+    "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts",
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
@@ -22,6 +22,7 @@ __all__ = [
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
 _LAZY: dict[str, str] = {
     "Run": "riverbed.runs",
+    "fork_branches": "riverbed.runs",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
     "WSD": "riverbed.schedules",

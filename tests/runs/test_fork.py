@@ -6,7 +6,7 @@ import pytest
 from riverbed.checkpoints import layout
 from riverbed.cli.main import main
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.runs.fork import branch_eval_every, parse_length, plan_requests, run_requests
+from riverbed.runs.fork import branch_eval_every, fork_branches, parse_length, plan_requests, run_requests
 from riverbed.training.metrics import read_metrics
 
 
@@ -99,7 +99,7 @@ def test_existing_branch_name(tiny_main, tiny_data):
 
 
 def test_run_fork_api(tiny_main):
-    recs = tiny_main.fork(20, "cosine", "2 tok", progress=False)  # 2 tokens -> 1 step
+    recs = fork_branches(tiny_main, 20, "cosine", "2 tok", progress=False)  # 2 tokens -> 1 step
     assert recs[0].name == "cosine-from20-len1" and recs[0].final.step == 21
 
 

@@ -18,12 +18,12 @@ RIVERBED_BOUNDED=1 runs a short form.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+from riverbed.experiments.preamble import add_arguments as add_arguments_common
+from riverbed.experiments.preamble import start
 from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")
@@ -32,12 +32,10 @@ BOUNDED = {"main_steps": 80, "ct_steps": 30, "seeds": 1, "ckpt": 10}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/continued-training"), help="output folder (replaced)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds of the continued runs (default 3; bounded 1)")
+    add_arguments_common(p, "continued-training", seeds=3)
     p.add_argument("--main-steps", type=arg(parse_count), default=None, help=f"main-run steps (default {MAIN_STEPS})")
     p.add_argument("--steps", type=arg(parse_count), default=None, help=f"continued-training steps (default {CT_STEPS})")
     p.add_argument("--last", type=int, default=N, help=f"checkpoints in the PMA merge (default {N})")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def corpus_files(out: Path) -> tuple[Path, Path]:
@@ -136,70 +134,31 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict[str, Any]], path: Path, last: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = {"last": "last checkpoint", "pma": f"PMA merge (SMA of last {last})"}
-    colors = {"last": "tab:orange", "pma": "tab:blue"}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for arm in ARMS:
-        rs = [r for r in results if r["arm"] == arm]
-        x = np.array([s for s, _ in rs[0]["eval"]])
-        ev = np.array([[v for _, v in r["eval"]] for r in rs])
-        a1.plot(x, ev.mean(0), marker=".", color=colors[arm], label=labels[arm])
-        g = np.array([r["grad_norm"] for r in rs])
-        k = 5  # a light moving average so the two curves can be told apart
-        gs = np.array([np.convolve(row, np.ones(k) / k, mode="valid") for row in g])
-        xs = np.arange(k, g.shape[1] + 1)
-        a2.plot(xs, gs.mean(0), color=colors[arm], label=labels[arm])
-        if len(rs) > 1:
-            a1.fill_between(x, ev.min(0), ev.max(0), color=colors[arm], alpha=0.2)
-            a2.fill_between(xs, gs.min(0), gs.max(0), color=colors[arm], alpha=0.2)
-    a1.set_xlabel("continued-training step (Bible only)")
-    a1.set_ylabel("held-out loss (Bible)")
-    a1.set_title("Held-out loss after the data shift")
-    a2.set_xlabel("continued-training step")
-    a2.set_ylabel("gradient norm (5-step mean)")
-    a2.set_title("Gradient norm")
-    for a in (a1, a2):
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
     from riverbed.checkpoints.atomic import write_json, write_text
     from riverbed.data import load_dataset
+    from riverbed.reports.experiment_plots import plot_continued
     from riverbed.runs import Run
     from riverbed.runs.drive import train_main
 
-    b = bounded()
-    seeds = args.seeds if args.seeds is not None else (BOUNDED["seeds"] if b else 3)
+    st = start(args, "continued-training", bounded_seeds=BOUNDED["seeds"])
+    b, seeds, out = st.bounded, st.seeds, st.out
     main_steps = args.main_steps if args.main_steps is not None else (BOUNDED["main_steps"] if b else MAIN_STEPS)
     steps = args.steps if args.steps is not None else (BOUNDED["ct_steps"] if b else CT_STEPS)
-    out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     shakespeare, bible = corpus_files(out)
     ckpt = BOUNDED["ckpt"] if b else CKPT
     main_cfg = config(shakespeare, main_steps, 0, ckpt=ckpt)
     main_dir = out / "main"
     train_main(main_cfg, main_dir, Run.create(main_dir, main_cfg), until_step=main_steps,
-               progress=not args.no_progress)
+               progress=st.progress)
     data = load_dataset(config(bible, steps, 0).data)
-    results = [continued(out, main_dir, bible, arm, seed, steps, args.last, data, not args.no_progress)
+    results = [continued(out, main_dir, bible, arm, seed, steps, args.last, data, st.progress)
                for seed in range(seeds) for arm in ARMS]
     rows = summarize(results, steps)
     write_json(out / "results.json", {"main_steps": main_steps, "steps": steps, "seeds": seeds, "last": args.last,
                                       "ckpt_every": ckpt, "bounded": b, "summary": rows, "runs": results})
     write_text(out / "results.md", table(rows))
-    plot(results, out / "continued.png", args.last)
+    plot_continued(results, out / "continued.png", arms=ARMS, last=args.last)
     print(table(rows))
     print(f"wrote {out / 'continued.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+from riverbed.experiments.preamble import add_arguments as add_arguments_common
+from riverbed.experiments.preamble import bounded, start
 
 # name -> model overrides of the "tiny" preset (vocab 256, byte tokens)
 SIZES = {
@@ -40,10 +40,9 @@ BOUNDED = {"forks": (12, 24, 36, 48), "batch": 4, "seq": 32, "eval_batches": 2, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/scaling"), help="output folder (replaced)")
     p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 96,192,384,768; bounded 12,24,36,48)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
-    p.add_argument("--no-progress", action="store_true")
+    add_arguments_common(p, "scaling")
 
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
@@ -78,7 +77,7 @@ def checkpoint_every(forks: tuple[int, ...]) -> int:
 
 
 def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
-    from riverbed.runs import Run
+    from riverbed.runs import Run, fork_branches
     from riverbed.runs.drive import train_main
 
     warmup = min(WARMUP, geom["forks"][0] // 2)
@@ -87,7 +86,7 @@ def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, p
     # Main runs on to the largest budget so the merges can be compared with every decayed model
     # at the same tokens; the tree's cost (tokens_spent) counts main only up to the last fork.
     train_main(cfg, run.path, run, until_step=max(budgets(geom["forks"])), progress=progress, data=data)
-    run.fork(list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
+    fork_branches(run, list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
     return run.path
 
 
@@ -199,48 +198,10 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from riverbed.checkpoints.atomic import atomic_path
-
-    from riverbed.scaling.laws import LAWS
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    chin, data_law = LAWS["chinchilla"], LAWS["data"]
-    theta = np.array(res["chinchilla"]["theta"])  # log-space: finite even when A overflows
-    for i, (size, r) in enumerate(res["sizes"].items()):
-        d = np.array(r["tokens"])
-        grid = np.geomspace(d.min() / 1.3, d.max() * 1.5, 100)
-        color = f"C{i}"
-        a1.scatter(d[:-1], r["loss"][:-1], color=color, label=f"{size} (N={r['n_params']:.2g})")
-        a1.scatter([r["held_out"]["D"]], [r["held_out"]["loss"]], facecolors="none", edgecolors=color, s=80, label=f"{size} held out")
-        a1.plot(grid, chin.predict(theta, r["n_params"], grid), color=color)
-        a1.scatter([m["merge_tokens"] for m in r["merge_rows"]], [m["merge_loss"] for m in r["merge_rows"]], marker="x", color=color, alpha=0.6)
-    a1.set(xscale="log", xlabel="D (tokens)", ylabel="held-out loss", title="WSD decay branches (dots), PMA merges (x), chinchilla fit")
-    a1.legend(fontsize=7, ncol=2)
-    c = res["cosine"]
-    w = res["sizes"][c["size"]]
-    for label, d, loss, th, color in (("WSD decays", w["tokens"], w["loss"], w["data_theta"], "C0"), ("cosine runs", c["tokens"], c["loss"], c["data_theta"], "C3")):
-        d = np.array(d)
-        grid = np.geomspace(d.min() / 1.3, d.max() * 1.5, 100)
-        a2.scatter(d, loss, color=color, label=label)
-        a2.plot(grid, data_law.predict(np.array(th), None, grid), color=color)
-    a2.set(xscale="log", xlabel="D (tokens)", ylabel="held-out loss", title=f"size {c['size']}: data law from WSD decays vs cosine runs")
-    a2.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
     from riverbed.checkpoints.atomic import write_json, write_text
     from riverbed.errors import ConfigError
+    from riverbed.reports.experiment_plots import plot_scaling_study
 
     geom = dict(BOUNDED if bounded() else FULL)
     if args.forks:
@@ -250,15 +211,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--forks={args.forks!r}: expected comma-separated steps like 100,200,400,800") from None
     if len(geom["forks"]) < 4 or sorted(geom["forks"]) != list(geom["forks"]) or geom["forks"][0] < 4:
         raise ConfigError(f"--forks={args.forks!r}: need at least 4 increasing fork steps, the first >= 4")
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    res = study(out / "runs", geom, args.seed, not args.no_progress)
+    st = start(args, "scaling")
+    out = st.out
+    res = study(out / "runs", geom, args.seed, st.progress)
     write_json(out / "results.json", res)
     md = table(res)
     write_text(out / "results.md", md)
-    plot(res, out / "scaling.png")
+    plot_scaling_study(res, out / "scaling.png")
     print(md)
     print(json.dumps({"out": str(out)}))
     return 0

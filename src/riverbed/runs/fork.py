@@ -10,8 +10,8 @@ Every request is validated before anything is trained or recorded (the fork step
 saved checkpoint, the name free, the shape known, the length positive), so a bad request
 leaves the run exactly as it was.
 
->>> from riverbed.runs import Run                                  # doctest: +SKIP
->>> Run.open("runs/x").fork(800, "1-sqrt", "20%")                  # doctest: +SKIP
+>>> from riverbed.runs import Run, fork_branches                   # doctest: +SKIP
+>>> fork_branches(Run.open("runs/x"), 800, "1-sqrt", "20%")        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -309,3 +309,25 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
             c = replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
         done.append(train_fork(run, req, schedule, cfg=c, progress=progress, data=data))
     return done
+
+
+def fork_branches(
+    run: Run,
+    from_step: int | Sequence[int],
+    shape: str = "1-sqrt",
+    length: int | str = "20%",
+    *,
+    min_ratio: float | None = None,
+    name: str | None = None,
+    progress: bool = True,
+    **schedule_fields: Any,
+) -> list[BranchRecord]:
+    """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them.
+
+    ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
+    ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
+    steps, ``<name>-<step>``). Every request is validated before any training.
+    """
+    steps = [from_step] if isinstance(from_step, int) else list(from_step)
+    reqs = plan_requests(run, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
+    return run_requests(run, reqs, progress=progress)

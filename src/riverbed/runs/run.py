@@ -4,7 +4,7 @@
 >>> run = Run.open("runs/tiny")                        # doctest: +SKIP
 >>> [b.name for b in run.branches]                     # doctest: +SKIP
 ['main', 'linear-from800-len200']
->>> run.fork(800, "1-sqrt", 200)                       # doctest: +SKIP
+>>> fork_branches(run, 800, "1-sqrt", 200)            # doctest: +SKIP (riverbed.runs.fork: trains)
 >>> for p in run.finished_points(): print(p.tokens, p.loss)   # doctest: +SKIP
 
 Reading never needs a lock; every change is a locked read-modify-write of ``run.json``
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -275,29 +275,6 @@ class Run:
         """Branches that trained (a recorded point) but whose directory is gone (deleted by hand)."""
         return [b.name for b in self.branches
                 if b.last is not None and not layout.branch_dir(self.path, b.name).is_dir()]
-
-    def fork(
-        self,
-        from_step: int | Sequence[int],
-        shape: str = "1-sqrt",
-        length: int | str = "20%",
-        *,
-        min_ratio: float | None = None,
-        name: str | None = None,
-        progress: bool = True,
-        **schedule_fields: Any,
-    ) -> list[BranchRecord]:
-        """Fork decay branch(es) from main's checkpoint(s) at ``from_step`` and train them.
-
-        ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
-        ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
-        steps, ``<name>-<step>``). Every request is validated before any training.
-        """
-        from riverbed.runs.fork import plan_requests, run_requests
-
-        steps = [from_step] if isinstance(from_step, int) else list(from_step)
-        reqs = plan_requests(self, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
-        return run_requests(self, reqs, progress=progress)
 
     def record_event(self, branch: str, event: dict[str, Any]) -> None:
         """Append ``event`` (JSON-serialisable; a "time" is added) to ``branch``'s event list."""

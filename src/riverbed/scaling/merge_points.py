@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.errors import RiverbedError, ScalingError
-from riverbed.scaling.points import Points
-from riverbed.scaling.sources import run_unit
+from riverbed.scaling.points import Points, run_unit
 
 
 @dataclass(frozen=True)
