@@ -42,7 +42,7 @@ _LAZY: dict[str, str] = {
     "DataConfig": "riverbed.data",
     "load_dataset": "riverbed.data",
     "GuardConfig": "riverbed.training.guard",
-    "InitConfig": "riverbed.training.guard",
+    "InitConfig": "riverbed.training.init_config",
     "SpikeDetector": "riverbed.training.guard",
     "SpikeGuard": "riverbed.training.guard_callback",
     "fit_law": "riverbed.scaling",

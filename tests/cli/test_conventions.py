@@ -38,7 +38,7 @@ def test_every_verb_is_registered_and_help_is_plain_text():
 
 
 def test_train_help_names_every_resumable_key():
-    from riverbed.cli.train import RESUMABLE
+    from riverbed.runs.resume import RESUMABLE
 
     text = dict(_all_parsers())["riverbed train"].format_help()
     for key in RESUMABLE:

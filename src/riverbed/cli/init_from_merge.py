@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.errors import ConfigError, RunError
     from riverbed.merging.weights import format_weights
     from riverbed.runs import BranchRecord, Run
-    from riverbed.training.guard import InitConfig
+    from riverbed.training.init_config import InitConfig
     from riverbed.training.merged_init import ensure_merged_init
 
     source = args.run

@@ -19,16 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from riverbed.runs.resume import check_resume
 from riverbed.units import arg, parse_count
-
-# Keys that may differ when a run is resumed: they change how long and how often, never what
-# is computed (grad_accum and dtype change rounding, not the maths; they are allowed on purpose
-# so a run can move to other hardware).
-RESUMABLE = frozenset({
-    "train.max_steps", "train.max_tokens", "train.ckpt_every", "train.ckpt_every_tokens", "train.eval_every",
-    "train.log_every", "train.device", "train.threads", "train.tensorboard", "train.grad_accum", "train.dtype",
-})
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train (or resume) the main branch of a run",
@@ -62,29 +54,8 @@ def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> 
         new, source = config_from_dict(stored.to_dict(), overrides, source=str(stored_path)), "--set"
     else:
         new, source = load_config(config, overrides), str(config)
-    changed = [k for k in _diff(stored.to_dict(), new.to_dict()) if k not in RESUMABLE]
-    if changed:
-        key = changed[0]
-        raise ConfigError(f"{source}: {key} differs from the run's {stored_path} ({_get(stored.to_dict(), key)!r} -> "
-                          f"{_get(new.to_dict(), key)!r}); a resumed run may only change {', '.join(sorted(RESUMABLE))}")
+    check_resume(stored.to_dict(), new.to_dict(), source=source, stored=str(stored_path))
     return new, True
-
-
-def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out
-
-
-def _get(d: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        d = d.get(part) if isinstance(d, dict) else None
-    return d
 
 
 def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:

@@ -86,7 +86,7 @@ def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps
     from riverbed.runs import Run
     from riverbed.runs.drive import train_main
     from riverbed.training import read_metrics
-    from riverbed.training.guard import InitConfig
+    from riverbed.training.init_config import InitConfig
 
     init = InitConfig(from_merge=str(main_dir), last=1 if arm == "last" else last, method="sma", optimizer_state="reset")
     cfg = config(bible, steps, seed, init)

@@ -26,7 +26,7 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
 from riverbed.checkpoints.lock import writer_lock
-from riverbed.errors import RunError
+from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
 from riverbed.runs.manifest import (
     BranchRecord,
@@ -37,6 +37,7 @@ from riverbed.runs.manifest import (
     utc_now,
     write_manifest,
 )
+from riverbed.runs.resume import check_resume
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,18 @@ def point_from_state(state: dict[str, Any], checkpoint: str | None = None) -> Po
     )
 
 
+def _as_today(stored: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    """A config dict as ``cfg``'s own type reads it today (defaults filled in, the schedule in
+    canonical form), so resuming compares like with like; a plain dict is compared as it is."""
+    from_dict = getattr(type(cfg), "from_dict", None)
+    if from_dict is None:
+        return stored
+    try:
+        return from_dict(stored).to_dict()
+    except RiverbedError:  # recorded by another version and no longer valid: compare as written
+        return stored
+
+
 def _pid_alive(pid: int | None, host: str | None) -> bool:
     """Is the process that marked a branch ``running`` still alive?"""
     if host is not None and host != socket.gethostname():
@@ -120,8 +133,8 @@ class Run:
     def create(cls, path: str | os.PathLike[str], cfg: Any, *, resume: bool = False) -> Run:
         """Create a run directory for ``cfg`` (a RunConfig), atomically.
 
-        An existing run is refused unless ``resume``; resuming checks the config matches
-        (the model must be the same; other sections may change, e.g. a longer run).
+        An existing run is refused unless ``resume``; resuming checks the config against the
+        run's by the resume rule (riverbed.runs.resume: only length, cadences and hardware change).
         """
         path = Path(path)
         if os.path.lexists(path) and not path.is_dir():
@@ -130,11 +143,8 @@ class Run:
             if not resume:
                 raise RunError(f"{path} already holds a run; resume it or choose another directory")
             run = cls(path)
-            new_model = config_dict(cfg).get("model")
-            old_model = run.manifest.config.get("model")
-            if old_model is not None and new_model != old_model:
-                diff = sorted(k for k in set(old_model) | set(new_model or {}) if old_model.get(k) != (new_model or {}).get(k))
-                raise RunError(f"{path}: cannot resume with a different [model] section (changed: {', '.join(diff)})")
+            check_resume(_as_today(run.manifest.config, cfg), _as_today(config_dict(cfg), cfg),
+                         source=f"resuming {path}", stored=str(path / layout.MANIFEST))
             return run
         if path.exists() and any(path.iterdir()):
             raise RunError(f"{path} exists and is not an empty directory nor a riverbed run")
