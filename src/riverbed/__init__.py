@@ -6,6 +6,10 @@ WSD-S, checkpoint averaging (PMA) and scaling laws fitted from the branch endpoi
 
 from __future__ import annotations
 
+import importlib
+
+from riverbed.extras import missing_extra
+
 __version__ = "0.1.0"
 
 from riverbed.errors import RiverbedError
@@ -54,12 +58,9 @@ _LAZY: dict[str, str] = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         try:  # subpackages may be lazy themselves: the getattr can import too
             return getattr(importlib.import_module(_LAZY[name]), name)
         except ModuleNotFoundError as exc:  # e.g. riverbed.train_branch without the `train` extra
-            from riverbed.extras import missing_extra
 
             err = missing_extra(exc, f"riverbed.{name}")
             if err is None:

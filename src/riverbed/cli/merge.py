@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 
 from riverbed.errors import MergeError
+from riverbed.merging.pipeline import replay, run_recipe
+from riverbed.merging.recipe import MergeRecipe
+from riverbed.merging.select import select_checkpoints
 from riverbed.units import arg, parse_count
 
 # Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
@@ -65,9 +68,6 @@ def _flag(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.merging.pipeline import replay, run_recipe
-    from riverbed.merging.recipe import MergeRecipe
-
     common = dict(threads=args.threads, dry_run=args.dry_run, overwrite=args.overwrite, progress=not args.no_progress, verbose=True)
     if args.recipe is not None:
         given = [_flag(k) for k in (*RECIPE_FLAGS, *SELECT_FLAGS, "run") if getattr(args, k) is not None]
@@ -81,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
     steps = tokens = None
     wma_by = args.wma_by
     if args.run is not None:
-        from riverbed.merging.select import select_checkpoints
-
         if inputs:
             raise MergeError(f"give either input checkpoints or --run, not both (got --run {args.run} and {inputs[0]})")
         if args.last is None or args.every is None:

@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.console import Console
+from rich.table import Table
+
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.reports.schedule_plots import plot_plan
+from riverbed.schedules.budget_plan import plan_budgets
 from riverbed.units import arg, parse_count, parse_float, parse_floats
 
 
@@ -23,8 +28,6 @@ def _fmt(x: float | int | None) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    from riverbed.schedules.budget_plan import plan_budgets
-
     plan = plan_budgets(
         a.budgets, unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
         tokens_per_step=a.tokens_per_step, n_params=a.n_params,
@@ -33,14 +36,10 @@ def run(a: argparse.Namespace) -> int:
     if a.output:
         plan.save(a.output)
     if a.plot:
-        from riverbed.reports.schedule_plots import plot_plan
-
         plot_plan(plan, a.plot)
     if a.json:
         print(plan.to_json(), end="")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     # Piped or captured output gets a fixed width so rows are not wrapped mid-label.
     console = Console() if sys.stdout.isatty() else Console(width=120)

@@ -15,10 +15,20 @@ grad_accum, dtype); anything that would change the trajectory is refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_text
+from riverbed.checkpoints.lock import writer_lock
+from riverbed.config import config_from_dict, load_config
+from riverbed.data import load_dataset
+from riverbed.errors import ConfigError, RunError
+from riverbed.runs import BranchRecord, Run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork_plans import check_main_schedule, load_plan, plan_fork_steps as fork_steps
 from riverbed.runs.resume import check_resume
 from riverbed.units import arg, parse_count
 
@@ -38,9 +48,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> tuple[Any, bool]:
     """The config to train with and whether the run already exists (then checked against it)."""
-    from riverbed.checkpoints import layout
-    from riverbed.config import config_from_dict, load_config
-    from riverbed.errors import ConfigError
 
     stored_path = run_dir / layout.CONFIG
     if not stored_path.is_file():
@@ -61,24 +68,16 @@ def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> 
 def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
     """The plan's fork points in steps: main must reach the last one, with a checkpoint at each.
     A plan made for another main schedule (its warmup) is refused before anything trains."""
-    from riverbed.runs.fork_plans import check_main_schedule, load_plan
-    from riverbed.runs.fork_plans import plan_fork_steps as fork_steps
 
     check_main_schedule(load_plan(plan_path), dict(cfg.schedule), plan_path)
     return fork_steps(plan_path, cfg.train.tokens_per_step)
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
     import torch  # noqa: F401  (heavy import kept out of `riverbed --help`)
 
-    from riverbed.checkpoints import layout
-    from riverbed.checkpoints.lock import writer_lock
-    from riverbed.errors import ConfigError, RunError
-    from riverbed.runs.drive import train_main
-    from riverbed.training import distributed as D
-    from riverbed.training.loop import resolve_device
+    from riverbed.training import distributed as D  # lazy: loads torch; every verb module is imported for `riverbed --help`
+    from riverbed.training.loop import resolve_device  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     run_dir = args.run
     if run_dir is None:
@@ -108,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
                 # One writer per branch: a second `riverbed train` on this run stops here (exit 2).
                 stack.enter_context(writer_lock(run_dir, layout.MAIN))
                 # config.toml always reflects what is being trained (a resumed run may have grown longer).
-                from riverbed.checkpoints.atomic import write_text
 
                 write_text(run_dir / layout.CONFIG, cfg.to_toml())
             D.barrier(dist)
@@ -133,10 +131,7 @@ def run(args: argparse.Namespace) -> int:
 def preflight(cfg: Any, run_dir: Path, world: int) -> Any:
     """Check what the config alone cannot: the batch split, the data source (loaded: returned),
     the model's vocabulary against the data's, an [init] merge source. Nothing is written."""
-    from riverbed.checkpoints import layout
-    from riverbed.data import load_dataset
-    from riverbed.errors import ConfigError
-    from riverbed.training.loop import check_vocab, micro_batch_size
+    from riverbed.training.loop import check_vocab, micro_batch_size  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     micro_batch_size(cfg, world)
     data = load_dataset(cfg.data)
@@ -157,17 +152,12 @@ def preflight(cfg: Any, run_dir: Path, world: int) -> Any:
 
 
 def _create_run(run_dir: Path, cfg: Any, exists: bool) -> Any:
-    from riverbed.runs import Run
-
     return Run.create(run_dir, cfg, resume=exists)
 
 
 def _manifest_training(run_obj: Any, cfg: Any) -> Any:
-    import contextlib
-
     if run_obj is None:
         return contextlib.nullcontext()
-    from riverbed.runs import BranchRecord
 
     return run_obj.training(BranchRecord(name="main", kind="main", schedule=dict(cfg.schedule)))
 

@@ -22,8 +22,18 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.preamble import add_arguments as add_arguments_common
-from riverbed.experiments.preamble import fresh_output, options
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import ConfigError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, fresh_output, options
+from riverbed.model import ModelConfig
+from riverbed.reports.river_valley import plot_bigram_experiment
+from riverbed.runs import Run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.training import read_metrics
 from riverbed.units import arg, parse_count
 
 LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
@@ -38,10 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     return RunConfig(model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
                      data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),
                      optim=OptimConfig(lr=lr), schedule={"type": "warmup-stable", "warmup": 10},
@@ -51,12 +57,7 @@ def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
 
 def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,
              progress: bool) -> dict[str, Any]:
-    from riverbed.checkpoints import layout
-    from riverbed.landscape import interpolate, open_checkpoints, sharpness
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.training import read_metrics
+    from riverbed.landscape import interpolate, open_checkpoints, sharpness  # lazy: loads torch, which importing this module must not
 
     cfg = config(seed, steps, ckpt, eval_every, lr)
     run_dir = out / f"seed{seed}"
@@ -142,11 +143,6 @@ def table(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-    from riverbed.errors import ConfigError
-    from riverbed.reports.river_valley import plot_bigram_experiment
-
     opts = options(args, bounded_seeds=QUICK["seeds"])
     q, seeds = opts.bounded, opts.seeds
     steps = args.steps if args.steps is not None else (QUICK["main_steps"] if q else MAIN_STEPS)

@@ -22,8 +22,18 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.preamble import add_arguments as add_arguments_common
-from riverbed.experiments.preamble import start
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.data.sources import default_corpus
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_continued
+from riverbed.runs import Run
+from riverbed.runs.drive import train_main
+from riverbed.training import read_metrics
+from riverbed.training.init_config import InitConfig
 from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")
@@ -40,8 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def corpus_files(out: Path) -> tuple[Path, Path]:
     """The two halves of the embedded corpus as text files (Shakespeare, Bible)."""
-    from riverbed.data.sources import default_corpus
-
     docs = default_corpus()
     shakespeare = "\n".join(t for name, t in docs if "kjv" not in name.lower())
     bible = "\n".join(t for name, t in docs if "kjv" in name.lower())
@@ -53,10 +61,6 @@ def corpus_files(out: Path) -> tuple[Path, Path]:
 
 
 def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CKPT) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(source=str(source)),
                      optim=OptimConfig(lr=LR), schedule={"type": "warmup-stable", "warmup": 20},
                      train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
@@ -66,11 +70,11 @@ def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CK
 
 def heldout_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
     """Held-out loss of a checkpoint directory on the run's fixed evaluation set (step 0)."""
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
-    from riverbed.checkpoints.state import load_model_tensors
-    from riverbed.data import heldout_batches
-    from riverbed.model import build_model
+    from riverbed.checkpoints.state import load_model_tensors  # lazy: loads torch, which importing this module must not
+    from riverbed.data import heldout_batches  # lazy: loads torch, which importing this module must not
+    from riverbed.model import build_model  # lazy: loads torch, which importing this module must not
 
     model = build_model(cfg.model)
     load_model_tensors(checkpoint, model)
@@ -82,12 +86,6 @@ def heldout_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
 
 def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps: int, last: int, data: Any,
               progress: bool) -> dict[str, Any]:
-    from riverbed.checkpoints import layout
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.training import read_metrics
-    from riverbed.training.init_config import InitConfig
-
     init = InitConfig(from_merge=str(main_dir), last=1 if arm == "last" else last, method="sma", optimizer_state="reset")
     cfg = config(bible, steps, seed, init)
     run_dir = out / f"seed{seed}" / arm
@@ -135,12 +133,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-    from riverbed.reports.experiment_plots import plot_continued
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
     st = start(args, "continued-training", bounded_seeds=BOUNDED["seeds"])
     b, seeds, out = st.bounded, st.seeds, st.out
     main_steps = args.main_steps if args.main_steps is not None else (BOUNDED["main_steps"] if b else MAIN_STEPS)

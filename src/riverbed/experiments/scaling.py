@@ -25,8 +25,21 @@ import math
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.preamble import add_arguments as add_arguments_common
-from riverbed.experiments.preamble import bounded, start
+import numpy as np
+
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import ConfigError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, bounded, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_scaling_study
+from riverbed.runs import Run, fork_branches
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import parse_length
+from riverbed.scaling import fit_law, load_run, predict
+from riverbed.scaling.merge_points import merge_points
+from riverbed.scaling.points import concat
 
 # name -> model overrides of the "tiny" preset (vocab 256, byte tokens)
 SIZES = {
@@ -46,10 +59,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     ckpt = checkpoint_every(geom["forks"]) if max_steps is None else 0
     return RunConfig(
         model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]), data=DataConfig(),
@@ -61,8 +70,6 @@ def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, ma
 
 def budgets(forks: tuple[int, ...]) -> list[int]:
     """End step of each decay branch (fork + DECAY of the budget, as ``riverbed branch`` computes it)."""
-    from riverbed.runs.fork import parse_length
-
     return [k + parse_length(DECAY, k, 1) for k in forks]
 
 
@@ -77,9 +84,6 @@ def checkpoint_every(forks: tuple[int, ...]) -> int:
 
 
 def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
-    from riverbed.runs import Run, fork_branches
-    from riverbed.runs.drive import train_main
-
     warmup = min(WARMUP, geom["forks"][0] // 2)
     cfg = config(size, {"type": "warmup-stable", "warmup": warmup}, geom, seed)
     run = Run.create(out / f"wsd-{size}", cfg)
@@ -91,9 +95,6 @@ def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, p
 
 
 def cosine_runs(out: Path, size: str, budgets: list[int], geom: dict[str, Any], seed: int, data: Any, progress: bool) -> list[Path]:
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
     paths = []
     warmup = min(WARMUP, geom["forks"][0] // 2)
     for steps in budgets:
@@ -106,8 +107,6 @@ def cosine_runs(out: Path, size: str, budgets: list[int], geom: dict[str, Any], 
 
 def _split(points: Any) -> tuple[Any, Any]:
     """All but the largest-D point, and the largest-D point (held out)."""
-    import numpy as np
-
     order = np.argsort(points.d, kind="stable")
     return points.take(order[:-1]), points.take(order[-1:])
 
@@ -117,13 +116,6 @@ def _err(pred: float, actual: float) -> float:
 
 
 def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
-    import numpy as np
-
-    from riverbed.data import load_dataset
-    from riverbed.scaling import fit_law, load_run, predict
-    from riverbed.scaling.merge_points import merge_points
-    from riverbed.scaling.points import concat
-
     data = load_dataset(config("s", {"type": "constant"}, geom, seed).data)
     res: dict[str, Any] = {"geometry": {k: list(v) if isinstance(v, tuple) else v for k, v in geom.items()}, "decay": DECAY, "min_ratio": MIN_RATIO, "seed": seed, "sizes": {}}
     fit_pts, held = [], {}
@@ -172,8 +164,6 @@ def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[st
 
 def _tree_tokens(run: Path) -> float:
     """Tokens the tree needs for its finished models: main up to the last fork plus each decay."""
-    from riverbed.runs import Run
-
     decays = [b for b in Run(run).branches if b.kind == "decay" and b.final is not None and b.fork is not None]
     return float(max(b.fork.tokens for b in decays) + sum(b.final.tokens - b.fork.tokens for b in decays))
 
@@ -199,10 +189,6 @@ def table(res: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.errors import ConfigError
-    from riverbed.reports.experiment_plots import plot_scaling_study
-
     geom = dict(BOUNDED if bounded() else FULL)
     if args.forks:
         try:

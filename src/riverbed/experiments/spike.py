@@ -36,13 +36,23 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.preamble import add_arguments as add_arguments_common
-from riverbed.experiments.preamble import start
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import RunError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_spike
+from riverbed.runs import BranchRecord, Run
+from riverbed.runs.drive import train_main
+from riverbed.training.guard import GuardConfig, SpikeDetector
 from riverbed.units import arg, parse_count
 
 ARMS = ("reference", "none", "rollback", "pma-init")
@@ -98,8 +108,6 @@ def smooth(values: list[float], w: int = WINDOW) -> list[float]:
 
 
 def model_config() -> Any:
-    from riverbed.model import ModelConfig
-
     return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
 
 
@@ -120,10 +128,6 @@ def schedule_spec(lr: float, stable_lr: float, jump: int, cause: str = "blip", b
 
 def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = STABLE_LR, jump: int = JUMP,
                cause: str = "blip", blip_len: int = BLIP_LEN) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.training.guard import GuardConfig
-
     guard = None
     if arm not in ("none", "reference"):
         # 3 steps in a row 10% above the median of the last 50 healthy steps (or 8 MADs); both
@@ -162,10 +166,6 @@ class Setup:
 def run_arm(out: Path, seed: int, steps: int, setup: Setup, arm: str, data: Any,
             progress: bool) -> dict[str, Any]:
     """One arm of one seed (``returned`` is filled in by :func:`compare_to_reference`)."""
-    from riverbed.errors import RunError
-    from riverbed.runs import BranchRecord, Run
-    from riverbed.runs.drive import train_main
-    from riverbed.training.guard import SpikeDetector
 
     cfg = setup.config(seed, steps, arm)
     run_dir = out / f"seed{seed}" / arm
@@ -225,7 +225,7 @@ def compare_to_reference(results: list[dict[str, Any]], tol: float = TOL) -> Non
 
 def run_seed(out: Path, seed: int, steps: int, setup: Setup, data: Any,
              progress: bool) -> list[dict[str, Any]]:
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
     torch.set_num_threads(1)
     return [run_arm(out, seed, steps, setup, arm, data, progress) for arm in ARMS]
@@ -274,10 +274,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-    from riverbed.reports.experiment_plots import plot_spike
-
     st = start(args, "spike", bounded_seeds=BOUNDED["seeds"])
     b, seeds, out = st.bounded, st.seeds, st.out
     steps = args.steps if args.steps is not None else (BOUNDED["steps"] if b else STEPS)
@@ -289,8 +285,6 @@ def run(args: argparse.Namespace) -> int:
     if jobs == 1:
         per_seed = [run_seed(*w) for w in work]
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         # fork: the workers share the loaded corpus; each trains one seed's four arms
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:

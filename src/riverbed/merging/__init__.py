@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from riverbed.merging.weights import ema, explicit, format_weights, sma, weights_for, wma
@@ -33,7 +34,5 @@ __all__ = ["ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_L
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'riverbed.merging' has no attribute {name!r}")

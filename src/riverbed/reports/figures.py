@@ -33,10 +33,10 @@ RUN_COLOURS = ("black", "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:b
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # lazy: loads matplotlib, which only drawing needs
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
 
     return plt
 
@@ -177,7 +177,7 @@ def fit_figure(fit: Any, *, title: str = "") -> Any:
     ax.set_title(title or f"{law.formula}: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items()), fontsize=10)
     ymin, ymax = float(np.min(pts.loss)), float(np.max(pts.loss))
     ax.set_ylim(ymin / 1.3, ymax * 1.3)  # a band that explodes far out must not flatten the data
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter  # lazy: loads matplotlib, which only drawing needs
 
     # Less than a decade of loss: label the minor ticks too, as plain numbers (not 3x10^0).
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))

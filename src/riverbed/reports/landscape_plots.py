@@ -20,7 +20,7 @@ def _pyplot() -> Any:
     import matplotlib  # lazy: heavy, and only needed when a plot is asked for
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
 
     return plt
 

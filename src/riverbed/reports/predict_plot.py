@@ -23,10 +23,10 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
                      tokens_per_step: int = 1, title: str = "") -> Path:
     """Measured curves as points, predictions as dashed lines with bands; written atomically."""
     # matplotlib is an optional, slow import: only the plotting path pays for it.
-    import matplotlib
+    import matplotlib  # lazy: loads matplotlib, which only drawing needs
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
 
     out = Path(out)
     fig, ax = plt.subplots(figsize=(9, 5.5))

@@ -18,7 +18,7 @@ def pyplot() -> Any:
     import matplotlib  # lazy: heavy, and only needed when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
 
     return plt
 

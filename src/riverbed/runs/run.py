@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,17 +27,9 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
 from riverbed.checkpoints.lock import writer_lock
-from riverbed.errors import RiverbedError, RunError
+from riverbed.errors import CheckpointError, RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
-from riverbed.runs.manifest import (
-    BranchRecord,
-    Manifest,
-    Point,
-    locked,
-    read_manifest,
-    utc_now,
-    write_manifest,
-)
+from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, utc_now, write_manifest
 from riverbed.runs.resume import check_resume
 
 
@@ -64,12 +57,8 @@ def read_state(ckpt: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        from riverbed.errors import CheckpointError
-
         raise CheckpointError(f"{path}: checkpoint state not found") from exc
     except json.JSONDecodeError as exc:
-        from riverbed.errors import CheckpointError
-
         raise CheckpointError(f"{path}: corrupt checkpoint state ({exc})") from exc
 
 
@@ -248,8 +237,6 @@ class Run:
         shows it as missing; ``riverbed rm`` again finishes), never a half-deleted directory
         under the branch's own name that a new branch of that name would resume from.
         """
-        import shutil
-
         with locked(self.path):
             m = read_manifest(self._manifest_path)
             if name not in m.branches:

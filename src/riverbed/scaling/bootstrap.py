@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+from rich.progress import Progress
 
 from riverbed.errors import ScalingError
 from riverbed.scaling.laws import Law, center, objective_and_grad, uncenter
@@ -99,8 +100,6 @@ def bootstrap_fits(fit: FitLike, n_boot: int, *, seed: int = 0, extra_starts: np
 
     chunks = [(lo, min(lo + CHUNK, n_boot)) for lo in range(0, n_boot, CHUNK)]
     if progress:
-        from rich.progress import Progress
-
         with Progress(transient=True) as bar:
             task = bar.add_task(f"bootstrap ({n_boot} refits)", total=n_boot)
             for lo, hi in chunks:

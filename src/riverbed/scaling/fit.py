@@ -17,13 +17,13 @@ with scipy's L-BFGS-B; ``bench/scaling_fit.py`` checks the optimum against Epoch
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from riverbed.errors import ScalingError
-from riverbed.scaling.laws import HUBER_DELTA, Law, center, get_law, objective_and_grad, uncenter
 from riverbed.scaling.bootstrap import bootstrap_fits, law_data
+from riverbed.scaling.laws import HUBER_DELTA, Law, center, get_law, objective_and_grad, uncenter
 from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
 from riverbed.scaling.points import Points, data_range, design_warnings, distinct_points, validate
 
@@ -268,8 +268,6 @@ def fit_law(
 
 
 def _replace(fit: FitResult, **changes) -> FitResult:
-    from dataclasses import replace
-
     return replace(fit, **changes)
 
 

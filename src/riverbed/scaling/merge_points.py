@@ -18,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from riverbed.checkpoints.layout import MODEL_FILE
 from riverbed.errors import RiverbedError, ScalingError
+from riverbed.merging.memory import merge_state_dicts
+from riverbed.merging.weights import weights_for
+from riverbed.runs import Run
+from riverbed.runs.config_io import load_run_config
+from riverbed.runs.run import read_state
 from riverbed.scaling.points import Points, run_unit
 
 
@@ -58,18 +64,12 @@ class MergeStudy:
 
 def merge_points(run_dir: str | Path, *, last: int = 4, method: str = "sma", alpha: float | None = None, progress: bool = False) -> MergeStudy:
     """Merge and evaluate main checkpoints at every finished decay branch's budget."""
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
-    from riverbed.checkpoints.layout import MODEL_FILE
-    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.data import heldout_batches, load_dataset
-    from riverbed.merging.memory import merge_state_dicts
-    from riverbed.merging.weights import weights_for
-    from riverbed.model import build_model
-    from riverbed.runs import Run
-    from riverbed.runs.config_io import load_run_config
-    from riverbed.runs.run import read_state
-    from riverbed.training.evaluate import autocast_factory, evaluate
+    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors  # lazy: loads torch, which importing this module must not
+    from riverbed.data import heldout_batches, load_dataset  # lazy: loads torch, which importing this module must not
+    from riverbed.model import build_model  # lazy: loads torch, which importing this module must not
+    from riverbed.training.evaluate import autocast_factory, evaluate  # lazy: loads torch, which importing this module must not
 
     if last < 1:
         raise ScalingError(f"--merge-last must be >= 1, got {last}")

@@ -168,7 +168,7 @@ def polish(
     max_iter: int = 3000,
 ) -> tuple[np.ndarray, float]:
     """Refine one start with scipy's L-BFGS-B (analytic gradient, tight tolerances)."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # lazy: loads scipy, which importing this module must not
 
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"ftol": ftol, "gtol": gtol, "maxiter": max_iter, "maxfun": 4 * max_iter})
     f0, _ = fun(x0)
