@@ -145,8 +145,8 @@ def table(s: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     opts = options(args, bounded_seeds=QUICK["seeds"])
     q, seeds = opts.bounded, opts.seeds
-    steps = args.steps if args.steps is not None else (QUICK["main_steps"] if q else MAIN_STEPS)
-    decay = args.decay if args.decay is not None else (QUICK["decay"] if q else DECAY)
+    steps = opts.choose(args.steps, QUICK["main_steps"], MAIN_STEPS)
+    decay = opts.choose(args.decay, QUICK["decay"], DECAY)
     ckpt, eval_every = (QUICK["ckpt"], QUICK["eval_every"]) if q else (CKPT, EVAL_EVERY)
     if seeds < 1 or steps < 2 * ckpt or decay < 1:
         raise ConfigError(f"need --seeds >= 1, --steps >= {2 * ckpt} (two stable checkpoints) and --decay >= 1")

@@ -135,8 +135,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     st = start(args, "continued-training", bounded_seeds=BOUNDED["seeds"])
     b, seeds, out = st.bounded, st.seeds, st.out
-    main_steps = args.main_steps if args.main_steps is not None else (BOUNDED["main_steps"] if b else MAIN_STEPS)
-    steps = args.steps if args.steps is not None else (BOUNDED["ct_steps"] if b else CT_STEPS)
+    main_steps = st.choose(args.main_steps, BOUNDED["main_steps"], MAIN_STEPS)
+    steps = st.choose(args.steps, BOUNDED["ct_steps"], CT_STEPS)
     shakespeare, bible = corpus_files(out)
     ckpt = BOUNDED["ckpt"] if b else CKPT
     main_cfg = config(shakespeare, main_steps, 0, ckpt=ckpt)

@@ -22,6 +22,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from riverbed.checkpoints.atomic import write_json
 from riverbed.errors import OutputExistsError
@@ -58,6 +59,10 @@ class Options:
     progress: bool
     seeds: int | None
     """--seeds, else the default of the form (None where the experiment has no --seeds)."""
+
+    def choose(self, given: Any, bounded_value: Any, full_value: Any) -> Any:
+        """A setting of the experiment: the flag when given, else the bounded or the full form's."""
+        return given if given is not None else (bounded_value if self.bounded else full_value)
 
 
 @dataclass(frozen=True)

@@ -276,8 +276,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     st = start(args, "spike", bounded_seeds=BOUNDED["seeds"])
     b, seeds, out = st.bounded, st.seeds, st.out
-    steps = args.steps if args.steps is not None else (BOUNDED["steps"] if b else STEPS)
-    jump = args.jump if args.jump is not None else (BOUNDED["jump"] if b else JUMP)
+    steps = st.choose(args.steps, BOUNDED["steps"], STEPS)
+    jump = st.choose(args.jump, BOUNDED["jump"], JUMP)
     setup = Setup(args.lr, args.stable_lr, jump, args.cause, args.blip_len)
     data = load_dataset(setup.config(0, steps, "none").data)
     jobs = max(1, min(args.jobs, seeds))

@@ -23,11 +23,12 @@ def pyplot() -> Any:
     return plt
 
 
-def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110, **savefig: Any) -> Path:
-    """Write ``fig`` to ``path`` (format from its suffix, PNG by default) atomically, close it."""
+def save(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110, format: str | None = None, **savefig: Any) -> Path:
+    """Write ``fig`` to ``path`` atomically (``format``: from the suffix unless given, PNG when
+    there is none) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, **savefig)
+        fig.savefig(tmp, format=format or path.suffix.lstrip(".") or "png", dpi=dpi, **savefig)
     pyplot().close(fig)
     return path

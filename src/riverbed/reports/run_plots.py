@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_path
+from riverbed.reports.pyplot import pyplot, save
 from riverbed.runs import Run
 from riverbed.training.metrics import read_metrics
 
@@ -91,10 +91,7 @@ def run_curves(run_dir: str | Path) -> list[Curves]:
 
 def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Path:
     """Two panels sharing the token axis: LR (top) and held-out loss (bottom). Written atomically."""
-    import matplotlib  # lazy: loads matplotlib, which only drawing needs
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
+    plt = pyplot()
 
     out = Path(out)
     fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
@@ -131,11 +128,7 @@ def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Pa
     if title:
         ax_lr.set_title(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out, dpi=120)
 
 
 def plot_run(run_dir: str | Path, out: str | Path, *, title: str | None = None) -> Path:

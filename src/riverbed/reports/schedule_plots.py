@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path
 from riverbed.errors import ConfigError
+from riverbed.reports.pyplot import pyplot, save
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.presets import hf_wsd, torchtitan_wsd
 from riverbed.schedules.shapes import DECAY_SHAPES
@@ -23,20 +23,11 @@ _MAX_POINTS = 4000
 
 
 def _figure(*args: Any, **kw: Any) -> Any:
-    import matplotlib  # lazy: loads matplotlib, which only drawing needs
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
-
-    return plt.subplots(*args, **kw)
+    return pyplot().subplots(*args, **kw)
 
 
 def _save(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> None:
-    import matplotlib.pyplot as plt  # lazy: loads matplotlib, which only drawing needs
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, dpi=dpi, format="png", bbox_inches="tight")
 
 
 def _curve(schedule: Schedule, n: int) -> tuple[list[int], list[float]]:
