@@ -26,23 +26,49 @@ def tiny_moe_config():
     return ModelConfig.preset("tiny-moe", max_seq_len=64)
 
 
-@pytest.fixture
-def tiny_run_config(tiny_model_config):
-    """A RunConfig that trains the ~100K-parameter model on the default corpus in well under a
-    second: global batch 4 x 32 tokens, warmup 2 then constant LR, 4 steps, a checkpoint and a
-    2-batch evaluation every 2 steps, CPU, float32, one thread (a ~100K model runs several
-    times faster on one thread than on two busy ones). Derive variants with ``dataclasses.replace``."""
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
+TINY_TOML = """
+[model]
+preset = "tiny"
+max_seq_len = 64
 
-    return RunConfig(
-        model=tiny_model_config,
-        data=DataConfig(),
-        optim=OptimConfig(lr=3e-3),
-        schedule={"type": "warmup-stable", "warmup": 2},
-        train=TrainConfig(batch_size=4, seq_len=32, max_steps=4, ckpt_every=2, eval_every=2, eval_batches=2,
-                          log_every=1, device="cpu", threads=1, tensorboard=False),
-    )
+[optim]
+lr = 0.003
+
+[schedule]
+type = "warmup-stable"
+warmup = 2
+
+[train]
+batch_size = 4
+seq_len = 32
+max_steps = 4
+ckpt_every = 2
+eval_every = 2
+eval_batches = 2
+log_every = 1
+device = "cpu"
+threads = 1
+tensorboard = false
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_toml() -> str:
+    """The one tiny run config as TOML text: the ~100K-parameter model on the default corpus,
+    global batch 4 x 32 tokens, warmup 2 then constant LR, 4 steps, a checkpoint and a 2-batch
+    evaluation every 2 steps, CPU, float32, one thread (a ~100K model runs several times faster
+    on one thread than on two busy ones). Write it to a file for the CLI; derive a variant with
+    ``tiny_toml.replace(...)`` or ``--set``."""
+    return TINY_TOML
+
+
+@pytest.fixture
+def tiny_run_config(tiny_toml):
+    """``tiny_toml`` as a RunConfig (trains in well under a second). Derive variants with
+    ``dataclasses.replace``."""
+    from riverbed.config import load_config_text
+
+    return load_config_text(tiny_toml, source="tiny_toml")
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,9 @@ from riverbed.config import (
     load_config_text,
 )
 from riverbed.errors import ConfigError
+from riverbed.merging.monitor import PMAConfig
+from riverbed.training.guard import GuardConfig
+from riverbed.training.init_config import InitConfig
 from riverbed.schedules import WarmupStable, schedule_from_spec
 
 TOML = """
@@ -139,8 +142,8 @@ def test_dumps_toml_escapes_and_lists():
     assert tomllib.loads(dumps_toml(d)) == d
 
 
-def test_optional_sections_registry():
-    assert set(OPTIONAL_SECTIONS) == {"pma", "guard", "init"}
+def test_optional_sections_are_typed():
+    assert OPTIONAL_SECTIONS == {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
     cfg = load_config_text("[pma]\nevery = 10\n[guard]\n")
     assert cfg.pma.every == 10 and cfg.guard is not None and cfg.init is None
     assert load_config_text(cfg.to_toml()) == cfg

@@ -41,27 +41,6 @@ TRIALS = {"train": 1, "branch": 1, "merge": 2, "overwrite": 2} if BOUNDED else \
     dict.fromkeys(("train", "branch", "merge", "overwrite"), int(os.environ.get("RIVERBED_KILL9_TRIALS", "8")))
 SEED = int(os.environ.get("RIVERBED_KILL9_SEED", "0"))
 
-TOML = """
-[model]
-preset = "tiny"
-max_seq_len = 64
-[schedule]
-type = "warmup-stable"
-warmup = 2
-[optim]
-lr = 3e-3
-[train]
-batch_size = 4
-seq_len = 32
-max_steps = 8
-ckpt_every = 2
-eval_every = 2
-eval_batches = 2
-log_every = 1
-device = "cpu"
-threads = 1
-tensorboard = false
-"""
 BRANCH = ["--from", "4", "--decay", "linear", "--length", "4", "--no-progress"]
 BRANCH_NAME = "linear-from4-len4"
 
@@ -142,10 +121,10 @@ def no_temporaries(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ref(tmp_path_factory) -> dict:
+def ref(tiny_toml, tmp_path_factory) -> dict:
     """The uninterrupted references: main to step 8, the decay branch, two merges."""
     root = tmp_path_factory.mktemp("kill9-ref")
-    (root / "t.toml").write_text(TOML)
+    (root / "t.toml").write_text(tiny_toml.replace("max_steps = 4", "max_steps = 8"))
     _, t_train = cli("train", "t.toml", "--run", "r", "--no-progress", cwd=root)
     _, t_branch = cli("branch", "r", *BRANCH, cwd=root)
     inputs = [str(layout.checkpoint_dir(root / "r", "main", s)) for s in (2, 4, 6, 8)]
@@ -154,13 +133,13 @@ def ref(tmp_path_factory) -> dict:
     return {"root": root, "inputs": inputs, "t_train": t_train, "t_branch": t_branch, "t_merge": t_merge}
 
 
-def test_kill9_during_train_then_resume_is_bitwise(ref, tmp_path):
+def test_kill9_during_train_then_resume_is_bitwise(tiny_toml, ref, tmp_path):
     rng = random.Random(SEED)
     want = layout.checkpoint_dir(ref["root"] / "r", "main", 8)
     for trial in range(TRIALS["train"]):
         work = tmp_path / f"t{trial}"
         work.mkdir()
-        (work / "t.toml").write_text(TOML)
+        (work / "t.toml").write_text(tiny_toml.replace("max_steps = 4", "max_steps = 8"))
         args = ["train", "t.toml", "--run", "r", "--no-progress"]
         killed(args, work, rng.uniform(0.3, 1.0) * ref["t_train"])
         check_run_consistent(work / "r")

@@ -27,28 +27,6 @@ from riverbed.checkpoints.lock import writer_lock
 from riverbed.cli.main import main
 from riverbed.errors import LockedError, OutputExistsError
 
-TOML = """
-[model]
-preset = "tiny"
-max_seq_len = 64
-[optim]
-lr = 3e-3
-[schedule]
-type = "warmup-stable"
-warmup = 2
-[train]
-batch_size = 4
-seq_len = 32
-max_steps = 4
-ckpt_every = 2
-eval_every = 2
-eval_batches = 2
-log_every = 1
-device = "cpu"
-threads = 1
-tensorboard = false
-"""
-
 
 def strict_loads(text: str):
     def bad(c):
@@ -68,10 +46,10 @@ def rename_mode(request, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(tiny_toml, tmp_path_factory) -> Path:
     """A tiny run trained to step 4 (checkpoints 2 and 4) through the CLI; copy it before changing it."""
     root = tmp_path_factory.mktemp("trained")
-    (root / "t.toml").write_text(TOML)
+    (root / "t.toml").write_text(tiny_toml)
     assert main(["train", str(root / "t.toml"), "--run", str(root / "r"), "--no-progress"]) == 0
     return root
 
@@ -308,30 +286,30 @@ def test_writer_lock_is_reentrant_in_one_process_and_exclusive_across(tmp_path):
     ("optim.lr=nan", "optim.lr"),
     ("optim.betas=[0.9, nan]", "optim.betas"),
 ])
-def test_bad_config_exits_2_and_leaves_no_run_folder(tmp_path, capsys, override, key):
-    (tmp_path / "t.toml").write_text(TOML)
+def test_bad_config_exits_2_and_leaves_no_run_folder(tiny_toml, tmp_path, capsys, override, key):
+    (tmp_path / "t.toml").write_text(tiny_toml)
     run = tmp_path / "r"
     assert main(["train", str(tmp_path / "t.toml"), "--run", str(run), "--set", override, "--no-progress"]) == 2
     assert key in capsys.readouterr().err
     assert not run.exists()
 
 
-def test_corrected_command_works_after_a_refused_one(tmp_path):
-    (tmp_path / "t.toml").write_text(TOML)
+def test_corrected_command_works_after_a_refused_one(tiny_toml, tmp_path):
+    (tmp_path / "t.toml").write_text(tiny_toml)
     run = tmp_path / "r"
     assert main(["train", str(tmp_path / "t.toml"), "--run", str(run), "--set", "model.vocab_size=10", "--no-progress"]) == 2
     assert main(["train", str(tmp_path / "t.toml"), "--run", str(run), "--set", "train.max_steps=2", "--no-progress"]) == 0
 
 
-def test_non_finite_schedule_value_is_a_config_error(tmp_path, capsys):
-    (tmp_path / "t.toml").write_text(TOML.replace("warmup = 2", "warmup = 2\nmin_ratio = nan"))
+def test_non_finite_schedule_value_is_a_config_error(tiny_toml, tmp_path, capsys):
+    (tmp_path / "t.toml").write_text(tiny_toml.replace("warmup = 2", "warmup = 2\nmin_ratio = nan"))
     assert main(["train", str(tmp_path / "t.toml"), "--run", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "schedule.min_ratio" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
-def test_train_run_that_is_a_file_exits_2(tmp_path, capsys):
-    (tmp_path / "t.toml").write_text(TOML)
+def test_train_run_that_is_a_file_exits_2(tiny_toml, tmp_path, capsys):
+    (tmp_path / "t.toml").write_text(tiny_toml)
     (tmp_path / "afile").write_text("mine")
     assert main(["train", str(tmp_path / "t.toml"), "--run", str(tmp_path / "afile"), "--no-progress"]) == 2
     assert "afile" in capsys.readouterr().err

@@ -6,12 +6,16 @@ WSD-S, checkpoint averaging (PMA) and scaling laws fitted from the branch endpoi
 
 from __future__ import annotations
 
+import importlib
+
+from riverbed.extras import missing_extra
+
 __version__ = "0.1.0"
 
 from riverbed.errors import RiverbedError
 
 __all__ = [
-    "RiverbedError", "Run", "__version__", "merge", "merge_state_dicts",
+    "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts",
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
@@ -22,6 +26,7 @@ __all__ = [
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
 _LAZY: dict[str, str] = {
     "Run": "riverbed.runs",
+    "fork_branches": "riverbed.runs",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
     "WSD": "riverbed.schedules",
@@ -29,7 +34,7 @@ _LAZY: dict[str, str] = {
     "DecayBranch": "riverbed.schedules",
     "schedule_from_spec": "riverbed.schedules",
     "schedule_to_spec": "riverbed.schedules",
-    "plan_budgets": "riverbed.schedules.plan",
+    "plan_budgets": "riverbed.schedules.budget_plan",
     "RunConfig": "riverbed.config",
     "load_config": "riverbed.config",
     "train_branch": "riverbed.training",
@@ -41,7 +46,7 @@ _LAZY: dict[str, str] = {
     "DataConfig": "riverbed.data",
     "load_dataset": "riverbed.data",
     "GuardConfig": "riverbed.training.guard",
-    "InitConfig": "riverbed.training.guard",
+    "InitConfig": "riverbed.training.init_config",
     "SpikeDetector": "riverbed.training.guard",
     "SpikeGuard": "riverbed.training.guard_callback",
     "fit_law": "riverbed.scaling",
@@ -53,12 +58,9 @@ _LAZY: dict[str, str] = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         try:  # subpackages may be lazy themselves: the getattr can import too
             return getattr(importlib.import_module(_LAZY[name]), name)
         except ModuleNotFoundError as exc:  # e.g. riverbed.train_branch without the `train` extra
-            from riverbed.extras import missing_extra
 
             err = missing_extra(exc, f"riverbed.{name}")
             if err is None:

@@ -7,7 +7,9 @@ A run is fully described by its ``config.toml``::
     [optim]      OptimConfig (AdamW)
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
-    [pma] [guard] [init]   optional sections owned by other packages (see SECTIONS)
+    [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
+    [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
+    [init]       riverbed.training.init_config.InitConfig (optional: absent = fresh init)
 
 Example::
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import math
 import tomllib
 import typing
@@ -34,8 +35,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from riverbed.config_types import check_number, coerce
+from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
+from riverbed.merging.monitor import PMAConfig
+from riverbed.model.config import ModelConfig
+from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml
+from riverbed.training.guard import GuardConfig
+from riverbed.training.init_config import InitConfig
 
 # --------------------------------------------------------------------------------------------
 # Sections owned here
@@ -153,53 +160,27 @@ DEFAULT_SCHEDULE: dict[str, Any] = {"type": "warmup-stable", "warmup": 100}
 """Default [schedule]: linear warmup then a constant main branch (WSD without its decay)."""
 
 # --------------------------------------------------------------------------------------------
-# The literal section registry: TOML section -> (module, class). Optional sections (owned by
-# other packages) are accepted only once their module imports; absent ones stay None.
+# The sections: TOML table -> dataclass. Required ones are always built (empty table = defaults);
+# optional ones stay None when the table is absent.
 # --------------------------------------------------------------------------------------------
 
-SECTIONS: dict[str, tuple[str, str]] = {
-    "model": ("riverbed.model", "ModelConfig"),
-    "data": ("riverbed.data", "DataConfig"),
-    "optim": ("riverbed.config", "OptimConfig"),
-    "train": ("riverbed.config", "TrainConfig"),
-}
-OPTIONAL_SECTIONS: dict[str, tuple[str, str]] = {
-    "pma": ("riverbed.merging.monitor", "PMAConfig"),
-    "guard": ("riverbed.training.guard", "GuardConfig"),
-    "init": ("riverbed.training.guard", "InitConfig"),
-}
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
+OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
 SCHEDULE = "schedule"  # a free-form spec dict, validated by riverbed.schedules
-
-
-def section_class(name: str) -> type | None:
-    """The dataclass of a section, or None for an optional section whose module is not there."""
-    module_name, cls_name = SECTIONS.get(name) or OPTIONAL_SECTIONS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if name in OPTIONAL_SECTIONS and exc.name == module_name:
-            return None
-        raise
-    cls = getattr(module, cls_name, None)
-    if cls is None and name in OPTIONAL_SECTIONS:
-        return None
-    if cls is None:
-        raise ImportError(f"{module_name}.{cls_name} missing (config section [{name}])")
-    return cls
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; ``to_toml()`` / ``from_dict()`` round-trip it exactly."""
 
-    model: Any
-    data: Any
+    model: ModelConfig
+    data: DataConfig
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SCHEDULE))
     train: TrainConfig = field(default_factory=TrainConfig)
-    pma: Any | None = None
-    guard: Any | None = None
-    init: Any | None = None
+    pma: PMAConfig | None = None
+    guard: GuardConfig | None = None
+    init: InitConfig | None = None
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -221,10 +202,8 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
-    def schedule_object(self) -> Any:
+    def schedule_object(self) -> Schedule:
         """The schedule object of the [schedule] spec."""
-        from riverbed.schedules import schedule_from_spec
-
         return schedule_from_spec(dict(self.schedule))
 
     def flops_per_step(self) -> float:
@@ -338,9 +317,7 @@ def _build(raw: Mapping[str, Any], source: str) -> RunConfig:
         table = {} if table is None else table
         if not isinstance(table, Mapping):
             raise ConfigError(f"{source}: {name} must be a table [{name}], got {table!r}")
-        cls = section_class(name)
-        if cls is None:
-            raise ConfigError(f"{source}: section [{name}] needs {OPTIONAL_SECTIONS[name][0]}, which is not installed")
+        cls = SECTIONS.get(name) or OPTIONAL_SECTIONS[name]
         kwargs[name] = build_section(cls, name, table, source)
     spec = raw.get(SCHEDULE, DEFAULT_SCHEDULE)
     if not isinstance(spec, Mapping):
@@ -377,10 +354,6 @@ def build_section(cls: type, name: str, table: Mapping[str, Any], source: str) -
 def _validate_schedule(spec: dict[str, Any], source: str) -> dict[str, Any]:
     check_number(spec, SCHEDULE, source)  # NaN / inf / out-of-int64 values, naming the key
     try:
-        from riverbed.schedules import schedule_from_spec, schedule_to_spec
-    except ImportError:  # schedules package not importable: keep the spec as written
-        return spec
-    try:
         # Normalise through the schedule object: the stored spec is canonical (defaults omitted).
         return schedule_to_spec(schedule_from_spec(spec))
     except ConfigError as exc:
@@ -390,6 +363,5 @@ def _validate_schedule(spec: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _cross_check(cfg: RunConfig, source: str) -> None:
-    max_len = getattr(cfg.model, "max_seq_len", None)
-    if max_len is not None and cfg.train.seq_len > max_len:
-        raise ConfigError(f"{source}: train.seq_len={cfg.train.seq_len} exceeds model.max_seq_len={max_len}")
+    if cfg.train.seq_len > cfg.model.max_seq_len:
+        raise ConfigError(f"{source}: train.seq_len={cfg.train.seq_len} exceeds model.max_seq_len={cfg.model.max_seq_len}")

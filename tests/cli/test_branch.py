@@ -71,7 +71,7 @@ def test_branch_not_a_run(tmp_path, capsys):
 
 
 def test_train_and_branch_from_a_plan(tmp_path, capsys):
-    from riverbed.schedules.plan import plan_budgets
+    from riverbed.schedules.budget_plan import plan_budgets
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(tiny_config().to_toml())

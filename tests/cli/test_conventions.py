@@ -38,7 +38,7 @@ def test_every_verb_is_registered_and_help_is_plain_text():
 
 
 def test_train_help_names_every_resumable_key():
-    from riverbed.cli.train import RESUMABLE
+    from riverbed.runs.resume import RESUMABLE
 
     text = dict(_all_parsers())["riverbed train"].format_help()
     for key in RESUMABLE:
@@ -145,7 +145,7 @@ def test_set_value_errors_name_the_set_value_not_the_file(tmp_path, capsys):
 
 
 def test_demo_help_counts_match_the_demo():
-    from riverbed.runs.demo import FULL, QUICK
+    from riverbed.experiments.demo import FULL, QUICK
 
     text = dict(_all_parsers())["riverbed demo"].format_help()
     assert f"{len(QUICK.budgets)} budgets" in text and len(FULL.budgets) == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from riverbed.cli.main import main
-from riverbed.schedules.plan import load_plan
+from riverbed.schedules.budget_plan import load_plan
 
 
 def test_plan_table_json_and_plot(tmp_path, capsys):

@@ -9,7 +9,7 @@ import torch
 
 import riverbed
 from riverbed.errors import CheckpointError, MergeError
-from riverbed.merging import plan as plan_mod
+from riverbed.merging import merge_plan as plan_mod
 from riverbed.merging import writer
 from .helpers import load_dir, random_state, write_dir
 

@@ -23,7 +23,7 @@ def test_create_refuses_existing_and_open_refuses_non_run(tmp_path):
     with pytest.raises(RunError, match="already holds a run"):
         Run.create(tmp_path / "r", {"model": {}})
     assert Run.create(tmp_path / "r", {"model": {}}, resume=True).path == tmp_path / "r"
-    with pytest.raises(RunError, match=r"different \[model\] section \(changed: d_model\)"):
+    with pytest.raises(RunError, match=r"model.d_model differs from the run.s .*run.json \(None -> 3\)"):
         Run.create(tmp_path / "r", {"model": {"d_model": 3}}, resume=True)
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "x").write_text("x")

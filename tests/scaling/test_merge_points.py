@@ -12,13 +12,13 @@ from tests.runs.conftest import tiny_config
 @pytest.fixture(scope="module")
 def tiny_tree(tmp_path_factory):
     from riverbed.data import load_dataset
-    from riverbed.runs import Run
+    from riverbed.runs import Run, fork_branches
     from riverbed.runs.drive import train_main
 
     cfg = tiny_config()
     run = Run.create(tmp_path_factory.mktemp("tree") / "run", cfg)
     train_main(cfg, run.path, run, until_step=40, progress=False, data=load_dataset(cfg.data))
-    run.fork([10, 20, 30], "linear", 10, progress=False)
+    fork_branches(run, [10, 20, 30], "linear", 10, progress=False)
     return run.path
 
 

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["shapes", "core", "wsd", "presets", "spec", "check", "plan", "torch"]
+MODULES = ["shapes", "core", "wsd", "presets", "spec", "check", "budget_plan", "torch"]
 
 
 @pytest.mark.parametrize("name", MODULES)

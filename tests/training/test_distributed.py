@@ -15,32 +15,6 @@ from riverbed.checkpoints.state import read_state
 from riverbed.cli.main import main
 from riverbed.training import read_metrics
 
-CONFIG = """
-[model]
-preset = "tiny"
-max_seq_len = 64
-
-[optim]
-lr = 0.003
-
-[schedule]
-type = "warmup-stable"
-warmup = 2
-
-[train]
-batch_size = 8
-seq_len = 32
-max_steps = 4
-grad_accum = 2
-ckpt_every = 2
-eval_every = 2
-eval_batches = 2
-log_every = 1
-device = "cpu"
-threads = 1
-tensorboard = false
-"""
-
 
 def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -50,9 +24,9 @@ def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.distributed
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(tiny_toml, tmp_path):
     cfg = tmp_path / "ddp.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(tiny_toml.replace("batch_size = 4", "batch_size = 8\ngrad_accum = 2"))
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["train", str(cfg), "--run", str(one), "--no-progress"]) == 0
     proc = _torchrun(2, "train", str(cfg), "--run", str(two), "--no-progress")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 
@@ -239,5 +240,17 @@ def test_ctrl_c_saves_at_step_boundary_and_resumes_exactly(tmp_path, tiny_run_co
 
 def test_metrics_file_is_json_lines(tmp_path, tiny_run_config):
     train_branch(tiny_run_config, tmp_path, until_step=1, progress=False)
-    for line in layout.metrics_path(tmp_path, "main").read_text().splitlines():
-        json.loads(line)
+    lines = layout.metrics_path(tmp_path, "main").read_text().splitlines()
+
+    def no_constants(c):
+        raise AssertionError(f"bare {c} in metrics.jsonl")
+
+    rows = [json.loads(line, parse_constant=no_constants) for line in lines]
+    assert all(isinstance(r, dict) for r in rows)
+    # one start event, the train row of step 1 (log_every = 1), the end-of-branch evaluation
+    assert [(r["kind"], r["step"]) for r in rows] == [("event", 0), ("train", 1), ("eval", 1)]
+    train, ev = rows[1], rows[2]
+    assert train["tokens"] == ev["tokens"] == 128  # 4 sequences x 32 tokens
+    assert math.isfinite(train["loss"]) and train["lr"] == pytest.approx(0.0015)  # 3e-3 x 1/2 of the warmup
+    held_out = [v for k, v in ev.items() if "loss" in k]
+    assert len(held_out) == 1 and math.isfinite(held_out[0]) and 0 < held_out[0] < 10

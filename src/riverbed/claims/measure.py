@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig
+from riverbed.experiments.continued_training import checkpoint_eval_loss
+from riverbed.merging import merge
+from riverbed.model import ModelConfig
+from riverbed.runs import Run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import plan_requests, run_requests
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,6 @@ class StudySpec:
 
 
 def _config(spec: StudySpec, seed: int, lr: float, schedule: dict[str, Any]) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(), optim=OptimConfig(lr=lr),
                      schedule=schedule,
                      train=TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, ckpt_every=spec.ckpt,
@@ -55,9 +59,6 @@ def _config(spec: StudySpec, seed: int, lr: float, schedule: dict[str, Any]) -> 
 
 
 def _main(spec: StudySpec, root: Path, name: str, seed: int, lr: float, data: Any, schedule: dict[str, Any]) -> Any:
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
     cfg = _config(spec, seed, lr, schedule)
     run = Run.create(root / name, cfg)
     train_main(cfg, run.path, run, until_step=spec.steps, progress=False, data=data)
@@ -65,9 +66,6 @@ def _main(spec: StudySpec, root: Path, name: str, seed: int, lr: float, data: An
 
 
 def _decays(run: Any, cfg: Any, spec: StudySpec, shapes: tuple[str, ...], data: Any) -> dict[str, float]:
-    from riverbed.experiments.continued_training import checkpoint_eval_loss
-    from riverbed.runs.fork import plan_requests, run_requests
-
     fork = spec.steps - spec.decay
     out = {}
     for shape in shapes:
@@ -77,9 +75,6 @@ def _decays(run: Any, cfg: Any, spec: StudySpec, shapes: tuple[str, ...], data: 
 
 
 def _merge_loss(run: Any, cfg: Any, data: Any, end: int, n: int, method: str, work: Path) -> float:
-    from riverbed.experiments.continued_training import checkpoint_eval_loss
-    from riverbed.merging import merge
-
     steps = [s for s in (end - i * cfg.train.ckpt_every for i in range(n)) if s > 0][::-1]
     inputs = [layout.checkpoint_dir(run.path, layout.MAIN, s) for s in steps]
     out = work / f"merge-{method}-{end}"
@@ -89,8 +84,6 @@ def _merge_loss(run: Any, cfg: Any, data: Any, end: int, n: int, method: str, wo
 
 def measure_seed(spec: StudySpec, seed: int, root: Path, data: Any) -> dict[str, float]:
     """Every claim's measurement for one seed (keys: the claim ids of ``riverbed.claims.runner``)."""
-    from riverbed.experiments.continued_training import checkpoint_eval_loss
-
     stable = {"type": "warmup-stable", "warmup": spec.warmup}
     hi_cfg, hi = _main(spec, root, "hi", seed, spec.lr, data, stable)
     lo_cfg, lo = _main(spec, root, "lo", seed, spec.lr * spec.lr_ratio, data, stable)

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riverbed.claims import measure
 from riverbed.claims.measure import StudySpec
 from riverbed.claims.verdict import verdict
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,6 @@ def judge(spec: ClaimSpec, values: Sequence[float]) -> ClaimResult:
 def run_claims(study: StudySpec = QUICK, seeds: int = 3, *, workdir: str | Path | None = None,
                on_seed: Callable[[int], None] | None = None) -> list[ClaimResult]:
     """Measure every claim of ``CLAIMS`` over ``seeds`` seeds (0 .. seeds-1) and judge it."""
-    from riverbed.claims.measure import measure_seed
-    from riverbed.data import DataConfig, load_dataset
-    from riverbed.errors import ConfigError
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds {seeds!r}: expected a positive number of seeds")
@@ -104,7 +104,7 @@ def run_claims(study: StudySpec = QUICK, seeds: int = 3, *, workdir: str | Path 
     per_seed = []
     with tempfile.TemporaryDirectory(prefix="riverbed-claims-", dir=workdir) as tmp:
         for seed in range(seeds):
-            per_seed.append(measure_seed(study, seed, Path(tmp) / f"seed{seed}", data))
+            per_seed.append(measure.measure_seed(study, seed, Path(tmp) / f"seed{seed}", data))
             if on_seed is not None:
                 on_seed(seed)
     return [judge(c, [m[c.id] for m in per_seed]) for c in CLAIMS]

@@ -19,7 +19,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.errors import ConfigError, RunError
+from riverbed.runs import Run
+from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.runs.fork_plans import requests_from_plan
+from riverbed.runs.view import human
+from riverbed.units import parse_count
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,9 +55,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_steps(text: str) -> list[int]:
-    from riverbed.errors import ConfigError, RunError
-    from riverbed.units import parse_count
-
     steps = []
     for part in text.split(","):
         part = part.strip()
@@ -60,11 +66,6 @@ def parse_steps(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.errors import RunError
-    from riverbed.runs import Run
-    from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.runs.plans import requests_from_plan
-
     r = Run.open(args.run)
     if args.plan is not None:
         given = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length),
@@ -84,11 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_results(records) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from riverbed.runs.view import human
-
     t = Table(title="decay branches (held-out loss)", caption="tokens: of the finished model, main up to the fork + the decay")
     for col in ("branch", "fork", "main @ fork", "tokens", "final loss", "status"):
         t.add_column(col, justify="left" if col in ("branch", "status") else "right", no_wrap=col == "branch")

@@ -14,6 +14,11 @@ import argparse
 import json
 import math
 
+from rich.console import Console
+from rich.table import Table
+
+from riverbed.claims import runner
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("claims", help="re-measure the seed claims (PMA, WSD vs cosine, decay shapes, ...) over seeds",
@@ -30,8 +35,6 @@ def _num(x: float | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.claims import runner
-
     study = runner.QUICK if args.quick else runner.FULL
     if not args.json:
         print(f"riverbed claims: {args.seeds} seed(s) of a {study.steps}-step study "
@@ -42,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
         rows = [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.to_json().items()} for r in results]
         print(json.dumps({"claims": rows, "not_measured": list(runner.NOT_MEASURED)}, indent=2, allow_nan=False))
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     t = Table(title="seed claims at small scale (mean ± standard error over seeds)", show_lines=True)
     t.add_column("claim (source)", ratio=3)

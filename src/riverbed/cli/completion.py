@@ -14,6 +14,8 @@ import argparse
 import shlex
 from collections.abc import Iterator
 
+from riverbed.cli.main import build_parser
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("completion", help="print a shell completion script (bash or zsh)",
@@ -93,8 +95,6 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.cli.main import build_parser
-
     parser = build_parser()
     print(bash_script(parser) if args.shell == "bash" else zsh_script(parser), end="")
     return 0

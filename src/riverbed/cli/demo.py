@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from riverbed.runs.demo import FULL, QUICK
+
+from riverbed.experiments.demo import FULL, QUICK, print_result, run_demo
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.runs.demo import print_result, run_demo
-
     result = run_demo(args.out, QUICK if args.quick else FULL, progress=not args.no_progress)
     print_result(result)
     # One more command from the demo to a page people can open and share.

@@ -15,6 +15,9 @@ import json
 import math
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="held-out loss of checkpoints, merges or Hugging Face dirs, side by side",
@@ -28,14 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.training.evaluate import evaluate_checkpoints
+    from riverbed.training.evaluate import evaluate_checkpoints  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     results = evaluate_checkpoints(args.checkpoints, run=args.run, config=args.config)
     if args.json:
         print(json.dumps({"results": [r.to_dict() for r in results]}, indent=2, allow_nan=False))
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     buckets = list(dict.fromkeys(k for r in results for k in r.buckets))
     best = min((r.loss for r in results if math.isfinite(r.loss)), default=math.nan)  # a diverged input is nan

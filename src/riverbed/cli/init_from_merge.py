@@ -14,6 +14,14 @@ import argparse
 import shutil
 from pathlib import Path
 
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.lock import writer_lock
+from riverbed.cli import train as train_cli
+from riverbed.config import load_config
+from riverbed.errors import ConfigError, RunError
+from riverbed.merging.weights import format_weights
+from riverbed.runs import BranchRecord, Run
+from riverbed.training.init_config import InitConfig
 from riverbed.units import arg, parse_count
 
 
@@ -38,14 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints import layout
-    from riverbed.checkpoints.lock import writer_lock
-    from riverbed.config import load_config
-    from riverbed.errors import ConfigError, RunError
-    from riverbed.merging.weights import format_weights
-    from riverbed.runs import BranchRecord, Run
-    from riverbed.training.guard import InitConfig
-    from riverbed.training.merged_init import ensure_merged_init
+    from riverbed.training.merged_init import ensure_merged_init  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     source = args.run
     if not (source / layout.MANIFEST).is_file() and not (source / layout.CONFIG).is_file():
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if not existed:
             shutil.rmtree(args.new_run, ignore_errors=True)  # nothing half-made is left behind
         raise
-    from riverbed.checkpoints.state import read_state
+    from riverbed.checkpoints.state import read_state  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     prov = read_state(out).init_from_merge or {}
     run_obj.add_branch(BranchRecord(layout.MAIN, "main", dict(cfg.schedule), status="stopped"))
@@ -82,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is None:
         print(f"train it with: riverbed train --run {args.new_run} [--steps S]")
         return 0
-    from riverbed.cli import train as train_cli
 
     return train_cli.run(argparse.Namespace(config=None, overrides=[], run=args.new_run, plan=None, steps=args.steps,
                                             no_progress=args.no_progress))

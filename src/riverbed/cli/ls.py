@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
+
+from rich.console import Console
+
+from riverbed.errors import RunError
+from riverbed.reports.run_plots import plot_run
+from riverbed.runs import Run
+from riverbed.runs.view import as_json, render
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +36,6 @@ def _finite(obj):
 
 
 def _plot(r, out: str) -> None:
-    from pathlib import Path
-
-    from riverbed.errors import RunError
-    from riverbed.reports.run_plots import plot_run
-
     path = Path(out)
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise RunError(f"--plot {out}: expected a .png, .svg or .pdf file")
@@ -42,16 +45,12 @@ def _plot(r, out: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.runs import Run
-    from riverbed.runs.view import as_json, render
-
     r = Run.open(args.run)
     if args.plot is not None:
         _plot(r, args.plot)
     if args.json:
         print(json.dumps(_finite(as_json(r)), indent=2))
         return 0
-    from rich.console import Console
 
     Console().print(render(r))
     return 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import warnings
 
+from riverbed import __version__
 from riverbed.errors import RiverbedError, RiverbedWarning
 from riverbed.extras import missing_extra
 
@@ -55,7 +57,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riverbed", description="riverbed: WSD main branches, rewind-and-decay branches, WSD-S, checkpoint averaging (PMA) and scaling laws.")
-    from riverbed import __version__
 
     parser.add_argument("--version", action="version", version=f"riverbed {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
@@ -104,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `riverbed ls --json | head`: the reader went away; not an error of ours.
-        import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 
 from riverbed.errors import MergeError
+from riverbed.merging.pipeline import replay, run_recipe
+from riverbed.merging.recipe import MergeRecipe
+from riverbed.merging.select import select_checkpoints, spacing_note
 from riverbed.units import arg, parse_count
 
 # Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
@@ -72,9 +75,6 @@ def _flag(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.merging.pipeline import replay, run_recipe
-    from riverbed.merging.recipe import MergeRecipe
-
     common = dict(threads=args.threads, dry_run=args.dry_run, overwrite=args.overwrite, progress=not args.no_progress, verbose=True)
     if args.emulate_decay is not None or args.from_step is not None or args.length is not None:
         return _emulate(args, common)
@@ -93,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
     steps = tokens = None
     wma_by = args.wma_by
     if args.run is not None:
-        from riverbed.merging.select import select_checkpoints, spacing_note
-
         if inputs:
             raise MergeError(f"give either input checkpoints or --run, not both (got --run {args.run} and {inputs[0]})")
         if args.last is None or args.every is None:

@@ -11,7 +11,12 @@ import argparse
 import sys
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.reports.schedule_plots import plot_plan
+from riverbed.schedules.budget_plan import plan_budgets
 from riverbed.units import arg, parse_count, parse_float, parse_floats
 
 
@@ -24,8 +29,6 @@ def _fmt(x: float | int | None) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    from riverbed.schedules.plan import plan_budgets
-
     plan = plan_budgets(
         a.budgets, unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
         tokens_per_step=a.tokens_per_step, n_params=a.n_params,
@@ -51,8 +54,6 @@ def run(a: argparse.Namespace) -> int:
 
             write_text(a.output, json.dumps({**json.loads(plan.to_json()), "keep": retention["keep"]}, indent=2) + "\n")
     if a.plot:
-        from riverbed.schedules.plot import plot_plan
-
         plot_plan(plan, a.plot)
     if a.json:
         if retention is not None:
@@ -62,8 +63,6 @@ def run(a: argparse.Namespace) -> int:
         else:
             print(plan.to_json(), end="")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     # Piped or captured output gets a fixed width so rows are not wrapped mid-label.
     console = Console() if sys.stdout.isatty() else Console(width=120)

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from riverbed.checkpoints.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import arg, parse_count
 
@@ -100,7 +106,7 @@ def _common_run(q: argparse.ArgumentParser) -> None:
 
 def parse_spec(text: str) -> dict[str, Any]:
     """A schedule spec from inline JSON or a TOML/JSON file ([schedule] table or top-level keys)."""
-    from riverbed.predict import PredictError
+    from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     s = text.strip()
     if s.startswith("{"):
@@ -118,8 +124,6 @@ def parse_spec(text: str) -> dict[str, Any]:
             if path.suffix == ".json":
                 spec = json.loads(raw)
             else:
-                import tomllib
-
                 spec = tomllib.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise PredictError(f"--schedule {path}: cannot parse ({exc})") from None
@@ -131,7 +135,7 @@ def parse_spec(text: str) -> dict[str, Any]:
 
 def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
     """No output may be an input file or sit inside an input run directory."""
-    from riverbed.predict import PredictError
+    from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     for o in outputs:
         if o is None:
@@ -144,7 +148,7 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
 
 
 def _load_fit(path: str):
-    from riverbed.predict import LawFit, PredictError
+    from riverbed.predict import LawFit, PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -155,8 +159,6 @@ def _load_fit(path: str):
 
 def _write(path: str | None, text: str) -> None:
     if path is not None:
-        from riverbed.checkpoints.atomic import write_text
-
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_text(path, text)
 
@@ -166,9 +168,6 @@ def _dumps(obj: Any) -> str:
 
 
 def _print_fit(fit) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title=f"{fit.law} fit (Huber 1e-3 on log loss), LR scale {fit.lr_scale:g}")
     t.add_column("param")
     t.add_column("value", justify="right")
@@ -184,8 +183,8 @@ def _print_fit(fit) -> None:
 # -- commands ------------------------------------------------------------------------------------
 
 def run_fit(args: argparse.Namespace) -> int:
-    from riverbed.predict import PredictError, fit_law, read_curve_csv
-    from riverbed.predict.runs import fit_run
+    from riverbed.predict import PredictError, fit_law, read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.runs import fit_run  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     srcs = [Path(s) for s in args.sources]
     check_outputs([args.out], srcs)
@@ -214,9 +213,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from riverbed.predict import read_curve_csv
+    from riverbed.predict import read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     fit = _load_fit(args.law)
     spec = parse_spec(args.schedule) if args.schedule else None
@@ -236,8 +233,6 @@ def run_curve(args: argparse.Namespace) -> int:
     if args.json:
         print(_dumps(out), end="")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     t = Table(title=f"{fit.law} prediction for {args.lr}")
     for col in ("step", "lr", "predicted", "loss", "rel error"):
@@ -252,7 +247,7 @@ def run_curve(args: argparse.Namespace) -> int:
 
 
 def _fits(args: argparse.Namespace, run) -> dict[str, Any]:
-    from riverbed.predict.runs import fit_run
+    from riverbed.predict.runs import fit_run  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     if args.fit:
         fit = _load_fit(args.fit)
@@ -262,7 +257,7 @@ def _fits(args: argparse.Namespace, run) -> dict[str, Any]:
 
 
 def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -> int:
-    from riverbed.predict.runs import branch_curve, tokens_per_step
+    from riverbed.predict.runs import branch_curve, tokens_per_step  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     # A branch of the run already trained on the predicted schedule is shown (and reported) beside the prediction.
     trained = [b for b in run.branches if b.kind != "main" and b.final is not None and b.final.eval_loss is not None
@@ -272,7 +267,7 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
     doc = {"run": str(run.path), "predictions": [p.to_dict() for p in preds], **extra}
     text = _dumps(doc)
     if args.plot:
-        from riverbed.reports.predict_plot import plot_predictions
+        from riverbed.reports.predict_plot import plot_predictions  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
         measured = [branch_curve(run, run.branch("main"))] + [branch_curve(run, b) for b in trained]
         plot_predictions(measured, preds, args.plot, tokens_per_step=tokens_per_step(run), title=f"run {run.path.name}: predicted")
@@ -280,8 +275,6 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
     if args.json:
         print(text, end="")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     for p in preds:
         t = Table(title=f"{p.name} ({p.law}): predicted eval loss")
@@ -301,9 +294,9 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
 
 
 def run_branch(args: argparse.Namespace) -> int:
-    from riverbed.predict.runs import open_run, decay_request, predict_branch
+    from riverbed.predict.runs import open_run, decay_request, predict_branch  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
-    from riverbed.predict import PredictError
+    from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     if args.decay is None:
         raise PredictError("--shape: required (the decay shape, e.g. 1-sqrt)")
@@ -321,8 +314,8 @@ def run_branch(args: argparse.Namespace) -> int:
 
 
 def run_schedule(args: argparse.Namespace) -> int:
-    from riverbed.predict import PredictError
-    from riverbed.predict.runs import open_run, best_decay, predict_schedule
+    from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.runs import open_run, best_decay, predict_schedule  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     run = open_run(args.run)
     check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
@@ -338,8 +331,6 @@ def run_schedule(args: argparse.Namespace) -> int:
         if args.json:
             print(_dumps(doc), end="")
             return 0
-        from rich.console import Console
-        from rich.table import Table
 
         t = Table(title=f"best decay at {args.budget} steps ({law}), lowest predicted final loss first")
         for col in ("shape", "length", "fork", "final loss", "fork saved"):
@@ -356,15 +347,13 @@ def run_schedule(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from riverbed.predict.check import fmt_pct, loo_check
+    from riverbed.predict.check import fmt_pct, loo_check  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     report = loo_check(args.run, laws=args.law, merge=not args.no_merge, merge_last=args.merge_last, merge_method=args.merge_method,
                        progress=not args.no_progress)
     if args.json:
         print(_dumps(report.to_dict()), end="")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     t = Table(title=f"leave-one-out over the finished decay branches of {report.run}")
     t.add_column("branch")

@@ -22,6 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from riverbed.errors import ConfigError
+from riverbed.merging.weights import explicit
+from riverbed.reports.landscape_plots import plot_hill, plot_interpolation, plot_plane
 from riverbed.units import arg, parse_count
 
 
@@ -102,8 +109,6 @@ def _print_json(obj: Any) -> None:
 
 
 def _check_output(out: Path | None, inputs: list[Path]) -> None:
-    from riverbed.errors import ConfigError
-
     if out is None:
         return
     o = out.resolve()
@@ -116,16 +121,11 @@ def _check_output(out: Path | None, inputs: list[Path]) -> None:
 
 
 def _positive(name: str, value: float, minimum: float) -> None:
-    from riverbed.errors import ConfigError
-
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= minimum):
         raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title=title, caption=caption)
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
@@ -143,8 +143,6 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
             self._p = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                transient=True)
             self._p.start()
@@ -167,8 +165,8 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 # ---- verbs -------------------------------------------------------------------------------------
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    from riverbed.landscape import interpolate, open_checkpoints
-    from riverbed.landscape.probes import line_alphas
+    from riverbed.landscape import interpolate, open_checkpoints  # lazy: loads torch; every verb module is imported for `riverbed --help`
+    from riverbed.landscape.probes import line_alphas  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     _positive("--points", args.points, 2)
     _positive("--extrapolate", args.extrapolate, 0)
@@ -178,8 +176,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
     with _Bar(n, "interpolate", not args.no_progress and not args.json) as bar:
         r = interpolate(setup.objective, a, b, points=args.points, extrapolate=args.extrapolate, progress=bar)
     if args.plot is not None:
-        from riverbed.reports.landscape_plots import plot_interpolation
-
         plot_interpolation([(f"{args.a.name} -> {args.b.name}", r)], args.plot)
     out = {"a": str(args.a), "b": str(args.b), **r.to_json(), "plot": str(args.plot) if args.plot else None}
     if args.json:
@@ -192,13 +188,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 
 def run_sharpness(args: argparse.Namespace) -> int:
-    from riverbed.landscape import open_checkpoints, sharpness
+    from riverbed.landscape import open_checkpoints, sharpness  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     _positive("--top", args.top, 1)
     _positive("--max-hvps", args.max_hvps, args.top + 1)
     if not 0 < args.tol < 1:
-        from riverbed.errors import ConfigError
-
         raise ConfigError(f"--tol must be in (0, 1), got {args.tol!r}")
     setup, (p,) = open_checkpoints([args.ckpt], config=args.config, device=args.device)
     # The bar's total is the budget: a converging run finishes early.
@@ -216,9 +210,8 @@ def run_sharpness(args: argparse.Namespace) -> int:
 
 
 def run_hill(args: argparse.Namespace) -> int:
-    from riverbed.errors import ConfigError
-    from riverbed.landscape import hill, hill_along
-    from riverbed.landscape.hill import points_json
+    from riverbed.landscape import hill, hill_along  # lazy: loads torch; every verb module is imported for `riverbed --help`
+    from riverbed.landscape.hill import points_json  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     if (args.ckpt is None) == (args.along is None):
         raise ConfigError("riverbed probe hill needs a checkpoint or --along RUN (one of them)")
@@ -228,8 +221,6 @@ def run_hill(args: argparse.Namespace) -> int:
     kw = dict(length=args.length, lr=args.lr, shape=args.shape, device=args.device, progress=not args.no_progress and not args.json)
     points = hill_along(args.along, every=args.every, **kw) if args.along is not None else [hill(args.ckpt, **kw)]
     if args.plot is not None:
-        from riverbed.reports.landscape_plots import plot_hill
-
         plot_hill(points, args.plot)
     if args.json:
         _print_json({"points": points_json(points), "plot": str(args.plot) if args.plot else None})
@@ -242,8 +233,7 @@ def run_hill(args: argparse.Namespace) -> int:
 
 
 def run_plane(args: argparse.Namespace) -> int:
-    from riverbed.errors import ConfigError
-    from riverbed.landscape import open_checkpoints, plane
+    from riverbed.landscape import open_checkpoints, plane  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     _positive("--grid", args.grid, 2)
     _positive("--margin", args.margin, 0)
@@ -257,8 +247,6 @@ def run_plane(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"plane {args.a} {args.b} {args.c}: {exc}") from None
     if args.plot is not None:
-        from riverbed.reports.landscape_plots import plot_plane
-
         plot_plane(r, args.plot)
     if args.json:
         _print_json({"checkpoints": [str(p) for p in inputs], **r.to_json(), "plot": str(args.plot) if args.plot else None})
@@ -271,15 +259,12 @@ def run_plane(args: argparse.Namespace) -> int:
 
 
 def run_merge_taylor(args: argparse.Namespace) -> int:
-    from riverbed.errors import ConfigError
-    from riverbed.landscape import merge_taylor, open_checkpoints
+    from riverbed.landscape import merge_taylor, open_checkpoints  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     if len(args.ckpts) < 2:
         raise ConfigError("merge-taylor needs at least 2 checkpoints")
     weights = None
     if args.weights is not None:
-        from riverbed.merging.weights import explicit
-
         try:
             raw = [float(x) for x in args.weights.split(",")]
         except ValueError:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from riverbed.errors import ReportError
+from riverbed.reports import build_compare, build_report
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="write a self-contained HTML report of a run (or compare several runs)",
@@ -27,9 +30,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.errors import ReportError
-    from riverbed.reports import build_compare, build_report
-
     if args.compare is not None:
         if args.out is None:
             raise ReportError("--compare needs --out FILE.html")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from riverbed.runs import Run
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("rm", help="remove a branch (its checkpoints and its run.json entry)",
@@ -21,8 +23,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.runs import Run
-
     removed = Run.open(args.run).delete_branch(args.branch, recursive=args.recursive)
     for name in removed:
         print(f"removed branch {name}")

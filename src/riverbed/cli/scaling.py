@@ -13,10 +13,21 @@ Imports of numpy/scipy/matplotlib stay inside the functions so `riverbed --help`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import warnings
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.errors import ScalingError
+from riverbed.reports.scaling_plots import plot_fit
+from riverbed.scaling import drop_highest, fit_law, frontier, load_fit, load_points, predict, save_fit
+from riverbed.scaling.fit import FitWarning
+from riverbed.scaling.merge_points import merge_points
+from riverbed.scaling.points import Columns, concat
 from riverbed.units import arg, parse_count, parse_float, parse_floats
 
 
@@ -70,9 +81,6 @@ def _fmt(v: float | None) -> str:
 
 
 def print_fit(fit) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     spec = fit.law_def
     ci = fit.intervals()
@@ -107,14 +115,9 @@ def print_fit(fit) -> None:
 
 def _without_fit_warnings(func):
     # The CLI prints every FitWarning itself (and puts it in the JSON): keep Python's copy off stderr.
-    import functools
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
-        import warnings
-
-        from riverbed.scaling.fit import FitWarning
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
             return func(args)
@@ -124,17 +127,10 @@ def _without_fit_warnings(func):
 
 @_without_fit_warnings
 def run_fit(args: argparse.Namespace) -> int:
-    from riverbed.scaling import drop_highest, fit_law, load_points, save_fit
-    from riverbed.scaling.plot import plot_fit
-    from riverbed.scaling.points import Columns
-
     columns = Columns(n=args.n_col, d=args.d_col, c=args.c_col, loss=args.loss_col)
 
     studies = []
     if args.points == "merge":
-        from riverbed.errors import ScalingError
-        from riverbed.scaling.merge_points import merge_points
-        from riverbed.scaling.points import concat
 
         for s in args.sources:
             if not Path(s).is_dir():
@@ -149,8 +145,6 @@ def run_fit(args: argparse.Namespace) -> int:
     fit = fit_law(points, args.law, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci, dropped=dropped, loss_reduction=args.loss_reduction, progress=not args.no_progress and not args.json)
     decay_fit = None
     if studies:
-        from riverbed.scaling.points import concat
-
         decay_fit = fit_law(concat([st.decayed for st in studies]), args.law, loss_reduction=args.loss_reduction)
     if args.out:
         save_fit(fit, args.out)
@@ -178,9 +172,6 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def print_merge_rows(studies) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title="PMA merges of main checkpoints vs decayed branches (held-out loss)")
     for col in ("run", "decay branch", "tokens", "decayed", "merge (steps)", "merge", "gap", "last ckpt"):
         t.add_column(col, justify="right")
@@ -193,8 +184,6 @@ def print_merge_rows(studies) -> None:
 
 @_without_fit_warnings
 def run_predict(args: argparse.Namespace) -> int:
-    from riverbed.scaling import load_fit, predict
-
     fit = load_fit(args.fit)
     est = predict(fit, args.n, args.d)
     if args.json:
@@ -210,15 +199,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 @_without_fit_warnings
 def run_frontier(args: argparse.Namespace) -> int:
-    from riverbed.scaling import frontier, load_fit
-
     fit = load_fit(args.fit)
     rows = [frontier(fit, c) for group in args.flops for c in group]
     if args.json:
         print(json.dumps({"law": fit.law, "ci": fit.ci, "frontier": [r.to_json() for r in rows]}))
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     t = Table(title=f"compute-optimal frontier (C = 6ND; {fit.ci:.0%} CI)" if fit.bootstrap is not None else "compute-optimal frontier (C = 6ND)")
     for col in ("FLOPs", "N_opt", "D_opt", "D/N", "loss"):

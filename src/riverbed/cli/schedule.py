@@ -11,10 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.errors import ConfigError
+from riverbed.reports.schedule_plots import plot_boundaries, plot_schedules, plot_shapes
+from riverbed.schedules import schedule_from_spec, schedule_to_spec
+from riverbed.schedules.check import check_schedule
 from riverbed.units import arg, parse_count, parse_counts
 
 _count = arg(parse_count)
@@ -143,7 +150,6 @@ def load_spec(a: argparse.Namespace) -> dict[str, Any]:
         return _flags_spec(a)
     if a.stype or a.preset:
         raise ConfigError(f"schedule: give either a SPEC file ({a.spec}) or --type/--preset flags, not both")
-    import tomllib
 
     try:
         with open(a.spec, "rb") as fh:
@@ -159,8 +165,6 @@ def load_spec(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def build(a: argparse.Namespace) -> Any:
-    from riverbed.schedules import schedule_from_spec
-
     return schedule_from_spec(load_spec(a))
 
 
@@ -174,8 +178,6 @@ def _length(a: argparse.Namespace, schedule: Any) -> int:
 
 
 def run_plot(a: argparse.Namespace) -> int:
-    from riverbed.schedules.plot import plot_boundaries, plot_schedules, plot_shapes
-
     if a.shapes or a.boundaries:
         out = a.plot or ("schedules_shapes.png" if a.shapes else "schedules_boundaries.png")
         (plot_shapes if a.shapes else plot_boundaries)(out)
@@ -190,8 +192,6 @@ def run_plot(a: argparse.Namespace) -> int:
 
 
 def run_values(a: argparse.Namespace) -> int:
-    from riverbed.schedules import schedule_to_spec
-
     schedule = build(a)
     n = _length(a, schedule)
     values = schedule.values(n)
@@ -207,8 +207,6 @@ def run_values(a: argparse.Namespace) -> int:
 
 
 def run_check(a: argparse.Namespace) -> int:
-    from riverbed.schedules.check import check_schedule
-
     schedule = build(a)
     checkpoints = a.checkpoints
     report = check_schedule(schedule, checkpoints, jump_tol=a.jump_tol, steps=a.until)
@@ -216,8 +214,6 @@ def run_check(a: argparse.Namespace) -> int:
         json.dump(report.to_dict(), sys.stdout)
         sys.stdout.write("\n")
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console() if sys.stdout.isatty() else Console(width=120)
     t = Table(title="schedule check", show_header=False)

@@ -15,21 +15,22 @@ grad_accum, dtype, keep); anything that would change the trajectory is refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_text
+from riverbed.checkpoints.lock import writer_lock
+from riverbed.config import config_from_dict, load_config
+from riverbed.data import load_dataset
+from riverbed.errors import ConfigError, RunError
+from riverbed.runs import BranchRecord, Run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork_plans import check_main_schedule, load_plan, plan_fork_steps as fork_steps
+from riverbed.runs.resume import check_resume
 from riverbed.units import arg, parse_count
-
-# Keys that may differ when a run is resumed: they change how long and how often, never what
-# is computed (grad_accum and dtype change rounding, not the maths; they are allowed on purpose
-# so a run can move to other hardware).
-RESUMABLE = frozenset({
-    "train.max_steps", "train.max_tokens", "train.ckpt_every", "train.ckpt_every_tokens", "train.eval_every",
-    "train.log_every", "train.device", "train.threads", "train.tensorboard", "train.grad_accum", "train.dtype",
-    "train.keep",  # the retention plan decides which checkpoints stay on disk, never what is trained
-})
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train (or resume) the main branch of a run",
@@ -47,9 +48,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> tuple[Any, bool]:
     """The config to train with and whether the run already exists (then checked against it)."""
-    from riverbed.checkpoints import layout
-    from riverbed.config import config_from_dict, load_config
-    from riverbed.errors import ConfigError
 
     stored_path = run_dir / layout.CONFIG
     if not stored_path.is_file():
@@ -63,52 +61,23 @@ def resolve_config(config: Path | None, overrides: list[str], run_dir: Path) -> 
         new, source = config_from_dict(stored.to_dict(), overrides, source=str(stored_path)), "--set"
     else:
         new, source = load_config(config, overrides), str(config)
-    changed = [k for k in _diff(stored.to_dict(), new.to_dict()) if k not in RESUMABLE]
-    if changed:
-        key = changed[0]
-        raise ConfigError(f"{source}: {key} differs from the run's {stored_path} ({_get(stored.to_dict(), key)!r} -> "
-                          f"{_get(new.to_dict(), key)!r}); a resumed run may only change {', '.join(sorted(RESUMABLE))}")
+    check_resume(stored.to_dict(), new.to_dict(), source=source, stored=str(stored_path))
     return new, True
-
-
-def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}")
-    return out
-
-
-def _get(d: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        d = d.get(part) if isinstance(d, dict) else None
-    return d
 
 
 def plan_fork_steps(plan_path: Path, cfg: Any) -> list[int]:
     """The plan's fork points in steps: main must reach the last one, with a checkpoint at each.
     A plan made for another main schedule (its warmup) is refused before anything trains."""
-    from riverbed.runs.plans import check_main_schedule, load_plan
-    from riverbed.runs.plans import plan_fork_steps as fork_steps
 
     check_main_schedule(load_plan(plan_path), dict(cfg.schedule), plan_path)
     return fork_steps(plan_path, cfg.train.tokens_per_step)
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
     import torch  # noqa: F401  (heavy import kept out of `riverbed --help`)
 
-    from riverbed.checkpoints import layout
-    from riverbed.checkpoints.lock import writer_lock
-    from riverbed.errors import ConfigError, RunError
-    from riverbed.runs.drive import train_main
-    from riverbed.training import distributed as D
-    from riverbed.training.loop import resolve_device
+    from riverbed.training import distributed as D  # lazy: loads torch; every verb module is imported for `riverbed --help`
+    from riverbed.training.loop import resolve_device  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     run_dir = args.run
     if run_dir is None:
@@ -141,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
                 # One writer per branch: a second `riverbed train` on this run stops here (exit 2).
                 stack.enter_context(writer_lock(run_dir, layout.MAIN))
                 # config.toml always reflects what is being trained (a resumed run may have grown longer).
-                from riverbed.checkpoints.atomic import write_text
 
                 write_text(run_dir / layout.CONFIG, cfg.to_toml())
             D.barrier(dist)
@@ -166,10 +134,7 @@ def run(args: argparse.Namespace) -> int:
 def preflight(cfg: Any, run_dir: Path, world: int) -> Any:
     """Check what the config alone cannot: the batch split, the data source (loaded: returned),
     the model's vocabulary against the data's, an [init] merge source. Nothing is written."""
-    from riverbed.checkpoints import layout
-    from riverbed.data import load_dataset
-    from riverbed.errors import ConfigError
-    from riverbed.training.loop import check_vocab, micro_batch_size
+    from riverbed.training.loop import check_vocab, micro_batch_size  # lazy: loads torch; every verb module is imported for `riverbed --help`
 
     micro_batch_size(cfg, world)
     data = load_dataset(cfg.data)
@@ -190,17 +155,12 @@ def preflight(cfg: Any, run_dir: Path, world: int) -> Any:
 
 
 def _create_run(run_dir: Path, cfg: Any, exists: bool) -> Any:
-    from riverbed.runs import Run
-
     return Run.create(run_dir, cfg, resume=exists)
 
 
 def _manifest_training(run_obj: Any, cfg: Any) -> Any:
-    import contextlib
-
     if run_obj is None:
         return contextlib.nullcontext()
-    from riverbed.runs import BranchRecord
 
     return run_obj.training(BranchRecord(name="main", kind="main", schedule=dict(cfg.schedule)))
 

@@ -25,18 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
 from riverbed.checkpoints.atomic import atomic_dir
 from riverbed.data.bigram import BUCKETS, BigramLanguage, language_from_config
 from riverbed.data.buckets import BucketMap
 from riverbed.data.config import DataConfig
-from riverbed.data.sources import (
-    check_vocab,
-    default_corpus,
-    open_bin,
-    resolve_bin_dtype,
-    text_documents,
-)
+from riverbed.data.sources import check_vocab, default_corpus, open_bin, resolve_bin_dtype, text_documents
 from riverbed.data.tokenizers import BPETokenizer, ByteTokenizer, Tokenizer, load_tokenizer, token_dtype
 from riverbed.errors import ConfigError
 
@@ -117,7 +112,6 @@ def _bpe_tokens(cfg: DataConfig, texts: list[str]) -> tuple[BPETokenizer, np.nda
     entry = cache_root(cfg) / f"bpe-{h.hexdigest()[:24]}"
     if (entry / "tokenizer.json").is_file() and (entry / "tokens.npy").is_file():
         return BPETokenizer.from_file(entry / "tokenizer.json"), np.load(entry / "tokens.npy", allow_pickle=False)
-    from rich.console import Console
 
     mb = sum(len(t) for t in texts) / 1e6
     with Console(stderr=True).status(f"training a {cfg.bpe_vocab_size}-token BPE tokenizer on {mb:.1f} MB "

@@ -59,7 +59,7 @@ class ByteTokenizer:
 
 def _require_tokenizers() -> Any:
     try:
-        import tokenizers
+        import tokenizers  # lazy: optional dependency (ImportError handled here)
     except ImportError:
         raise ConfigError(
             "data.tokenizer='bpe' needs the 'tokenizers' package: pip install 'riverbed[bpe]'"

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import ConfigError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, fresh_output, options
+from riverbed.model import ModelConfig
+from riverbed.reports.river_valley import plot_bigram_experiment
+from riverbed.runs import Run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.training import read_metrics
 from riverbed.units import arg, parse_count
 
 LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
@@ -31,20 +41,13 @@ QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/bigram"), help="output folder (replaced)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds (default 3; quick 1)")
     p.add_argument("--steps", type=arg(parse_count, positive=True), default=None, help=f"main-branch steps (default {MAIN_STEPS})")
     p.add_argument("--decay-steps", dest="decay", type=arg(parse_count, positive=True), default=None, help=f"decay steps (default {DECAY})")
     p.add_argument("--lr", type=float, default=LR, help=f"stable LR (default {LR})")
-    p.add_argument("--quick", action="store_true", help="the short form CI runs (also RIVERBED_BOUNDED=1)")
-    p.add_argument("--no-progress", action="store_true")
+    add_arguments_common(p, "bigram", seeds=3, quick=True)
 
 
 def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     return RunConfig(model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
                      data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),
                      optim=OptimConfig(lr=lr), schedule={"type": "warmup-stable", "warmup": 10},
@@ -54,12 +57,7 @@ def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
 
 def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,
              progress: bool) -> dict[str, Any]:
-    from riverbed.checkpoints import layout
-    from riverbed.landscape import interpolate, open_checkpoints, sharpness
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.training import read_metrics
+    from riverbed.landscape import interpolate, open_checkpoints, sharpness  # lazy: loads torch, which importing this module must not
 
     cfg = config(seed, steps, ckpt, eval_every, lr)
     run_dir = out / f"seed{seed}"
@@ -145,24 +143,16 @@ def table(s: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-    from riverbed.errors import ConfigError
-    from riverbed.reports.river_valley import plot_bigram_experiment
-
-    q = args.quick or bounded()
-    seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
-    steps = args.steps if args.steps is not None else (QUICK["main_steps"] if q else MAIN_STEPS)
-    decay = args.decay if args.decay is not None else (QUICK["decay"] if q else DECAY)
+    opts = options(args, bounded_seeds=QUICK["seeds"])
+    q, seeds = opts.bounded, opts.seeds
+    steps = opts.choose(args.steps, QUICK["main_steps"], MAIN_STEPS)
+    decay = opts.choose(args.decay, QUICK["decay"], DECAY)
     ckpt, eval_every = (QUICK["ckpt"], QUICK["eval_every"]) if q else (CKPT, EVAL_EVERY)
     if seeds < 1 or steps < 2 * ckpt or decay < 1:
         raise ConfigError(f"need --seeds >= 1, --steps >= {2 * ckpt} (two stable checkpoints) and --decay >= 1")
-    out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = fresh_output(args.out, "bigram")
     data = load_dataset(config(0, steps, ckpt, eval_every, args.lr).data)
-    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, not args.no_progress) for s in range(seeds)]
+    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, opts.progress) for s in range(seeds)]
     summary = summarize(results)
     write_json(out / "results.json", {"steps": steps, "decay": decay, "lr": args.lr, "seeds": seeds, "quick": q,
                                       "summary": summary, "runs": results})

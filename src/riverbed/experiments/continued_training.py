@@ -18,12 +18,22 @@ RIVERBED_BOUNDED=1 runs a short form.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.data.sources import default_corpus
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_continued
+from riverbed.runs import Run
+from riverbed.runs.drive import train_main
+from riverbed.training import read_metrics
+from riverbed.training.init_config import InitConfig
 from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")
@@ -32,18 +42,14 @@ BOUNDED = {"main_steps": 80, "ct_steps": 30, "seeds": 1, "ckpt": 10}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/continued-training"), help="output folder (replaced)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds of the continued runs (default 3; bounded 1)")
+    add_arguments_common(p, "continued-training", seeds=3)
     p.add_argument("--main-steps", type=arg(parse_count), default=None, help=f"main-run steps (default {MAIN_STEPS})")
     p.add_argument("--steps", type=arg(parse_count), default=None, help=f"continued-training steps (default {CT_STEPS})")
     p.add_argument("--last", type=int, default=N, help=f"checkpoints in the PMA merge (default {N})")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def corpus_files(out: Path) -> tuple[Path, Path]:
     """The two halves of the embedded corpus as text files (Shakespeare, Bible)."""
-    from riverbed.data.sources import default_corpus
-
     docs = default_corpus()
     shakespeare = "\n".join(t for name, t in docs if "kjv" not in name.lower())
     bible = "\n".join(t for name, t in docs if "kjv" in name.lower())
@@ -55,10 +61,6 @@ def corpus_files(out: Path) -> tuple[Path, Path]:
 
 
 def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CKPT) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(source=str(source)),
                      optim=OptimConfig(lr=LR), schedule={"type": "warmup-stable", "warmup": 20},
                      train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
@@ -69,11 +71,11 @@ def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CK
 def checkpoint_eval_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
     """Held-out loss of a checkpoint directory on the run's fixed evaluation set: the trainer's
     batches and averaging (riverbed.training.evaluate), so it lines up with the logged eval_loss."""
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
-    from riverbed.checkpoints.state import load_model_tensors
-    from riverbed.model import build_model
-    from riverbed.training.evaluate import evaluate, heldout_set
+    from riverbed.checkpoints.state import load_model_tensors  # lazy: torch, as above
+    from riverbed.model import build_model  # lazy: torch, as above
+    from riverbed.training.evaluate import evaluate, heldout_set  # lazy: torch, as above
 
     model = build_model(cfg.model)
     load_model_tensors(checkpoint, model)
@@ -82,12 +84,6 @@ def checkpoint_eval_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
 
 def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps: int, last: int, data: Any,
               progress: bool) -> dict[str, Any]:
-    from riverbed.checkpoints import layout
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.training import read_metrics
-    from riverbed.training.guard import InitConfig
-
     init = InitConfig(from_merge=str(main_dir), last=1 if arm == "last" else last, method="sma", optimizer_state="reset")
     cfg = config(bible, steps, seed, init)
     run_dir = out / f"seed{seed}" / arm
@@ -134,70 +130,25 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict[str, Any]], path: Path, last: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = {"last": "last checkpoint", "pma": f"PMA merge (SMA of last {last})"}
-    colors = {"last": "tab:orange", "pma": "tab:blue"}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for arm in ARMS:
-        rs = [r for r in results if r["arm"] == arm]
-        x = np.array([s for s, _ in rs[0]["eval"]])
-        ev = np.array([[v for _, v in r["eval"]] for r in rs])
-        a1.plot(x, ev.mean(0), marker=".", color=colors[arm], label=labels[arm])
-        g = np.array([r["grad_norm"] for r in rs])
-        k = 5  # a light moving average so the two curves can be told apart
-        gs = np.array([np.convolve(row, np.ones(k) / k, mode="valid") for row in g])
-        xs = np.arange(k, g.shape[1] + 1)
-        a2.plot(xs, gs.mean(0), color=colors[arm], label=labels[arm])
-        if len(rs) > 1:
-            a1.fill_between(x, ev.min(0), ev.max(0), color=colors[arm], alpha=0.2)
-            a2.fill_between(xs, gs.min(0), gs.max(0), color=colors[arm], alpha=0.2)
-    a1.set_xlabel("continued-training step (Bible only)")
-    a1.set_ylabel("held-out loss (Bible)")
-    a1.set_title("Held-out loss after the data shift")
-    a2.set_xlabel("continued-training step")
-    a2.set_ylabel("gradient norm (5-step mean)")
-    a2.set_title("Gradient norm")
-    for a in (a1, a2):
-        a.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
-    b = bounded()
-    seeds = args.seeds if args.seeds is not None else (BOUNDED["seeds"] if b else 3)
-    main_steps = args.main_steps if args.main_steps is not None else (BOUNDED["main_steps"] if b else MAIN_STEPS)
-    steps = args.steps if args.steps is not None else (BOUNDED["ct_steps"] if b else CT_STEPS)
-    out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    st = start(args, "continued-training", bounded_seeds=BOUNDED["seeds"])
+    b, seeds, out = st.bounded, st.seeds, st.out
+    main_steps = st.choose(args.main_steps, BOUNDED["main_steps"], MAIN_STEPS)
+    steps = st.choose(args.steps, BOUNDED["ct_steps"], CT_STEPS)
     shakespeare, bible = corpus_files(out)
     ckpt = BOUNDED["ckpt"] if b else CKPT
     main_cfg = config(shakespeare, main_steps, 0, ckpt=ckpt)
     main_dir = out / "main"
     train_main(main_cfg, main_dir, Run.create(main_dir, main_cfg), until_step=main_steps,
-               progress=not args.no_progress)
+               progress=st.progress)
     data = load_dataset(config(bible, steps, 0).data)
-    results = [continued(out, main_dir, bible, arm, seed, steps, args.last, data, not args.no_progress)
+    results = [continued(out, main_dir, bible, arm, seed, steps, args.last, data, st.progress)
                for seed in range(seeds) for arm in ARMS]
     rows = summarize(results, steps)
     write_json(out / "results.json", {"main_steps": main_steps, "steps": steps, "seeds": seeds, "last": args.last,
                                       "ckpt_every": ckpt, "bounded": b, "summary": rows, "runs": results})
     write_text(out / "results.md", table(rows))
-    plot(results, out / "continued.png", args.last)
+    plot_continued(results, out / "continued.png", arms=ARMS, last=args.last)
     print(table(rows))
     print(f"wrote {out / 'continued.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

@@ -22,11 +22,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+import numpy as np
+
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import ConfigError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, bounded, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_scaling_study
+from riverbed.runs import Run, fork_branches
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import parse_length
+from riverbed.scaling import fit_law, load_run, predict
+from riverbed.scaling.merge_points import merge_points
+from riverbed.scaling.points import concat
 
 # name -> model overrides of the "tiny" preset (vocab 256, byte tokens)
 SIZES = {
@@ -40,17 +53,12 @@ BOUNDED = {"forks": (12, 24, 36, 48), "batch": 4, "seq": 32, "eval_batches": 2, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/scaling"), help="output folder (replaced)")
     p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 96,192,384,768; bounded 12,24,36,48)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
-    p.add_argument("--no-progress", action="store_true")
+    add_arguments_common(p, "scaling")
 
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     ckpt = checkpoint_every(geom["forks"]) if max_steps is None else 0
     return RunConfig(
         model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]), data=DataConfig(),
@@ -62,8 +70,6 @@ def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, ma
 
 def budgets(forks: tuple[int, ...]) -> list[int]:
     """End step of each decay branch (fork + DECAY of the budget, as ``riverbed branch`` computes it)."""
-    from riverbed.runs.fork import parse_length
-
     return [k + parse_length(DECAY, k, 1) for k in forks]
 
 
@@ -78,23 +84,17 @@ def checkpoint_every(forks: tuple[int, ...]) -> int:
 
 
 def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
     warmup = min(WARMUP, geom["forks"][0] // 2)
     cfg = config(size, {"type": "warmup-stable", "warmup": warmup}, geom, seed)
     run = Run.create(out / f"wsd-{size}", cfg)
     # Main runs on to the largest budget so the merges can be compared with every decayed model
     # at the same tokens; the tree's cost (tokens_spent) counts main only up to the last fork.
     train_main(cfg, run.path, run, until_step=max(budgets(geom["forks"])), progress=progress, data=data)
-    run.fork(list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
+    fork_branches(run, list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
     return run.path
 
 
 def cosine_runs(out: Path, size: str, budgets: list[int], geom: dict[str, Any], seed: int, data: Any, progress: bool) -> list[Path]:
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-
     paths = []
     warmup = min(WARMUP, geom["forks"][0] // 2)
     for steps in budgets:
@@ -107,8 +107,6 @@ def cosine_runs(out: Path, size: str, budgets: list[int], geom: dict[str, Any], 
 
 def _split(points: Any) -> tuple[Any, Any]:
     """All but the largest-D point, and the largest-D point (held out)."""
-    import numpy as np
-
     order = np.argsort(points.d, kind="stable")
     return points.take(order[:-1]), points.take(order[-1:])
 
@@ -118,13 +116,6 @@ def _err(pred: float, actual: float) -> float:
 
 
 def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
-    import numpy as np
-
-    from riverbed.data import load_dataset
-    from riverbed.scaling import fit_law, load_run, predict
-    from riverbed.scaling.merge_points import merge_points
-    from riverbed.scaling.points import concat
-
     data = load_dataset(config("s", {"type": "constant"}, geom, seed).data)
     res: dict[str, Any] = {"geometry": {k: list(v) if isinstance(v, tuple) else v for k, v in geom.items()}, "decay": DECAY, "min_ratio": MIN_RATIO, "seed": seed, "sizes": {}}
     fit_pts, held = [], {}
@@ -173,8 +164,6 @@ def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[st
 
 def _tree_tokens(run: Path) -> float:
     """Tokens the tree needs for its finished models: main up to the last fork plus each decay."""
-    from riverbed.runs import Run
-
     decays = [b for b in Run(run).branches if b.kind == "decay" and b.final is not None and b.fork is not None]
     return float(max(b.fork.tokens for b in decays) + sum(b.final.tokens - b.fork.tokens for b in decays))
 
@@ -199,49 +188,7 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from riverbed.checkpoints.atomic import atomic_path
-
-    from riverbed.scaling.laws import LAWS
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    chin, data_law = LAWS["chinchilla"], LAWS["data"]
-    theta = np.array(res["chinchilla"]["theta"])  # log-space: finite even when A overflows
-    for i, (size, r) in enumerate(res["sizes"].items()):
-        d = np.array(r["tokens"])
-        grid = np.geomspace(d.min() / 1.3, d.max() * 1.5, 100)
-        color = f"C{i}"
-        a1.scatter(d[:-1], r["loss"][:-1], color=color, label=f"{size} (N={r['n_params']:.2g})")
-        a1.scatter([r["held_out"]["D"]], [r["held_out"]["loss"]], facecolors="none", edgecolors=color, s=80, label=f"{size} held out")
-        a1.plot(grid, chin.predict(theta, r["n_params"], grid), color=color)
-        a1.scatter([m["merge_tokens"] for m in r["merge_rows"]], [m["merge_loss"] for m in r["merge_rows"]], marker="x", color=color, alpha=0.6)
-    a1.set(xscale="log", xlabel="D (tokens)", ylabel="held-out loss", title="WSD decay branches (dots), PMA merges (x), chinchilla fit")
-    a1.legend(fontsize=7, ncol=2)
-    c = res["cosine"]
-    w = res["sizes"][c["size"]]
-    for label, d, loss, th, color in (("WSD decays", w["tokens"], w["loss"], w["data_theta"], "C0"), ("cosine runs", c["tokens"], c["loss"], c["data_theta"], "C3")):
-        d = np.array(d)
-        grid = np.geomspace(d.min() / 1.3, d.max() * 1.5, 100)
-        a2.scatter(d, loss, color=color, label=label)
-        a2.plot(grid, data_law.predict(np.array(th), None, grid), color=color)
-    a2.set(xscale="log", xlabel="D (tokens)", ylabel="held-out loss", title=f"size {c['size']}: data law from WSD decays vs cosine runs")
-    a2.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.errors import ConfigError
-
     geom = dict(BOUNDED if bounded() else FULL)
     if args.forks:
         try:
@@ -250,15 +197,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--forks={args.forks!r}: expected comma-separated steps like 100,200,400,800") from None
     if len(geom["forks"]) < 4 or sorted(geom["forks"]) != list(geom["forks"]) or geom["forks"][0] < 4:
         raise ConfigError(f"--forks={args.forks!r}: need at least 4 increasing fork steps, the first >= 4")
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    res = study(out / "runs", geom, args.seed, not args.no_progress)
+    st = start(args, "scaling")
+    out = st.out
+    res = study(out / "runs", geom, args.seed, st.progress)
     write_json(out / "results.json", res)
     md = table(res)
     write_text(out / "results.md", md)
-    plot(res, out / "scaling.png")
+    plot_scaling_study(res, out / "scaling.png")
     print(md)
     print(json.dumps({"out": str(out)}))
     return 0

@@ -36,14 +36,24 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
+import multiprocessing
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.errors import RunError
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, start
+from riverbed.model import ModelConfig
+from riverbed.reports.experiment_plots import plot_spike
+from riverbed.runs import BranchRecord, Run
+from riverbed.runs.drive import train_main
 from riverbed.training.callbacks import Callback
+from riverbed.training.guard import GuardConfig, SpikeDetector
 from riverbed.units import arg, parse_count
 
 ARMS = ("reference", "none", "rollback", "pma-init")
@@ -55,13 +65,8 @@ TOL = 0.05
 BOUNDED = {"steps": 160, "seeds": 1, "jump": 95}
 
 
-def bounded() -> bool:
-    return os.environ.get("RIVERBED_BOUNDED", "") not in ("", "0")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("experiments/spike"), help="output folder (replaced)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; bounded 1)")
+    add_arguments_common(p, "spike", seeds=3)
     p.add_argument("--steps", type=arg(parse_count), default=None, help=f"steps per run (default {STEPS}; bounded {BOUNDED['steps']})")
     p.add_argument("--cause", choices=CAUSES, default="blip",
                    help="blip: --lr for --blip-len steps, then the stable LR again; jump: --lr from --jump on")
@@ -70,7 +75,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jump", type=arg(parse_count), default=None, help=f"first step at --lr (default {JUMP}; bounded {BOUNDED['jump']})")
     p.add_argument("--blip-len", type=arg(parse_count), default=BLIP_LEN, help=f"steps at --lr for --cause blip (default {BLIP_LEN})")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (default 1)")
-    p.add_argument("--no-progress", action="store_true")
 
 
 @dataclass
@@ -105,8 +109,6 @@ def smooth(values: list[float], w: int = WINDOW) -> list[float]:
 
 
 def model_config() -> Any:
-    from riverbed.model import ModelConfig
-
     return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
 
 
@@ -127,10 +129,6 @@ def schedule_spec(lr: float, stable_lr: float, jump: int, cause: str = "blip", b
 
 def run_config(seed: int, steps: int, lr: float, arm: str, stable_lr: float = STABLE_LR, jump: int = JUMP,
                cause: str = "blip", blip_len: int = BLIP_LEN) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.training.guard import GuardConfig
-
     guard = None
     if arm not in ("none", "reference"):
         # 3 steps in a row 10% above the median of the last 50 healthy steps (or 8 MADs); both
@@ -169,10 +167,6 @@ class Setup:
 def run_arm(out: Path, seed: int, steps: int, setup: Setup, arm: str, data: Any,
             progress: bool) -> dict[str, Any]:
     """One arm of one seed (``returned`` is filled in by :func:`compare_to_reference`)."""
-    from riverbed.errors import RunError
-    from riverbed.runs import BranchRecord, Run
-    from riverbed.runs.drive import train_main
-    from riverbed.training.guard import SpikeDetector
 
     cfg = setup.config(seed, steps, arm)
     run_dir = out / f"seed{seed}" / arm
@@ -232,7 +226,7 @@ def compare_to_reference(results: list[dict[str, Any]], tol: float = TOL) -> Non
 
 def run_seed(out: Path, seed: int, steps: int, setup: Setup, data: Any,
              progress: bool) -> list[dict[str, Any]]:
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
     torch.set_num_threads(1)
     return [run_arm(out, seed, steps, setup, arm, data, progress) for arm in ARMS]
@@ -280,87 +274,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict[str, Any]], path: Path, setup: Setup) -> None:
-    """Left: smoothed loss per arm (mean, band = min..max over seeds). Right: the same minus the
-    reference run of the same seed, which removes the seed-to-seed spread of the trajectory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    colors = {"reference": "k", "none": "tab:red", "rollback": "tab:orange", "pma-init": "tab:blue"}
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    left = max(0, setup.jump - 100)  # the early descent is the same for every arm: show the spike
-    refs = {r["seed"]: np.asarray(smooth(r["curve"])) for r in results if r["arm"] == "reference"}
-    lo, hi = math.inf, -math.inf
-    for arm in ARMS:
-        rs = [r for r in results if r["arm"] == arm]
-        if not rs:
-            continue
-        n = max(len(r["curve"]) for r in rs)
-        arr, gap = np.full((len(rs), n), np.nan), np.full((len(rs), n), np.nan)
-        for i, r in enumerate(rs):
-            c = np.asarray(smooth(r["curve"]))
-            arr[i, :len(c)] = np.where(np.isfinite(c), c, np.nan)
-            ref = refs.get(r["seed"])
-            if ref is not None:
-                m = min(len(c), len(ref))
-                gap[i, :m] = arr[i, :m] - ref[:m]
-        x = np.arange(n)
-        with np.errstate(all="ignore"):
-            lo, hi = min(lo, float(np.nanmin(arr[:, left:]))), max(hi, float(np.nanmax(arr[:, left:])))
-        passed, back = sum(r["passed"] for r in rs), sum(r["returned"] for r in rs)
-        label = (f"{arm} (no spike)" if arm == "reference"
-                 else f"{arm}: {passed}/{len(rs)} passed, {back}/{len(rs)} back")
-        style = {"color": colors[arm], "lw": 1.0 if arm == "reference" else 1.5, "ls": "--" if arm == "reference" else "-"}
-        for a, v in ((ax, arr), (ax2, gap)):
-            with np.errstate(all="ignore"):
-                a.plot(x, np.nanmean(v, axis=0), label=label, **style)
-                if len(rs) > 1 and arm != "reference":
-                    a.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=colors[arm], alpha=0.15)
-    ax.set_ylabel(f"training loss (mean of {WINDOW} steps)")
-    if math.isfinite(lo) and math.isfinite(hi):
-        ax.set_ylim(lo - 0.05, min(6.0, hi) + 0.15)
-    ax2.set_ylabel("loss minus the reference run (same seed)")
-    ax2.axhspan(-TOL, TOL, color="tab:green", alpha=0.12, label=f"within {TOL:g} of the reference")
-    what = f"LR {setup.stable_lr:g} -> {setup.lr:g}" + (f" for {setup.blip_len} steps" if setup.cause == "blip" else "")
-    for a in (ax, ax2):
-        a.set_xlim(left=left)
-        a.set_xlabel("optimizer step (the trajectory that survived)")
-        if setup.cause == "blip":
-            a.axvspan(setup.jump, setup.jump + setup.blip_len, color="k", alpha=0.2)
-        else:
-            a.axvline(setup.jump, color="k", lw=0.8)
-        a.legend(fontsize=8, loc="upper left" if a is ax2 else "lower left")
-    ax.set_title(f"{what} at step {setup.jump}; tiny MoE (8 experts, top-2)", fontsize=10)
-    ax2.set_title("band = min..max over seeds", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
-    from riverbed.data import load_dataset
-
-    b = bounded()
-    seeds = args.seeds if args.seeds is not None else (BOUNDED["seeds"] if b else 3)
-    steps = args.steps if args.steps is not None else (BOUNDED["steps"] if b else STEPS)
-    out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    jump = args.jump if args.jump is not None else (BOUNDED["jump"] if b else JUMP)
+    st = start(args, "spike", bounded_seeds=BOUNDED["seeds"])
+    b, seeds, out = st.bounded, st.seeds, st.out
+    steps = st.choose(args.steps, BOUNDED["steps"], STEPS)
+    jump = st.choose(args.jump, BOUNDED["jump"], JUMP)
     setup = Setup(args.lr, args.stable_lr, jump, args.cause, args.blip_len)
     data = load_dataset(setup.config(0, steps, "none").data)
     jobs = max(1, min(args.jobs, seeds))
-    work = [(out, seed, steps, setup, data, not args.no_progress and jobs == 1) for seed in range(seeds)]
+    work = [(out, seed, steps, setup, data, st.progress and jobs == 1) for seed in range(seeds)]
     if jobs == 1:
         per_seed = [run_seed(*w) for w in work]
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         # fork: the workers share the loaded corpus; each trains one seed's four arms
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -375,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
                                       "blip_len": setup.blip_len, "tol": TOL, "steps": steps, "seeds": seeds, "bounded": b,
                                       "model_params": model_config().n_params(), "summary": rows, "runs": results})
     write_text(out / "results.md", table(rows))
-    plot(results, out / "spike.png", setup)
+    plot_spike(results, out / "spike.png", setup, arms=ARMS, window=WINDOW, tol=TOL, smooth=smooth)
     print(table(rows))
     print(f"wrote {out / 'spike.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

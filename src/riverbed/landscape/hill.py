@@ -30,8 +30,12 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.state import read_state
 from riverbed.config import RunConfig
+from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.landscape.inputs import open_checkpoints
+from riverbed.schedules import schedule_from_spec
+from riverbed.schedules.wsd import DecayBranch
+from riverbed.training import train_branch
 
 DEFAULT_FRACTION = 0.1
 """Default decay length: this share of the fork step ..."""
@@ -75,9 +79,6 @@ def _probe_config(cfg: RunConfig, device: str) -> RunConfig:
 def hill(checkpoint: str | Path, *, length: int | None = None, lr: float | None = None, shape: str = DEFAULT_SHAPE,
          device: str = "auto", progress: bool = True, data: Any | None = None) -> HillPoint:
     """Train a short decay branch from ``checkpoint`` (a riverbed checkpoint) and measure the drop."""
-    from riverbed.schedules import schedule_from_spec
-    from riverbed.schedules.wsd import DecayBranch
-    from riverbed.training import train_branch
 
     path = Path(checkpoint)
     if not (path / layout.OPTIMIZER_FILE).is_file() or not (path / layout.STATE_FILE).is_file():
@@ -114,8 +115,6 @@ def hill(checkpoint: str | Path, *, length: int | None = None, lr: float | None 
 
 def hill_along(run: str | Path, *, every: int = 1, branch: str = layout.MAIN, **kw: Any) -> list[HillPoint]:
     """:func:`hill` at every ``every``-th saved checkpoint of ``branch`` (step 0 skipped: nothing to decay)."""
-    from riverbed.data import load_dataset
-
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"--every must be a positive integer, got {every!r}")
     refs = [r for r in layout.list_checkpoints(run, branch) if r.step > 0][::every]

@@ -17,6 +17,7 @@ evaluate in float32 whatever ``train.dtype`` was: a landscape is a difference of
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,9 +28,13 @@ import torch
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.state import apply_model_tensors, read_safetensors, read_state
 from riverbed.config import RunConfig, load_config
+from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.training.evaluate import heldout_set
 from riverbed.landscape.objective import Objective, Params, model_objective, model_params
+from riverbed.model import build_model
+from riverbed.model.hf import config_from_hf, load_hf
+from riverbed.training.devices import resolve_device
 
 
 @dataclass
@@ -51,8 +56,6 @@ def _is_riverbed(path: Path) -> bool:
 
 def _read(path: Path, config: Path | None) -> tuple[RunConfig | None, Any, dict[str, torch.Tensor]]:
     """(run config or None, model config, HF-named tensors) of one input."""
-    from riverbed.model.hf import config_from_hf, load_hf
-
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path}: not found (expected a checkpoint or Hugging Face directory)")
     if _is_riverbed(path):
@@ -76,8 +79,6 @@ def _read(path: Path, config: Path | None) -> tuple[RunConfig | None, Any, dict[
 
 
 def _hf_model_config(path: Path, config_from_hf: Any) -> Any:
-    import json
-
     file = path / layout.HF_CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(f"checkpoint {path}: no run config in state.json and no {layout.HF_CONFIG_FILE}")
@@ -106,9 +107,6 @@ def check_same_model(paths: Sequence[Path], model_cfgs: Sequence[Any], tensors: 
 def open_checkpoints(paths: Sequence[str | Path], *, config: str | Path | None = None, device: str = "auto",
                      data: Any | None = None) -> tuple[ProbeSetup, list[Params]]:
     """Load ``paths`` (one model) and the run's held-out objective; returns (setup, params per path)."""
-    from riverbed.data import load_dataset
-    from riverbed.model import build_model
-    from riverbed.training.devices import resolve_device
 
     paths = [Path(p) for p in paths]
     if not paths:

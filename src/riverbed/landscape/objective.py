@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from riverbed.training.evaluate import evaluate
+
 Params = dict[str, torch.Tensor]
 Term = Callable[[Params], torch.Tensor]
 HVP_METHODS = ("double-backward", "jvp")
@@ -130,7 +132,7 @@ class Objective:
 
     @staticmethod
     def _hvp_jvp(term: Term, params: Params, v: Params) -> dict[str, torch.Tensor | None]:
-        from torch.func import grad, jvp
+        from torch.func import grad, jvp  # lazy: optional dependency (torch)
 
         detached = {n: t.detach() for n, t in params.items()}
         _, hv = jvp(grad(term), (detached,), ({n: v[n].detach() for n in detached},))
@@ -141,9 +143,7 @@ def model_objective(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor
                     device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                     chunk: int = 0, method: str = "double-backward") -> Objective:
     """The held-out loss of ``model`` on ``batches`` (mean of per-batch mean token losses, as training logs it)."""
-    from torch.func import functional_call
-
-    from riverbed.training.evaluate import evaluate
+    from torch.func import functional_call  # lazy: optional dependency (torch)
 
     batches = [(x.to(device), y.to(device)) for x, y in batches]
 

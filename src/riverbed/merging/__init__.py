@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from riverbed.merging.weights import decay_weights, ema, explicit, format_weights, sma, weights_for, wma
@@ -35,7 +36,5 @@ __all__ = ["decay_weights", "ema", "explicit", "format_weights", "sma", "weights
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'riverbed.merging' has no attribute {name!r}")

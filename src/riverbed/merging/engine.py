@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from riverbed.checkpoints.atomic import atomic_dir, atomic_path, write_json
 from riverbed.errors import MergeError, RiverbedError
 from riverbed.merging.formats import DTYPES, Source, TensorEntry
-from riverbed.merging.kernels import Buffers, decode, encode
-from riverbed.merging.kernels import accumulate as kernel_accumulate
-from riverbed.merging.plan import INDEX_FILE, MergePlan, OutTensor
+from riverbed.merging.kernels import Buffers, accumulate as kernel_accumulate, decode, encode
+from riverbed.merging.merge_plan import INDEX_FILE, MergePlan, OutTensor
 from riverbed.merging.writer import ShardWriter
 
 CHUNK_ELEMS = 1 << 18  # 256K elements: 1 MB of float32 accumulator, stays in L2; fixed, never per-thread
@@ -79,7 +80,7 @@ class _Reader:
         size = DTYPES[entry.dtype][1]
         nbytes = count * size
         if entry.offset < 0:  # a torch.load'ed .bin tensor (flat, contiguous)
-            import torch
+            import torch  # lazy: loads torch, which importing this module must not
 
             flat = self.loaded[(entry.file, entry.name)]
             return flat.view(torch.uint8)[start * size : start * size + nbytes].numpy()
@@ -246,8 +247,6 @@ class _progress:
             self.plain, self.t0, self.printed = True, time.perf_counter(), -1
             self.last = self.t0
             return self._line
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
         self.bar = Progress("merging", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.bar.__enter__()

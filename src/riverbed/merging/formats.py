@@ -208,7 +208,7 @@ def _open_sharded(index: Path, label: str, directory: Path | None) -> Source:
 
 
 def _open_bin(paths: list[Path], label: str, directory: Path | None) -> Source:
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
     tensors: dict[str, TensorEntry] = {}
     loaded: dict[str, Any] = {}

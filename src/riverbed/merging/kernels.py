@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from riverbed.merging.formats import DTYPES
+
 NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 BF16_NAN = np.uint16(0x7FC0)
 
@@ -39,9 +41,7 @@ def decode(dtype: str, data: np.ndarray, buf: Buffers) -> np.ndarray:
     if dtype in NUMPY:
         return data.view(NUMPY[dtype])
     # float8: numpy has no such dtype; torch decodes it (imported only for these inputs)
-    import torch
-
-    from riverbed.merging.formats import DTYPES
+    import torch  # lazy: loads torch, which importing this module must not
 
     t = torch.frombuffer(bytearray(data.tobytes()), dtype=getattr(torch, DTYPES[dtype][0]))
     return t.float().numpy()

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from riverbed import __version__
 from riverbed.errors import MergeError
 from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
 from riverbed.merging.engine import MergeResult, execute
 from riverbed.merging.formats import open_input
 from riverbed.merging.guard import check_output
+from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.order import Position, order_inputs
-from riverbed.merging.plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.recipe import MergeRecipe, load_recipe
 from riverbed.merging.weights import weights_for
 
@@ -122,8 +123,6 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
                overwrite: bool = False, progress: bool = True, verbose: bool = True,
                recorded_weights: Sequence[float] | None = None, selection: dict[str, Any] | None = None) -> MergeResult:
     """Execute a validated :class:`MergeRecipe` into ``out`` (what :func:`merge` and :func:`replay` call)."""
-    from riverbed import __version__
-
     t0 = time.perf_counter()
     out = Path(out)
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):

@@ -12,7 +12,7 @@ import errno
 import os
 from pathlib import Path
 
-from riverbed.merging.plan import Shard
+from riverbed.merging.merge_plan import Shard
 
 _FADVISE = getattr(os, "posix_fadvise", None)
 _WRITEBACK_EVERY = 32 * 1024 * 1024  # start write-back in 32 MB steps, not per chunk

@@ -33,6 +33,7 @@ from riverbed.predict.laws import LAWS
 from riverbed.predict.runs import branch_curve, check_same_setup, finished_decays
 from riverbed.runs import Run
 from riverbed.runs.manifest import BranchRecord
+from riverbed.scaling.merge_points import merge_points
 from riverbed.training.metrics import read_metrics
 
 BASELINES = ("main", "merge")
@@ -145,8 +146,6 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
     curves = {b.name: branch_curve(run, b) for b in decays}
     merged: dict[str, float] = {}
     if merge:
-        from riverbed.scaling.merge_points import merge_points
-
         merged = {r.branch: r.merge_loss for r in merge_points(run.path, last=merge_last, method=merge_method, progress=progress).rows}
     rows = []
     for i in progress_steps(len(decays), f"leave-one-out ({len(decays)} branches x {len(laws)} laws)", progress):

@@ -23,11 +23,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import Progress
 from scipy.optimize import least_squares
 from scipy.stats import linregress
 
 from riverbed.predict.curves import Curve, PredictError
-from riverbed.predict.laws import LAWS, MPL_PARAMS, TISSUE_LAMBDA, TISSUE_PARAMS, MPLTerms, TissueTerms, mpl_physical, tissue_physical
+from riverbed.predict.laws import (
+    LAWS,
+    MPL_PARAMS,
+    TISSUE_LAMBDA,
+    TISSUE_PARAMS,
+    MPLTerms,
+    TissueTerms,
+    mpl_physical,
+    tissue_physical,
+)
 
 FORMAT = "riverbed.predict.law/1"
 HUBER_DELTA = 1e-3  # both papers' Huber threshold on the log residual
@@ -271,8 +282,6 @@ def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
     if not enabled:
         yield from range(n)
         return
-    from rich.console import Console
-    from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=n)

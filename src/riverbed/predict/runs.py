@@ -28,7 +28,7 @@ from riverbed.predict.fit import LawFit, bootstrap_fits, fit_law
 from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
-from riverbed.schedules import Schedule, schedule_from_spec
+from riverbed.schedules import DecayBranch, Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.training.metrics import read_metrics
 
 #: Decay shapes the best-decay search tries (those that need no extra parameter).
@@ -229,8 +229,6 @@ def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: st
                    fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
                    progress: bool = False) -> Prediction:
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
-    from riverbed.schedules import schedule_to_spec
-
     run = open_run(run)
     schedule, n = decay_request(run, from_step, shape, length, min_ratio)
     fit = fit or fit_run(run, law)
@@ -243,8 +241,6 @@ def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: st
 def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | None = None,
                      steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False) -> Prediction:
     """Predicted curve of any schedule on the run's model and data (same peak LR)."""
-    from riverbed.schedules import schedule_to_spec
-
     run = open_run(run)
     try:
         schedule = schedule_from_spec(spec, where="--schedule")
@@ -275,8 +271,6 @@ class DecayOption:
 def best_decay(run: Run | str | Path, budget: int, *, law: str = "mpl", fit: LawFit | None = None,
                shapes: Sequence[str] = SEARCH_SHAPES, fractions: Sequence[float] = SEARCH_FRACTIONS) -> list[DecayOption]:
     """Every (shape, decay length) at ``budget`` steps, best predicted final loss first."""
-    from riverbed.schedules import DecayBranch
-
     run = open_run(run)
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
         raise PredictError(f"--budget: must be a number of steps >= 2, got {budget!r}")

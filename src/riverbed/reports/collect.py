@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
+
+from riverbed import __version__
 from riverbed.checkpoints import layout
 from riverbed.errors import RiverbedError
 from riverbed.reports.run_plots import Curves, run_curves
@@ -22,6 +25,8 @@ from riverbed.runs.accounting import Accounting
 from riverbed.runs.manifest import Point
 from riverbed.runs.run import FinishedPoint, Run
 from riverbed.runs.view import accounting
+from riverbed.scaling import fit_law
+from riverbed.scaling.points import Points
 from riverbed.training.metrics import read_metrics
 
 #: Finished points a run needs before the report fits a law to them. The one-size ``data`` law
@@ -88,9 +93,6 @@ def _events(run: Run) -> list[Event]:
 
 
 def _fit(points: list[FinishedPoint]) -> tuple[Any | None, str]:
-    from riverbed.scaling import fit_law
-    from riverbed.scaling.points import Points
-
     usable = [p for p in points if p.loss is not None and p.tokens > 0]
     if len(usable) < MIN_FIT_POINTS:
         return None, (f"no scaling fit: the run has {len(usable)} finished point(s), a fit of "
@@ -131,15 +133,12 @@ def collect_run(path: str | Path, *, label: str | None = None, fit: bool = True)
 
 def software_versions() -> dict[str, str]:
     """Versions of the software writing the report (the run manifest records none of its own)."""
-    import matplotlib
-    import numpy
-
-    from riverbed import __version__
+    import matplotlib  # lazy: loads matplotlib, which only drawing needs
 
     versions = {"riverbed": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,
                 "matplotlib": matplotlib.__version__, "platform": platform.platform()}
     try:  # torch is heavy and not needed to read a run; report it only when it is importable
-        import torch
+        import torch  # lazy: optional dependency (ImportError handled here)
 
         versions["torch"] = torch.__version__
     except ImportError:  # pragma: no cover

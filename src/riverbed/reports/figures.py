@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from riverbed.reports.collect import RunData
+from riverbed.reports.pyplot import pyplot
 from riverbed.reports.run_plots import Curves
 
-# matplotlib is imported lazily in _plt(): reading a run for `riverbed report --help` or a JSON
+# matplotlib loads only when a figure is drawn (riverbed.reports.pyplot): reading a run for `riverbed report --help` or a JSON
 # answer should not pay its import time.
 
 LONG_KINDS = ("main", "wsds", "cyclic", "cosine")
@@ -32,20 +33,11 @@ MILESTONE_STYLE = {"color": "crimson", "marker": "*", "markersize": 12, "linesty
 RUN_COLOURS = ("black", "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
     """The figure as PNG bytes; the figure is closed (reports build many)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -54,7 +46,7 @@ def _label(c: Curves) -> str:
 
 
 def _styles(curves: Sequence[Curves]) -> dict[str, dict[str, Any]]:
-    cmap = _plt().get_cmap("viridis")
+    cmap = pyplot().get_cmap("viridis")
     others = [c for c in curves if c.kind not in LONG_KINDS]
     out: dict[str, dict[str, Any]] = {}
     for c in curves:
@@ -94,7 +86,7 @@ def _zoom(ax: Any, values: Sequence[float]) -> bool:
 
 def lr_figure(data: RunData) -> Any:
     """Learning rate against tokens, one line per branch."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 3.6))
     styles = _styles(data.curves)
     for c in data.curves:
@@ -116,7 +108,7 @@ def _x(c: Curves, series: str, x: str) -> list[float]:
 
 def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
     """Held-out loss against tokens (or FLOPs): every branch, PMA merges, WSD-S decayed points."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 5.2))
     styles = _styles(data.curves)
     values: list[float] = []
@@ -148,7 +140,7 @@ def fit_figure(fit: Any, *, title: str = "") -> Any:
     The curve is solid inside the observed token range and dashed where it extrapolates (down to
     a third of the smallest D, up to ten times the largest); the data range is shaded.
     """
-    plt = _plt()
+    plt = pyplot()
     law, theta, pts = fit.law_def, np.asarray(fit.theta), fit.points
     fig, ax = plt.subplots(figsize=(9, 4.6))
     d_lo, d_hi = float(pts.d.min()), float(pts.d.max())
@@ -177,7 +169,7 @@ def fit_figure(fit: Any, *, title: str = "") -> Any:
     ax.set_title(title or f"{law.formula}: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items()), fontsize=10)
     ymin, ymax = float(np.min(pts.loss)), float(np.max(pts.loss))
     ax.set_ylim(ymin / 1.3, ymax * 1.3)  # a band that explodes far out must not flatten the data
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter  # lazy: loads matplotlib, which only drawing needs
 
     # Less than a decade of loss: label the minor ticks too, as plain numbers (not 3x10^0).
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
@@ -193,7 +185,7 @@ def compare_figure(runs: Sequence[RunData], *, x: str = "tokens", series: str = 
 
     ``series`` is ``loss`` (held-out loss, PMA merges and decayed checkpoints too) or ``lr``.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 5.2 if series == "loss" else 3.6))
     values: list[float] = []
     for i, data in enumerate(runs):

@@ -1,7 +1,7 @@
 """Plots of the landscape probes (riverbed.landscape): a loss line, a loss plane, hill vs river.
 
-matplotlib is imported inside each function: the probes' Python API and ``riverbed --help`` stay
-free of it. Every figure is written to a temporary sibling and renamed into place.
+matplotlib is loaded only when a figure is drawn (riverbed.reports.pyplot): the probes' Python API
+and ``riverbed --help`` stay free of it. Every figure is written to a temporary sibling and renamed into place.
 
 >>> from riverbed.reports.landscape_plots import plot_interpolation   # doctest: +SKIP
 >>> plot_interpolation([("A -> B", result)], "line.png")             # doctest: +SKIP
@@ -13,29 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path
-
-
-def _pyplot() -> Any:
-    import matplotlib  # lazy: heavy, and only needed when a plot is asked for
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, out: str | Path) -> Path:
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
-    _pyplot().close(fig)
-    return out
+from riverbed.reports.pyplot import pyplot, save
 
 
 def plot_interpolation(lines: Sequence[tuple[str, Any]], out: str | Path, *, title: str = "held-out loss along a line") -> Path:
     """One curve per (label, riverbed.landscape.Interpolation); the ends (alpha 0 and 1) marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, r in lines:
         ax.plot(r.alphas, r.losses, marker=".", label=label)
@@ -47,13 +30,13 @@ def plot_interpolation(lines: Sequence[tuple[str, Any]], out: str | Path, *, tit
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out, dpi=120)
 
 
 def plot_plane(result: Any, out: str | Path, *, title: str = "held-out loss on the plane of three checkpoints") -> Path:
     """Filled contours of riverbed.landscape.Plane with each point marked and labelled (its
     distance off the plane in the label when it is not on it)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
     cs = ax.contourf(result.xs, result.ys, result.losses, levels=24, cmap="viridis")
     ax.contour(result.xs, result.ys, result.losses, levels=12, colors="white", linewidths=0.4)
@@ -68,12 +51,12 @@ def plot_plane(result: Any, out: str | Path, *, title: str = "held-out loss on t
     ax.set_ylabel("along C - A (orthogonalised)")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out, dpi=120)
 
 
 def plot_hill(points: Sequence[Any], out: str | Path, *, title: str = "hill and river along the run") -> Path:
     """Two panels against tokens: checkpoint loss and decayed loss (river), and their gap (hill)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True)
     tokens = [p.tokens for p in points]
     top.plot(tokens, [p.loss for p in points], marker="o", label="checkpoint (constant LR)")
@@ -85,4 +68,4 @@ def plot_hill(points: Sequence[Any], out: str | Path, *, title: str = "hill and 
     bottom.set_xlabel("tokens")
     top.set_title(title)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out, dpi=120)

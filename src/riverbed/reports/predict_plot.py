@@ -14,19 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from riverbed.checkpoints.atomic import atomic_path
 from riverbed.predict.curves import Curve
 from riverbed.predict.runs import Prediction
+from riverbed.reports.pyplot import pyplot, save
 
 
 def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction], out: str | Path, *,
                      tokens_per_step: int = 1, title: str = "") -> Path:
     """Measured curves as points, predictions as dashed lines with bands; written atomically."""
-    # matplotlib is an optional, slow import: only the plotting path pays for it.
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -63,8 +59,4 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out, dpi=120)

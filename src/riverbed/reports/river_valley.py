@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riverbed.reports.landscape_plots import _pyplot, _save
+from riverbed.reports.pyplot import pyplot, save
 
 
 def plot_bigram_experiment(results: Sequence[dict[str, Any]], out: str | Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ((a1, a2), (a3, a4)) = plt.subplots(2, 2, figsize=(11, 8))
     for i, r in enumerate(results):
         a1.plot(*zip(*r["main"]), marker=".", color="black", alpha=0.6, label="main (constant LR)" if i == 0 else None)
@@ -51,4 +51,4 @@ def plot_bigram_experiment(results: Sequence[dict[str, Any]], out: str | Path) -
     a4.set_title("Sharpness along the run")
     a4.legend()
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out, dpi=120)

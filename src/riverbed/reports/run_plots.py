@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.reports.pyplot import pyplot, save
+from riverbed.runs import Run
 from riverbed.training.metrics import read_metrics
-from riverbed.checkpoints.atomic import atomic_path
 
 
 @dataclass
@@ -74,8 +75,6 @@ def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any 
 
 def run_curves(run_dir: str | Path) -> list[Curves]:
     """Curves of every branch of a run; a branch's LR line starts at its fork point."""
-    from riverbed.runs import Run
-
     run = Run.open(run_dir)
     curves = {b.name: branch_curves(run.path, b.name, b.kind, b.fork) for b in run.branches}
     for b in run.branches:
@@ -92,10 +91,7 @@ def run_curves(run_dir: str | Path) -> list[Curves]:
 
 def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Path:
     """Two panels sharing the token axis: LR (top) and held-out loss (bottom). Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
@@ -132,11 +128,7 @@ def plot_curves(curves: list[Curves], out: str | Path, *, title: str = "") -> Pa
     if title:
         ax_lr.set_title(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out, dpi=120)
 
 
 def plot_run(run_dir: str | Path, out: str | Path, *, title: str | None = None) -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
+from riverbed.config import dumps_toml, load_config
 from riverbed.errors import RunError
 
 
@@ -21,7 +24,6 @@ def config_toml(cfg: Any) -> str:
     to_toml = getattr(cfg, "to_toml", None)
     if to_toml is not None:
         return to_toml()
-    from riverbed.config import dumps_toml
 
     return dumps_toml(config_dict(cfg))
 
@@ -41,10 +43,6 @@ def model_info(cfg: Any) -> dict[str, Any]:
 
 def load_run_config(run_dir: Any) -> Any:
     """The RunConfig a run was created with (its config.toml)."""
-    from pathlib import Path
-
-    from riverbed.checkpoints import layout
-    from riverbed.config import load_config
 
     path = Path(run_dir) / layout.CONFIG
     if not path.is_file():

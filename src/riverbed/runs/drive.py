@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.data import load_dataset
 from riverbed.runs.manifest import BranchRecord, Point
-from riverbed.runs.run import Run
+from riverbed.runs.progress import ManifestCallback
+from riverbed.runs.run import Run, point_from_state, read_state
+from riverbed.schedules import schedule_to_spec
 
 # Schedule class name -> kind of the root branch (literal on purpose).
 ROOT_KINDS: dict[str, str] = {"WSDS": "wsds", "CyclicCosine": "cyclic", "Cosine": "cosine"}
@@ -93,8 +96,7 @@ def train_main(
     reached, and marks the branch finished when its schedule ended. Returns the last
     ``BranchResult``.
     """
-    from riverbed.schedules import schedule_to_spec
-    from riverbed.training import train_branch
+    from riverbed.training import train_branch  # lazy: loads torch, which importing this module must not
 
     run_dir = Path(run_dir)
     schedule = cfg.schedule_object()
@@ -107,8 +109,6 @@ def train_main(
             run.add_branch(BranchRecord(layout.MAIN, kind, spec, status="stopped"))
         run.update_branch(layout.MAIN, lambda b: replace(b, kind=kind, schedule=spec))
     if data is None:
-        from riverbed.data import load_dataset
-
         data = load_dataset(cfg.data)
     mark = set(milestones(schedule))
     start = _last_step(run_dir)
@@ -116,7 +116,6 @@ def train_main(
         _recover_milestones(run, run_dir, mark, start)
     cbs = tuple(callbacks)
     if run is not None:  # record each checkpoint as main's progress in run.json
-        from riverbed.runs.progress import ManifestCallback
 
         cbs = (ManifestCallback(run, layout.MAIN), *cbs)
     res = None
@@ -134,8 +133,6 @@ def train_main(
 
 def _recover_milestones(run: Run, run_dir: Path, mark: set[int], start: int) -> None:
     """A crash between a milestone's checkpoint and its manifest entry: record it from disk."""
-    from riverbed.runs.run import point_from_state, read_state
-
     have = {p.step for p in run.branch(layout.MAIN).milestones}
     for step in sorted(m for m in mark if m <= start and m not in have):
         path = layout.checkpoint_dir(run_dir, layout.MAIN, step)

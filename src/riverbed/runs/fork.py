@@ -10,8 +10,8 @@ Every request is validated before anything is trained or recorded (the fork step
 saved checkpoint, the name free, the shape known, the length positive), so a bad request
 leaves the run exactly as it was.
 
->>> from riverbed.runs import Run                                  # doctest: +SKIP
->>> Run.open("runs/x").fork(800, "1-sqrt", "20%")                  # doctest: +SKIP
+>>> from riverbed.runs import Run, fork_branches                   # doctest: +SKIP
+>>> fork_branches(Run.open("runs/x"), 800, "1-sqrt", "20%")        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,9 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, LockedError, RiverbedError, RiverbedWarning, RunError
+from riverbed.runs.config_io import load_run_config
 from riverbed.runs.manifest import BranchRecord, Point
+from riverbed.runs.progress import ManifestCallback
 from riverbed.runs.run import Run, point_from_state, read_state
+from riverbed.schedules import DecayBranch, schedule_from_spec, schedule_to_spec
+from riverbed.training.metrics import read_metrics
+from riverbed.units import split_quantity
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _TOKEN_UNITS = ("tok", "tokens", "token")
@@ -64,8 +70,6 @@ def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field
     >>> parse_length("2K steps", 800, 64), parse_length("200", 800, 64)
     (2000, 200)
     """
-    from riverbed.units import split_quantity
-
     if isinstance(text, bool):
         raise ConfigError(f"{field}={text!r}: expected a number of steps, tokens ('2M tok') or a percentage ('20%')")
     if isinstance(text, int):
@@ -113,8 +117,6 @@ def check_name(name: str) -> None:
 
 def decay_schedule(run: Run, req: ForkRequest) -> Any:
     """The DecayBranch of a request over the main branch's schedule (shape errors name the field)."""
-    from riverbed.schedules import DecayBranch, schedule_from_spec
-
     main_spec = _main_schedule_spec(run)
     kw: dict[str, Any] = dict(req.extra)
     if req.min_ratio is not None:
@@ -131,8 +133,6 @@ def _main_schedule_spec(run: Run) -> dict[str, Any]:
 
 def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, Any, bool]]:
     """Check every request; returns (request, schedule, resume?) triples. Nothing is written."""
-    from riverbed.schedules import schedule_to_spec
-
     out = []
     seen: set[str] = set()
     branches = run.manifest.branches
@@ -159,22 +159,20 @@ def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = 
 def _check_checkpoint_files(path: Path) -> None:
     """Cheap integrity check of a fork checkpoint: state.json parses, tensor file headers read."""
     read_state(path)
-    from riverbed.checkpoints.state import read_safetensors_metadata
+    from riverbed.checkpoints.state import read_safetensors_metadata  # lazy: loads torch, which importing this module must not
 
     for name in (layout.MODEL_FILE, layout.OPTIMIZER_FILE):
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"{f}: missing (fork checkpoint incomplete)")
         read_safetensors_metadata(f)
-    from riverbed.checkpoints.finite import check_file_finite
+    from riverbed.checkpoints.finite import check_file_finite  # lazy: loads torch, which importing this module must not
 
     check_file_finite(path)  # NaN/inf weights: name the newest finite checkpoint instead
 
 
 def loss_at(run: Run, branch: str, step: int) -> float | None:
     """The held-out loss logged for ``branch`` at exactly ``step`` (None if not evaluated there)."""
-    from riverbed.training.metrics import read_metrics
-
     found = None
     for row in read_metrics(layout.metrics_path(run.path, branch)):
         if row.get("kind") == "eval" and row.get("step") == step and isinstance(row.get("eval_loss"), (int, float)):
@@ -185,13 +183,9 @@ def loss_at(run: Run, branch: str, step: int) -> float | None:
 def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, progress: bool = True,
                data: Any = None, callbacks: Sequence[Any] = ()) -> BranchRecord:
     """Train one validated request to its end and record its final point."""
-    from riverbed.runs.progress import ManifestCallback
-    from riverbed.schedules import schedule_to_spec
-    from riverbed.training import train_branch
+    from riverbed.training import train_branch  # lazy: loads torch, which importing this module must not
 
     if cfg is None:
-        from riverbed.runs.config_io import load_run_config
-
         cfg = load_run_config(run.path)
     ref = run.checkpoint(req.from_step, layout.MAIN)
     fork_state = read_state(ref.path)
@@ -284,7 +278,6 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
     """
     if eval_every is not None:
         branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
-    from riverbed.schedules import schedule_to_spec
 
     todo = []
     done: list[BranchRecord] = []
@@ -296,12 +289,8 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
             todo.append(req)
     checked = validate(run, todo, allow_resume=allow_resume)
     if checked and cfg is None:
-        from riverbed.runs.config_io import load_run_config
-
         cfg = load_run_config(run.path)
     if checked and data is None:
-        from riverbed.data import load_dataset
-
         data = load_dataset(cfg.data)
     for req, schedule, _resume in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
         c = cfg
@@ -309,3 +298,25 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
             c = replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
         done.append(train_fork(run, req, schedule, cfg=c, progress=progress, data=data))
     return done
+
+
+def fork_branches(
+    run: Run,
+    from_step: int | Sequence[int],
+    shape: str = "1-sqrt",
+    length: int | str = "20%",
+    *,
+    min_ratio: float | None = None,
+    name: str | None = None,
+    progress: bool = True,
+    **schedule_fields: Any,
+) -> list[BranchRecord]:
+    """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them.
+
+    ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
+    ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
+    steps, ``<name>-<step>``). Every request is validated before any training.
+    """
+    steps = [from_step] if isinstance(from_step, int) else list(from_step)
+    reqs = plan_requests(run, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
+    return run_requests(run, reqs, progress=progress)

@@ -235,7 +235,7 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
 def locked(run_dir: Path) -> Iterator[None]:
     """Exclusive advisory lock on ``RUN/.lock`` for a read-modify-write of the manifest."""
     try:
-        import fcntl
+        import fcntl  # lazy: optional dependency (ImportError handled here)
     except ImportError:  # pragma: no cover - non-POSIX: single writer assumed
         yield
         return

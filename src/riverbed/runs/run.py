@@ -4,7 +4,7 @@
 >>> run = Run.open("runs/tiny")                        # doctest: +SKIP
 >>> [b.name for b in run.branches]                     # doctest: +SKIP
 ['main', 'linear-from800-len200']
->>> run.fork(800, "1-sqrt", 200)                       # doctest: +SKIP
+>>> fork_branches(run, 800, "1-sqrt", 200)            # doctest: +SKIP (riverbed.runs.fork: trains)
 >>> for p in run.finished_points(): print(p.tokens, p.loss)   # doctest: +SKIP
 
 Reading never needs a lock; every change is a locked read-modify-write of ``run.json``
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,17 +28,10 @@ from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
 from riverbed.checkpoints.lock import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, read_state  # also imported from here by runs.fork, runs.drive
-from riverbed.errors import RunError
+from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
-from riverbed.runs.manifest import (
-    BranchRecord,
-    Manifest,
-    Point,
-    locked,
-    read_manifest,
-    utc_now,
-    write_manifest,
-)
+from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, utc_now, write_manifest
+from riverbed.runs.resume import check_resume
 
 
 @dataclass(frozen=True)
@@ -62,6 +56,18 @@ def point_from_state(state: CheckpointState, checkpoint: str | None = None) -> P
     """The manifest's point of a checkpoint (its state read by riverbed.checkpoints.schema.read_state)."""
     return Point(step=state.step, tokens=state.tokens, flops=state.flops, eval_loss=state.eval_loss,
                  checkpoint=checkpoint)
+
+
+def _as_today(stored: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    """A config dict as ``cfg``'s own type reads it today (defaults filled in, the schedule in
+    canonical form), so resuming compares like with like; a plain dict is compared as it is."""
+    from_dict = getattr(type(cfg), "from_dict", None)
+    if from_dict is None:
+        return stored
+    try:
+        return from_dict(stored).to_dict()
+    except RiverbedError:  # recorded by another version and no longer valid: compare as written
+        return stored
 
 
 def _pid_alive(pid: int | None, host: str | None) -> bool:
@@ -100,8 +106,8 @@ class Run:
     def create(cls, path: str | os.PathLike[str], cfg: Any, *, resume: bool = False) -> Run:
         """Create a run directory for ``cfg`` (a RunConfig), atomically.
 
-        An existing run is refused unless ``resume``; resuming checks the config matches
-        (the model must be the same; other sections may change, e.g. a longer run).
+        An existing run is refused unless ``resume``; resuming checks the config against the
+        run's by the resume rule (riverbed.runs.resume: only length, cadences and hardware change).
         """
         path = Path(path)
         if os.path.lexists(path) and not path.is_dir():
@@ -110,11 +116,8 @@ class Run:
             if not resume:
                 raise RunError(f"{path} already holds a run; resume it or choose another directory")
             run = cls(path)
-            new_model = config_dict(cfg).get("model")
-            old_model = run.manifest.config.get("model")
-            if old_model is not None and new_model != old_model:
-                diff = sorted(k for k in set(old_model) | set(new_model or {}) if old_model.get(k) != (new_model or {}).get(k))
-                raise RunError(f"{path}: cannot resume with a different [model] section (changed: {', '.join(diff)})")
+            check_resume(_as_today(run.manifest.config, cfg), _as_today(config_dict(cfg), cfg),
+                         source=f"resuming {path}", stored=str(path / layout.MANIFEST))
             return run
         if path.exists() and any(path.iterdir()):
             raise RunError(f"{path} exists and is not an empty directory nor a riverbed run")
@@ -218,8 +221,6 @@ class Run:
         shows it as missing; ``riverbed rm`` again finishes), never a half-deleted directory
         under the branch's own name that a new branch of that name would resume from.
         """
-        import shutil
-
         with locked(self.path):
             m = read_manifest(self._manifest_path)
             if name not in m.branches:
@@ -255,29 +256,6 @@ class Run:
         """Branches that trained (a recorded point) but whose directory is gone (deleted by hand)."""
         return [b.name for b in self.branches
                 if b.last is not None and not layout.branch_dir(self.path, b.name).is_dir()]
-
-    def fork(
-        self,
-        from_step: int | Sequence[int],
-        shape: str = "1-sqrt",
-        length: int | str = "20%",
-        *,
-        min_ratio: float | None = None,
-        name: str | None = None,
-        progress: bool = True,
-        **schedule_fields: Any,
-    ) -> list[BranchRecord]:
-        """Fork decay branch(es) from main's checkpoint(s) at ``from_step`` and train them.
-
-        ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
-        ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
-        steps, ``<name>-<step>``). Every request is validated before any training.
-        """
-        from riverbed.runs.fork import plan_requests, run_requests
-
-        steps = [from_step] if isinstance(from_step, int) else list(from_step)
-        reqs = plan_requests(self, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
-        return run_requests(self, reqs, progress=progress)
 
     def record_event(self, branch: str, event: dict[str, Any]) -> None:
         """Append ``event`` (JSON-serialisable; a "time" is added) to ``branch``'s event list."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
+from rich.tree import Tree
+
 from riverbed.runs.accounting import Accounting, run_accounting
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.run import Run
@@ -58,9 +62,6 @@ def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
 
 def render(run: Run) -> Any:
     """A rich renderable: the tree of branches (with milestones and events) and the accounting."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.tree import Tree
 
     branches = run.branches
     missing = set(run.missing_dirs())

@@ -13,6 +13,11 @@ compute-optimal frontier.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from riverbed.checkpoints.atomic import write_json
+from riverbed.errors import ScalingError
 from riverbed.scaling.fit import FitResult, FitWarning, fit_law
 from riverbed.scaling.laws import LAWS, Law, get_law
 from riverbed.scaling.points import Columns, Points, drop_highest, load_csv
@@ -22,10 +27,6 @@ from riverbed.scaling.sources import load_points, load_run
 
 def load_fit(path: str) -> FitResult:
     """Read a fit written by ``riverbed scaling fit -o FIT.json`` (or ``save_fit``)."""
-    import json
-    from pathlib import Path
-
-    from riverbed.errors import ScalingError
 
     try:
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -43,8 +44,6 @@ def load_fit(path: str) -> FitResult:
 
 def save_fit(fit: FitResult, path: str) -> None:
     """Write ``fit`` as JSON, atomically."""
-    from riverbed.checkpoints.atomic import write_json
-
     write_json(path, fit.to_json())
 
 

@@ -20,17 +20,31 @@ the rows are chunked (chunks are independent and could run in parallel processes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
+from rich.progress import Progress
 
 from riverbed.errors import ScalingError
-from riverbed.scaling.fit import BATCH_FTOL, BATCH_MAX_ITER, law_data
-from riverbed.scaling.laws import center, objective_and_grad, uncenter
-from riverbed.scaling.optimize import batched_lbfgs, polish
+from riverbed.scaling.laws import Law, center, objective_and_grad, uncenter
+from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
+from riverbed.scaling.points import Points
 
-if TYPE_CHECKING:
-    from riverbed.scaling.fit import FitResult
+
+
+class FitLike(Protocol):
+    """What a bootstrap needs of a fit (riverbed.scaling.fit.FitResult, which calls this module)."""
+
+    @property
+    def law_def(self) -> Law: ...
+    @property
+    def points(self) -> Points: ...
+    @property
+    def theta(self) -> tuple[float, ...]: ...
+    @property
+    def delta(self) -> float: ...
+    @property
+    def loss_reduction(self) -> str: ...
 
 #: Resamples per batched call (bounds memory; the progress bar advances per chunk).
 CHUNK = 64
@@ -41,7 +55,12 @@ def resample_indices(n_points: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_points, size=(n_boot, n_points))
 
 
-def bootstrap_fits(fit: FitResult, n_boot: int, *, seed: int = 0, extra_starts: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
+def law_data(law: Law, points: Points) -> tuple[np.ndarray, np.ndarray]:
+    """Log features (n, K) and log losses (n,) of ``points`` for ``law``."""
+    return law.features_of(points.n, points.d), np.log(points.loss)
+
+
+def bootstrap_fits(fit: FitLike, n_boot: int, *, seed: int = 0, extra_starts: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
     """Refit ``fit``'s law on ``n_boot`` resamples of its points; returns (n_boot, P) log-space vectors."""
     if n_boot < 2:
         raise ScalingError(f"--bootstrap needs at least 2 resamples, got {n_boot}")
@@ -81,8 +100,6 @@ def bootstrap_fits(fit: FitResult, n_boot: int, *, seed: int = 0, extra_starts: 
 
     chunks = [(lo, min(lo + CHUNK, n_boot)) for lo in range(0, n_boot, CHUNK)]
     if progress:
-        from rich.progress import Progress
-
         with Progress(transient=True) as bar:
             task = bar.add_task(f"bootstrap ({n_boot} refits)", total=n_boot)
             for lo, hi in chunks:

@@ -17,21 +17,16 @@ with scipy's L-BFGS-B; ``bench/scaling_fit.py`` checks the optimum against Epoch
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from riverbed.errors import ScalingError
+from riverbed.scaling.bootstrap import bootstrap_fits, law_data
 from riverbed.scaling.laws import HUBER_DELTA, Law, center, get_law, objective_and_grad, uncenter
-from riverbed.scaling.optimize import batched_lbfgs, polish
+from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
 from riverbed.scaling.points import Points, data_range, design_warnings, distinct_points, validate
 
-#: Relative decrease below which a batched start stops. 1e-9 of the objective is ~2,000x
-#: tighter than scipy's default ``ftol`` in Epoch's loop (absolute there, since f << 1).
-BATCH_FTOL = 1e-9
-#: Iteration cap of the batched phase: rows still crawling along a flat valley by then keep
-#: their current point, which still competes for the polish below.
-BATCH_MAX_ITER = 250
 #: Distinct optima polished with scipy L-BFGS-B after the batched phase.
 N_POLISH = 5
 #: Relative objective window above the best batched optimum inside which optima are polished.
@@ -187,11 +182,6 @@ def _quantiles(ci: float) -> tuple[float, float]:
     return ((1 - ci) / 2, 1 - (1 - ci) / 2)
 
 
-def law_data(law: Law, points: Points) -> tuple[np.ndarray, np.ndarray]:
-    """Log features (n, K) and log losses (n,) of ``points`` for ``law``."""
-    return law.features_of(points.n, points.d), np.log(points.loss)
-
-
 def fit_law(
     points: Points,
     law: str = "chinchilla",
@@ -270,8 +260,6 @@ def fit_law(
     )
     _quantiles(ci)
     if bootstrap:
-        from riverbed.scaling.bootstrap import bootstrap_fits
-
         # Warm starts: the optimum itself plus the grid starts of the next-best distinct optima.
         extra = starts[_distinct_order(res.x, res.f)[:2]]
         samples = bootstrap_fits(fit, bootstrap, seed=seed, extra_starts=extra, progress=progress)
@@ -280,8 +268,6 @@ def fit_law(
 
 
 def _replace(fit: FitResult, **changes) -> FitResult:
-    from dataclasses import replace
-
     return replace(fit, **changes)
 
 

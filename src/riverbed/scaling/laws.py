@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riverbed.errors import ScalingError
+
 #: Huber threshold on log-loss residuals used by Chinchilla and Epoch AI.
 HUBER_DELTA = 1e-3
 
@@ -208,8 +210,6 @@ LAWS: dict[str, Law] = {
 
 
 def get_law(name: str) -> Law:
-    from riverbed.errors import ScalingError
-
     try:
         return LAWS[name]
     except KeyError:

@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from riverbed.checkpoints.layout import MODEL_FILE
 from riverbed.checkpoints.schema import read_state
 from riverbed.errors import RiverbedError, ScalingError
+from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.select import pick_spaced
-from riverbed.scaling.points import Points
-from riverbed.scaling.sources import run_unit
+from riverbed.merging.weights import weights_for
+from riverbed.runs import Run
+from riverbed.runs.config_io import load_run_config
+from riverbed.scaling.points import Points, run_unit
 
 
 @dataclass(frozen=True)
@@ -64,17 +68,12 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
     """Merge and evaluate main checkpoints at every finished decay branch's budget: the last
     ``last`` main checkpoints ``every`` steps apart at or before it (riverbed.merging.select.pick_spaced,
     the rule of ``riverbed merge --run``; ``every=1``: the last ``last`` checkpoints)."""
-    import torch
+    import torch  # lazy: loads torch, which importing this module must not
 
-    from riverbed.checkpoints.layout import MODEL_FILE
-    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.data import load_dataset
-    from riverbed.merging.memory import merge_state_dicts
-    from riverbed.merging.weights import weights_for
-    from riverbed.model import build_model
-    from riverbed.runs import Run
-    from riverbed.runs.config_io import load_run_config
-    from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
+    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors  # lazy: torch, as above
+    from riverbed.data import load_dataset  # lazy: torch, as above
+    from riverbed.model import build_model  # lazy: torch, as above
+    from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set  # lazy: torch, as above
 
     if last < 1:
         raise ScalingError(f"--merge-last must be >= 1, got {last}")

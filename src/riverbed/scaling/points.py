@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -314,3 +315,13 @@ def load_csv(path: str | Path, columns: Columns | None = None) -> Points:
         raise ScalingError(f"{path} has a header but no data rows")
     k = len(loss)
     return Points(np.array(n), np.array(d), np.array(loss), tuple(labels), ("csv",) * k, tuple(units), tuple({} for _ in range(k)))
+
+
+def run_unit(manifest: Any) -> str | None:
+    """Token unit of a run: its tokenizer and vocabulary (losses and token counts depend on both)."""
+    cfg = getattr(manifest, "config", None) or {}
+    data, model = cfg.get("data") or {}, cfg.get("model") or {}
+    tok = data.get("tokenizer")
+    if tok is None:
+        return None
+    return f"tokenizer={tok}, vocab={model.get('vocab_size')}"

@@ -17,27 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.errors import RiverbedError, ScalingError
-from riverbed.scaling.points import COLUMN_FLAGS, Columns, Points, concat, load_csv
+from riverbed.runs import Run
+from riverbed.scaling.merge_points import merge_points
+from riverbed.scaling.points import COLUMN_FLAGS, Columns, Points, concat, load_csv, run_unit
 
 #: Finished-model kinds a run contributes by default ("merge" points are asked for explicitly).
 FINISHED_KINDS = ("decay", "wsds", "cosine", "cyclic", "main")
 POINT_SOURCES = ("finished", "merge")
 
 
-def run_unit(manifest) -> str | None:
-    """Token unit of a run: its tokenizer and vocabulary (losses and token counts depend on both)."""
-    cfg = getattr(manifest, "config", None) or {}
-    data, model = cfg.get("data") or {}, cfg.get("model") or {}
-    tok = data.get("tokenizer")
-    if tok is None:
-        return None
-    return f"tokenizer={tok}, vocab={model.get('vocab_size')}"
-
-
 def load_run(path: str | Path, kinds: Sequence[str] = FINISHED_KINDS) -> Points:
     """The finished points of one run directory; ScalingError if it has none."""
-    from riverbed.runs import Run
-
     try:
         run = Run(path)
         finished = run.finished_points()
@@ -68,8 +58,6 @@ def load_source(source: str | Path, *, points: str = "finished", kinds: Sequence
         raise ScalingError(f"--points must be one of {', '.join(POINT_SOURCES)}, got {points!r}")
     if path.is_dir():
         if points == "merge":
-            from riverbed.scaling.merge_points import merge_points
-
             return merge_points(path, **merge_options).merged
         return load_run(path, kinds)
     if not path.exists():

@@ -4,7 +4,7 @@ Every schedule is a frozen value object with ``multiplier(step)`` (0-based optim
 the factor multiplies the peak LR for that step's update) and ``total_steps`` (None for an
 indefinite main branch). Specs (``schedule_to_spec``/``schedule_from_spec``) are plain
 dicts for configs, manifests and checkpoints. The torch adapter lives in
-``riverbed.schedules.torch`` and the multi-budget planner in ``riverbed.schedules.plan``
+``riverbed.schedules.torch`` and the multi-budget planner in ``riverbed.schedules.budget_plan``
 (imported on demand: this package does not import torch).
 
 >>> from riverbed.schedules import WSD

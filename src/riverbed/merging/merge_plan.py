@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riverbed.errors import ConfigError, MergeError
-from riverbed.units import parse_bytes
 from riverbed.merging.formats import DTYPES, FLOAT_DTYPES, Source, TensorEntry
+from riverbed.merging.weights import format_weights
+from riverbed.units import parse_bytes
 
 OUT_DTYPES = {"bf16": "BF16", "fp16": "F16", "fp32": "F32", "bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 SINGLE_FILE = "model.safetensors"
@@ -94,8 +95,6 @@ class MergePlan:
         return {"metadata": {"total_size": sum(t.nbytes for t in self.tensors)}, "weight_map": weight_map}
 
     def describe(self) -> str:
-        from riverbed.merging.weights import format_weights
-
         dtypes = sorted({f"{t.in_dtype}->{t.out_dtype}" for t in self.tensors})
         copied = [t.name for t in self.tensors if not t.merged]
         lines = [

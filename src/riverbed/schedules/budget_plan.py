@@ -28,6 +28,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from riverbed.checkpoints.atomic import write_text
 from riverbed.errors import ConfigError
 from riverbed.schedules.core import WarmupStable, tokens_to_steps
 from riverbed.schedules.shapes import validate_shape
@@ -179,8 +180,6 @@ class Plan:
         return plan
 
     def save(self, path: str) -> None:
-        from riverbed.checkpoints.atomic import write_text
-
         write_text(path, self.to_json())
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from riverbed.errors import ConfigError
 from riverbed.schedules import WSD, WSDS, Cosine, DecayBranch, WarmupStable
-from riverbed.schedules.plan import Plan, load_plan, plan_budgets
+from riverbed.schedules.budget_plan import Plan, load_plan, plan_budgets
 
 BUDGETS = [10, 30, 50, 70, 100]  # % of the largest run
 

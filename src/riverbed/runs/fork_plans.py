@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.errors import ConfigError
-from riverbed.runs.fork import ForkRequest, check_name, default_name
+from riverbed.runs.fork import ForkRequest, _main_schedule_spec, check_name, default_name, tokens_per_step
 from riverbed.runs.run import Run
+from riverbed.schedules import schedule_from_spec, schedule_to_spec
+from riverbed.schedules.budget_plan import Plan
 
 
 def load_plan(path: str | Path) -> Any:
@@ -30,7 +32,6 @@ def load_plan(path: str | Path) -> Any:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--plan {path}: not valid JSON: {exc}") from None
-    from riverbed.schedules.plan import Plan
 
     try:
         return Plan.from_json(text)
@@ -64,8 +65,6 @@ def plan_fork_steps(path: str | Path, tokens_per_step: int | None = None) -> lis
 
 def check_main_schedule(plan: Any, run_main_spec: dict[str, Any], path: str | Path) -> None:
     """The plan's forks assume its own main schedule; refuse a run whose main differs."""
-    from riverbed.schedules import schedule_from_spec, schedule_to_spec
-
     planned = schedule_to_spec(plan.main_schedule())
     if plan.position_unit != "steps" or not run_main_spec:
         return
@@ -78,8 +77,6 @@ def check_main_schedule(plan: Any, run_main_spec: dict[str, Any], path: str | Pa
 def requests_from_plan(run: Run, path: str | Path | Any) -> list[ForkRequest]:
     """One ForkRequest per decay branch of a plan (a plan.json path or a Plan), named
     ``<shape>-from<k>-len<D>``."""
-    from riverbed.runs.fork import _main_schedule_spec, tokens_per_step
-
     plan = load_plan(path) if isinstance(path, (str, Path)) else path
     check_main_schedule(plan, _main_schedule_spec(run), path)
     reqs = []

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from riverbed.checkpoints.atomic import atomic_path
+from riverbed.reports.pyplot import pyplot, save
 from riverbed.scaling.fit import FitResult
+from riverbed.scaling.predict import optimal_allocation
 
 
 def _sizes(fit: FitResult, max_sizes: int = 12) -> list[float]:
@@ -35,25 +36,14 @@ def plot_fit(fit: FitResult, path: str | Path, *, title: str | None = None, extr
 
     ``extra`` maps a legend label to (D, loss) arrays drawn as open markers (e.g. held-out points).
     """
-    import matplotlib.pyplot as plt
-
-    fig = fit_figure(fit, title=title, extra=extra)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save(fit_figure(fit, title=title, extra=extra), path, format="png")
 
 
 def fit_figure(fit: FitResult, *, title: str | None = None, extra: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
     """The matplotlib Figure of :func:`plot_fit`: log-log loss vs D (solid over the data, dashed
     and shaded beyond it, bootstrap band over the data range only) and the frontier panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter
+    plt = pyplot()
+    from matplotlib.ticker import FormatStrFormatter  # lazy: loads matplotlib, which only drawing needs
 
     spec = fit.law_def
     theta = np.asarray(fit.theta)
@@ -103,8 +93,6 @@ def fit_figure(fit: FitResult, *, title: str | None = None, extra: dict[str, tup
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     if two and p["alpha"] > 0 and p["beta"] > 0:
-        from riverbed.scaling.predict import optimal_allocation
-
         ax2 = axes[0, 1]
         c_obs = 6 * pts.n * pts.d
         flops = np.geomspace(c_obs.min() / 10, c_obs.max() * 1e3, 100)

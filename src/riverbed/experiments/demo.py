@@ -1,7 +1,7 @@
 """`riverbed demo`: one WSD main branch, four decay branches, a table and a picture.
 
 A ~0.8M-parameter Llama-style model learns the embedded corpus byte by byte at a constant
-(high) learning rate. The planner (``riverbed.schedules.plan``) puts four budgets at 12.5, 25,
+(high) learning rate. The planner (``riverbed.schedules.budget_plan``) puts four budgets at 12.5, 25,
 50 and 100 % of the main branch; each decay branch forks at 80 % of its budget and decays the
 last 20 % with 1-sqrt (Hagele et al. 2024). The main branch keeps its constant LR to the end
 of the largest budget, so at every budget the table and the plot compare the decayed model
@@ -11,7 +11,7 @@ the oscillation across the valley and reveals the progress made along the river)
 
 Re-running the demo in the same directory resumes it (finished branches are kept).
 
->>> from riverbed.runs.demo import run_demo, QUICK           # doctest: +SKIP
+>>> from riverbed.experiments.demo import run_demo, QUICK           # doctest: +SKIP
 >>> result = run_demo("demo-run", QUICK, progress=False)     # doctest: +SKIP
 >>> [round(r.branch_loss, 2) for r in result.rows]           # doctest: +SKIP
 """
@@ -23,9 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import write_json
+from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.data import DataConfig, load_dataset
+from riverbed.model import ModelConfig
+from riverbed.reports.run_plots import plot_run
+from riverbed.runs.drive import train_main
+from riverbed.runs.fork import loss_at, run_requests
+from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.manifest import BranchRecord
+from riverbed.runs.run import Run
+from riverbed.runs.view import accounting, human
+from riverbed.schedules import schedule_to_spec
+from riverbed.schedules.budget_plan import plan_budgets
 
 
 @dataclass(frozen=True)
@@ -88,10 +102,6 @@ class DemoResult:
 
 
 def demo_config(spec: DemoSpec) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
-
     model = ModelConfig(vocab_size=256, d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
                         n_kv_heads=spec.n_heads, d_ff=spec.d_ff, max_seq_len=max(64, spec.seq_len))
     train = TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, ckpt_every=0, eval_every=spec.eval_every,
@@ -102,14 +112,6 @@ def demo_config(spec: DemoSpec) -> Any:
 
 def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -> DemoResult:
     """Train the demo run tree under ``out`` (resuming one that is there), plot it, return the table."""
-    from riverbed.data import load_dataset
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import loss_at, run_requests
-    from riverbed.runs.plans import requests_from_plan
-    from riverbed.runs.run import Run
-    from riverbed.runs.view import accounting
-    from riverbed.schedules import schedule_to_spec
-    from riverbed.schedules.plan import plan_budgets
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -132,7 +134,6 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
         final = rec.final
         rows.append(DemoRow(rec.name, row.length, row.fork, final.tokens, loss_at(run, layout.MAIN, row.fork),
                             loss_at(run, layout.MAIN, row.length), float(final.eval_loss)))
-    from riverbed.reports.run_plots import plot_run
 
     png = plot_run(out, out / "branches.png", title="WSD: constant-LR main branch and 1-sqrt decay branches")
     acc = accounting(run)
@@ -144,11 +145,6 @@ def run_demo(out: str | Path, spec: DemoSpec = FULL, *, progress: bool = True) -
 
 
 def print_result(result: DemoResult) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from riverbed.runs.view import human
-
     t = Table(title="WSD rewind & decay: one finished model per budget (held-out loss, nats/byte)",
               caption="main @ budget: the undecayed main branch at the same tokens; drop = main @ budget - branch")
     for col in ("budget", "tokens", "main @ fork", "main @ budget", "decay branch", "drop"):

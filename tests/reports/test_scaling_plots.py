@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from riverbed.scaling import Points, fit_law, get_law  # noqa: E402
-from riverbed.scaling.plot import fit_figure, plot_fit  # noqa: E402
+from riverbed.reports.scaling_plots import fit_figure, plot_fit  # noqa: E402
 
 
 def _spans(ax) -> list[tuple[float, float]]:

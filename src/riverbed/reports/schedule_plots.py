@@ -12,29 +12,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path
 from riverbed.errors import ConfigError
+from riverbed.reports.pyplot import pyplot, save
 from riverbed.schedules.core import Schedule
+from riverbed.schedules.presets import hf_wsd, torchtitan_wsd
 from riverbed.schedules.shapes import DECAY_SHAPES
+from riverbed.schedules.wsd import WSD
 
 _MAX_POINTS = 4000
 
 
 def _figure(*args: Any, **kw: Any) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(*args, **kw)
+    return pyplot().subplots(*args, **kw)
 
 
 def _save(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, dpi=dpi, format="png", bbox_inches="tight")
 
 
 def _curve(schedule: Schedule, n: int) -> tuple[list[int], list[float]]:
@@ -74,8 +67,6 @@ def plot_schedules(
 
 def plot_shapes(path: str | os.PathLike[str], *, min_ratio: float = 0.1) -> None:
     """All decay shapes side by side: WSD(10, 60, 30) with each shape, min_ratio 0.1."""
-    from riverbed.schedules.wsd import WSD
-
     n = len(DECAY_SHAPES)
     cols = 5
     rows = -(-n // cols)
@@ -98,8 +89,6 @@ def plot_shapes(path: str | os.PathLike[str], *, min_ratio: float = 0.1) -> None
 
 def plot_boundaries(path: str | os.PathLike[str]) -> None:
     """The boundary steps of riverbed's convention vs transformers and torchtitan (W=4, S=4, D=4)."""
-    from riverbed.schedules.presets import hf_wsd, torchtitan_wsd
-    from riverbed.schedules.wsd import WSD
 
     W, S, D, r = 4, 4, 4, 0.1
     T = W + S + D
