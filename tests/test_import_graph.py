@@ -91,11 +91,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 #: Cycles being removed by a change in flight, each with who removes it. Strict: a listed cycle
 #: that is gone fails the test too, so this list only ever shrinks to empty.
-KNOWN: list[list[str]] = [
-    # training/evaluate imports micro_batch_size/resolve_device from training/loop, which imports
-    # evaluate: goes with the split of the training loop's start-up (issue 11, item 3).
-    ["riverbed.training.evaluate", "riverbed.training.loop"],
-]
+KNOWN: list[list[str]] = []
 
 
 def test_no_import_cycles() -> None:

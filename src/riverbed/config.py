@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from riverbed.checkpoints.keep_rules import parse_keep
 from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
@@ -130,8 +131,6 @@ class TrainConfig:
         if self.max_steps is not None and self.max_tokens is not None:
             raise ConfigError(f"train.max_steps={self.max_steps} and train.max_tokens={self.max_tokens}: set at most one")
         if self.keep:
-            from riverbed.runs.retention import parse_keep  # torch-free; the rule syntax has one owner
-
             parse_keep(self.keep)
         if self.ckpt_every and self.ckpt_every_tokens:
             raise ConfigError(f"train.ckpt_every={self.ckpt_every} and train.ckpt_every_tokens={self.ckpt_every_tokens}: "

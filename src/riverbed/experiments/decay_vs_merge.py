@@ -24,7 +24,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.spike import bounded
+from riverbed.experiments.preamble import bounded
 from riverbed.units import arg, parse_count
 
 LR, CKPT, DECAY, FORKS, SEEDS, ALPHA = 1e-2, 10, 80, (160, 240, 320), 3, 0.2

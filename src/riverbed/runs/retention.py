@@ -35,69 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.errors import ConfigError
+from riverbed.checkpoints.keep_rules import RULES, KeepRules, parse_keep
 
-RULES = ("merge", "guard", "emulate", "steps", "plan")
 #: What a checkpoint of a riverbed run weighs per parameter: fp32 weights + two fp32 AdamW moments.
 BYTES_PER_PARAM = 12
-
-
-@dataclass(frozen=True)
-class KeepRules:
-    """Parsed keep rules (see the module docstring)."""
-
-    merge: tuple[int, int] | None = None
-    guard: int | None = None
-    emulate: bool = False
-    steps: tuple[int, ...] = ()
-    plan: str | None = None
-    source: tuple[str, ...] = field(default=(), compare=False)
-    """The rules as written."""
-
-
-def _int(text: str, key: str, rule: str, minimum: int) -> int:
-    try:
-        v = int(text.strip())
-    except ValueError:
-        raise ConfigError(f"{key}: {rule!r}: {text.strip()!r} is not a whole number") from None
-    if v < minimum:
-        raise ConfigError(f"{key}: {rule!r}: {v} must be >= {minimum}")
-    return v
-
-
-def parse_keep(items: Sequence[str], key: str = "train.keep") -> KeepRules:
-    """Keep rules from strings like ``"merge=4,100"``; ConfigError names ``key`` and the rule."""
-    if isinstance(items, str):
-        items = [items]
-    kw: dict[str, Any] = {}
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(f"{key}: {item!r} is not a rule string (e.g. \"merge=4,100\", \"guard=2\", \"emulate\")")
-        name, _, arg = item.partition("=")
-        name = name.strip()
-        if name not in RULES:
-            raise ConfigError(f"{key}: unknown rule {item!r}; rules: merge=N,V  guard=N  emulate  steps=A,B,...  plan=FILE")
-        if name in kw:
-            raise ConfigError(f"{key}: rule {name!r} given twice")
-        if name == "merge":
-            parts = arg.split(",")
-            if len(parts) != 2:
-                raise ConfigError(f"{key}: {item!r}: expected merge=N,V (N checkpoints spaced V steps apart)")
-            kw["merge"] = (_int(parts[0], key, item, 1), _int(parts[1], key, item, 1))
-        elif name == "guard":
-            kw["guard"] = _int(arg, key, item, 1)
-        elif name == "emulate":
-            if arg:
-                raise ConfigError(f"{key}: {item!r}: emulate takes no value")
-            kw["emulate"] = True
-        elif name == "steps":
-            kw["steps"] = tuple(sorted({_int(p, key, item, 0) for p in arg.split(",") if p.strip()}))
-            if not kw["steps"]:
-                raise ConfigError(f"{key}: {item!r}: give at least one step")
-        else:
-            if not arg.strip():
-                raise ConfigError(f"{key}: {item!r}: give the plan.json path (plan=FILE)")
-            kw["plan"] = arg.strip()
-    return KeepRules(**kw, source=tuple(items))
 
 
 @dataclass(frozen=True)
@@ -110,7 +51,7 @@ class PlannedDecay:
 
 def decays_from_plan(path: str | Path, tokens_per_step: int | None) -> tuple[tuple[PlannedDecay, ...], tuple[str, ...]]:
     """The planned decay branches of a plan.json, in steps, and the keep rules it recorded."""
-    from riverbed.runs.plans import load_plan, plan_branches
+    from riverbed.runs.fork_plans import load_plan, plan_branches
 
     plan = load_plan(path)
     decays = tuple(PlannedDecay(b["fork_step"], b["decay_steps"]) for b in plan_branches(plan, tokens_per_step))
@@ -252,7 +193,7 @@ def plan_retention(plan: Any, keep: Sequence[str], *, ckpt_every: int, tokens_pe
                    n_params: int | None = None, main_steps: int | None = None) -> dict[str, Any]:
     """What ``riverbed plan --keep-for`` reports for a Plan: the checkpoints kept and why, against all
     main saves, and their disk space (``12 bytes x n_params`` each: fp32 weights + AdamW moments)."""
-    from riverbed.runs.plans import plan_branches
+    from riverbed.runs.fork_plans import plan_branches
 
     decays = tuple(PlannedDecay(b["fork_step"], b["decay_steps"]) for b in plan_branches(plan, tokens_per_step))
     rp = RetentionPlan(parse_keep(keep, key="--keep-for"), decays, ckpt_every, key="--keep-for")
