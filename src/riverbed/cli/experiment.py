@@ -14,6 +14,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "spike": ("riverbed.experiments.spike", "loss-spike recovery: none vs rollback vs PMA-init"),
     "continued-training": ("riverbed.experiments.continued_training", "continued training from last checkpoint vs PMA merge"),
     "bigram": ("riverbed.experiments.bigram", "WSD on bigram data: decay drop by entropy bucket, interpolation, sharpness"),
+    "lr-sweep": ("riverbed.experiments.lr_sweep", "decay drop and decayed loss against the stable LR (bigram data)"),
+    "multi-budget": ("riverbed.experiments.multi_budget", "WSD branches vs WSD-S vs cyclic cosine vs cosine at equal compute"),
 }
 
 

@@ -102,7 +102,20 @@ def _shape(losses: tuple[float, ...]) -> dict[str, bool]:
             "monotone_decreasing": all(b <= a + 1e-6 for a, b in zip(losses, losses[1:]))}
 
 
-def _mse(xs: list[float]) -> dict[str, float | None]:
+def fresh_out(out: Path) -> None:
+    """Empty ``out`` for an experiment's results: replaced only if it is one (it has results.json)
+    or is empty; any other existing folder is refused, never deleted."""
+    from riverbed.errors import ConfigError
+
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "results.json").is_file()):
+            raise ConfigError(f"--out {out}: exists and is not an experiment folder (no results.json); refusing to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def mean_se(xs: list[float]) -> dict[str, float | None]:
+    """Mean, standard error (None for one value) and count: how every experiment here reports seeds."""
     se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else None
     return {"mean": statistics.fmean(xs), "se": se, "n": len(xs)}
 
@@ -111,16 +124,16 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     buckets = [b for b in ("deterministic", "low", "mid", "high") if all(b in r["buckets_decayed"] for r in results)]
     return {
         "entropy_rate": results[0]["entropy_rate"],
-        "stable_loss": _mse([r["fork_loss"] for r in results]),
-        "decayed_loss": _mse([r["decayed_loss"] for r in results]),
-        "decay_drop": _mse([r["fork_loss"] - r["decayed_loss"] for r in results]),
-        "excess_stable": _mse([r["fork_loss"] - r["optimal_loss"] for r in results]),
-        "excess_decayed": _mse([r["decayed_loss"] - r["optimal_loss"] for r in results]),
-        "bucket_drop": {b: _mse([r["buckets_fork"][b] - r["buckets_decayed"][b] for r in results]) for b in buckets},
+        "stable_loss": mean_se([r["fork_loss"] for r in results]),
+        "decayed_loss": mean_se([r["decayed_loss"] for r in results]),
+        "decay_drop": mean_se([r["fork_loss"] - r["decayed_loss"] for r in results]),
+        "excess_stable": mean_se([r["fork_loss"] - r["optimal_loss"] for r in results]),
+        "excess_decayed": mean_se([r["decayed_loss"] - r["optimal_loss"] for r in results]),
+        "bucket_drop": {b: mean_se([r["buckets_fork"][b] - r["buckets_decayed"][b] for r in results]) for b in buckets},
         "stable_interior_min": sum(r["interp_stable"]["interior_min"] for r in results),
         "toward_decay_monotone": sum(r["interp_toward_decay"]["monotone_decreasing"] for r in results),
-        "sharpness_fork": _mse([r["sharpness"][-2]["top"] for r in results]),
-        "sharpness_decayed": _mse([r["sharpness"][-1]["top"] for r in results]),
+        "sharpness_fork": mean_se([r["sharpness"][-2]["top"] for r in results]),
+        "sharpness_decayed": mean_se([r["sharpness"][-1]["top"] for r in results]),
         "seeds": len(results),
     }
 
@@ -158,9 +171,7 @@ def run(args: argparse.Namespace) -> int:
     if seeds < 1 or steps < 2 * ckpt or decay < 1:
         raise ConfigError(f"need --seeds >= 1, --steps >= {2 * ckpt} (two stable checkpoints) and --decay >= 1")
     out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    fresh_out(out)
     data = load_dataset(config(0, steps, ckpt, eval_every, args.lr).data)
     results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, not args.no_progress) for s in range(seeds)]
     summary = summarize(results)

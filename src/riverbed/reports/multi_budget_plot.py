@@ -1,0 +1,47 @@
+"""The figure of `riverbed experiment multi-budget` (riverbed.experiments.multi_budget).
+
+One panel per data set: held-out loss against the *cumulative* tokens each method has spent
+(seed 0's evaluations as thin lines; cosine's runs one after another, as they would be paid for),
+and each method's finished models, mean ± s.e. over seeds, at the tokens spent for all budgets up
+to theirs. matplotlib is imported lazily (only this figure needs it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from riverbed.reports.landscape_plots import _pyplot, _save
+
+STYLE = {"wsd": ("WSD + decay branches", "tab:blue", "o"), "wsds": ("WSD-S", "tab:red", "s"),
+         "cyclic": ("cyclic cosine", "tab:green", "^"), "cosine": ("cosine, one run per budget", "tab:gray", "D")}
+
+
+def plot_multi_budget(res: dict[str, Any], out: str | Path) -> Path:
+    plt = _pyplot()
+    datas = list(res["summary"])
+    fig, axes = plt.subplots(1, len(datas), figsize=(7 * len(datas), 4.8), squeeze=False)
+    for ax, data in zip(axes[0], datas):
+        s, first = res["summary"][data], res["runs"][data][0]
+        lo = []
+        for m, (label, color, marker) in STYLE.items():
+            pts = s["methods"][m]
+            xs, ys = [p["spent_tokens"] for p in pts], [p["loss"]["mean"] for p in pts]
+            lo += ys
+            ax.plot(*zip(*first[m]["curve"]), color=color, alpha=0.35, lw=1)
+            ax.errorbar(xs, ys, yerr=[p["loss"]["se"] or 0.0 for p in pts], color=color, marker=marker, ls="none",
+                        capsize=3, ms=7, label=label)
+        if res["entropy_rate"].get(data) is not None:
+            ax.axhline(res["entropy_rate"][data], color="black", ls="--", lw=1, label="entropy rate (optimum)")
+            lo.append(res["entropy_rate"][data])
+        # frame the finished models (the early curve is far above them)
+        span = max(lo) - min(lo)
+        ax.set_ylim(min(lo) - 0.15 * span, max(lo) + 1.2 * span)
+        for t in res["budgets"]:
+            ax.axvline(t * res["geometry"]["batch"] * res["geometry"]["seq"], color="black", alpha=0.15, lw=0.8)
+        ax.set_xlabel("cumulative tokens spent (all budgets so far)")
+        ax.set_ylabel("held-out loss")
+        ax.set_title(f"{data}: finished model per budget at equal total compute")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out)
