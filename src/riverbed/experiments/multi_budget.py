@@ -133,14 +133,16 @@ def train_wsd(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds
     train_main(cfg, out, run, until_step=p.forks[-1], extra_stops=p.forks[:-1], progress=progress, data=ds)
     tps = geom["batch"] * geom["seq"]
     before = [sum(p.decays[:k]) for k in range(len(p.budgets))]  # decay steps spent before fork k
-    curve = [(r["step"] + sum(d for f, d in zip(p.forks, p.decays) if f < r["step"]), r["eval_loss"]) for r in _evals(out, "main")]
+    main = [(r["step"] + sum(d for f, d in zip(p.forks, p.decays) if f < r["step"]), r["eval_loss"]) for r in _evals(out, "main")]
+    curves = [[(s * tps, loss) for s, loss in main]]
     points = []
     for k, (fork, decay) in enumerate(zip(p.forks, p.decays)):
         (rec,) = run_requests(run, plan_requests(run, [fork], "linear", decay, min_ratio=MIN_RATIO), progress=progress, data=ds)
         rows = _evals(out, rec.name)
-        curve += [(r["step"] + before[k], r["eval_loss"]) for r in rows]
+        start = [(x, y) for x, y in curves[0] if x == (fork + before[k]) * tps]  # the branch starts at its fork
+        curves.append(start + [((r["step"] + before[k]) * tps, r["eval_loss"]) for r in rows])
         points.append(_point(p.budgets[k], fork + before[k] + decay, rows[-1], tps))
-    return {"points": points, "curve": sorted((s * tps, loss) for s, loss in curve)}
+    return {"points": points, "curves": curves}
 
 
 def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[str, Any], seed: int, ds: Any,
@@ -154,7 +156,7 @@ def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[
     train_main(cfg, out, run, progress=progress, data=ds)
     tps = geom["batch"] * geom["seq"]
     rows = {r["step"]: r for r in _evals(out, "main")}
-    return {"points": [_point(t, t, rows[t], tps) for t in p.budgets], "curve": [(s * tps, r["eval_loss"]) for s, r in sorted(rows.items())]}
+    return {"points": [_point(t, t, rows[t], tps) for t in p.budgets], "curves": [[(s * tps, r["eval_loss"]) for s, r in sorted(rows.items())]]}
 
 
 def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
@@ -163,16 +165,16 @@ def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int,
     from riverbed.runs.drive import train_main
 
     tps = geom["batch"] * geom["seq"]
-    points, curve, spent = [], [], 0
+    points, curves, spent = [], [], 0
     for t in p.budgets:
         cfg = config(data, {"type": "cosine", "steps": t, "warmup": p.warmup, "min_ratio": MIN_RATIO}, geom, seed, t)
         run_dir = out / f"cosine-{t}"
         train_main(cfg, run_dir, Run.create(run_dir, cfg), progress=progress, data=ds)
         rows = _evals(run_dir, "main")
-        curve += [((spent + r["step"]) * tps, r["eval_loss"]) for r in rows]
+        curves.append([((spent + r["step"]) * tps, r["eval_loss"]) for r in rows])
         spent += t
         points.append(_point(t, spent, rows[-1], tps))
-    return {"points": points, "curve": curve}
+    return {"points": points, "curves": curves}
 
 
 def one_seed(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:

@@ -23,20 +23,24 @@ def plot_multi_budget(res: dict[str, Any], out: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(datas), figsize=(7 * len(datas), 4.8), squeeze=False)
     for ax, data in zip(axes[0], datas):
         s, first = res["summary"][data], res["runs"][data][0]
-        lo = []
+        ys_all = []
         for m, (label, color, marker) in STYLE.items():
             pts = s["methods"][m]
             xs, ys = [p["spent_tokens"] for p in pts], [p["loss"]["mean"] for p in pts]
-            lo += ys
-            ax.plot(*zip(*first[m]["curve"]), color=color, alpha=0.35, lw=1)
+            ys_all += ys
+            for seg in first[m]["curves"]:
+                if seg:
+                    ax.plot(*zip(*seg), color=color, alpha=0.35, lw=1)
             ax.errorbar(xs, ys, yerr=[p["loss"]["se"] or 0.0 for p in pts], color=color, marker=marker, ls="none",
                         capsize=3, ms=7, label=label)
-        if res["entropy_rate"].get(data) is not None:
-            ax.axhline(res["entropy_rate"][data], color="black", ls="--", lw=1, label="entropy rate (optimum)")
-            lo.append(res["entropy_rate"][data])
-        # frame the finished models (the early curve is far above them)
-        span = max(lo) - min(lo)
-        ax.set_ylim(min(lo) - 0.15 * span, max(lo) + 1.2 * span)
+        # frame the finished models (the early curve is far above them); the optimum if near
+        span = max(ys_all) - min(ys_all) or 0.1
+        bottom = min(ys_all) - 0.2 * span
+        h = res["entropy_rate"].get(data)
+        if h is not None:
+            ax.axhline(h, color="black", ls="--", lw=1, label="entropy rate (optimum)")
+            bottom = min(bottom, h - 0.05 * span) if h > min(ys_all) - 1.5 * span else bottom
+        ax.set_ylim(bottom, max(ys_all) + 0.6 * span)
         for t in res["budgets"]:
             ax.axvline(t * res["geometry"]["batch"] * res["geometry"]["seq"], color="black", alpha=0.15, lw=0.8)
         ax.set_xlabel("cumulative tokens spent (all budgets so far)")
