@@ -27,7 +27,8 @@ from riverbed.experiments.spike import bounded
 from riverbed.units import arg, parse_count
 
 LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
-QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10}
+HVPS = 40
+QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10, "points": 5, "hvps": 12}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
 
 
 def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,
-             progress: bool) -> dict[str, Any]:
+             progress: bool, points: int = POINTS, hvps: int = HVPS) -> dict[str, Any]:
     from riverbed.checkpoints import layout
     from riverbed.landscape import interpolate, open_checkpoints, sharpness
     from riverbed.runs import Run
@@ -78,9 +79,9 @@ def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every
     setup, params = open_checkpoints([*(r.path for r in mains), decayed], data=data)
     obj = setup.objective
     a, f, d = params[len(mains) // 2 - 1 if len(mains) > 1 else 0], params[len(mains) - 1], params[-1]
-    stable = interpolate(obj, a, f, points=POINTS)
-    toward = interpolate(obj, f, d, points=POINTS)
-    sharp = [sharpness(obj, p, top=1, max_hvps=40, tol=1e-3, seed=seed) for p in params]
+    stable = interpolate(obj, a, f, points=points)
+    toward = interpolate(obj, f, d, points=points)
+    sharp = [sharpness(obj, p, top=1, max_hvps=hvps, tol=1e-3, seed=seed) for p in params]
     return {
         "seed": seed, "decay_branch": rec.name, "entropy_rate": data.language.entropy_rate,
         "main": [(r["tokens"], r["eval_loss"]) for r in main_rows], "decay": [(r["tokens"], r["eval_loss"]) for r in decay_rows],
@@ -173,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     fresh_out(out)
     data = load_dataset(config(0, steps, ckpt, eval_every, args.lr).data)
-    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, not args.no_progress) for s in range(seeds)]
+    # the quick form checks the machinery: fewer line points and Lanczos steps (CI time)
+    points, hvps = (QUICK["points"], QUICK["hvps"]) if q else (POINTS, HVPS)
+    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, not args.no_progress, points, hvps)
+               for s in range(seeds)]
     summary = summarize(results)
     write_json(out / "results.json", {"steps": steps, "decay": decay, "lr": args.lr, "seeds": seeds, "quick": q,
                                       "summary": summary, "runs": results})

@@ -157,31 +157,39 @@ def table(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
+def sweep(out: str | Path, *, lrs: tuple[float, ...] = LRS, seeds: int = 3, steps: int = STEPS, decay: int = DECAY,
+          eval_every: int = EVAL_EVERY, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run the sweep into ``out`` (replaced only if it is an experiment folder); returns what
+    ``results.json`` holds. Python entry point of `riverbed experiment lr-sweep`."""
     from riverbed.checkpoints.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.river_valley import plot_lr_sweep
 
-    q = args.quick or bounded()
-    lrs = args.lrs if args.lrs is not None else (QUICK["lrs"] if q else LRS)
-    seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
-    steps = args.steps if args.steps is not None else (QUICK["steps"] if q else STEPS)
-    decay = args.decay if args.decay is not None else (QUICK["decay"] if q else DECAY)
-    eval_every = QUICK["eval_every"] if q else EVAL_EVERY
-    if seeds < 1:
-        raise ConfigError(f"--seeds={seeds}: need at least 1 seed")
-    out: Path = args.out
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds={seeds!r}: need at least 1 seed")
+    lrs = _lrs(",".join(repr(float(x)) for x in lrs))
+    out = Path(out)
     fresh_out(out)
     data = load_dataset(config(0, steps, steps, eval_every, lrs[0]).data)
-    runs = [one_run(out / "runs" / f"lr{lr:g}-seed{s}", lr, s, steps, decay, eval_every, data, not args.no_progress)
+    runs = [one_run(out / "runs" / f"lr{lr:g}-seed{s}", lr, s, steps, decay, eval_every, data, progress)
             for lr in lrs for s in range(seeds)]
     summary = summarize(runs, lrs, data.language.entropy_rate)
-    write_json(out / "results.json", {"lrs": list(lrs), "steps": steps, "decay": decay, "seeds": seeds, "quick": q,
-                                      "summary": summary, "runs": runs})
-    md = table(summary)
-    write_text(out / "results.md", md)
+    res = {"lrs": list(lrs), "steps": steps, "decay": decay, "seeds": seeds, "quick": quick, "summary": summary, "runs": runs}
+    write_json(out / "results.json", res)
+    write_text(out / "results.md", table(summary))
     plot_lr_sweep(summary, runs, out / "lr_sweep.png")
-    print(md)
+    return res
+
+
+def run(args: argparse.Namespace) -> int:
+    q = args.quick or bounded()
+    res = sweep(args.out, lrs=args.lrs if args.lrs is not None else (QUICK["lrs"] if q else LRS),
+                seeds=args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3),
+                steps=args.steps if args.steps is not None else (QUICK["steps"] if q else STEPS),
+                decay=args.decay if args.decay is not None else (QUICK["decay"] if q else DECAY),
+                eval_every=QUICK["eval_every"] if q else EVAL_EVERY, quick=q, progress=not args.no_progress)
+    out = Path(args.out)
+    print(table(res["summary"]))
     print(f"wrote {out / 'lr_sweep.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0

@@ -225,25 +225,25 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def compare(out: str | Path, *, budgets: tuple[int, ...] = BUDGETS, seeds: int = 3, datas: tuple[str, ...] = tuple(DATASETS),
+            quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run the comparison into ``out`` (replaced only if it is an experiment folder); returns what
+    ``results.json`` holds. Python entry point of `riverbed experiment multi-budget`."""
     from riverbed.checkpoints.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.multi_budget_plot import plot_multi_budget
 
-    q = args.quick or bounded()
-    geom = {k: QUICK[k] for k in FULL} if q else dict(FULL)
-    budgets = args.budgets if args.budgets is not None else (QUICK["budgets"] if q else BUDGETS)
-    seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3)
-    if seeds < 1:
-        raise ConfigError(f"--seeds={seeds}: need at least 1 seed")
-    p = plan(tuple(budgets), DECAY_FRACTION, QUICK["warmup"] if q else WARMUP)
-    datas = list(DATASETS) if args.data == "both" else [args.data]
-    out: Path = args.out
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds={seeds!r}: need at least 1 seed")
+    if not datas or any(d not in DATASETS for d in datas):
+        raise ConfigError(f"--data={list(datas)}: choose from {list(DATASETS)}")
+    geom = {k: QUICK[k] for k in FULL} if quick else dict(FULL)
+    p = plan(tuple(budgets), DECAY_FRACTION, QUICK["warmup"] if quick else WARMUP)
+    out = Path(out)
     fresh_out(out)
-    progress = not args.no_progress
     res: dict[str, Any] = {"budgets": list(p.budgets), "decays": list(p.decays), "wsd_forks": list(p.forks), "warmup": p.warmup,
-                           "decay_fraction": DECAY_FRACTION, "min_ratio": MIN_RATIO, "geometry": geom, "seeds": seeds, "quick": q,
+                           "decay_fraction": DECAY_FRACTION, "min_ratio": MIN_RATIO, "geometry": geom, "seeds": seeds, "quick": quick,
                            "lr": {d: DATASETS[d][0] for d in datas}, "entropy_rate": {}, "summary": {}, "runs": {}}
     for data in datas:
         ds = load_dataset(config(data, {"type": "constant"}, geom, 0, None).data)
@@ -252,9 +252,17 @@ def run(args: argparse.Namespace) -> int:
         res["runs"][data] = runs
         res["summary"][data] = summarize(runs, p)
     write_json(out / "results.json", res)
-    md = table(res)
-    write_text(out / "results.md", md)
+    write_text(out / "results.md", table(res))
     plot_multi_budget(res, out / "multi_budget.png")
-    print(md)
+    return res
+
+
+def run(args: argparse.Namespace) -> int:
+    q = args.quick or bounded()
+    res = compare(args.out, budgets=args.budgets if args.budgets is not None else (QUICK["budgets"] if q else BUDGETS),
+                  seeds=args.seeds if args.seeds is not None else (QUICK["seeds"] if q else 3),
+                  datas=tuple(DATASETS) if args.data == "both" else (args.data,), quick=q, progress=not args.no_progress)
+    out = Path(args.out)
+    print(table(res))
     print(f"wrote {out / 'multi_budget.png'}, {out / 'results.md'}, {out / 'results.json'}")
     return 0
