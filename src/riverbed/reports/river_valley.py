@@ -90,8 +90,9 @@ def plot_lr_sweep(summary: dict[str, Any], runs: Sequence[dict[str, Any]], out: 
         pts = [p for p in r["main"] if p[1] is not None]
         if pts:
             a3.plot(*zip(*pts), color=c, alpha=0.8, label=f"LR {r['lr']:g}")
-        if not r["diverged"]:
-            a3.plot(*zip(*([pts[-1]] + list(r["decay"]))), color=c, ls="--")
+        if not r["diverged"] and r["decay"]:
+            fork = [q for q in pts if q[0] < r["decay"][0][0]][-1:]  # the decay starts at the fork, not main's end
+            a3.plot(*zip(*(fork + list(r["decay"]))), color=c, ls="--")
     for ax in (a1, a2):
         ax.set_xscale("log")
         ax.set_xlabel("stable LR")
@@ -103,8 +104,12 @@ def plot_lr_sweep(summary: dict[str, Any], runs: Sequence[dict[str, Any]], out: 
     a3.set_xlabel("tokens")
     a3.set_ylabel("held-out loss")
     a3.set_title("Seed 0: main (solid), decay (dashed)")
-    if summary.get("entropy_rate") is not None:
-        a3.axhline(summary["entropy_rate"], color="tab:green", ls="--")
+    h = summary.get("entropy_rate")
+    ends = [r["constant_loss"] for r in runs if r["seed"] == 0 and r.get("constant_loss") is not None]
+    if h is not None:
+        a3.axhline(h, color="tab:green", ls="--")
+        if ends:  # frame the end of training (the first evaluations are far above it)
+            a3.set_ylim(h - 0.02, max(ends) + 3 * (max(ends) - h))
     a3.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out)
