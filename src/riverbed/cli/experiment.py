@@ -15,6 +15,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "continued-training": ("riverbed.experiments.continued_training", "continued training from last checkpoint vs PMA merge"),
     "decay-vs-merge": ("riverbed.experiments.decay_vs_merge", "emulated-decay merge vs SMA/EMA/WMA vs the trained decay, over seeds"),
     "bigram": ("riverbed.experiments.bigram", "WSD on bigram data: decay drop by entropy bucket, interpolation, sharpness"),
+    "lr-sweep": ("riverbed.experiments.lr_sweep", "decay drop and decayed loss against the stable LR (bigram data)"),
+    "multi-budget": ("riverbed.experiments.multi_budget", "WSD branches vs WSD-S vs cyclic cosine vs cosine at equal compute"),
 }
 
 

@@ -17,8 +17,6 @@ Mean and standard error over seeds (3 by default). Writes ``results.json``, ``re
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from riverbed.checkpoints.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
-from riverbed.experiments.preamble import add_arguments as add_arguments_common, fresh_output, options
+from riverbed.experiments.preamble import add_arguments as add_arguments_common, fresh_output, mean_se, options
 from riverbed.model import ModelConfig
 from riverbed.reports.river_valley import plot_bigram_experiment
 from riverbed.runs import Run
@@ -37,7 +35,8 @@ from riverbed.training import read_metrics
 from riverbed.units import arg, parse_count
 
 LR, MAIN_STEPS, CKPT, DECAY, EVAL_EVERY, POINTS = 1e-2, 400, 50, 80, 25, 11
-QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10}
+HVPS = 40
+QUICK = {"main_steps": 40, "ckpt": 20, "decay": 10, "seeds": 1, "eval_every": 10, "points": 5, "hvps": 12}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,7 +55,7 @@ def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
 
 
 def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,
-             progress: bool) -> dict[str, Any]:
+             progress: bool, points: int = POINTS, hvps: int = HVPS) -> dict[str, Any]:
     from riverbed.landscape import interpolate, open_checkpoints, sharpness  # lazy: loads torch, which importing this module must not
 
     cfg = config(seed, steps, ckpt, eval_every, lr)
@@ -76,9 +75,9 @@ def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every
     setup, params = open_checkpoints([*(r.path for r in mains), decayed], data=data)
     obj = setup.objective
     a, f, d = params[len(mains) // 2 - 1 if len(mains) > 1 else 0], params[len(mains) - 1], params[-1]
-    stable = interpolate(obj, a, f, points=POINTS)
-    toward = interpolate(obj, f, d, points=POINTS)
-    sharp = [sharpness(obj, p, top=1, max_hvps=40, tol=1e-3, seed=seed) for p in params]
+    stable = interpolate(obj, a, f, points=points)
+    toward = interpolate(obj, f, d, points=points)
+    sharp = [sharpness(obj, p, top=1, max_hvps=hvps, tol=1e-3, seed=seed) for p in params]
     return {
         "seed": seed, "decay_branch": rec.name, "entropy_rate": data.language.entropy_rate,
         "main": [(r["tokens"], r["eval_loss"]) for r in main_rows], "decay": [(r["tokens"], r["eval_loss"]) for r in decay_rows],
@@ -100,25 +99,20 @@ def _shape(losses: tuple[float, ...]) -> dict[str, bool]:
             "monotone_decreasing": all(b <= a + 1e-6 for a, b in zip(losses, losses[1:]))}
 
 
-def _mse(xs: list[float]) -> dict[str, float | None]:
-    se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else None
-    return {"mean": statistics.fmean(xs), "se": se, "n": len(xs)}
-
-
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     buckets = [b for b in ("deterministic", "low", "mid", "high") if all(b in r["buckets_decayed"] for r in results)]
     return {
         "entropy_rate": results[0]["entropy_rate"],
-        "stable_loss": _mse([r["fork_loss"] for r in results]),
-        "decayed_loss": _mse([r["decayed_loss"] for r in results]),
-        "decay_drop": _mse([r["fork_loss"] - r["decayed_loss"] for r in results]),
-        "excess_stable": _mse([r["fork_loss"] - r["optimal_loss"] for r in results]),
-        "excess_decayed": _mse([r["decayed_loss"] - r["optimal_loss"] for r in results]),
-        "bucket_drop": {b: _mse([r["buckets_fork"][b] - r["buckets_decayed"][b] for r in results]) for b in buckets},
+        "stable_loss": mean_se([r["fork_loss"] for r in results]),
+        "decayed_loss": mean_se([r["decayed_loss"] for r in results]),
+        "decay_drop": mean_se([r["fork_loss"] - r["decayed_loss"] for r in results]),
+        "excess_stable": mean_se([r["fork_loss"] - r["optimal_loss"] for r in results]),
+        "excess_decayed": mean_se([r["decayed_loss"] - r["optimal_loss"] for r in results]),
+        "bucket_drop": {b: mean_se([r["buckets_fork"][b] - r["buckets_decayed"][b] for r in results]) for b in buckets},
         "stable_interior_min": sum(r["interp_stable"]["interior_min"] for r in results),
         "toward_decay_monotone": sum(r["interp_toward_decay"]["monotone_decreasing"] for r in results),
-        "sharpness_fork": _mse([r["sharpness"][-2]["top"] for r in results]),
-        "sharpness_decayed": _mse([r["sharpness"][-1]["top"] for r in results]),
+        "sharpness_fork": mean_se([r["sharpness"][-2]["top"] for r in results]),
+        "sharpness_decayed": mean_se([r["sharpness"][-1]["top"] for r in results]),
         "seeds": len(results),
     }
 
@@ -152,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"need --seeds >= 1, --steps >= {2 * ckpt} (two stable checkpoints) and --decay >= 1")
     out = fresh_output(args.out, "bigram")
     data = load_dataset(config(0, steps, ckpt, eval_every, args.lr).data)
-    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, opts.progress) for s in range(seeds)]
+    # the quick form checks the machinery: fewer line points and Lanczos steps (CI time)
+    points, hvps = (QUICK["points"], QUICK["hvps"]) if q else (POINTS, HVPS)
+    results = [one_seed(out, s, steps, ckpt, decay, eval_every, args.lr, data, opts.progress, points, hvps)
+               for s in range(seeds)]
     summary = summarize(results)
     write_json(out / "results.json", {"steps": steps, "decay": decay, "lr": args.lr, "seeds": seeds, "quick": q,
                                       "summary": summary, "runs": results})

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import math
 import shutil
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,3 +116,9 @@ def _owner(out: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return value.get("experiment") if isinstance(value, dict) and isinstance(value.get("experiment"), str) else None
+
+
+def mean_se(xs: list[float]) -> dict[str, float | None]:
+    """Mean, standard error (None for one value) and count: how every experiment here reports seeds."""
+    se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else None
+    return {"mean": statistics.fmean(xs), "se": se, "n": len(xs)}

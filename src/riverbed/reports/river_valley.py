@@ -52,3 +52,64 @@ def plot_bigram_experiment(results: Sequence[dict[str, Any]], out: str | Path) -
     a4.legend()
     fig.tight_layout()
     return save(fig, out, dpi=120)
+
+
+def plot_lr_sweep(summary: dict[str, Any], runs: Sequence[dict[str, Any]], out: str | Path) -> Path:
+    """`riverbed experiment lr-sweep`: loss before and after the decay, and the drop, against the
+    stable LR (mean ± s.e. over seeds, each seed a faint dot); a third panel, the curves per LR."""
+    plt = pyplot()
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.4))
+    rows = [r for r in summary["rows"] if "drop" in r]
+    lrs = [r["lr"] for r in rows]
+
+    def bars(ax: Any, key: str, label: str, color: str) -> None:
+        ax.errorbar(lrs, [r[key]["mean"] for r in rows], yerr=[r[key]["se"] or 0.0 for r in rows], marker="o",
+                    color=color, capsize=3, label=label)
+
+    bars(a1, "stable", "end of stable phase (constant LR)", "black")
+    bars(a1, "constant", "constant LR, same tokens as the decay", "tab:gray")
+    bars(a1, "decayed", "after the decay", "tab:red")
+    if summary.get("entropy_rate") is not None:
+        a1.axhline(summary["entropy_rate"], color="tab:green", ls="--", label="entropy rate (optimum)")
+    bars(a2, "drop", "vs the fork", "tab:gray")
+    bars(a2, "drop_vs_constant", "vs constant LR (same tokens)", "tab:purple")
+    if rows and all("high" in r["bucket_drop"] for r in rows):
+        a2.errorbar(lrs, [r["bucket_drop"]["high"]["mean"] for r in rows], yerr=[r["bucket_drop"]["high"]["se"] or 0.0 for r in rows],
+                    marker="s", color="tab:blue", capsize=3, label="vs constant LR, high-entropy contexts")
+    ok = [r for r in runs if not r["diverged"]]
+    a1.scatter([r["lr"] for r in ok], [r["decayed_loss"] for r in ok], color="tab:red", alpha=0.3, s=10)
+    a2.scatter([r["lr"] for r in ok], [r["drop_vs_constant"] for r in ok], color="tab:purple", alpha=0.3, s=10)
+    dead = [r["lr"] for r in summary["rows"] if r["diverged"]]
+    for lr in dead:
+        a1.axvline(lr, color="tab:orange", ls=":", label="diverged (some seed)" if lr == dead[0] else None)
+    cmap = plt.get_cmap("viridis")
+    for r in runs:
+        if r["seed"] != 0:
+            continue
+        c = cmap(lrs.index(r["lr"]) / max(1, len(lrs) - 1)) if r["lr"] in lrs else "tab:orange"
+        pts = [p for p in r["main"] if p[1] is not None]
+        if pts:
+            a3.plot(*zip(*pts), color=c, alpha=0.8, label=f"LR {r['lr']:g}")
+        if not r["diverged"] and r["decay"]:
+            fork = [q for q in pts if q[0] < r["decay"][0][0]][-1:]  # the decay starts at the fork, not main's end
+            a3.plot(*zip(*(fork + list(r["decay"]))), color=c, ls="--")
+    for ax in (a1, a2):
+        ax.set_xscale("log")
+        ax.set_xlabel("stable LR")
+        ax.legend(fontsize=8)
+    a1.set_ylabel("held-out loss")
+    a1.set_title("Before and after the decay")
+    a2.set_ylabel("loss")
+    a2.set_title("Drop in the decay")
+    a3.set_xlabel("tokens")
+    a3.set_ylabel("held-out loss")
+    a3.set_title("Seed 0: main (solid), decay (dashed)")
+    h = summary.get("entropy_rate")
+    ends = [r["constant_loss"] for r in runs if r["seed"] == 0 and r.get("constant_loss") is not None]
+    if h is not None:
+        a3.axhline(h, color="tab:green", ls="--")
+        if ends:  # frame the end of training (the first evaluations are far above it)
+            a3.set_ylim(h - 0.02, max(ends) + 3 * (max(ends) - h))
+    a3.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, out, dpi=120)
