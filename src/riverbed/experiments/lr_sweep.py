@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.experiments.bigram import config
-from riverbed.experiments.preamble import fresh_output, mean_se
-from riverbed.experiments.spike import bounded
+from riverbed.experiments.preamble import bounded, fresh_output, mean_se
 from riverbed.units import arg, parse_count
 
 LRS = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2)

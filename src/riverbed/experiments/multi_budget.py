@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from riverbed.experiments.preamble import fresh_output, mean_se
-from riverbed.experiments.spike import bounded
+from riverbed.experiments.preamble import bounded, fresh_output, mean_se
 
 BUDGETS, WARMUP, DECAY_FRACTION, MIN_RATIO = (120, 240, 480), 12, 0.1, 0.1
 METHODS = ("wsd", "wsds", "cyclic", "cosine")

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from riverbed.reports.landscape_plots import _pyplot, _save
+from riverbed.reports.pyplot import pyplot, save
 
 STYLE = {"wsd": ("WSD + decay branches", "tab:blue", "o"), "wsds": ("WSD-S", "tab:red", "s"),
          "cyclic": ("cyclic cosine", "tab:green", "^"), "cosine": ("cosine, one run per budget", "tab:gray", "D")}
 
 
 def plot_multi_budget(res: dict[str, Any], out: str | Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     datas = list(res["summary"])
     fig, axes = plt.subplots(1, len(datas), figsize=(7 * len(datas), 4.8), squeeze=False)
     for ax, data in zip(axes[0], datas):
@@ -48,4 +48,4 @@ def plot_multi_budget(res: dict[str, Any], out: str | Path) -> Path:
         ax.set_title(f"{data}: finished model per budget at equal total compute")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out, dpi=120)
