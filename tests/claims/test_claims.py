@@ -116,6 +116,9 @@ def test_claims_cli_json_table_and_report(monkeypatch, capsys, tmp_path):
     assert main(["claims", "--seeds", "2", "--only", "wsd,epoch-refit", "--report", str(page)]) == 0
     text = capsys.readouterr().out
     assert "does not hold" in text and "Epoch" in text and "WSD-S" not in text
+    assert main(["claims", "--seeds", "2", "--only", "epoch", "--markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "| Epoch AI's Chinchilla approach-3 refit is reproduced |" in md and "**holds**" in md and "< 0.01" in md
     html = page.read_text()
     assert "does not hold" in html and "default-src 'none'" in html and "Merging stable-phase" in html
 
@@ -129,6 +132,7 @@ def test_claims_cli_bad_input_exits_2_before_training(monkeypatch, tmp_path, cap
     assert main(["claims", "--only", "bogus"]) == 2
     assert main(["claims", "--report", str(tmp_path / "x.png")]) == 2
     assert main(["claims", "--quick", "--size", "full"]) == 2
+    assert main(["claims", "--json", "--markdown"]) == 2
     assert not (tmp_path / "x.png").exists()
 
 

@@ -50,3 +50,20 @@ def write_report(out: Path, verdicts: Sequence[Any], results: Sequence[dict[str,
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, page.render())
     return out
+
+
+def markdown_table(verdicts: Sequence[Any]) -> str:
+    """The verdict table as GitHub markdown (what the README shows)."""
+    from riverbed.claims.catalog import by_id
+
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|")
+
+    lines = ["| claim | source | measured per seed | holds if | mean ± se (seeds) | per seed | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for r in verdicts:
+        op = ">" if by_id(r.id).larger_holds else "<"
+        se = f" ± {r.stderr:.4f}" if r.stderr is not None else ""
+        lines.append(f"| {cell(r.claim)} | {cell(r.source)} | {cell(r.measured)} | {op} {r.threshold:g} | "
+                     f"{r.mean:+.4f}{se} ({r.seeds}) | {', '.join(f'{v:+.4f}' for v in r.values)} | **{r.verdict}** |")
+    return "\n".join(lines) + "\n"

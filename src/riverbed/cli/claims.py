@@ -34,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "predictor, bigram); default: all")
     p.add_argument("--json", action="store_true",
                    help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], "jobs": [...]}')
+    p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.claims import runner
     from riverbed.errors import ConfigError
 
+    if args.json and args.markdown:
+        raise ConfigError("--json and --markdown: choose one output")
     size = args.size or ("quick" if args.quick else "full")
     if args.quick and args.size not in (None, "quick"):
         raise ConfigError(f"--quick contradicts --size {args.size}")
@@ -104,7 +107,13 @@ def run(args: argparse.Namespace) -> int:
                "jobs": results}
         print(json.dumps(_num(doc), indent=2, allow_nan=False))
         return 0
-    _print_table(verdicts, results, seconds)
+    if args.markdown:
+        from riverbed.claims.report import markdown_table
+
+        print(markdown_table(verdicts), end="")
+        print(f"\n{seconds:.0f} s in all")
+    else:
+        _print_table(verdicts, results, seconds)
     if args.report is not None:
         print(f"wrote {args.report}")
     return 0
@@ -114,20 +123,27 @@ def _print_table(verdicts: list[Any], results: list[dict[str, Any]], seconds: fl
     from rich.console import Console
     from rich.table import Table
 
+    from riverbed.claims import by_id
+    from riverbed.claims.verdict import Z
+
     t = Table(title="seed claims at small scale (mean ± standard error over seeds)", show_lines=True)
-    t.add_column("claim (source)", ratio=3)
-    t.add_column("measured per seed", ratio=4)
-    t.add_column("rule", ratio=2)
+    t.add_column("claim (source)", ratio=4)
+    t.add_column("measured per seed", ratio=5)
+    t.add_column("holds if", no_wrap=True)
     t.add_column("mean ± se", justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     colour = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
     for r in verdicts:
-        se = "" if r.stderr is None else f" ± {r.stderr:.4g}"
-        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, r.rule, f"{r.mean:+.4g}{se}\n[dim]n={r.seeds}[/dim]",
-                  f"[{colour[r.verdict]}]{r.verdict}[/]")
+        spec = by_id(r.id)
+        se = "" if r.stderr is None else f" ± {r.stderr:.3g}"
+        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, f"{'>' if spec.larger_holds else '<'} {r.threshold:g}",
+                  f"{r.mean:+.4g}{se}\n[dim]n={r.seeds}[/dim]", f"[{colour[r.verdict]}]{r.verdict}[/]")
     c = Console()
     c.print(t)
     per_study: dict[str, float] = {}
     for res in results:
         per_study[res["job"]["study"]] = per_study.get(res["job"]["study"], 0.0) + res["seconds"]
+    c.print(f"rule: holds if the mean is beyond the threshold by more than {Z:g} standard errors, does not hold if "
+            f"it is {Z:g} standard errors short of it, inconclusive otherwise (and with one seed); a deterministic "
+            "claim (n=1, no seed enters) is judged by its value")
     c.print(f"{seconds:.0f} s in all; per study: " + ", ".join(f"{k} {v:.0f} s" for k, v in per_study.items()))
