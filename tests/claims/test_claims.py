@@ -138,8 +138,9 @@ def test_claims_cli_bad_input_exits_2_before_training(monkeypatch, tmp_path, cap
 
 @pytest.mark.slow
 def test_run_claims_table_shape_on_the_tiny_size(tmp_path):
-    """Real training of every study at the tiny size (~40 s), two seeds."""
-    verdicts, results = run_claims("tiny", seeds=2, workdir=tmp_path)
+    """Real training of every study at the tiny size (~40 s), two seeds, in two worker processes."""
+    verdicts, results = run_claims("tiny", seeds=2, workdir=tmp_path, processes=2)
+    assert [r["job"] for r in results] == [j.to_json() for j in plan_jobs(None, "tiny", 2)]  # job order kept
     assert [r.id for r in verdicts] == [c.id for c in CLAIMS]
     for r in verdicts:
         assert r.verdict in ("holds", "does not hold", "inconclusive") and r.rule
@@ -155,6 +156,6 @@ def test_claims_quick_cli_table(capsys):
     import os
 
     seeds = "2" if os.environ.get("RIVERBED_BOUNDED", "") not in ("", "0") else "3"
-    assert main(["claims", "--quick", "--seeds", seeds, "--no-progress"]) == 0
+    assert main(["claims", "--quick", "--seeds", seeds, "--jobs", "2", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "seed claims at small scale" in text and "s in all" in text
