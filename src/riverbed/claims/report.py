@@ -26,25 +26,32 @@ def write_report(out: Path, verdicts: Sequence[Any], results: Sequence[dict[str,
                  seconds: float) -> Path:
     """Write the page atomically: the verdict table, the rule, per-study times and the raw job results."""
     from riverbed.checkpoints.atomic import write_text
+    from riverbed.claims.catalog import by_id
     from riverbed.claims.verdict import Z
     from riverbed.reports.collect import software_versions
     from riverbed.reports.html import Page
 
     check_out(out)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = Page("riverbed claims", f"{len(verdicts)} claims · {size} size · {seeds} seed(s) · {seconds:.0f} s · written {stamp}")
+    page = Page("riverbed claims",
+                f"{len(verdicts)} claims · {size} size · {seeds} seed(s) · {seconds:.0f} s · written {stamp}")
     page.add_heading("Verdicts")
-    rows = [[r.claim, r.source, r.measured, f"{r.threshold:g}", f"{_fmt(r.mean)} ± {_fmt(r.stderr)}" if r.stderr is not None
-             else _fmt(r.mean), r.seeds, ", ".join(f"{v:+.4g}" for v in r.values), r.verdict] for r in verdicts]
+    rows = []
+    for r in verdicts:
+        spread = f"{_fmt(r.mean)} ± {r.stderr:.4g}" if r.stderr is not None else _fmt(r.mean)
+        rows.append([r.claim, r.source, r.measured, f"{'>' if by_id(r.id).larger_holds else '<'} {r.threshold:g}",
+                     spread, r.seeds, ", ".join(f"{v:+.4g}" for v in r.values), r.verdict])
     page.add_table("one row per claim; each number is oriented as the 'measured' column says",
-                   ["claim", "source", "measured per seed", "threshold", "mean ± se", "seeds", "per seed", "verdict"], rows)
+                   ["claim", "source", "measured per seed", "holds if", "mean ± se", "seeds", "per seed", "verdict"],
+                   rows)
     page.add_note(f"Rule: larger-holds claims hold if mean - {Z:g} se > threshold and do not hold if mean + {Z:g} se < "
                   "threshold (mirrored for smaller-holds claims); inconclusive otherwise or with one seed. A "
                   "deterministic claim is judged by its one value.")
     page.add_heading("Jobs")
     page.add_table("one job per study and seed", ["study", "seed", "seconds"],
                    [[r["job"]["study"], r["job"]["seed"], f"{r['seconds']:.1f}"] for r in results])
-    page.add_pre([{"job": r["job"], "values": r["values"], "extras": r["extras"]} for r in results], summary="raw job results")
+    page.add_pre([{"job": r["job"], "values": r["values"], "extras": r["extras"]} for r in results],
+                 summary="raw job results")
     page.add_heading("Software")
     page.add_table("", ["package", "version"], sorted(software_versions().items()))
     out.parent.mkdir(parents=True, exist_ok=True)

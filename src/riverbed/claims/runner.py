@@ -150,7 +150,8 @@ def run_local(jobs: Sequence[Job], *, processes: int = 1, workdir: str | Path | 
 
 def run_claims(size: str = "quick", seeds: int = 3, *, only: Sequence[str] | None = None,
                workdir: str | Path | None = None, processes: int = 1, execute: Executor | None = None,
-               on_job: Callable[[Job, dict[str, Any]], None] | None = None) -> tuple[list[ClaimResult], list[dict[str, Any]]]:
+               on_job: Callable[[Job, dict[str, Any]], None] | None = None,
+               ) -> tuple[list[ClaimResult], list[dict[str, Any]]]:
     """Measure the selected claims over ``seeds`` seeds at ``size``; returns (verdicts, job results).
 
     ``execute`` runs a list of jobs and returns their results in job order (default:
@@ -158,5 +159,8 @@ def run_claims(size: str = "quick", seeds: int = 3, *, only: Sequence[str] | Non
     """
     claims = select(only)
     jobs = plan_jobs(only, size, seeds)
-    results = run_local(jobs, processes=processes, workdir=workdir, on_job=on_job) if execute is None else list(execute(jobs))
+    if execute is None:
+        results = run_local(jobs, processes=processes, workdir=workdir, on_job=on_job)
+    else:
+        results = list(execute(jobs))
     return judge_jobs(claims, results), results

@@ -23,7 +23,8 @@ SIZES = ("tiny", "quick", "full")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("claims", help="re-measure the seed claims (PMA, WSD vs cosine, WSD-S, scaling, ...) over seeds",
+    p = subparsers.add_parser("claims",
+                              help="re-measure the seed claims (PMA, WSD vs cosine, WSD-S, scaling, ...) over seeds",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the CI size (same as --size quick)")
     p.add_argument("--size", choices=SIZES, default=None,
@@ -33,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated claim ids or study names (wsd, multibudget, spike, branch-law, epoch, "
                         "predictor, bigram); default: all")
     p.add_argument("--json", action="store_true",
-                   help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], "jobs": [...]}')
+                   help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], '
+                        '"jobs": [...]}')
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")

@@ -43,8 +43,8 @@ def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
     (rec,) = run_requests(run, plan_requests(run, [steps], "linear", g["decay"]), cfg=cfg, data=data, progress=False)
 
     def last_eval(branch: str, step: int) -> dict[str, Any]:
-        rows = [r for r in read_metrics(layout.metrics_path(run.path, branch)) if r.get("kind") == "eval" and r["step"] == step]
-        return rows[-1]
+        rows = read_metrics(layout.metrics_path(run.path, branch))
+        return [r for r in rows if r.get("kind") == "eval" and r["step"] == step][-1]
 
     fork, end = last_eval(layout.MAIN, steps), last_eval(rec.name, steps + g["decay"])
     drop = {b: fork["eval_loss_by_bucket"][b] - end["eval_loss_by_bucket"][b] for b in fork["eval_loss_by_bucket"]}

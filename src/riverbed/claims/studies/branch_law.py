@@ -48,7 +48,8 @@ def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
     tree_tokens, cos_tokens = exp._tree_tokens(tree), float(np.sum(cos.d))
     order_w, order_c = np.argsort(wsd.d), np.argsort(cos.d)
     return {"values": {"branch-law-matches": float(np.max(np.abs(a - b) / b))},
-            "extras": {"budget_steps": steps, "wsd_loss": wsd.loss[order_w].tolist(), "cosine_loss": cos.loss[order_c].tolist(),
+            "extras": {"budget_steps": steps, "wsd_loss": wsd.loss[order_w].tolist(),
+                       "cosine_loss": cos.loss[order_c].tolist(),
                        "wsd_fit": dict(f_wsd.params), "cosine_fit": dict(f_cos.params), "wsd_tokens": tree_tokens,
                        "cosine_tokens": cos_tokens, "compute_ratio": tree_tokens / cos_tokens,
                        "fit_warnings": sorted({str(w.message) for w in caught})}}

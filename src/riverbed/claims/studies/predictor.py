@@ -1,11 +1,11 @@
 """The trajectory predictor's check: leave-one-out MPL vs the undecayed main branch and a PMA merge.
 
-Per seed, a tiny WSD run tree (peak LR 6e-3, main evaluated every 10 steps, checkpoints every 25;
-"full" is the tree of the README's ``riverbed predict check`` example) with four decay branches
-(1-sqrt and linear, 25-33 % of their budgets, ending at or before main's last step), then :func:`riverbed.predict.check.loo_check` with the Multi-Power Law: each
-branch's final held-out loss is predicted by a fit on the main branch and the three other branches,
-beside two baselines (main's held-out loss at the same step; the SMA of the last 4 main checkpoints
-up to the branch's end). Measured: mean relative errors over the four branches, in percent.
+Per seed, a tiny WSD run tree (peak LR 6e-3, warmup 10, main evaluated every 10 steps, checkpoints
+every 25; "full" is modelled on the README's ``riverbed predict check`` example) with four decay
+branches (1-sqrt and linear, about 25 % of their budgets, ending at or before main's last step), then
+:func:`riverbed.predict.check.loo_check` with the Multi-Power Law: each branch's final held-out loss
+is predicted by a fit on the main branch and the three other branches, beside two baselines (main's
+held-out loss at the same step; the SMA of the last 4 main checkpoints up to the branch's end). Measured: mean relative errors over the four branches, in percent.
 """
 
 from __future__ import annotations
