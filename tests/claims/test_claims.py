@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from riverbed.claims import CLAIMS, Job, by_id, judge, judge_jobs, plan_jobs, run_claims, verdict
+from riverbed.claims import CLAIMS, Job, by_id, judge, judge_jobs, plan_jobs, run_claims, run_job, verdict
 from riverbed.claims import runner, studies
 from riverbed.claims.studies import epoch
 from riverbed.cli.main import main
-from riverbed.errors import ConfigError
+from riverbed.errors import ConfigError, RunError
 
 
 def test_verdict_rule_flips():
@@ -79,6 +79,15 @@ def test_judge_jobs_orders_seeds_and_needs_results():
         judge_jobs([by_id("epoch-refit")], results)
 
 
+def test_run_job_refuses_unknown_studies_and_non_finite_numbers(monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="unknown"):
+        run_job({"study": "nope", "size": "tiny", "seed": 0})
+    monkeypatch.setattr(studies, "get", lambda name: lambda size, seed, root: {"values": {"wsds-vs-wsd": float("nan")}})
+    with pytest.raises(RunError, match="non-finite"):
+        run_job(Job("multibudget", "tiny", 0), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # its scratch directory is gone
+
+
 def test_epoch_refit_on_a_subgrid():
     """The Epoch study's refit (the CLI uses the full grid; 48 interior starts find the same optimum)."""
     grid = np.array([[a, b, e, al, be] for al, be, e, a, b in
@@ -128,6 +137,9 @@ def test_claims_cli_bad_input_exits_2_before_training(monkeypatch, tmp_path, cap
         raise AssertionError("trained despite a bad argument")
     monkeypatch.setattr(runner, "run_job", boom)
     assert main(["claims", "--jobs", "0"]) == 2
+    assert main(["claims", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(CLAIMS) and listed[0].split()[:2] == ["pma-beats-last", "wsd"]
     assert main(["claims", "--quick", "--seeds", "0"]) == 2
     assert main(["claims", "--only", "bogus"]) == 2
     assert main(["claims", "--report", str(tmp_path / "x.png")]) == 2

@@ -25,7 +25,7 @@ from typing import Any
 from riverbed.claims import studies
 from riverbed.claims.catalog import CLAIMS, ClaimSpec
 from riverbed.claims.verdict import verdict
-from riverbed.errors import ConfigError
+from riverbed.errors import ConfigError, RunError
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def run_job(job: Job | dict[str, Any], workdir: str | Path | None = None) -> dic
     values = {k: float(v) for k, v in out["values"].items()}
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
     if bad:
-        raise RuntimeError(f"study {job.study} seed {job.seed}: non-finite measurement(s) {bad}")
+        raise RunError(f"study {job.study} seed {job.seed}: non-finite measurement(s) {bad} (a diverged run?)")
     return {"job": job.to_json(), "values": values, "extras": out.get("extras", {}),
             "seconds": time.perf_counter() - t0}
 

@@ -33,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--only", default=None, metavar="IDS",
                    help="comma-separated claim ids or study names (wsd, multibudget, spike, branch-law, epoch, "
                         "predictor, bigram); default: all")
+    p.add_argument("--list", action="store_true", help="list the claims (id, study, claim, source) and exit")
     p.add_argument("--json", action="store_true",
                    help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], '
                         '"jobs": [...]}')
@@ -79,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.claims import runner
     from riverbed.errors import ConfigError
 
+    if args.list:
+        for c in runner.select(None):
+            print(f"{c.id:28s} {c.study:12s} {c.claim} ({c.source})")
+        return 0
     if args.json and args.markdown:
         raise ConfigError("--json and --markdown: choose one output")
     size = args.size or ("quick" if args.quick else "full")

@@ -20,8 +20,10 @@ def get(name: str) -> Measure:
     """The ``measure`` function of study ``name`` (imported lazily: each study pulls in torch)."""
     from importlib import import_module
 
+    from riverbed.errors import ConfigError
+
     if name not in STUDIES:
-        raise KeyError(name)
+        raise ConfigError(f"study {name!r}: unknown; known studies: {', '.join(STUDIES)}")
     return import_module(f"riverbed.claims.studies.{STUDIES[name]}").measure  # type: ignore[no-any-return]
 
 
