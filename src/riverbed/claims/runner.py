@@ -1,79 +1,52 @@
-"""The claims table: which seed claims riverbed re-measures, how, and the verdict over seeds.
+"""The claims runner: jobs (one study, one seed) measured independently, then judged per claim.
 
-Each claim names its source, the number measured per seed (oriented: larger = the claim holds)
-and the threshold of its verdict rule (``riverbed.claims.verdict``). ``run_claims`` trains the
-per-seed study (``riverbed.claims.measure``) in a temporary directory and judges every claim.
+A :class:`Job` is plain data (study, size, seed); :func:`run_job` runs it in a fresh scratch
+directory and returns a JSON-able dict (``values``: claim id -> number, ``extras``, ``seconds``),
+so any executor that can call a function (a process pool, a cluster) can run the jobs.
+:func:`run_claims` plans the jobs of the selected claims, runs them through ``execute`` (default:
+here, one after the other) and judges each claim from its per-seed numbers.
 
 >>> judge(CLAIMS[0], [0.02, 0.03, 0.025]).verdict
 'holds'
+>>> [j.seed for j in plan_jobs(["epoch-refit", "wsds-vs-wsd"], "quick", 2)]
+[0, 0, 1]
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from riverbed.claims import measure
-from riverbed.claims.measure import StudySpec
+from riverbed.claims import studies
+from riverbed.claims.catalog import CLAIMS, ClaimSpec
 from riverbed.claims.verdict import verdict
-from riverbed.data import DataConfig, load_dataset
-from riverbed.errors import ConfigError
+from riverbed.errors import ConfigError, RunError
 
 
 @dataclass(frozen=True)
-class ClaimSpec:
-    id: str
-    claim: str
-    source: str
-    measured: str
-    """What one seed's number is (units)."""
-    threshold: float
+class Job:
+    """One study at one size for one seed: an independent unit of work."""
 
+    study: str
+    size: str
+    seed: int
 
-CLAIMS: tuple[ClaimSpec, ...] = (
-    ClaimSpec("pma-beats-last", "Merging stable-phase checkpoints beats the last checkpoint",
-              "Li et al. 2025, PMA (arXiv 2505.12082)",
-              "held-out loss of the last constant-LR checkpoint minus that of the SMA of the last N (nats)", 0.0),
-    ClaimSpec("merge-approximates-decay", "A merge approximates the decayed model",
-              "Li et al. 2025, PMA (arXiv 2505.12082)",
-              "fraction of the main-to-decayed loss gap the SMA merge closes (0 = none, 1 = all)", 0.5),
-    ClaimSpec("wsd-vs-cosine", "WSD with a 20 % decay matches or beats cosine at equal tokens",
-              "Hägele et al. 2024 (arXiv 2405.18392)",
-              "cosine-run loss minus WSD 1-sqrt decay-branch loss at the same tokens (nats; match = within 0.01)", -0.01),
-    ClaimSpec("1sqrt-vs-linear", "1-sqrt decay is at least as good as linear",
-              "Hägele et al. 2024 (arXiv 2405.18392)",
-              "linear decay-branch loss minus 1-sqrt decay-branch loss, same fork and length (nats; tie = within 0.005)",
-              -0.005),
-    ClaimSpec("drop-grows-with-lr", "The decay drop grows with the stable LR",
-              "Wen et al. 2024, river valley (arXiv 2410.05192)",
-              "decay drop (main minus decayed loss) at the peak LR minus the drop at 1/3 of it (nats)", 0.0),
-    ClaimSpec("merges-converge-late", "SMA, EMA and WMA converge late in training",
-              "Li et al. 2025, PMA (arXiv 2505.12082)",
-              "spread (max - min loss) of SMA/EMA/WMA merges at mid-run minus the spread at the end (nats)", 0.0),
-)
-#: Claims of the issue riverbed does not re-measure here yet (said in the table's notes, not hidden).
-NOT_MEASURED: tuple[str, ...] = (
-    "WSD-S vs WSD vs cyclic cosine at equal compute",
-    "PMA-init passes a loss spike (see `riverbed experiment spike`)",
-    "a law fitted from branch ends matches one from independent runs at about half the compute "
-    "(see `riverbed experiment scaling`)",
-    "Epoch AI's Chinchilla refit reproduced (tests/scaling/test_epoch.py checks it against the published fit)",
-)
-
-QUICK = StudySpec(steps=200, decay=40, ckpt=10, merge_n=4)
-"""CI size: ~1.5 K steps per seed of the 103K-parameter model (tens of seconds per seed on one core)."""
-FULL = StudySpec(steps=400, decay=80, ckpt=20, merge_n=5)
-"""The README's table: 2.5x longer runs."""
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class ClaimResult:
+    id: str
     claim: str
     source: str
     measured: str
+    threshold: float
     mean: float
     stderr: float | None
     seeds: int
@@ -82,29 +55,112 @@ class ClaimResult:
     values: tuple[float, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"claim": self.claim, "source": self.source, "measured": self.measured, "mean": self.mean,
-                "stderr": self.stderr, "seeds": self.seeds, "verdict": self.verdict, "rule": self.rule,
-                "values": list(self.values)}
+        return {"id": self.id, "claim": self.claim, "source": self.source, "measured": self.measured,
+                "threshold": self.threshold, "mean": self.mean, "stderr": self.stderr, "seeds": self.seeds,
+                "verdict": self.verdict, "rule": self.rule, "values": list(self.values)}
+
+
+def select(only: Sequence[str] | None = None) -> tuple[ClaimSpec, ...]:
+    """The claims named in ``only`` (claim ids or study names; None: all), in table order."""
+    if not only:
+        return CLAIMS
+    known = {c.id for c in CLAIMS} | set(studies.STUDIES)
+    bad = [o for o in only if o not in known]
+    if bad:
+        raise ConfigError(f"--only {','.join(bad)}: unknown claim or study; known claims: "
+                          f"{', '.join(c.id for c in CLAIMS)}; studies: {', '.join(studies.STUDIES)}")
+    return tuple(c for c in CLAIMS if c.id in only or c.study in only)
+
+
+def plan_jobs(only: Sequence[str] | None, size: str, seeds: int) -> list[Job]:
+    """One job per (study, seed) the selected claims need; a deterministic study runs once."""
+    if size not in studies.SIZES:
+        raise ConfigError(f"size {size!r}: expected one of {', '.join(studies.SIZES)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds {seeds!r}: expected a positive number of seeds")
+    needed = list(dict.fromkeys(c.study for c in select(only)))
+    # seed-major: every study's first seed comes first (a failing study shows up early)
+    return [Job(s, size, seed) for seed in range(seeds) for s in needed if seed == 0 or s not in studies.DETERMINISTIC]
+
+
+def run_job(job: Job | dict[str, Any], workdir: str | Path | None = None) -> dict[str, Any]:
+    """Run one job in a temporary directory (removed after); returns plain JSON-able results."""
+    if isinstance(job, dict):
+        job = Job(**job)
+    measure = studies.get(job.study)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"riverbed-claims-{job.study}-", dir=workdir) as tmp:
+        out = measure(job.size, job.seed, Path(tmp))
+    values = {k: float(v) for k, v in out["values"].items()}
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise RunError(f"study {job.study} seed {job.seed}: non-finite measurement(s) {bad} (a diverged run?)")
+    return {"job": job.to_json(), "values": values, "extras": out.get("extras", {}),
+            "seconds": time.perf_counter() - t0}
 
 
 def judge(spec: ClaimSpec, values: Sequence[float]) -> ClaimResult:
     """The verdict of one claim from its per-seed numbers (pure: the tests feed it made-up ones)."""
-    v = verdict(values, spec.threshold, what=spec.id)
-    return ClaimResult(spec.claim, spec.source, spec.measured, v.mean, v.stderr, v.seeds, v.verdict, v.rule,
-                       tuple(float(x) for x in values))
+    v = verdict(values, spec.threshold, larger_holds=spec.larger_holds, deterministic=spec.deterministic, what=spec.id)
+    return ClaimResult(spec.id, spec.claim, spec.source, spec.measured, spec.threshold, v.mean, v.stderr, v.seeds,
+                       v.verdict, v.rule, tuple(float(x) for x in values))
 
 
-def run_claims(study: StudySpec = QUICK, seeds: int = 3, *, workdir: str | Path | None = None,
-               on_seed: Callable[[int], None] | None = None) -> list[ClaimResult]:
-    """Measure every claim of ``CLAIMS`` over ``seeds`` seeds (0 .. seeds-1) and judge it."""
+def judge_jobs(claims: Sequence[ClaimSpec], results: Sequence[dict[str, Any]]) -> list[ClaimResult]:
+    """Judge each claim from the results of its study's jobs (in seed order)."""
+    out = []
+    for c in claims:
+        rows = sorted((r for r in results if r["job"]["study"] == c.study), key=lambda r: r["job"]["seed"])
+        if not rows:
+            raise ConfigError(f"claim {c.id}: no result of study {c.study!r} to judge it from")
+        out.append(judge(c, [r["values"][c.id] for r in rows]))
+    return out
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds {seeds!r}: expected a positive number of seeds")
-    data = load_dataset(DataConfig())
-    per_seed = []
-    with tempfile.TemporaryDirectory(prefix="riverbed-claims-", dir=workdir) as tmp:
-        for seed in range(seeds):
-            per_seed.append(measure.measure_seed(study, seed, Path(tmp) / f"seed{seed}", data))
-            if on_seed is not None:
-                on_seed(seed)
-    return [judge(c, [m[c.id] for m in per_seed]) for c in CLAIMS]
+
+Executor = Callable[[Sequence[Job]], list[dict[str, Any]]]
+
+
+def run_local(jobs: Sequence[Job], *, processes: int = 1, workdir: str | Path | None = None,
+              on_job: Callable[[Job, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``jobs`` here: in order, or in ``processes`` worker processes (results in job order)."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError(f"--jobs {processes!r}: expected a positive number of processes")
+    if processes == 1 or len(jobs) <= 1:
+        results = []
+        for job in jobs:
+            results.append(run_job(job, workdir))
+            if on_job is not None:
+                on_job(job, results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork where the platform has it (the parent has not imported torch: the studies import it lazily)
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    done: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(run_job, job, workdir): i for i, job in enumerate(jobs)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            done[i] = fut.result()
+            if on_job is not None:
+                on_job(jobs[i], done[i])
+    return [done[i] for i in range(len(jobs))]
+
+
+def run_claims(size: str = "quick", seeds: int = 3, *, only: Sequence[str] | None = None,
+               workdir: str | Path | None = None, processes: int = 1, execute: Executor | None = None,
+               on_job: Callable[[Job, dict[str, Any]], None] | None = None,
+               ) -> tuple[list[ClaimResult], list[dict[str, Any]]]:
+    """Measure the selected claims over ``seeds`` seeds at ``size``; returns (verdicts, job results).
+
+    ``execute`` runs a list of jobs and returns their results in job order (default:
+    :func:`run_local` with ``processes`` workers, calling ``on_job`` after each job).
+    """
+    claims = select(only)
+    jobs = plan_jobs(only, size, seeds)
+    if execute is None:
+        results = run_local(jobs, processes=processes, workdir=workdir, on_job=on_job)
+    else:
+        results = list(execute(jobs))
+    return judge_jobs(claims, results), results

@@ -1,9 +1,11 @@
 """`riverbed claims [--quick] [--seeds K] [--json]`: the seed claims re-measured at small scale.
 
-Trains a small study per seed (the 103K-parameter tiny model on the embedded corpus: a WSD main
-branch with 1-sqrt and linear decay branches, the same at a third of the LR, a cosine run, and
-SMA / EMA / WMA merges of the main branch's checkpoints), then prints one row per claim: the
-claim, its source, what was measured (mean and standard error over seeds), the verdict (holds /
+Runs the studies the claims need, one job per study and seed (tiny models on the embedded corpus
+or the bigram language, CPU): WSD branches, decay shapes, cosine runs and merges; WSD-S, WSD and
+cyclic cosine at equal compute; a loss spike with and without PMA-init; a data law from branch
+ends against cosine runs; Epoch AI's Chinchilla refit; the trajectory predictor's leave-one-out
+check; the river-valley lab's bucket drops and interpolation lines. Then prints one row per claim:
+the claim, its source, what was measured (mean and standard error over seeds), the verdict (holds /
 does not hold / inconclusive) and the rule that decided it. A claim that does not hold at this
 scale is reported as such, with its numbers. ``--quick`` is the CI size.
 """
@@ -13,54 +15,142 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
+from pathlib import Path
+from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from riverbed.claims import runner
+SIZES = ("tiny", "quick", "full")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("claims", help="re-measure the seed claims (PMA, WSD vs cosine, decay shapes, ...) over seeds",
+    p = subparsers.add_parser("claims",
+                              help="re-measure the seed claims (PMA, WSD vs cosine, WSD-S, scaling, ...) over seeds",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="the CI size (200-step runs instead of 400)")
+    p.add_argument("--quick", action="store_true", help="the CI size (same as --size quick)")
+    p.add_argument("--size", choices=SIZES, default=None,
+                   help="study size: tiny (seconds, for tests), quick (CI), full (default; the README's table)")
     p.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per claim (default 3)")
+    p.add_argument("--only", default=None, metavar="IDS",
+                   help="comma-separated claim ids or study names (wsd, multibudget, spike, branch-law, epoch, "
+                        "predictor, bigram); default: all")
+    p.add_argument("--list", action="store_true", help="list the claims (id, study, claim, source) and exit")
     p.add_argument("--json", action="store_true",
-                   help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...]}')
+                   help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], '
+                        '"jobs": [...]}')
+    p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
+    p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
+                   help="also write the table as a self-contained HTML page")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run the jobs (one per study and seed) in N local processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x
+def _num(x: Any) -> Any:
+    """Strict JSON: non-finite floats become null (recursively)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _num(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_num(v) for v in x]
+    return x
+
+
+def _run_jobs(jobs: list[Any], processes: int, progress: bool) -> list[dict[str, Any]]:
+    from riverbed.claims import runner
+
+    if not progress:
+        return runner.run_local(jobs, processes=processes)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{len(jobs)} jobs", total=len(jobs))
+
+        def advance(job: Any, result: dict[str, Any]) -> None:
+            bar.update(task, description=f"done: {job.study} seed {job.seed}")
+            bar.advance(task)
+
+        return runner.run_local(jobs, processes=processes, on_job=advance)
 
 
 def run(args: argparse.Namespace) -> int:
-    study = runner.QUICK if args.quick else runner.FULL
-    if not args.json:
-        print(f"riverbed claims: {args.seeds} seed(s) of a {study.steps}-step study "
-              f"({'--quick' if args.quick else 'full'}); each seed trains {3 * study.steps + 3 * study.decay} steps")
-    results = runner.run_claims(study, args.seeds,
-                                on_seed=None if args.json else (lambda s: print(f"  seed {s} measured", flush=True)))
-    if args.json:
-        rows = [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.to_json().items()} for r in results]
-        print(json.dumps({"claims": rows, "not_measured": list(runner.NOT_MEASURED)}, indent=2, allow_nan=False))
+    from riverbed.claims import runner
+    from riverbed.errors import ConfigError
+
+    if args.list:
+        for c in runner.select(None):
+            print(f"{c.id:28s} {c.study:12s} {c.claim} ({c.source})")
         return 0
+    if args.json and args.markdown:
+        raise ConfigError("--json and --markdown: choose one output")
+    size = args.size or ("quick" if args.quick else "full")
+    if args.quick and args.size not in (None, "quick"):
+        raise ConfigError(f"--quick contradicts --size {args.size}")
+    only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
+    claims = runner.select(only)
+    jobs = runner.plan_jobs(only, size, args.seeds)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: expected a positive number of processes")
+    if args.report is not None:
+        from riverbed.claims.report import check_out
+
+        check_out(args.report)  # before any training: a bad path costs nothing
+    if not args.json:
+        print(f"riverbed claims: {len(claims)} claim(s), {len(jobs)} job(s) ({size} size, {args.seeds} seed(s), "
+              f"{args.jobs} process(es))", flush=True)
+    t0 = time.perf_counter()
+    results = _run_jobs(jobs, args.jobs, not args.no_progress)
+    verdicts = runner.judge_jobs(claims, results)
+    seconds = time.perf_counter() - t0
+    if args.report is not None:
+        from riverbed.claims.report import write_report
+
+        write_report(args.report, verdicts, results, size=size, seeds=args.seeds, seconds=seconds)
+    if args.json:
+        doc = {"claims": [r.to_json() for r in verdicts], "size": size, "seeds": args.seeds, "seconds": seconds,
+               "jobs": results}
+        print(json.dumps(_num(doc), indent=2, allow_nan=False))
+        return 0
+    if args.markdown:
+        from riverbed.claims.report import markdown_table
+
+        print(markdown_table(verdicts), end="")
+        print(f"\n{seconds:.0f} s in all")
+    else:
+        _print_table(verdicts, results, seconds)
+    if args.report is not None:
+        print(f"wrote {args.report}")
+    return 0
+
+
+def _print_table(verdicts: list[Any], results: list[dict[str, Any]], seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from riverbed.claims import by_id
+    from riverbed.claims.verdict import Z
 
     t = Table(title="seed claims at small scale (mean ± standard error over seeds)", show_lines=True)
-    t.add_column("claim (source)", ratio=3)
-    t.add_column("measured per seed", ratio=4)
-    t.add_column("threshold", justify="right", no_wrap=True)
+    t.add_column("claim (source)", ratio=4)
+    t.add_column("measured per seed", ratio=5)
+    t.add_column("holds if", no_wrap=True)
     t.add_column("mean ± se", justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     colour = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
-    thresholds = {c.claim: c.threshold for c in runner.CLAIMS}
-    for r in results:
-        se = "?" if r.stderr is None else f"{r.stderr:.4f}"
-        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, f"{thresholds[r.claim]:+g}", f"{r.mean:+.4f} ± {se}",
-                  f"[{colour[r.verdict]}]{r.verdict}[/]")
+    for r in verdicts:
+        spec = by_id(r.id)
+        se = "" if r.stderr is None else f" ± {r.stderr:.3g}"
+        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, f"{'>' if spec.larger_holds else '<'} {r.threshold:g}",
+                  f"{r.mean:+.4g}{se}\n[dim]n={r.seeds}[/dim]", f"[{colour[r.verdict]}]{r.verdict}[/]")
     c = Console()
     c.print(t)
-    c.print("rule: holds if mean - 2 se > threshold; does not hold if mean + 2 se < threshold; inconclusive "
-            "otherwise (and with one seed)")
-    c.print("not measured here: " + "; ".join(runner.NOT_MEASURED))
-    return 0
+    per_study: dict[str, float] = {}
+    for res in results:
+        per_study[res["job"]["study"]] = per_study.get(res["job"]["study"], 0.0) + res["seconds"]
+    c.print(f"rule: holds if the mean is beyond the threshold by more than {Z:g} standard errors, does not hold if "
+            f"it is {Z:g} standard errors short of it, inconclusive otherwise (and with one seed); a deterministic "
+            "claim (n=1, no seed enters) is judged by its value")
+    c.print(f"{seconds:.0f} s in all; per study: " + ", ".join(f"{k} {v:.0f} s" for k, v in per_study.items()))
