@@ -49,6 +49,9 @@ def fan_out(run: Run, checked: Sequence[tuple[Any, Any, bool]], executor: Any, *
         if not wait and not ex.detached:
             raise ConfigError(f"--executor {ex.name}: its jobs end with this process, so it always waits for them "
                               "(only slurm jobs can be queued and left)")
+        from riverbed.runs.config_io import load_run_config
+
+        load_run_config(run.path)  # a broken config.toml is the caller's error, before anything is queued
         check_free(run, [req.name for req, _s, _r in checked])
         tasks = [branch_task(run, req, ex, eval_every) for req, _s, _r in checked]
         before = queue(run, checked, submitter_pid=None if ex.detached else os.getpid())
