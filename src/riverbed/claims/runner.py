@@ -92,17 +92,31 @@ def judge(spec: ClaimSpec, values: Sequence[float]) -> ClaimResult:
 
 
 def run_claims(study: StudySpec = QUICK, seeds: int = 3, *, workdir: str | Path | None = None,
-               on_seed: Callable[[int], None] | None = None) -> list[ClaimResult]:
-    """Measure every claim of ``CLAIMS`` over ``seeds`` seeds (0 .. seeds-1) and judge it."""
+               on_seed: Callable[[int], None] | None = None, executor: Any = None) -> list[ClaimResult]:
+    """Measure every claim of ``CLAIMS`` over ``seeds`` seeds (0 .. seeds-1) and judge it.
+
+    ``executor`` (riverbed.executors: a backend name, ExecutorConfig or Executor): measure
+    each seed as an independent job there (``workdir`` must then be reachable by the jobs).
+    """
     from riverbed.claims.measure import measure_seed
     from riverbed.data import DataConfig, load_dataset
     from riverbed.errors import ConfigError
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds {seeds!r}: expected a positive number of seeds")
-    data = load_dataset(DataConfig())
     per_seed = []
     with tempfile.TemporaryDirectory(prefix="riverbed-claims-", dir=workdir) as tmp:
+        if executor is not None:
+            from dataclasses import asdict
+
+            from riverbed.executors.base import Task
+            from riverbed.executors.cells import run_cells
+
+            tasks = [Task("claims-seed", {"study": asdict(study), "seed": seed, "root": str(Path(tmp) / f"seed{seed}"),
+                                          "threads": 1}, f"seed {seed}") for seed in range(seeds)]
+            per_seed = run_cells(executor, tasks, folder=Path(tmp) / "jobs", progress=on_seed is not None)
+            return [judge(c, [m[c.id] for m in per_seed]) for c in CLAIMS]
+        data = load_dataset(DataConfig())
         for seed in range(seeds):
             per_seed.append(measure_seed(study, seed, Path(tmp) / f"seed{seed}", data))
             if on_seed is not None:

@@ -14,6 +14,8 @@ import argparse
 import json
 import math
 
+from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("claims", help="re-measure the seed claims (PMA, WSD vs cosine, decay shapes, ...) over seeds",
@@ -22,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per claim (default 3)")
     p.add_argument("--json", action="store_true",
                    help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...]}')
+    add_executor_arguments(p, what="seed")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"riverbed claims: {args.seeds} seed(s) of a {study.steps}-step study "
               f"({'--quick' if args.quick else 'full'}); each seed trains {3 * study.steps + 3 * study.decay} steps")
-    results = runner.run_claims(study, args.seeds,
+    results = runner.run_claims(study, args.seeds, executor=executor_from_args(args),
                                 on_seed=None if args.json else (lambda s: print(f"  seed {s} measured", flush=True)))
     if args.json:
         rows = [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.to_json().items()} for r in results]

@@ -40,6 +40,8 @@ def executor_from_args(args: argparse.Namespace) -> ExecutorConfig | None:
     from riverbed.errors import ConfigError
 
     backend, jobs = args.executor, args.jobs
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected a whole number >= 1")
     if backend is None and (jobs or 1) > 1:
         backend = "local"
     if backend is None:

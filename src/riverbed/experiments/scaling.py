@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
 from riverbed.experiments.spike import bounded
 
 # name -> model overrides of the "tiny" preset (vocab 256, byte tokens)
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 96,192,384,768; bounded 12,24,36,48)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
     p.add_argument("--no-progress", action="store_true")
+    add_executor_arguments(p, what="decay branch")
 
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
@@ -77,9 +79,11 @@ def checkpoint_every(forks: tuple[int, ...]) -> int:
     return g // 4 if g % 4 == 0 else g
 
 
-def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
+def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool,
+             executor: Any = None) -> Path:
     from riverbed.runs import Run
     from riverbed.runs.drive import train_main
+    from riverbed.runs.fork import plan_requests, run_requests
 
     warmup = min(WARMUP, geom["forks"][0] // 2)
     cfg = config(size, {"type": "warmup-stable", "warmup": warmup}, geom, seed)
@@ -87,7 +91,9 @@ def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, p
     # Main runs on to the largest budget so the merges can be compared with every decayed model
     # at the same tokens; the tree's cost (tokens_spent) counts main only up to the last fork.
     train_main(cfg, run.path, run, until_step=max(budgets(geom["forks"])), progress=progress, data=data)
-    run.fork(list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
+    # The decay branches are independent: with an executor each is one job (riverbed.executors).
+    reqs = plan_requests(run, list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO)
+    run_requests(run, reqs, progress=progress, executor=executor)
     return run.path
 
 
@@ -117,7 +123,7 @@ def _err(pred: float, actual: float) -> float:
     return (pred - actual) / actual
 
 
-def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
+def study(out: Path, geom: dict[str, Any], seed: int, progress: bool, executor: Any = None) -> dict[str, Any]:
     import numpy as np
 
     from riverbed.data import load_dataset
@@ -129,7 +135,7 @@ def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[st
     res: dict[str, Any] = {"geometry": {k: list(v) if isinstance(v, tuple) else v for k, v in geom.items()}, "decay": DECAY, "min_ratio": MIN_RATIO, "seed": seed, "sizes": {}}
     fit_pts, held = [], {}
     for size in SIZES:
-        run = wsd_tree(out, size, geom, seed, data, progress)
+        run = wsd_tree(out, size, geom, seed, data, progress, executor)
         pts = load_run(run, kinds=("decay",))
         train, test = _split(pts)
         fit_pts.append(train)
@@ -250,11 +256,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--forks={args.forks!r}: expected comma-separated steps like 100,200,400,800") from None
     if len(geom["forks"]) < 4 or sorted(geom["forks"]) != list(geom["forks"]) or geom["forks"][0] < 4:
         raise ConfigError(f"--forks={args.forks!r}: need at least 4 increasing fork steps, the first >= 4")
+    executor = executor_from_args(args)
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    res = study(out / "runs", geom, args.seed, not args.no_progress)
+    res = study(out / "runs", geom, args.seed, not args.no_progress, executor)
     write_json(out / "results.json", res)
     md = table(res)
     write_text(out / "results.md", md)
