@@ -179,3 +179,17 @@ def test_missing_backend_names_its_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "riverbed.executors.slurm", raising=False)
     with pytest.raises(MissingExtraError, match=r"riverbed\[slurm\]"):
         get_executor("slurm", folder="unused")
+
+
+def test_backend_extras_are_declared_and_named():
+    import tomllib
+    from pathlib import Path
+
+    from riverbed.extras import EXTRAS
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("ray") for d in extras[EXTRAS["ray"]])
+    assert any(d.startswith("submitit") for d in extras[EXTRAS["submitit"]])
+    assert any(d.startswith("submitit") for d in extras["dev"])  # light: in dev; ray is installed apart (.ci/run)
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    assert "pip install -q 'ray" in ci and "torch==" in ci and "RIVERBED_REQUIRE_EXECUTORS=1" in ci
