@@ -177,6 +177,7 @@ def wait_for_run(run: Run, *, progress: bool = True, timeout_s: float | None = N
     with BranchBoard(run, names, enabled=progress) as board:
         while True:
             branches = Run(run.path).manifest.branches  # Run() reconciles: dead local jobs stop
+            _fail_dead_slurm_jobs(run, [branches[n] for n in names if n in branches])
             if not any(branches[n].status in ("queued", "running") for n in names if n in branches):
                 break
             if timeout_s is not None and time.monotonic() - start > timeout_s:
@@ -191,6 +192,23 @@ def wait_for_run(run: Run, *, progress: bool = True, timeout_s: float | None = N
     if failed:
         raise JobError(failed_message(failed, len(names)), records)
     return records
+
+
+def _fail_dead_slurm_jobs(run: Run, records: Sequence[BranchRecord]) -> None:
+    """Record ``failed`` a queued or running branch whose Slurm job the scheduler ended (out of
+    memory, time limit, cancelled): such a job never writes its own end into run.json."""
+    # A running job on this host is judged by its pid (Run's reconcile); elsewhere only Slurm knows.
+    live = [b for b in records if b.job is not None and b.job.backend == "slurm"
+            and (b.status == "queued" or (b.status == "running" and b.host != socket.gethostname()))]
+    if not live:
+        return
+    from riverbed.executors.slurm import dead_state  # submitit: only when Slurm jobs are waited for
+
+    for b in live:
+        state = dead_state(layout.jobs_dir(run.path, "slurm"), b.job.id)
+        if state is not None:
+            run.update_branch(b.name, lambda r, s=state: r if r.status not in ("queued", "running") else
+                              replace(r, status="failed", error=f"job slurm:{r.job.id} died: Slurm state {s}", pid=None))
 
 
 def failed_message(failures: Sequence[str], n: int) -> str:
@@ -231,7 +249,7 @@ class BranchBoard:
                 continue
             total = _length(b)
             done = (b.last.step - b.fork.step) if b.last is not None and b.fork is not None else 0
-            state = b.status + (f" · {b.job.backend}:{b.job.id}" if b.job else "") + (f" on {b.host}" if b.status == "running" and b.host else "")
+            state = b.status + (f" · {b.job.backend}:{b.job.id[:16]}" if b.job else "") + (f" on {b.host}" if b.status == "running" and b.host else "")
             self._progress.update(task, total=total, completed=max(0, done), state=state)
             ended += b.status in ("finished", "failed", "stopped")
         self._progress.update(self._all, completed=ended)

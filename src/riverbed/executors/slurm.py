@@ -80,3 +80,18 @@ class SlurmExecutor(Executor):
         except submitit.core.utils.FailedSubmissionError as exc:
             raise ConfigError(f"--executor slurm: submission failed: {exc}") from None
         return [SlurmHandle(t, j) for t, j in zip(tasks, jobs, strict=True)]
+
+
+#: Slurm states of a job that ended without finishing its work.
+DEAD_STATES = ("BOOT_FAIL", "CANCELLED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT")
+
+
+def dead_state(folder: str | Path, job_id: str) -> str | None:
+    """The Slurm state of a job that died (None while it is pending, running or done, or when
+    this machine has no ``sacct`` to ask): a job killed by the scheduler never updates run.json."""
+    import shutil
+
+    if shutil.which("sacct") is None:
+        return None
+    state = str(submitit.SlurmJob(folder=Path(folder) / "%j", job_id=job_id).state).split()[0].upper()
+    return state if state in DEAD_STATES else None
