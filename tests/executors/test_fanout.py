@@ -92,10 +92,12 @@ def test_a_job_that_dies_is_a_failed_branch_that_a_rerun_resumes(tiny_main):
     assert [r.status for r in exc.value.records] == ["finished", "failed"]
     dead = Run.open(tiny_main.path).branch("linear-from20-len4")
     assert dead.status == "failed" and "job local:inline.1 died" in dead.error and dead.pid is None
-    # the same request again resumes the failed branch; the finished one is refused as a duplicate,
-    # so ask only for the failed one
-    recs = run_requests(tiny_main, reqs[1:], progress=False, executor=InlineExecutor())
-    assert recs[0].status == "finished" and recs[0].error is None
+    # the same requests again (as the CLI re-runs them: finished branches kept) resume the failed one
+    done = Run.open(tiny_main.path).branch("linear-from10-len4")
+    ex = InlineExecutor()
+    recs = run_requests(tiny_main, reqs, progress=False, executor=ex, skip_finished=True)
+    assert [r.status for r in recs] == ["finished", "finished"] and recs[1].error is None
+    assert [t.label for t in ex.seen] == ["linear-from20-len4"] and recs[0] == done
 
 
 def test_a_job_that_raises_names_the_branch_job_and_error(tiny_main):

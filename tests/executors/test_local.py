@@ -50,6 +50,7 @@ def test_cli_job_that_raises_exits_2_naming_branch_and_job(tiny_main, capsys):
     assert rc == 2
     assert "branch 'linear-from10-len4' (job local:" in err and "CUDA is not available" in err
     assert Run.open(tiny_main.path).branch("linear-from10-len4").status == "failed"
+    assert layout.list_checkpoints(tiny_main.path, "linear-from10-len4") == []  # nothing half-written
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ slurm_partition=gpu, cluster=local). `riverbed ls RUN` shows each branch queued 
 host) / failed. Local and Ray jobs end with this process, so it waits for them; Slurm jobs
 stay queued when it returns, unless --wait. `riverbed branch RUN --wait` alone waits for the
 run's queued and running branches. A job that fails or dies is a failed branch (exit 2, the
-branch and job named); the same command again resumes it from its newest checkpoint.
+branch and job named); the same command again keeps the branches that finished and resumes
+the others from their newest checkpoints.
 """
 
 from __future__ import annotations
@@ -86,14 +87,17 @@ def run(args: argparse.Namespace) -> int:
 
         return _finish(lambda: wait_for_run(r, progress=not args.no_progress))
     kw = {"executor": executor, "wait": args.wait or executor is None or executor.backend != "slurm"}
+    if executor is not None:
+        # A fan-out that partly failed is re-run as it was: its finished branches are kept.
+        kw["skip_finished"] = True
     if args.plan is not None:
         given = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length),
                                 ("--name", args.name), ("--min-ratio", args.min_ratio)) if v is not None]
         if given:
             raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
         reqs = requests_from_plan(r, args.plan)
-        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, skip_finished=True,
-                                            eval_every=args.eval_every, **kw))
+        kw["skip_finished"] = True
+        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
     else:
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:

@@ -19,6 +19,7 @@ a backend's library is imported only when it is asked for.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ def get_executor(config: ExecutorConfig | str, *, folder: str | Path | None = No
     """The executor of ``config`` (a backend name means its defaults). ``folder``: where a
     backend that keeps job files (slurm) writes them. A backend whose extra is not installed
     raises :class:`~riverbed.extras.MissingExtraError` naming the extra."""
-    if isinstance(config, str):
-        config = ExecutorConfig(config)
+    if isinstance(config, str):  # a name alone: as wide as this machine (local pool, local Ray cluster)
+        config = ExecutorConfig(config, jobs=256 if config == "slurm" else (os.cpu_count() or 1))
     module_name, cls_name = _MODULES[config.backend]
     try:
         module = importlib.import_module(module_name)
