@@ -10,8 +10,9 @@ each contender forks the same K decay branches (1-sqrt, --length steps each) on 
 
 Every job trains on one thread (train.threads = 1), as the sequential branches do. Reported:
 wall time; the parallel efficiency against the ideal, sequential / min(K, cores); and the
-per-job start-up overhead: one branch as one job minus the same branch in this process (a
-fresh interpreter, imports, reading the run, the data and the fork checkpoint). The weights of
+per-job start-up overhead: a one-step branch as one job minus the same branch in this process
+(a fresh interpreter, imports, reading the run, the data and the fork checkpoint; Ray reuses
+warm worker processes, so its figure is a warm start). The weights of
 every branch are checked to be byte-identical across the contenders.
 
   .venv/bin/python bench/fanout.py                 # K=4 branches of 60 steps
@@ -78,17 +79,17 @@ def requests(run, k: int, fork: int, length: int):
     return [ForkRequest(f"b{i}-min{i / 10:.1f}", fork, length, "1-sqrt", i / 10) for i in range(k)]
 
 
-def fan_out(base: Path, dest: Path, k: int, args: argparse.Namespace, contender: str) -> float:
+def fan_out(base: Path, dest: Path, k: int, length: int, args: argparse.Namespace, contender: str) -> float:
     from riverbed.executors import ExecutorConfig
     from riverbed.runs import Run
     from riverbed.runs.fork import run_requests
 
     shutil.copytree(base, dest)
     run = Run.open(dest)
-    reqs = requests(run, k, args.fork, args.length)
+    reqs = requests(run, k, args.fork, length)
     executor = None if contender == "sequential" else ExecutorConfig(contender, jobs=k)
     t0 = time.perf_counter()
-    recs = run_requests(run, reqs, progress=False, executor=executor, eval_every=args.length)
+    recs = run_requests(run, reqs, progress=False, executor=executor, eval_every=length)
     wall = time.perf_counter() - t0
     assert all(r.status == "finished" for r in recs), [(r.name, r.status, r.error) for r in recs]
     return wall
@@ -129,9 +130,9 @@ def main() -> int:
             ray_init = time.perf_counter() - t0
         walls, one, ws = {}, {}, {}
         for c in contenders:
-            walls[c] = fan_out(base, root / f"{c}-k", args.k, args, c)
+            walls[c] = fan_out(base, root / f"{c}-k", args.k, args.length, args, c)
             ws[c] = weights(root / f"{c}-k")
-            one[c] = fan_out(base, root / f"{c}-1", 1, args, c)
+            one[c] = fan_out(base, root / f"{c}-1", 1, 1, args, c)  # one 1-step branch: mostly start-up
         same = all(ws[c] == ws[contenders[0]] for c in contenders)
     finally:
         if ray_init is not None:
@@ -144,7 +145,7 @@ def main() -> int:
     ideal = None if seq is None else seq / min(args.k, cores)
     print(f"K={args.k} branches x {args.length} steps (d_model {args.d_model}, {args.n_layers} layers, batch "
           f"{args.batch}x{args.seq}), {cores} cores, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after")
-    print(f"{'contender':<12}{'wall s':>9}{'vs seq':>9}{'efficiency':>12}{'1 job s':>9}{'start-up s':>12}")
+    print(f"{'contender':<12}{'wall s':>9}{'vs seq':>9}{'efficiency':>12}{'1-step job s':>14}{'start-up s':>12}")
     rows = {}
     for c in contenders:
         speed = None if seq is None else seq / walls[c]
@@ -152,7 +153,7 @@ def main() -> int:
         overhead = None if "sequential" not in one else one[c] - one["sequential"]
         rows[c] = {"wall_s": walls[c], "speedup": speed, "efficiency": eff, "one_job_s": one[c], "startup_s": overhead}
         fmt = lambda x, f: "-" if x is None else format(x, f)  # noqa: E731
-        print(f"{c:<12}{walls[c]:>9.2f}{fmt(speed, '.2f') + 'x':>9}{fmt(eff, '.0%'):>12}{one[c]:>9.2f}{fmt(overhead, '.2f'):>12}")
+        print(f"{c:<12}{walls[c]:>9.2f}{fmt(speed, '.2f') + 'x':>9}{fmt(eff, '.0%'):>12}{one[c]:>14.2f}{fmt(overhead, '.2f'):>12}")
     if ray_init is not None:
         print(f"ray cluster start (ray.init, not counted above): {ray_init:.2f} s")
     print(f"weights identical across contenders: {same}")
