@@ -106,16 +106,16 @@ def run(args: argparse.Namespace) -> int:
         return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
 
 
-def _finish(records) -> int:
-    """Print the branches' table (also when some jobs failed: JobError, exit 2, after the table)."""
+def _finish(train) -> int:
+    """Run ``train()`` and print the branches' table (also when some jobs failed: the table,
+    then the JobError naming them, exit 2)."""
     from riverbed.executors.base import JobError
 
-    if callable(records):
-        try:
-            records = records()
-        except JobError as exc:
-            print_results(exc.records)
-            raise
+    try:
+        records = train()
+    except JobError as exc:
+        print_results(exc.records)
+        raise
     print_results(records)
     if any(b.status == "queued" for b in records):
         print("queued; `riverbed ls RUN` shows them, `riverbed branch RUN --wait` waits for them")
