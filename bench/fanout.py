@@ -4,7 +4,7 @@ One small run (a main branch with a checkpoint at the fork) is trained once unde
 each contender forks the same K decay branches (1-sqrt, --length steps each) on its own copy:
 
   (a) sequential  `run_requests` in this process, one branch after another (data loaded once)
-  (b) local       `--executor local --jobs K`: K spawned processes
+  (b) local       `--executor local --jobs K`: K spawned processes (--jobs J: J at a time)
   (c) ray         `--executor ray`: Ray tasks on a local cluster of min(K, cores) CPUs
                   (the cluster's start is timed apart and not counted in the fan-out)
 
@@ -87,7 +87,7 @@ def fan_out(base: Path, dest: Path, k: int, length: int, args: argparse.Namespac
     shutil.copytree(base, dest)
     run = Run.open(dest)
     reqs = requests(run, k, args.fork, length)
-    executor = None if contender == "sequential" else ExecutorConfig(contender, jobs=k)
+    executor = None if contender == "sequential" else ExecutorConfig(contender, jobs=min(k, args.jobs or k))
     t0 = time.perf_counter()
     recs = run_requests(run, reqs, progress=False, executor=executor, eval_every=length)
     wall = time.perf_counter() - t0
@@ -106,6 +106,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--k", type=int, default=4, help="decay branches (and jobs)")
     p.add_argument("--length", type=int, default=60, help="steps per decay branch")
+    p.add_argument("--jobs", type=int, default=None, help="local jobs at once (default: K)")
     p.add_argument("--fork", type=int, default=20, help="main-branch steps before the fork")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--n-layers", type=int, default=4)
