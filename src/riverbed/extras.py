@@ -21,6 +21,8 @@ EXTRAS: dict[str, str] = {
     "transformers": "hf",
     "accelerate": "hf",
     "tokenizers": "bpe",
+    "ray": "ray",  # riverbed.executors: --executor ray
+    "submitit": "slurm",  # riverbed.executors: --executor slurm
 }
 
 

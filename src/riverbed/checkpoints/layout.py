@@ -43,6 +43,7 @@ QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hol
 INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)
 MAIN = "main"
 WRITER_LOCK = ".writer.lock"  # per-branch writer lock (riverbed.checkpoints.lock)
+JOBS = "jobs"  # executor job files and logs (Slurm/submitit), RUN/jobs/<backend>
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
 
@@ -70,6 +71,11 @@ def metrics_path(run: str | Path, branch: str) -> Path:
 def writer_lock_path(run: str | Path, branch: str) -> Path:
     """The lock file the one process writing ``branch`` holds (riverbed.checkpoints.lock)."""
     return branch_dir(run, branch) / WRITER_LOCK
+
+
+def jobs_dir(run: str | Path, backend: str) -> Path:
+    """Where an executor backend keeps its job files and logs for this run (riverbed.executors)."""
+    return Path(run) / JOBS / backend
 
 
 def quarantine_dir(run: str | Path, branch: str, recovery: int) -> Path:

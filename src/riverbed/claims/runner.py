@@ -148,18 +148,34 @@ def run_local(jobs: Sequence[Job], *, processes: int = 1, workdir: str | Path | 
     return [done[i] for i in range(len(jobs))]
 
 
+def run_on_executor(executor: Any, jobs: Sequence[Job], *, workdir: str | Path | None = None,
+                    progress: bool = False) -> list[dict[str, Any]]:
+    """Run ``jobs`` as jobs of a riverbed executor (a backend name, ExecutorConfig or Executor:
+    riverbed.executors), results in job order; each job is :func:`run_job` in its own process."""
+    from riverbed.executors.base import Task  # lazy: the executors load their backends only when asked
+    from riverbed.executors.cells import run_cells  # lazy: as above
+
+    with tempfile.TemporaryDirectory(prefix="riverbed-claims-jobs-", dir=workdir) as tmp:
+        tasks = [Task("claims-job", {"job": j.to_json(), "workdir": None if workdir is None else str(workdir), "threads": 1},
+                      f"{j.study} seed {j.seed}") for j in jobs]
+        return run_cells(executor, tasks, folder=Path(tmp) / "jobs", progress=progress)
+
+
 def run_claims(size: str = "quick", seeds: int = 3, *, only: Sequence[str] | None = None,
                workdir: str | Path | None = None, processes: int = 1, execute: Executor | None = None,
-               on_job: Callable[[Job, dict[str, Any]], None] | None = None,
+               executor: Any = None, on_job: Callable[[Job, dict[str, Any]], None] | None = None,
                ) -> tuple[list[ClaimResult], list[dict[str, Any]]]:
     """Measure the selected claims over ``seeds`` seeds at ``size``; returns (verdicts, job results).
 
-    ``execute`` runs a list of jobs and returns their results in job order (default:
-    :func:`run_local` with ``processes`` workers, calling ``on_job`` after each job).
+    ``execute`` runs a list of jobs and returns their results in job order; ``executor`` runs
+    them as riverbed.executors jobs (local pool, Ray, Slurm); default: :func:`run_local` with
+    ``processes`` workers, calling ``on_job`` after each job.
     """
     claims = select(only)
     jobs = plan_jobs(only, size, seeds)
-    if execute is None:
+    if executor is not None:
+        results = run_on_executor(executor, jobs, workdir=workdir)
+    elif execute is None:
         results = run_local(jobs, processes=processes, workdir=workdir, on_job=on_job)
     else:
         results = list(execute(jobs))

@@ -12,6 +12,16 @@ resumes interrupted ones.
 All requests are checked before anything trains: a step that was never saved, an existing
 branch name, an unknown shape or a bad length is one error message, exit code 2, and the run
 is left as it was.
+
+Scale-out: --executor local|ray|slurm (--jobs K > 1 alone means local) trains each branch as
+an independent job -- a pool of K processes here, Ray tasks (riverbed[ray]) or Slurm jobs
+through submitit (riverbed[slurm]; --slurm-option KEY=VALUE for its parameters, e.g.
+slurm_partition=gpu, cluster=local). `riverbed ls RUN` shows each branch queued / running (job,
+host) / failed. Local and Ray jobs end with this process, so it waits for them; Slurm jobs
+stay queued when it returns, unless --wait. `riverbed branch RUN --wait` alone waits for the
+run's queued and running branches. A job that fails or dies is a failed branch (exit 2, the
+branch and job named); the same command again keeps the branches that finished and resumes
+the others from their newest checkpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
 from riverbed.runs import Run
 from riverbed.runs.fork import plan_requests, run_requests
@@ -51,6 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="held-out evaluation every N steps of each branch (default 0: the branch length / 10, "
                         "about 10 evaluations per branch, enough to draw its drop)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor_arguments(p, what="branch")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the jobs to end, a progress bar over the branches (local and ray always wait); "
+                        "alone (no --from/--plan): wait for the run's queued and running branches")
     p.set_defaults(func=run)
 
 
@@ -67,20 +82,45 @@ def parse_steps(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     r = Run.open(args.run)
+    executor = executor_from_args(args)
+    if args.wait and args.plan is None and all(v is None for v in (args.from_steps, args.shape, args.length)):
+        from riverbed.executors.fanout import wait_for_run
+
+        return _finish(lambda: wait_for_run(r, progress=not args.no_progress))
+    kw = {"executor": executor, "wait": args.wait or executor is None or executor.backend != "slurm"}
+    if executor is not None:
+        # A fan-out that partly failed is re-run as it was: its finished branches are kept.
+        kw["skip_finished"] = True
     if args.plan is not None:
         given = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length),
                                 ("--name", args.name), ("--min-ratio", args.min_ratio)) if v is not None]
         if given:
             raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
         reqs = requests_from_plan(r, args.plan)
-        records = run_requests(r, reqs, progress=not args.no_progress, skip_finished=True, eval_every=args.eval_every)
+        kw["skip_finished"] = True
+        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
     else:
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
         reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
-        records = run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every)
+        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
+
+
+def _finish(train) -> int:
+    """Run ``train()`` and print the branches' table (also when some jobs failed: the table,
+    then the JobError naming them, exit 2)."""
+    from riverbed.executors.base import JobError
+
+    try:
+        records = train()
+    except JobError as exc:
+        print_results(exc.records)
+        raise
     print_results(records)
+    if any(b.status == "queued" for b in records):
+        print("queued; `riverbed ls RUN` shows them, `riverbed branch RUN --wait` waits for them")
+        return 0
     return 0 if all(b.status == "finished" for b in records) else 1
 
 
@@ -92,5 +132,6 @@ def print_results(records) -> None:
         last = b.final or b.progress
         fork_loss = "-" if b.fork is None or b.fork.eval_loss is None else f"{b.fork.eval_loss:.4f}"
         loss = "-" if last is None or last.eval_loss is None else f"{last.eval_loss:.4f}"
-        t.add_row(b.name, str(b.fork.step if b.fork else "-"), fork_loss, human(last.tokens if last else None), loss, b.status)
+        status = b.status + (f" (job {b.job.backend}:{b.job.id})" if b.job and b.status != "finished" else "")
+        t.add_row(b.name, str(b.fork.step if b.fork else "-"), fork_loss, human(last.tokens if last else None), loss, status)
     Console().print(t)

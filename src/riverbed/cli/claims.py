@@ -21,6 +21,8 @@ from typing import Any
 
 SIZES = ("tiny", "quick", "full")
 
+from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("claims",
@@ -40,9 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="run the jobs (one per study and seed) in N local processes (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_executor_arguments(p, what="claims job (one study, one seed)")
     p.set_defaults(func=run)
 
 
@@ -92,17 +93,20 @@ def run(args: argparse.Namespace) -> int:
     only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
     claims = runner.select(only)
     jobs = runner.plan_jobs(only, size, args.seeds)
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs}: expected a positive number of processes")
+    executor = executor_from_args(args)  # --executor / --jobs (K > 1 alone: a local pool of K processes)
     if args.report is not None:
         from riverbed.claims.report import check_out
 
         check_out(args.report)  # before any training: a bad path costs nothing
     if not args.json:
         print(f"riverbed claims: {len(claims)} claim(s), {len(jobs)} job(s) ({size} size, {args.seeds} seed(s), "
-              f"{args.jobs} process(es))", flush=True)
+              f"{'in this process' if executor is None else f'{executor.backend} executor, {executor.jobs} at once'})",
+              flush=True)
     t0 = time.perf_counter()
-    results = _run_jobs(jobs, args.jobs, not args.no_progress)
+    if executor is None:
+        results = _run_jobs(jobs, 1, not args.no_progress)
+    else:
+        results = runner.run_on_executor(executor, jobs, progress=not args.no_progress)
     verdicts = runner.judge_jobs(claims, results)
     seconds = time.perf_counter() - t0
     if args.report is not None:

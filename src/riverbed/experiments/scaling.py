@@ -29,14 +29,15 @@ import numpy as np
 
 from riverbed.checkpoints.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
 from riverbed.experiments.preamble import add_arguments as add_arguments_common, bounded, start
 from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_scaling_study
-from riverbed.runs import Run, fork_branches
+from riverbed.runs import Run
 from riverbed.runs.drive import train_main
-from riverbed.runs.fork import parse_length
+from riverbed.runs.fork import parse_length, plan_requests, run_requests
 from riverbed.scaling import fit_law, load_run, predict
 from riverbed.scaling.merge_points import merge_points
 from riverbed.scaling.points import concat
@@ -56,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forks", default=None, help="main-branch fork steps, comma-separated (default 96,192,384,768; bounded 12,24,36,48)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
     add_arguments_common(p, "scaling")
+    add_executor_arguments(p, what="decay branch")
 
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
@@ -83,14 +85,17 @@ def checkpoint_every(forks: tuple[int, ...]) -> int:
     return g // 4 if g % 4 == 0 else g
 
 
-def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool) -> Path:
+def wsd_tree(out: Path, size: str, geom: dict[str, Any], seed: int, data: Any, progress: bool,
+             executor: Any = None) -> Path:
     warmup = min(WARMUP, geom["forks"][0] // 2)
     cfg = config(size, {"type": "warmup-stable", "warmup": warmup}, geom, seed)
     run = Run.create(out / f"wsd-{size}", cfg)
     # Main runs on to the largest budget so the merges can be compared with every decayed model
     # at the same tokens; the tree's cost (tokens_spent) counts main only up to the last fork.
     train_main(cfg, run.path, run, until_step=max(budgets(geom["forks"])), progress=progress, data=data)
-    fork_branches(run, list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO, progress=progress)
+    # The decay branches are independent: with an executor each is one job (riverbed.executors).
+    reqs = plan_requests(run, list(geom["forks"]), "1-sqrt", DECAY, min_ratio=MIN_RATIO)
+    run_requests(run, reqs, progress=progress, executor=executor)
     return run.path
 
 
@@ -115,12 +120,12 @@ def _err(pred: float, actual: float) -> float:
     return (pred - actual) / actual
 
 
-def study(out: Path, geom: dict[str, Any], seed: int, progress: bool) -> dict[str, Any]:
+def study(out: Path, geom: dict[str, Any], seed: int, progress: bool, executor: Any = None) -> dict[str, Any]:
     data = load_dataset(config("s", {"type": "constant"}, geom, seed).data)
     res: dict[str, Any] = {"geometry": {k: list(v) if isinstance(v, tuple) else v for k, v in geom.items()}, "decay": DECAY, "min_ratio": MIN_RATIO, "seed": seed, "sizes": {}}
     fit_pts, held = [], {}
     for size in SIZES:
-        run = wsd_tree(out, size, geom, seed, data, progress)
+        run = wsd_tree(out, size, geom, seed, data, progress, executor)
         pts = load_run(run, kinds=("decay",))
         train, test = _split(pts)
         fit_pts.append(train)
@@ -197,9 +202,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--forks={args.forks!r}: expected comma-separated steps like 100,200,400,800") from None
     if len(geom["forks"]) < 4 or sorted(geom["forks"]) != list(geom["forks"]) or geom["forks"][0] < 4:
         raise ConfigError(f"--forks={args.forks!r}: need at least 4 increasing fork steps, the first >= 4")
+    executor = executor_from_args(args)  # before the output folder: a bad flag deletes nothing
     st = start(args, "scaling")
     out = st.out
-    res = study(out / "runs", geom, args.seed, st.progress)
+    res = study(out / "runs", geom, args.seed, st.progress, executor)
     write_json(out / "results.json", res)
     md = table(res)
     write_text(out / "results.md", md)

@@ -180,19 +180,27 @@ def loss_at(run: Run, branch: str, step: int) -> float | None:
     return found
 
 
+def fork_record(run: Run, req: ForkRequest, schedule: Any) -> BranchRecord:
+    """The manifest record of a validated request: its schedule and fork point (not yet written)."""
+    from riverbed.schedules import schedule_to_spec
+
+    ref = run.checkpoint(req.from_step, layout.MAIN)
+    fork = point_from_state(read_state(ref.path), str(ref.path.relative_to(run.path)))
+    exact = loss_at(run, layout.MAIN, req.from_step)
+    fork = Point(fork.step, fork.tokens, fork.flops, exact, fork.checkpoint)
+    return BranchRecord(req.name, "decay", schedule_to_spec(schedule), parent=layout.MAIN, fork=fork)
+
+
 def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, progress: bool = True,
                data: Any = None, callbacks: Sequence[Any] = ()) -> BranchRecord:
     """Train one validated request to its end and record its final point."""
+    from riverbed.runs.progress import ManifestCallback  # lazy: progress imports the run tree, which imports this module
     from riverbed.training import train_branch  # lazy: loads torch, which importing this module must not
 
     if cfg is None:
         cfg = load_run_config(run.path)
     ref = run.checkpoint(req.from_step, layout.MAIN)
-    fork_state = read_state(ref.path)
-    fork = point_from_state(fork_state, str(ref.path.relative_to(run.path)))
-    exact = loss_at(run, layout.MAIN, req.from_step)
-    fork = Point(fork.step, fork.tokens, fork.flops, exact, fork.checkpoint)
-    record = BranchRecord(req.name, "decay", schedule_to_spec(schedule), parent=layout.MAIN, fork=fork)
+    record = fork_record(run, req, schedule)
     is_new = req.name not in run.manifest.branches
     try:
         with run.training(record):
@@ -268,13 +276,16 @@ def branch_eval_every(length: int, eval_every: int) -> int:
 
 def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
                  data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
-                 eval_every: int | None = None) -> list[BranchRecord]:
+                 eval_every: int | None = None, executor: Any = None, wait: bool = True) -> list[BranchRecord]:
     """Validate all requests, then train each (oldest fork first). Returns the branch records.
 
     ``skip_finished``: a request whose branch already finished with the same schedule is
     returned as it is instead of being an error (re-running a plan). ``eval_every``: the
     branches' evaluation cadence in steps (0: see :func:`branch_eval_every`); None keeps the
-    run config's ``train.eval_every``.
+    run config's ``train.eval_every``. ``executor`` (a :class:`riverbed.executors.Executor`
+    or a backend name, "local" | "ray" | "slurm"): train each branch as an independent job
+    there instead of in this process (``wait=False``: return once they are queued; ``cfg``
+    and ``data`` are then the run's own, read by each job).
     """
     if eval_every is not None:
         branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
@@ -288,16 +299,26 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
         else:
             todo.append(req)
     checked = validate(run, todo, allow_resume=allow_resume)
+    if executor is not None:
+        # Each branch becomes one job that reads its fork checkpoint and writes its own branch
+        # directory; the module is imported only when asked for (its backends are extras).
+        from riverbed.executors.fanout import fan_out
+
+        return done + fan_out(run, checked, executor, eval_every=eval_every, progress=progress, wait=wait)
     if checked and cfg is None:
         cfg = load_run_config(run.path)
     if checked and data is None:
         data = load_dataset(cfg.data)
     for req, schedule, _resume in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
-        c = cfg
-        if eval_every is not None:
-            c = replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
-        done.append(train_fork(run, req, schedule, cfg=c, progress=progress, data=data))
+        done.append(train_fork(run, req, schedule, cfg=branch_config(cfg, req, eval_every), progress=progress, data=data))
     return done
+
+
+def branch_config(cfg: Any, req: ForkRequest, eval_every: int | None) -> Any:
+    """The run config a branch trains under: the run's, with the branch's evaluation cadence."""
+    if eval_every is None:
+        return cfg
+    return replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
 
 
 def fork_branches(

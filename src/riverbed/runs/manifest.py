@@ -45,9 +45,10 @@ from riverbed.errors import RunError
 
 FORMAT = "riverbed.run/1"
 KINDS = ("main", "decay", "wsds", "cosine", "cyclic", "merge")
+# queued: submitted to an executor (riverbed.executors), its job not started yet;
 # running: a process is training it; stopped: interrupted, can be resumed;
-# finished: reached its end (final results recorded); failed: raised (error recorded).
-STATUSES = ("running", "stopped", "finished", "failed")
+# finished: reached its end (final results recorded); failed: raised or its job died (error recorded).
+STATUSES = ("queued", "running", "stopped", "finished", "failed")
 LOCK = ".lock"
 
 
@@ -97,6 +98,24 @@ class Point:
 
 
 @dataclass(frozen=True)
+class JobInfo:
+    """The executor job that trains (or trained) a branch: which backend, its job id there."""
+
+    backend: str  # "local", "ray" or "slurm" (riverbed.executors.BACKENDS)
+    id: str  # the backend's job id: local pool slot, Ray task id, Slurm job id
+    submitted: str = field(default_factory=utc_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str) -> JobInfo:
+        if not isinstance(d, dict) or not isinstance(d.get("backend"), str) or not isinstance(d.get("id"), str):
+            raise RunError(f"{where}: malformed job {d!r} (expected {{'backend': str, 'id': str}})")
+        return JobInfo(d["backend"], d["id"], str(d.get("submitted", "")))
+
+
+@dataclass(frozen=True)
 class BranchRecord:
     """One branch of the run tree as the manifest records it."""
 
@@ -113,8 +132,9 @@ class BranchRecord:
     error: str | None = None
     created: str = field(default_factory=utc_now)
     updated: str = field(default_factory=utc_now)
-    pid: int | None = None  # process training it while status == "running"
+    pid: int | None = None  # process training it while running; the submitter's while queued (local, ray)
     host: str | None = None
+    job: JobInfo | None = None  # set when an executor runs the branch as a job
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -145,6 +165,7 @@ class BranchRecord:
             "updated": self.updated,
             "pid": self.pid,
             "host": self.host,
+            "job": self.job.to_dict() if self.job else None,
         }
 
     @staticmethod
@@ -169,6 +190,7 @@ class BranchRecord:
                 updated=str(d.get("updated", "")),
                 pid=d.get("pid"),
                 host=d.get("host"),
+                job=None if d.get("job") is None else JobInfo.from_dict(d["job"], f"{where}.job"),
             )
         except (KeyError, TypeError) as exc:
             raise RunError(f"{where}: malformed branch record ({exc!r})") from exc

@@ -234,9 +234,14 @@ class Run:
             if children and not recursive:
                 raise RunError(f"{self.path}: branch {name!r} has branches forked from it ({', '.join(children)}); "
                                f"remove them first or pass --recursive")
-            busy = [b for b in doomed if m.branches[b].status == "running" and _pid_alive(m.branches[b].pid, m.branches[b].host)]
+            busy = [b for b in doomed if (m.branches[b].status == "running" and _pid_alive(m.branches[b].pid, m.branches[b].host))
+                    or (m.branches[b].status == "queued"
+                        and (m.branches[b].pid is None or _pid_alive(m.branches[b].pid, m.branches[b].host)))]
             if busy:
-                raise RunError(f"{self.path}: branch {busy[0]!r} is being trained (pid {m.branches[busy[0]].pid}); stop it first")
+                b = m.branches[busy[0]]
+                who = f"job {b.job.backend}:{b.job.id}" if b.job else f"pid {b.pid}"
+                raise RunError(f"{self.path}: branch {busy[0]!r} is {'being trained' if b.status == 'running' else 'queued'} "
+                               f"({who}); stop it first")
             aside = []
             for b in doomed:
                 src = layout.branch_dir(self.path, b)
@@ -337,6 +342,10 @@ class Run:
                     pass
             if new.status == "running" and not _pid_alive(new.pid, new.host):
                 new = replace(new, status="stopped", pid=None)
+            elif new.status == "queued" and new.pid is not None and not _pid_alive(new.pid, new.host):
+                # A local or Ray job lives as long as the process that queued it (pid); a Slurm
+                # job (pid None) outlives its submitter and stays queued until it starts.
+                new = replace(new, status="stopped", pid=None, error="its job never started: the process that queued it ended")
             if new != b:
                 changes[name] = new
         if not changes:

@@ -36,7 +36,7 @@ def _loss(p: Point | None) -> str:
     return "-" if p is None or p.eval_loss is None else f"{p.eval_loss:.4f}"
 
 
-_STATUS_STYLE = {"running": "yellow", "stopped": "cyan", "finished": "green", "failed": "red"}
+_STATUS_STYLE = {"queued": "magenta", "running": "yellow", "stopped": "cyan", "finished": "green", "failed": "red"}
 
 
 def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
@@ -53,6 +53,9 @@ def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
     parts.append(f"held-out {_loss(loss)}")
     style = _STATUS_STYLE.get(b.status, "white")
     parts.append(f"[{style}]{b.status}[/{style}]")
+    if b.job is not None and b.status in ("queued", "running", "failed", "stopped"):
+        where = f" on {b.host}" if b.status == "running" and b.host else ""
+        parts.append(f"job {b.job.backend}:{b.job.id}{where}")
     if b.error:
         parts.append(f"[red]{b.error}[/red]")
     if missing:

@@ -1,0 +1,154 @@
+"""`--executor local`: a pool of K fresh processes on this machine.
+
+Each job is a new process (multiprocessing's *spawn* context: no state inherited from the
+submitter, the same start as a job on another machine) running
+``riverbed.executors.jobs.entry``; at most ``jobs`` run at once, the rest wait in order. The
+answer comes back over a pipe; a process that ends without answering (killed, out of memory)
+is a job that died, with its exit code or signal.
+
+With ``gpus_per_job = 1`` every running job gets its own GPU through ``CUDA_VISIBLE_DEVICES``
+(from the submitter's visible devices), so ``jobs`` may not exceed the GPUs there are.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from riverbed.errors import ConfigError
+from riverbed.executors.base import Executor, ExecutorConfig, Handle, Outcome, Task
+from riverbed.executors.jobs import entry
+from riverbed.runs.manifest import JobInfo
+
+
+def _child(kind: str, payload: str, conn: Connection, env: dict[str, str]) -> None:
+    """The job process: run the task, send its answer, exit."""
+    os.environ.update(env)
+    answer = entry(kind, payload)
+    conn.send_bytes(answer.encode("utf-8"))
+    conn.close()
+
+
+def _visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d for d in env.split(",") if d.strip()]
+    import torch  # only to count GPUs when jobs ask for them
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+class LocalHandle(Handle):
+    def __init__(self, pool: LocalExecutor, task: Task, job: JobInfo) -> None:
+        self.pool, self.task, self.job = pool, task, job
+        self.process: Any = None
+        self.conn: Connection | None = None
+        self.gpu: str | None = None
+        self._outcome: Outcome | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def _collect(self) -> None:
+        """Read the answer of an ended (or answering) process."""
+        if self._outcome is not None or self.process is None:
+            return
+        assert self.conn is not None
+        if self.conn.poll():
+            try:
+                text = self.conn.recv_bytes().decode("utf-8")
+            except (EOFError, OSError):
+                text = None
+            if text is not None:
+                self._outcome = Outcome.from_json(text, f"job local:{self.job.id}")
+                self.process.join(timeout=30)
+                return
+        code = self.process.exitcode
+        if code is None:
+            return
+        how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        self._outcome = Outcome.died(f"its process (pid {self.process.pid}) {how} without answering")
+
+    def done(self) -> bool:
+        self.pool.pump()
+        return self._outcome is not None
+
+    def outcome(self) -> Outcome:
+        if not self.done():
+            raise RuntimeError("outcome() before done()")
+        assert self._outcome is not None
+        return self._outcome
+
+    def cancel(self) -> None:
+        if self.process is None:
+            self._outcome = Outcome.died("cancelled before it started")
+        elif self.process.exitcode is None:
+            self.process.terminate()
+            self.process.join(timeout=30)
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        super().__init__(config)
+        self._ctx = mp.get_context("spawn")
+        self._waiting: deque[LocalHandle] = deque()
+        self._running: list[LocalHandle] = []
+        self._gpus: list[str] = []
+        if config.gpus_per_job:
+            self._gpus = _visible_gpus()
+            if len(self._gpus) < config.jobs:
+                raise ConfigError(f"--jobs {config.jobs} --gpus-per-job {config.gpus_per_job}: only {len(self._gpus)} "
+                                  f"GPU(s) visible here (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+        self._count = 0
+
+    def submit(self, tasks: Sequence[Task]) -> list[LocalHandle]:
+        handles = []
+        for t in tasks:
+            self._count += 1
+            handles.append(LocalHandle(self, t, JobInfo("local", f"{os.getpid()}.{self._count}")))
+        self._waiting.extend(handles)
+        self.pump()
+        return handles
+
+    def pump(self) -> None:
+        """Collect ended jobs, start waiting ones while a slot is free."""
+        for h in list(self._running):
+            h._collect()
+            if h._outcome is not None:
+                self._running.remove(h)
+        while self._waiting and len(self._running) < self.config.jobs:
+            h = self._waiting.popleft()
+            if h._outcome is not None:  # cancelled while waiting
+                continue
+            self._start(h)
+            self._running.append(h)
+
+    def _start(self, h: LocalHandle) -> None:
+        env = {"RIVERBED_JOB_ID": h.job.id}
+        if self._gpus:
+            busy = {r.gpu for r in self._running}
+            h.gpu = next(g for g in self._gpus if g not in busy)
+            env["CUDA_VISIBLE_DEVICES"] = h.gpu
+        recv, send = self._ctx.Pipe(duplex=False)
+        payload = {**h.task.payload, "job_id": h.job.id}
+        h.process = self._ctx.Process(target=_child, args=(h.task.kind, Task(h.task.kind, payload, h.task.label).payload_json(),
+                                                           send, env), name=f"riverbed-job-{h.task.label}")
+        h.process.start()
+        send.close()  # the child holds the sending end; EOF here once it exits
+        h.conn = recv
+
+    def close(self) -> None:
+        for h in list(self._waiting):
+            h.cancel()
+        self._waiting.clear()
+        for h in self._running:
+            h.cancel()
+        self._running.clear()
