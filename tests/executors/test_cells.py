@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import pytest
 
-from riverbed.claims.measure import StudySpec
 from riverbed.cli.main import main
 from riverbed.executors import ExecutorConfig
 from riverbed.executors.base import JobError, Task
 from riverbed.executors.cells import run_cells
 
-TINY = StudySpec(steps=16, decay=4, ckpt=4, merge_n=2, batch_size=4, seq_len=32, eval_batches=2)
-
-
 @pytest.mark.slow  # two seeds of a (tiny) claims study, in one process and as jobs
 def test_claims_seeds_as_jobs_measure_what_one_process_measures(tmp_path):
     from riverbed.claims.runner import run_claims
 
-    one = run_claims(TINY, 2, workdir=tmp_path)
-    jobs = run_claims(TINY, 2, workdir=tmp_path, executor=ExecutorConfig("local", jobs=2))
+    one, _ = run_claims("tiny", 2, only=["wsd"], workdir=tmp_path)
+    jobs, _ = run_claims("tiny", 2, only=["wsd"], workdir=tmp_path, executor=ExecutorConfig("local", jobs=2))
     assert [r.values for r in jobs] == [r.values for r in one]
     assert [r.verdict for r in jobs] == [r.verdict for r in one]
 
 
 def test_a_cell_that_fails_is_named_with_its_job(tmp_path):
-    tasks = [Task("claims-seed", {"seed": 0, "root": str(tmp_path / "s0")}, "seed 0")]  # no "study": the job raises
-    with pytest.raises(JobError, match=r"1 of 1 job\(s\) did not finish: seed 0 \(job local:\S+\) failed: KeyError: 'study'"):
+    tasks = [Task("claims-job", {"job": {"seed": 0, "size": "tiny"}, "workdir": str(tmp_path)}, "seed 0")]  # no "study": the job raises
+    with pytest.raises(JobError, match=r"1 of 1 job\(s\) did not finish: seed 0 \(job local:\S+\) failed: TypeError"):
         run_cells(ExecutorConfig("local", jobs=1), tasks, folder=tmp_path / "jobs", progress=False)
-    assert not (tmp_path / "s0").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["jobs"] or not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("verb", [["claims", "--quick"], ["experiment", "scaling"]])
