@@ -17,7 +17,8 @@ from riverbed.executors import ExecutorConfig, get_executor
 from riverbed.executors.base import Executor, Handle, JobError, Outcome, Task
 from riverbed.executors.jobs import entry
 from riverbed.runs import Run
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.executors.branches import run_requests
+from riverbed.runs.fork import plan_requests
 from riverbed.runs.manifest import BranchRecord, JobInfo
 from tests.executors.conftest import break_device, needs_no_cuda
 

@@ -16,7 +16,8 @@ from riverbed.cli.main import main
 from riverbed.executors import ExecutorConfig
 from riverbed.executors.base import JobError
 from riverbed.runs import Run
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.executors.branches import run_requests
+from riverbed.runs.fork import plan_requests
 from tests.executors.conftest import break_device, needs_no_cuda
 
 

@@ -14,7 +14,8 @@ from riverbed.checkpoints import layout
 from riverbed.executors import ExecutorConfig
 from riverbed.executors.base import JobError
 from riverbed.runs import Run
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.executors.branches import run_requests
+from riverbed.runs.fork import plan_requests
 from tests.executors.conftest import break_device, need, needs_no_cuda
 
 pytestmark = pytest.mark.slow  # starting a Ray cluster takes seconds

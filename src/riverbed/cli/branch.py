@@ -36,7 +36,8 @@ from riverbed.cli.deprecated import add_deprecated
 from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
 from riverbed.runs import Run
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.executors.branches import run_requests
+from riverbed.runs.fork import plan_requests
 from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.view import human
 from riverbed.units import parse_count

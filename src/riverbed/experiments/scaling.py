@@ -37,7 +37,8 @@ from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_scaling_study
 from riverbed.runs import Run
 from riverbed.runs.drive import train_main
-from riverbed.runs.fork import parse_length, plan_requests, run_requests
+from riverbed.executors.branches import run_requests
+from riverbed.runs.fork import parse_length, plan_requests
 from riverbed.scaling import fit_law, load_run, predict
 from riverbed.scaling.merge_points import merge_points
 from riverbed.scaling.points import concat

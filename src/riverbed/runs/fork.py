@@ -274,22 +274,11 @@ def branch_eval_every(length: int, eval_every: int) -> int:
     return eval_every or max(1, length // EVALS_PER_BRANCH)
 
 
-def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
-                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
-                 eval_every: int | None = None, executor: Any = None, wait: bool = True) -> list[BranchRecord]:
-    """Validate all requests, then train each (oldest fork first). Returns the branch records.
-
-    ``skip_finished``: a request whose branch already finished with the same schedule is
-    returned as it is instead of being an error (re-running a plan). ``eval_every``: the
-    branches' evaluation cadence in steps (0: see :func:`branch_eval_every`); None keeps the
-    run config's ``train.eval_every``. ``executor`` (a :class:`riverbed.executors.Executor`
-    or a backend name, "local" | "ray" | "slurm"): train each branch as an independent job
-    there instead of in this process (``wait=False``: return once they are queued; ``cfg``
-    and ``data`` are then the run's own, read by each job).
-    """
-    if eval_every is not None:
-        branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
-
+def pending_requests(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True,
+                     skip_finished: bool = False) -> tuple[list[BranchRecord], list[tuple[ForkRequest, Any, bool]]]:
+    """Split ``requests`` into branches already finished with the same schedule (returned as
+    they are when ``skip_finished``: re-running a plan) and validated (request, schedule, resume)
+    triples still to train; a bad request is refused before anything trains."""
     todo = []
     done: list[BranchRecord] = []
     for req in requests:
@@ -298,13 +287,25 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
             done.append(old)
         else:
             todo.append(req)
-    checked = validate(run, todo, allow_resume=allow_resume)
-    if executor is not None:
-        # Each branch becomes one job that reads its fork checkpoint and writes its own branch
-        # directory; the module is imported only when asked for (its backends are extras).
-        from riverbed.executors.fanout import fan_out
+    return done, validate(run, todo, allow_resume=allow_resume)
 
-        return done + fan_out(run, checked, executor, eval_every=eval_every, progress=progress, wait=wait)
+
+def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
+                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
+                 eval_every: int | None = None) -> list[BranchRecord]:
+    """Validate all requests, then train each in this process (oldest fork first). Returns the
+    branch records.
+
+    ``skip_finished``: a request whose branch already finished with the same schedule is
+    returned as it is instead of being an error (re-running a plan). ``eval_every``: the
+    branches' evaluation cadence in steps (0: see :func:`branch_eval_every`); None keeps the
+    run config's ``train.eval_every``. To train each branch as an independent job (a local
+    pool, Ray, Slurm) call :func:`riverbed.executors.branches.run_requests`, which sits above
+    this module.
+    """
+    if eval_every is not None:
+        branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
+    done, checked = pending_requests(run, requests, allow_resume=allow_resume, skip_finished=skip_finished)
     if checked and cfg is None:
         cfg = load_run_config(run.path)
     if checked and data is None:
