@@ -10,7 +10,7 @@ Backends (literal): ``local`` (a pool of K spawned processes), ``ray`` (Ray task
 a backend's library is imported only when it is asked for.
 
 >>> from riverbed.runs import Run                                            # doctest: +SKIP
->>> from riverbed.runs.fork import plan_requests, run_requests               # doctest: +SKIP
+>>> from riverbed.executors.branches import run_requests; from riverbed.runs.fork import plan_requests               # doctest: +SKIP
 >>> run = Run.open("runs/x")                                                 # doctest: +SKIP
 >>> reqs = plan_requests(run, [200, 400, 800], "1-sqrt", "20%")             # doctest: +SKIP
 >>> run_requests(run, reqs, executor=ExecutorConfig("local", jobs=3))        # doctest: +SKIP
