@@ -20,14 +20,13 @@ True
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints.layout import STATE_FILE
-from riverbed.checkpoints.strict_json import dumps as strict_dumps
+from riverbed.checkpoints.strict_json import dumps as strict_dumps, read_json
 from riverbed.errors import CheckpointError
 
 FORMAT = "riverbed.checkpoint.v1"
@@ -160,11 +159,5 @@ def read_state(path: str | Path) -> CheckpointState:
     file = Path(path) / STATE_FILE
     if not file.is_file():
         raise CheckpointError(f"{file}: missing (not a checkpoint directory?)")
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{file}: corrupt JSON: {exc}") from None
-    except OSError as exc:
-        raise CheckpointError(f"{file}: unreadable ({exc})") from None
-    return CheckpointState.from_json(raw, source=str(file))
+    return CheckpointState.from_json(read_json(file, CheckpointError), source=str(file))
 

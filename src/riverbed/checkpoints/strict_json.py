@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 NONFINITE_SUFFIX = "_nonfinite"
@@ -44,3 +46,16 @@ def finite(obj: Any) -> Any:
 def dumps(obj: Any, **kwargs: Any) -> str:
     """``json.dumps`` of :func:`finite` ``(obj)`` with ``allow_nan=False`` (never a bare NaN)."""
     return json.dumps(finite(obj), allow_nan=False, **kwargs)
+
+
+def read_json(path: str | os.PathLike[str], error: type[Exception], *, name: str | None = None) -> Any:
+    """Parse the JSON file ``path``; an unreadable or invalid one raises ``error`` naming it
+    (``name``: how the message names it, default the path). A missing file is the caller's
+    to explain (what it should have been), so it is checked before this is called."""
+    label = name if name is not None else str(path)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{label}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise error(f"{label}: unreadable ({exc.strerror or exc})") from None

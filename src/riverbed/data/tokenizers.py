@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from riverbed.checkpoints.atomic import write_text
+from riverbed.checkpoints.strict_json import read_json
 from riverbed.errors import ConfigError
 
 
@@ -131,10 +132,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> ByteTokenizer | BPETokenizer
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"data.tokenizer: tokenizer file {p} not found")
-    try:
-        head = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"data.tokenizer: {p} is not valid JSON ({exc})") from None
+    head = read_json(p, ConfigError, name=f"data.tokenizer: {p}")
     if isinstance(head, dict) and head.get("riverbed_tokenizer") == "byte":
         return ByteTokenizer()
     return BPETokenizer.from_file(p)

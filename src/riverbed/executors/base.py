@@ -109,14 +109,19 @@ class Handle(ABC):
 
     task: Task
     job: JobInfo
+    _outcome: Outcome | None = None
+    """Set by :meth:`done` once the job ended."""
 
     @abstractmethod
     def done(self) -> bool:
         """True once the job ended (however it ended); never blocks."""
 
-    @abstractmethod
     def outcome(self) -> Outcome:
         """How it ended (call after :meth:`done` is True)."""
+        if not self.done():
+            raise RuntimeError("outcome() before done()")
+        assert self._outcome is not None
+        return self._outcome
 
     @abstractmethod
     def cancel(self) -> None:

@@ -79,12 +79,6 @@ class LocalHandle(Handle):
         self.pool.pump()
         return self._outcome is not None
 
-    def outcome(self) -> Outcome:
-        if not self.done():
-            raise RuntimeError("outcome() before done()")
-        assert self._outcome is not None
-        return self._outcome
-
     def cancel(self) -> None:
         if self.process is None:
             self._outcome = Outcome.died("cancelled before it started")

@@ -41,12 +41,6 @@ class RayHandle(Handle):
         except ray.exceptions.RayError as exc:  # worker crashed or killed, node lost, ...
             return Outcome.died(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
 
-    def outcome(self) -> Outcome:
-        if not self.done():
-            raise RuntimeError("outcome() before done()")
-        assert self._outcome is not None
-        return self._outcome
-
     def cancel(self) -> None:
         if self._outcome is None:
             ray.cancel(self.ref, force=True)

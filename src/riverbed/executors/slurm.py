@@ -43,12 +43,6 @@ class SlurmHandle(Handle):
                 self._outcome = Outcome.died(f"state {self._job.state}" + (f": {first[0]}" if first else ""))
         return self._outcome is not None
 
-    def outcome(self) -> Outcome:
-        if not self.done():
-            raise RuntimeError("outcome() before done()")
-        assert self._outcome is not None
-        return self._outcome
-
     def cancel(self) -> None:
         if self._outcome is None:
             self._job.cancel(check=False)

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.checkpoints.strict_json import read_json
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.merging.formats import read_index
 from riverbed.model.config import ModelConfig
@@ -211,11 +212,7 @@ def load_hf(hf_dir: str | os.PathLike[str]) -> tuple[ModelConfig, dict[str, torc
     cfg_path = root / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{cfg_path}: not found (expected a Hugging Face model directory)")
-    try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
-    cfg = config_from_hf(raw, str(cfg_path))
+    cfg = config_from_hf(read_json(cfg_path, CheckpointError), str(cfg_path))
     index = root / "model.safetensors.index.json"
     if index.is_file():
         # read_index refuses shard names that leave the directory (``../x``, ``/etc/passwd``)
