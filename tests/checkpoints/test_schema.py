@@ -17,7 +17,7 @@ def _full() -> CheckpointState:
     return CheckpointState(step=12, tokens=768, flops=1.5e9, branch="decay-a", schedule={"type": "wsd"}, lr_scale=0.5,
                            data=DataPosition(position=15, sample=60, seed=7, offset=3), train_loss=2.25, eval_loss=2.5,
                            init="runs/x/branches/main/checkpoints/step_0000000010", reason="periodic", world_size=2,
-                           config={"train": {"seed": 7}}, extra={"future_key": [1, 2]})
+                           parallel="fsdp", config={"train": {"seed": 7}}, extra={"future_key": [1, 2]})
 
 
 def test_round_trip_through_strict_json_on_disk(tmp_path):
@@ -27,6 +27,7 @@ def test_round_trip_through_strict_json_on_disk(tmp_path):
     raw = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert raw["format"] == "riverbed.checkpoint.v1" and raw["metrics"] == {"train_loss": 2.25, "eval_loss": 2.5}
     assert raw["data"] == {"position": 15, "sample": 60, "seed": 7, "offset": 3}
+    assert raw["parallel"] == "fsdp"
     back = read_state(tmp_path / "c")
     assert back == _full() and back.extra == {"future_key": [1, 2]}  # unknown keys survive a rewrite
     assert load_checkpoint(tmp_path / "c", m) == back
@@ -46,6 +47,7 @@ def test_older_files_are_read():
     assert old.eval_loss == 1.0  # the current name wins
     bare = CheckpointState.from_json({"step": 5})
     assert (bare.tokens, bare.flops, bare.lr_scale, bare.data_offset, bare.eval_loss) == (0, 0.0, 1.0, 0, None)
+    assert bare.parallel is None  # written before the parallelism was recorded
 
 
 def test_bad_states_name_the_file(tmp_path):

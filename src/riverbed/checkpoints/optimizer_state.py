@@ -56,12 +56,18 @@ def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) 
         name, key = full.rsplit(".", 1)
         if key not in MOMENTS:
             raise CheckpointError(f"optimizer state {key!r} of {name} is not AdamW's (expected {MOMENTS})")
+    return tensors, optimizer_metadata(model, optimizer)
+
+
+def optimizer_metadata(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, str]:
+    """The safetensors metadata of optimizer.safetensors: the format and the param groups (parameter
+    names + JSON-able hyper-parameters) as JSON. Also written by the sharded (FSDP2) checkpoint."""
     names = _param_names(model)
     groups = []
     for group in optimizer.param_groups:
         hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items() if k != "params"}
         groups.append({"params": [names[id(p)] for p in group["params"]], **{k: v for k, v in hyper.items() if _jsonable(v)}})
-    return tensors, {"format": OPTIMIZER_FORMAT, "param_groups": json.dumps(groups)}
+    return {"format": OPTIMIZER_FORMAT, "param_groups": json.dumps(groups)}
 
 
 def _jsonable(v: Any) -> bool:

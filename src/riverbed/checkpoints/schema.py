@@ -81,6 +81,8 @@ class CheckpointState:
     reason: str | None = None
     """Why it was written: periodic | final | stopped | interrupted."""
     world_size: int | None = None
+    parallel: str | None = None
+    """The parallelism that wrote it: "fsdp" | "ddp" | "single" (None: an older file)."""
     config: dict[str, Any] | None = None
     """The run config (RunConfig.to_dict()), so a checkpoint explains itself."""
     init_from_merge: dict[str, Any] | None = None
@@ -99,7 +101,8 @@ class CheckpointState:
                 "branch": self.branch, "schedule": self.schedule, "lr_scale": self.lr_scale,
                 "data": None if self.data is None else self.data.to_json(),
                 "metrics": {"train_loss": self.train_loss, "eval_loss": self.eval_loss},
-                "init": self.init, "reason": self.reason, "world_size": self.world_size, "config": self.config,
+                "init": self.init, "reason": self.reason, "world_size": self.world_size,
+                "parallel": self.parallel, "config": self.config,
                 "init_from_merge": self.init_from_merge}
 
     @classmethod
@@ -126,6 +129,7 @@ class CheckpointState:
                 init=None if d.get("init") is None else str(d["init"]),
                 reason=d.get("reason"),
                 world_size=None if d.get("world_size") is None else int(d["world_size"]),
+                parallel=None if d.get("parallel") is None else str(d["parallel"]),
                 config=d.get("config"),
                 init_from_merge=d.get("init_from_merge"),
                 extra={k: v for k, v in d.items() if k not in known},

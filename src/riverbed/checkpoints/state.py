@@ -150,7 +150,7 @@ def save_checkpoint(
     before it becomes visible. Returns ``path``.
     """
     opt = optimizer_tensors(model, optimizer) if optimizer is not None else None
-    return write_checkpoint(path, model_tensors(model), opt, state, rng=rng, hf_config=_hf_config(model),
+    return write_checkpoint(path, model_tensors(model), opt, state, rng=rng, hf_config=model_hf_config(model),
                             overwrite=overwrite, files=files)
 
 
@@ -170,14 +170,7 @@ def write_checkpoint(
     that is fsynced and renamed into place (riverbed.checkpoints.atomic)."""
     path = Path(path)
     body = as_state(state, source=str(path / STATE_FILE)).dumps()  # NaN loss -> null + reason
-    extra = {}
-    for name, obj in (files or {}).items():
-        if name in _RESERVED or "/" in name or name.startswith("."):
-            raise CheckpointError(f"{path}: component file name {name!r} is reserved or not a plain file name")
-        try:
-            extra[name] = strict_dumps(obj, indent=2) + "\n"
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path / name}: not JSON-serialisable: {exc}") from None
+    extra = component_texts(path, files)
     rng_t = {k: v.detach().to("cpu").contiguous() for k, v in (capture_rng() if rng is None else rng).items()}
     try:
         with atomic_dir(path, overwrite=overwrite) as tmp:
@@ -197,7 +190,22 @@ def write_checkpoint(
     return path
 
 
-def _hf_config(model: torch.nn.Module) -> dict[str, Any] | None:
+def component_texts(path: Path, files: Mapping[str, Any] | None) -> dict[str, str]:
+    """The text of each component file (strict JSON) of the checkpoint ``path``, checked before
+    anything is written: a reserved or non-plain name, or an object that is not JSON, raises
+    CheckpointError naming it. Shared with the sharded writer (riverbed.checkpoints.distributed)."""
+    out = {}
+    for name, obj in (files or {}).items():
+        if name in _RESERVED or "/" in name or name.startswith("."):
+            raise CheckpointError(f"{path}: component file name {name!r} is reserved or not a plain file name")
+        try:
+            out[name] = strict_dumps(obj, indent=2) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path / name}: not JSON-serialisable: {exc}") from None
+    return out
+
+
+def model_hf_config(model: torch.nn.Module) -> dict[str, Any] | None:
     """The Hugging Face config.json of a riverbed model (None for other modules)."""
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, ModelConfig):
@@ -266,9 +274,11 @@ __all__ = [
     "apply_model_tensors",
     "capture_rng",
     "checkpoint_bytes",
+    "component_texts",
     "load_checkpoint",
     "load_model_tensors",
     "load_optimizer_tensors",
+    "model_hf_config",
     "model_tensors",
     "optimizer_tensors",
     "read_safetensors",

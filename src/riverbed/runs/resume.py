@@ -20,6 +20,7 @@ from riverbed.errors import RunError
 RESUMABLE = frozenset({
     "train.max_steps", "train.max_tokens", "train.ckpt_every", "train.ckpt_every_tokens", "train.eval_every",
     "train.log_every", "train.device", "train.threads", "train.tensorboard", "train.grad_accum", "train.dtype",
+    "train.parallel",  # how the same maths is spread over processes: resharded on resume
     "train.keep",  # the retention plan decides which checkpoints stay on disk, never what is trained
 })
 

@@ -1,4 +1,4 @@
-"""riverbed.training: the step loop, evaluation, metrics, callbacks, data parallelism.
+"""riverbed.training: the step loop, evaluation, metrics, callbacks, data parallelism (DDP, FSDP2).
 
 >>> from riverbed.training import train_branch, BranchResult, Callback      # doctest: +SKIP
 
@@ -25,6 +25,7 @@ _EXPORTS = {
     "MetricsLogger": "riverbed.training.metrics",
     "read_metrics": "riverbed.training.metrics",
     "build_optimizer": "riverbed.training.optim",
+    "wrap_model": "riverbed.training.parallel",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -5,12 +5,14 @@ LOCAL_RANK; ``setup()`` then joins the group (gloo on CPU, NCCL on CUDA). Withou
 variables everything here is a no-op for a single process.
 
 Invariant that makes a run resumable on a different K: checkpoints hold only rank-independent
-state (the model and AdamW state are replicated by DDP; the data position is the global step;
-the RNG of rank 0). Any K that divides ``batch_size / grad_accum`` can resume any checkpoint.
+state (the model and AdamW state are replicated by DDP, or consolidated from FSDP's shards into
+the same files by riverbed.checkpoints.distributed; the data position is the global step; the
+RNG of rank 0). Any K that divides ``batch_size / grad_accum`` can resume any checkpoint.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -56,8 +58,11 @@ def setup(device: torch.device) -> DistInfo:
 
 def shutdown() -> None:
     """Leave the process group. The barrier first: without it a fast rank can tear the group
-    down while another is still in its last collective, and that rank crashes at exit."""
+    down while another is still in its last collective, and that rank crashes at exit. Before
+    it, a collection: an FSDP2 model and its optimizer (DTensors, hooks in reference cycles)
+    must be freed while the group they were sharded over still exists."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 

@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import distributed as DC
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import cleanup_stale_tmp
 from riverbed.checkpoints.lock import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, DataPosition
-from riverbed.checkpoints.state import save_checkpoint
 from riverbed.config import RunConfig
 from riverbed.data import get_batch
 from riverbed.errors import ConfigError
 from riverbed.training import distributed as D
+from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback
 from riverbed.training.evaluate import eval_row, evaluate_stats
 from riverbed.training.progress import StepProgress
@@ -158,8 +159,8 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
 def _evaluate(b: Branch) -> None:
     """The held-out evaluation: one forward pass gives the loss and the per-bucket losses."""
     ctx = b.ctx
-    stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro, dist=b.dist,
-                           buckets=getattr(b.data, "buckets", None))
+    stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro,
+                           dist=P.eval_dist(b.wrapped, b.dist), buckets=getattr(b.data, "buckets", None))
     ctx.last_eval_loss = stats.loss
     b.logger.log({"kind": "eval", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops,
                   **eval_row(stats, b.data, b.eval_set)})
@@ -168,22 +169,21 @@ def _evaluate(b: Branch) -> None:
 
 
 def _save(b: Branch, reason: str) -> Path:
-    """Write the checkpoint of ``ctx.step`` (rank 0), with the callbacks' component files inside
-    it before it becomes visible; then ``on_checkpoint``."""
+    """Write the checkpoint of ``ctx.step`` (rank 0; every rank its shards under FSDP), with the
+    callbacks' component files (rank 0's) inside it before it becomes visible; then ``on_checkpoint``."""
     ctx, cfg = b.ctx, b.cfg
     path = layout.checkpoint_dir(b.run_dir, b.branch, ctx.step)
+    files: dict[str, Any] = {}
     if b.dist.is_main:
-        files: dict[str, Any] = {}
         for cb in b.callbacks:
             files.update(cb.checkpoint_files(ctx))
-        position = ctx.step + ctx.data_offset
-        state = CheckpointState(
-            step=ctx.step, tokens=ctx.tokens, flops=ctx.flops, branch=b.branch, schedule=b.spec, lr_scale=ctx.lr_scale,
-            data=DataPosition(position, position * cfg.train.batch_size, cfg.train.seed, ctx.data_offset),
-            train_loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, init=None if b.init is None else str(b.init),
-            reason=reason, world_size=b.dist.world, config=cfg.to_dict())
-        save_checkpoint(path, b.model, b.optimizer, state, overwrite=True, files=files)
-    D.barrier(b.dist)
+    position = ctx.step + ctx.data_offset
+    state = CheckpointState(
+        step=ctx.step, tokens=ctx.tokens, flops=ctx.flops, branch=b.branch, schedule=b.spec, lr_scale=ctx.lr_scale,
+        data=DataPosition(position, position * cfg.train.batch_size, cfg.train.seed, ctx.data_offset),
+        train_loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, init=None if b.init is None else str(b.init),
+        reason=reason, world_size=b.dist.world, parallel=P.kind(b.wrapped, b.dist), config=cfg.to_dict())
+    DC.save(path, b.model, b.optimizer, state, b.dist, files=files)  # ends with a barrier on every rank
     ref = layout.CheckpointRef(ctx.step, path)
     for cb in b.callbacks:
         cb.on_checkpoint(ctx, ref)

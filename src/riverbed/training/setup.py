@@ -1,8 +1,9 @@
 """Start-up of a branch: everything the step loop needs, built before the first step.
 
 :func:`start_branch` resolves the device and the processes, loads the data, builds the model
-and the optimizer, wraps the model for data parallelism (:func:`wrap_model`, the one place that
-knows about DDP), adds the callbacks the config asks for (:func:`callbacks_from_config`) and
+and the optimizer, wraps the model for data parallelism between the two (DDP or FSDP2:
+:func:`riverbed.training.parallel.wrap_model`, the one place that knows about them; FSDP shards
+in place, so the optimizer must be built on the sharded parameters), adds the callbacks the config asks for (:func:`callbacks_from_config`) and
 restores the starting point (:func:`start_state`: resume, fork or scratch). The loop
 (:mod:`riverbed.training.loop`) then only steps.
 """
@@ -16,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
+from riverbed.checkpoints import distributed as DC
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.finite import require_finite
 from riverbed.checkpoints.schema import CheckpointState, read_state
-from riverbed.checkpoints.state import load_checkpoint
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
@@ -30,6 +29,7 @@ from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
 from riverbed.schedules import schedule_to_spec
 from riverbed.training import distributed as D
+from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
@@ -44,14 +44,6 @@ def check_vocab(cfg: RunConfig, data: Any) -> None:
     if data.vocab_size > cfg.model.vocab_size:
         raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
                           f"({data.vocab_size} tokens, data.tokenizer={getattr(cfg.data, 'tokenizer', '?')!r})")
-
-
-def wrap_model(model: torch.nn.Module, dist: D.DistInfo, device: torch.device) -> torch.nn.Module:
-    """The module the step runs forward/backward through: DDP across processes, else the model
-    itself. Checkpoints, evaluation and callbacks always use the bare ``model``."""
-    if not dist.enabled:
-        return model
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, init: str | Path | None,
@@ -101,21 +93,22 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
                 init: str | Path | None, until_step: int | None) -> StartState | tuple[CheckpointState, Path]:
     """Resume (newest checkpoint of the branch), fork (``init``) or start from scratch.
 
-    A branch already at or past ``until_step`` returns its newest ``(state, path)`` untouched."""
+    A branch already at or past ``until_step`` returns its newest ``(state, path)`` untouched.
+    Checkpoints load whatever parallelism and world size wrote them (resharded under FSDP);
+    NaN/inf weights are refused."""
+    DC.refuse_unreshardable_branch(run_dir, branch)  # per-rank shards only: an error, not skipped
     refs = layout.list_checkpoints(run_dir, branch)
     if refs:
         ref = refs[-1]
         if until_step is not None and ref.step >= until_step:
             return read_state(ref.path), ref.path
-        state = load_checkpoint(ref.path, model, optimizer, rng=True)
-        require_finite(model, ref.path)
+        state = DC.load(ref.path, model, optimizer, rng=True)
         return _from_state(state, "resume")
     if init is not None:
         init = Path(init)
         if not (init / layout.STATE_FILE).is_file():
             raise CheckpointError(f"init checkpoint {init}: missing or incomplete (no {layout.STATE_FILE})")
-        state = load_checkpoint(init, model, optimizer, rng=True)
-        require_finite(model, init)
+        state = DC.load(init, model, optimizer, rng=True)
         if until_step is not None and state.step > until_step:
             raise RunError(f"init checkpoint {init} is at step {state.step}, past until_step={until_step}")
         # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".
@@ -172,6 +165,7 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     data = load_dataset(cfg.data) if data is None else data
     check_vocab(cfg, data)
     model = build_model(cfg.model, seed=cfg.train.seed, device=device)
+    net = P.wrap_model(model, cfg, dist, device)  # DDP | FSDP2 (in place: the optimizer after) | model
     optimizer = build_optimizer(model, cfg.optim)
     init, callbacks = callbacks_from_config(cfg, run_dir, branch, init=init, given=callbacks)
     start = start_state(cfg, run_dir, branch, model, optimizer, init, until_step)
@@ -183,11 +177,12 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     autocast = autocast_factory(device, cfg.train.dtype)
 
     def held_out_loss(m: torch.nn.Module | None) -> float:  # ctx.evaluate(): what callbacks evaluate with
-        return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro, dist=dist)
+        return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro,
+                        dist=P.eval_dist(net, dist))
 
     ctx = TrainContext(cfg=cfg, run_dir=run_dir, branch=branch, model=model, optimizer=optimizer, schedule=schedule,
                        logger=logger, dist=dist, evaluator=held_out_loss)
     ctx.step, ctx.tokens, ctx.flops = start.step, start.tokens, start.flops
     ctx.lr_scale, ctx.data_offset, ctx.last_eval_loss = start.lr_scale, start.data_offset, start.eval_loss
-    return Branch(cfg, run_dir, branch, device, dist, micro, data, model, wrap_model(model, dist, device), optimizer,
+    return Branch(cfg, run_dir, branch, device, dist, micro, data, model, net, optimizer,
                   schedule, schedule_to_spec(schedule), init, callbacks, eval_set, autocast, logger, ctx, start)

@@ -1,8 +1,8 @@
 """One optimizer step, and what a callback may ask for between steps (a restore).
 
 :func:`train_step` is the fenced hot path of the loop with nothing else in it: set the LR,
-run the micro-batches (forward, scaled loss, backward; DDP syncs gradients only on the last),
-clip, step, zero the gradients. It takes the batch and returns the step's loss and gradient
+run the micro-batches (forward, scaled loss, backward; DDP syncs gradients only on the last,
+FSDP2 reduce-scatters each: riverbed.training.parallel.grad_sync), clip by the global norm, step, zero the gradients. It takes the batch and returns the step's loss and gradient
 norm as tensors (no host sync), so it can be tested and timed alone.
 
 >>> import torch
@@ -25,6 +25,7 @@ import torch
 
 from riverbed.checkpoints.state import apply_model_tensors, load_optimizer_tensors
 from riverbed.training import distributed as D
+from riverbed.training import parallel as P
 from riverbed.training.callbacks import TrainContext
 from riverbed.training.optim import set_lr
 
@@ -52,29 +53,26 @@ def train_step(
 ) -> StepOutput:
     """Apply one optimizer update with learning rate ``lr`` from this process's share ``(x, y)``
     of the global batch (``accum`` micro-batches of ``micro`` rows). ``model`` is what
-    forward/backward run through (the DDP wrapper under data parallelism)."""
+    forward/backward run through (the DDP wrapper or the FSDP2-sharded model under data
+    parallelism: riverbed.training.parallel.wrap_model)."""
     dist = dist or D.DistInfo()
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     # ------------------------------------------------------------------ the step --
     # Losses are scaled so the gradient is the mean over the global batch; DDP syncs
-    # gradients only on the last micro-batch.
+    # gradients only on the last micro-batch (FSDP2 on each, keeping them sharded).
     set_lr(optimizer, lr)
     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     loss_sum = torch.zeros((), device=device)
     for i in range(accum):
         xs, ys = x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro]
-        sync = model.no_sync() if (dist.enabled and i < accum - 1) else contextlib.nullcontext()
-        with sync:
+        with P.grad_sync(model, last=i == accum - 1):
             with autocast():
                 out = model(xs, ys)
                 loss = (out.loss + out.aux_loss) / accum
             loss.backward()
         loss_sum += out.loss.detach()
-    if clip > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-    else:
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    grad_norm = P.clip_grad_norm(params, clip)  # the global norm, also of FSDP's DTensor shards
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     # -------------------------------------------------------------- end of step --
