@@ -52,6 +52,12 @@ tensorboard = false
 """
 
 
+#: ``--set`` overrides of TINY_TOML for a 12-step main branch saving every 2 steps, without
+#: evaluation: the run that merge emulation and checkpoint retention are tested on.
+TWELVE_STEPS = ("optim.lr=0.005", "train.max_steps=12", "train.eval_every=0", "train.eval_batches=1",
+                "train.log_every=4", "train.tensorboard=false")
+
+
 @pytest.fixture(scope="session")
 def tiny_toml() -> str:
     """The one tiny run config as TOML text: the ~100K-parameter model on the default corpus,

@@ -7,30 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from conftest import TINY_TOML, TWELVE_STEPS
 from riverbed.cli.main import main
 from riverbed.errors import MergeError
 from riverbed.merging.emulate import emulate_decay, emulation_weights, merge_emulated_decay
 from riverbed.merging.weights import decay_weights
 
-TOML = """
-[model]
-preset = "tiny"
-[schedule]
-type = "warmup-stable"
-warmup = 2
-[optim]
-lr = 0.005
-[train]
-batch_size = 4
-seq_len = 32
-max_steps = 12
-ckpt_every = 2
-eval_every = 0
-eval_batches = 1
-log_every = 4
-tensorboard = false
-threads = 1
-"""
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +22,7 @@ def run12(tmp_path_factory):
     from riverbed.runs import Run
     from riverbed.runs.drive import train_main
 
-    cfg = load_config_text(TOML, [])
+    cfg = load_config_text(TINY_TOML, TWELVE_STEPS)
     run = Run.create(tmp_path_factory.mktemp("emu") / "run", cfg)
     train_main(cfg, run.path, run, until_step=12, progress=False)
     return run.path

@@ -28,29 +28,12 @@ def _need_chromium() -> None:
 @pytest.fixture(scope="module")
 def tiny_real_run(tmp_path_factory):
     """A real tiny run: 40 main steps (evaluations every 10) and two decay branches."""
-    from riverbed.config import load_config_text
+    from runs.conftest import tiny_config
     from riverbed.runs import Run
     from riverbed.runs.drive import train_main
     from riverbed.runs.fork import plan_requests, run_requests
 
-    cfg = load_config_text("""
-[model]
-preset = "tiny"
-[schedule]
-type = "warmup-stable"
-warmup = 4
-[optim]
-lr = 0.005
-[train]
-batch_size = 4
-seq_len = 32
-ckpt_every = 10
-eval_every = 10
-eval_batches = 1
-log_every = 1
-tensorboard = false
-threads = 1
-""", [])
+    cfg = tiny_config(eval_batches=1)  # the run tree tests' tiny config (tests/runs/conftest.py)
     run = Run.create(tmp_path_factory.mktemp("real") / "run", cfg)
     train_main(cfg, run.path, run, until_step=40, progress=False)
     run_requests(run, plan_requests(run, [20, 30], "1-sqrt", 10), progress=False, eval_every=0)

@@ -14,33 +14,15 @@ from pathlib import Path
 import pytest
 
 from riverbed.checkpoints import layout
+from conftest import TINY_TOML, TWELVE_STEPS
 from riverbed.cli.main import main
+from riverbed.config import load_config_text
 from riverbed.errors import ConfigError
 from riverbed.runs.retention import PlannedDecay, RetentionPlan, parse_keep
 from riverbed.training.metrics import read_metrics
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-TOML = """
-[model]
-preset = "tiny"
-[schedule]
-type = "warmup-stable"
-warmup = 2
-[optim]
-lr = 0.005
-[train]
-batch_size = 4
-seq_len = 32
-max_steps = 12
-ckpt_every = 2
-eval_every = 0
-eval_batches = 1
-log_every = 4
-tensorboard = false
-threads = 1
-keep = ["merge=2,4", "steps=6"]
-"""
 
 
 def test_rules_parse_and_bad_rules_name_the_key():
@@ -95,9 +77,10 @@ def test_plan_keep_for_lists_checkpoints_and_disk(tmp_path, capsys):
     assert not bad.exists()
 
 
-def _cfg(tmp_path: Path, extra: str = "") -> Path:
+def _cfg(tmp_path: Path) -> Path:
+    """The 12-step run (TWELVE_STEPS) keeping ``merge=2,4`` and ``steps=6``, as a config file."""
     p = tmp_path / "c.toml"
-    p.write_text(TOML + extra)
+    p.write_text(load_config_text(TINY_TOML, [*TWELVE_STEPS, 'train.keep=["merge=2,4", "steps=6"]']).to_toml())
     return p
 
 
