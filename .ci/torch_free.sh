@@ -59,9 +59,9 @@ test -s fit.json && test -s fit.png
 "$RB" scaling predict fit.json --d 1e10
 
 # schedule maths and plots, and plan
-"$RB" schedule values --type wsd --warmup 10 --stable 50 --decay 20 > values.tsv
+"$RB" schedule values --type wsd --warmup 10 --stable 50 --decay-steps 20 > values.tsv
 test "$(wc -l < values.tsv)" -ge 80
-"$RB" schedule plot --type wsd --warmup 10 --stable 50 --decay 20 -o sched.png
+"$RB" schedule plot --type wsd --warmup 10 --stable 50 --decay-steps 20 --plot sched.png
 test -s sched.png
 "$RB" plan --budgets 1000,2000,4000 --json > plan.json
 "$BIN/python" -c 'import json; json.load(open("plan.json"))'

@@ -41,7 +41,7 @@ TRIALS = {"train": 1, "branch": 1, "merge": 2, "overwrite": 2} if BOUNDED else \
     dict.fromkeys(("train", "branch", "merge", "overwrite"), int(os.environ.get("RIVERBED_KILL9_TRIALS", "8")))
 SEED = int(os.environ.get("RIVERBED_KILL9_SEED", "0"))
 
-BRANCH = ["--from", "4", "--decay", "linear", "--length", "4", "--no-progress"]
+BRANCH = ["--from", "4", "--shape", "linear", "--length", "4", "--no-progress"]
 BRANCH_NAME = "linear-from4-len4"
 
 

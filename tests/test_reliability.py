@@ -250,7 +250,7 @@ def test_same_branch_twice_exits_2_and_keeps_the_first_writers_files(run_copy, c
     name = "linear-from2-len2"
     holder = _holder(run, name)
     try:
-        assert main(["branch", str(run), "--from", "2", "--decay", "linear", "--length", "2", "--no-progress"]) == 2
+        assert main(["branch", str(run), "--from", "2", "--shape", "linear", "--length", "2", "--no-progress"]) == 2
         assert f"pid {holder.pid}" in capsys.readouterr().err
         assert layout.writer_lock_path(run, name).exists()  # the first writer's branch dir is not removed
     finally:
@@ -335,7 +335,7 @@ def test_resume_and_fork_refuse_a_non_finite_checkpoint(run_copy, capsys):
     err = capsys.readouterr().err
     assert str(newest) in err and "NaN" in err and str(layout.checkpoint_dir(run, "main", 2)) in err
     assert [r.step for r in layout.list_checkpoints(run, "main")] == [2, 4]  # nothing trained past it
-    assert main(["branch", str(run), "--from", "4", "--decay", "linear", "--length", "2", "--no-progress"]) == 2
+    assert main(["branch", str(run), "--from", "4", "--shape", "linear", "--length", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "NaN" in err and str(layout.checkpoint_dir(run, "main", 2)) in err
     assert "linear-from4-len2" not in json.loads((run / "run.json").read_text())["branches"]

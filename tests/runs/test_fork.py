@@ -117,9 +117,9 @@ def test_branch_eval_every_values():
 
 def test_cli_default_gives_ten_evaluations(tiny_main, capsys):
     # the run's eval_every is 10: a 12-step branch would get one evaluation at its end
-    assert main(["branch", str(tiny_main.path), "--from", "20", "--decay", "linear", "--length", "12", "--no-progress"]) == 0
+    assert main(["branch", str(tiny_main.path), "--from", "20", "--shape", "linear", "--length", "12", "--no-progress"]) == 0
     assert _evals(tiny_main, "linear-from20-len12") == list(range(21, 33))
-    assert main(["branch", str(tiny_main.path), "--from", "10", "--decay", "linear", "--length", "6",
+    assert main(["branch", str(tiny_main.path), "--from", "10", "--shape", "linear", "--length", "6",
                  "--eval-every", "3", "--no-progress"]) == 0
     assert _evals(tiny_main, "linear-from10-len6") == [12, 15, 16]
 

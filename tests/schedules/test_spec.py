@@ -150,7 +150,7 @@ def test_cli_reads_a_wsd_spec_file_with_steps(tmp_path, capsys):
     assert main(["schedule", "values", str(spec), "--json"]) == 0
     from_file = json.loads(capsys.readouterr().out)
     assert from_file["spec"]["stable"] == 70 and from_file["total_steps"] == 100
-    assert main(["schedule", "values", "--type", "wsd", "--warmup", "10", "--decay", "20", "--steps", "100",
+    assert main(["schedule", "values", "--type", "wsd", "--warmup", "10", "--decay-steps", "20", "--steps", "100",
                  "--shape", "linear", "--min-ratio", "0.1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["multipliers"] == from_file["multipliers"]
     bad = tmp_path / "bad.toml"

@@ -3,7 +3,7 @@
     riverbed predict fit runs/tiny --law mpl -o law.json            # main + the longest decay branch
     riverbed predict fit a.csv b.csv --law tissue -o law.json        # a user's own step,lr,loss logs
     riverbed predict curve law.json --lr c.csv --json                # predicted loss at each row of c.csv
-    riverbed predict branch runs/tiny --from 800 --decay 1-sqrt --length 20% --plot b.png
+    riverbed predict branch runs/tiny --from 800 --shape 1-sqrt --length 20% --plot b.png
     riverbed predict schedule runs/tiny --schedule '{"type": "cosine", "steps": 1000}'
     riverbed predict schedule runs/tiny --best-decay --budget 1000
     riverbed predict check runs/tiny --json                          # leave-one-out vs main/merge
