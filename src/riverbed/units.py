@@ -147,3 +147,12 @@ def arg(parse: Callable[..., T], **kw: Any) -> Callable[[str], T]:
 
     convert.__name__ = parse.__name__.removeprefix("parse_")
     return convert
+
+
+class JoinWords(argparse.Action):
+    """``nargs="+"`` words joined by one space: ``--length 2M tok`` reads as ``--length "2M tok"``
+    (a length and its unit are one value; unquoted, the shell hands them over as two words)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, " ".join(values) if isinstance(values, list) else values)

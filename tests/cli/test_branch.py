@@ -121,3 +121,13 @@ def test_branch_length_units_and_long_decay_warning(trained, capsys):
     err = capsys.readouterr().err
     assert "riverbed: warning: branch from step 5: the decay (6 steps, --length 6) is longer than the main branch" in err
     assert Run.open(trained).branch("linear-from5-len6").status == "finished"
+
+
+def test_length_and_its_unit_may_come_as_two_words():
+    # `--length 2M tok` unquoted: the shell passes two words, which are one length
+    from riverbed.cli.main import build_parser
+
+    args = build_parser().parse_args(["branch", "runs/x", "--from", "8", "--shape", "linear", "--length", "2M", "tok"])
+    assert args.length == "2M tok"
+    args = build_parser().parse_args(["branch", "runs/x", "--length", "20%", "--from", "8"])
+    assert (args.length, args.from_steps) == ("20%", "8")

@@ -40,7 +40,7 @@ from riverbed.executors.branches import run_requests
 from riverbed.runs.fork import plan_requests
 from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.view import human
-from riverbed.units import parse_count
+from riverbed.units import JoinWords, parse_count
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", dest="shape", default=None, metavar="SHAPE",
                    help="decay shape: linear, cosine, 1-sqrt, square, mirror-cosine, inverse-proportional, exp-..., step")
     add_deprecated(p, "--decay", new="--shape", dest="shape", metavar="SHAPE")
-    p.add_argument("--length", default=None, metavar="N",
+    p.add_argument("--length", nargs="+", action=JoinWords, default=None, metavar=("N", "UNIT"),
                    help="decay length with a unit: 2000 steps, 2M tok or 20%% (of the budget); a plain integer is steps")
     p.add_argument("--min-ratio", type=float, default=None, metavar="R",
                    help="final LR as a fraction of the peak (default: the schedule's, 0)")

@@ -13,7 +13,7 @@ from riverbed.errors import MergeError
 from riverbed.merging.pipeline import replay, run_recipe
 from riverbed.merging.recipe import MergeRecipe
 from riverbed.merging.select import select_checkpoints, spacing_note
-from riverbed.units import arg, parse_count
+from riverbed.units import JoinWords, arg, parse_count
 
 # Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
 RECIPE_FLAGS = ("method", "weights", "alpha", "ema_form", "wma_by", "order", "dtype", "accumulate", "max_shard_size")
@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--emulate-decay", default=None, metavar="SHAPE", help="merge the main checkpoints from --from to --from + --length "
                    "with the weights that stand in for this decay shape (riverbed.merging.emulate)")
     e.add_argument("--from", dest="from_step", type=arg(parse_count), default=None, metavar="STEP", help="fork step of the emulated decay (a saved main checkpoint)")
-    e.add_argument("--length", default=None, help="decay length: steps, '1M tok' or '20%%' of the budget")
+    e.add_argument("--length", nargs="+", action=JoinWords, default=None, metavar=("N", "UNIT"), help="decay length: steps, '1M tok' or '20%%' of the budget")
     e.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier of the emulated decay (default: the run's)")
     e.add_argument("--max-gap", type=arg(parse_count, positive=True), default=None, help="largest accepted spacing of saved checkpoints in the window (default length/4)")
     p.set_defaults(func=run)

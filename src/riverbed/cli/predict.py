@@ -26,7 +26,7 @@ from rich.table import Table
 
 from riverbed.checkpoints.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
-from riverbed.units import arg, parse_count
+from riverbed.units import JoinWords, arg, parse_count
 
 LAW_CHOICES = ("mpl", "tissue")
 
@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--from", dest="from_step", type=arg(parse_count), required=True, help="main-branch step to fork from (a saved checkpoint)")
     b.add_argument("--shape", dest="decay", default=None, metavar="SHAPE", help="decay shape (riverbed schedule shapes), as in `riverbed branch`")
     add_deprecated(b, "--decay", new="--shape", dest="decay", metavar="SHAPE")
-    b.add_argument("--length", required=True, help="decay length: steps, '2M tok' or '20%%' of the budget")
+    b.add_argument("--length", nargs="+", action=JoinWords, required=True, metavar=("N", "UNIT"), help="decay length: steps, '2M tok' or '20%%' of the budget")
     b.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier (default 0)")
     law_arg(b, ("all",))
     _common_run(b)
