@@ -63,3 +63,17 @@ def test_compare_page(tmp_path):
     assert "Held-out loss at equal tokens" in page and "Held-out loss at equal compute" in page
     assert "keys that differ between the runs" in page and "schedule.type" in page
     assert page.count('src="data:image/png;base64,') == 3
+
+
+def test_an_existing_page_that_riverbed_did_not_write_is_never_replaced(tmp_path):
+    from riverbed.errors import ReportError
+    from riverbed.reports.html import Page, check_page_out
+
+    mine = tmp_path / "index.html"
+    mine.write_text("<html><body>my notes</body></html>")
+    with pytest.raises(ReportError, match="not a riverbed report"):
+        check_page_out(mine, "--out")
+    assert mine.read_text() == "<html><body>my notes</body></html>"
+    ours = tmp_path / "report.html"
+    ours.write_text(Page("t").render())
+    check_page_out(ours, "--out")  # an earlier riverbed page may be replaced

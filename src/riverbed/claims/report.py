@@ -7,15 +7,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from riverbed.errors import ReportError
+from riverbed.reports.html import Page, check_page_out
 
 
 def check_out(out: Path) -> None:
-    """Refuse a path that is not an .html file (before anything is measured)."""
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise ReportError(f"--report {out}: a report is an .html file")
-    if out.is_dir():
-        raise ReportError(f"--report {out} is a directory; name the .html file to write")
+    """Refuse a path that is not an .html file or is a page riverbed did not write (before
+    anything is measured)."""
+    check_page_out(out, "--report")
 
 
 def _fmt(x: float | None) -> str:
@@ -29,7 +27,6 @@ def write_report(out: Path, verdicts: Sequence[Any], results: Sequence[dict[str,
     from riverbed.claims.catalog import by_id
     from riverbed.claims.verdict import Z
     from riverbed.reports.collect import software_versions
-    from riverbed.reports.html import Page
 
     check_out(out)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

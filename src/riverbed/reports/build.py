@@ -25,7 +25,7 @@ from riverbed.checkpoints.atomic import atomic_path, write_text
 from riverbed.errors import ReportError
 from riverbed.reports import figures
 from riverbed.reports.collect import RunData, collect_run, software_versions
-from riverbed.reports.html import Page
+from riverbed.reports.html import Page, check_page_out
 from riverbed.runs.view import human
 
 REPORT_NAME = "report.html"
@@ -40,10 +40,7 @@ class Report:
 
 
 def _check_out(out: Path, runs: Sequence[Path]) -> None:
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise ReportError(f"--out {out}: a report is an .html file")
-    if out.is_dir():
-        raise ReportError(f"--out {out} is a directory; name the .html file to write")
+    check_page_out(out, "--out")
     resolved = out.resolve()
     for run in runs:
         run = run.resolve()

@@ -17,9 +17,32 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from riverbed.errors import ReportError
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+#: Marks a page riverbed wrote, so a later report may replace it and never a page of the user's.
+GENERATOR = '<meta name="generator" content="riverbed">'
+
+
+def check_page_out(out: Path, flag: str) -> None:
+    """Refuse an output that is not an .html file, is a directory, or is an existing page that
+    riverbed did not write (nothing a user had is replaced); errors name ``flag``."""
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ReportError(f"{flag} {out}: a report is an .html file")
+    if out.is_dir():
+        raise ReportError(f"{flag} {out} is a directory; name the .html file to write")
+    if out.exists():
+        try:
+            with open(out, encoding="utf-8", errors="replace") as fh:
+                head = fh.read(4096)
+        except OSError as exc:
+            raise ReportError(f"{flag} {out}: cannot read the existing file ({exc.strerror})") from None
+        if GENERATOR not in head:
+            raise ReportError(f"{flag} {out}: exists and is not a riverbed report; refusing to replace it "
+                              "(choose another path)")
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
@@ -87,7 +110,7 @@ class Page:
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">' + GENERATOR +
             '<link rel="icon" href="data:,">'  # no favicon request either
             f"<title>{_e(self.title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{_e(self.title)}</h1>{sub}<nav>{nav}</nav>" + "\n".join(self.parts) + "</body></html>\n"
