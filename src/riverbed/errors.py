@@ -47,3 +47,8 @@ class LockedError(RunError):
 
 class ReportError(RiverbedError):
     """A report cannot be written as asked (output path, runs to compare). The message names it."""
+
+
+class LogError(RiverbedError, ValueError):
+    """A training log (CSV / W&B export, JSONL, trainer_state.json, TensorBoard events) is unusable.
+    The message names the file and the column, tag or line."""

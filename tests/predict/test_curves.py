@@ -38,7 +38,6 @@ def test_warmup_steps_and_schedule_override_the_default(tmp_path):
 @pytest.mark.parametrize("header,rows,match", [
     ("step,loss", [(1, 2.0)], "missing column.*lr"),
     ("step,lr,loss", [(1, "x", 2.0)], "line 2"),
-    ("step,lr,loss", [(5, 1.0, 2.0), (5, 1.0, 2.0)], "strictly increase"),
     ("step,lr,loss", [(5, 1.0, "")], "no loss values after the warmup"),
 ])
 def test_bad_csv_names_the_file_and_the_problem(tmp_path, header, rows, match):
@@ -90,3 +89,35 @@ def test_a_constant_lr_alone_cannot_calibrate_the_decay_terms():
     c = curve_from_rows("flat", steps, lr[steps], 3.0 - 0.001 * steps, warmup_steps=10)
     with pytest.raises(PredictError, match=r"none of the curves \(flat\) has a falling LR"):
         fit_law([c], "tissue")
+
+
+def test_rows_starting_inside_the_warmup_extend_it_and_say_so(tmp_path):
+    rows = [(2, 0.2, 5.0), (4, 0.4, 4.5), (6, 0.6, 4.0), (8, 0.8, 3.6), (10, 1.0, 3.3), (20, 1.0, 3.0), (30, 0.5, 2.8)]
+    c = read_curve_csv(_write(tmp_path / "w.csv", rows))
+    assert c.warmup == 10  # not 2, the first logged step: the LR rose until step 10
+    assert c.steps.tolist() == [10, 20, 30]  # the rising rows are no law points
+    assert any("rises over the first 5 logged rows" in n for n in c.notes)
+    assert read_curve_csv(_write(tmp_path / "w.csv", rows), warmup_steps=2).warmup == 2  # the flag overrides
+
+
+def test_a_log_starting_after_the_warmup_keeps_the_first_row_rule(tmp_path):
+    c = read_curve_csv(_write(tmp_path / "a.csv", [(4, 1.0, 3.0), (8, 1.0, 2.9), (12, 0.5, 2.8)]))
+    assert c.warmup == 4 and not any("rises" in n for n in c.notes)
+
+
+def test_wandb_export_with_aliases_and_separate_loss_and_lr_rows(tmp_path):
+    p = tmp_path / "export.csv"
+    p.write_text("_step,train/loss,trainer/learning_rate\n5,,0.5\n10,,1.0\n10,3.0,\n20,2.9,1.0\n30,,0.5\n30,2.7,\n")
+    c = read_curve_csv(p)
+    assert c.warmup == 10 and c.steps.tolist() == [10, 20, 30]
+    assert c.loss.tolist() == [3.0, 2.9, 2.7]
+    np.testing.assert_allclose(c.lr[[10, 20, 25, 30]], [1.0, 1.0, 0.75, 0.5])
+
+
+def test_the_held_out_loss_is_preferred_unless_loss_col_names_one(tmp_path):
+    from riverbed.logs.read import LogColumns
+
+    p = tmp_path / "both.csv"
+    p.write_text("step,lr,train/loss,eval/loss\n10,1,3.0,3.2\n20,1,2.9,3.1\n")
+    assert read_curve_csv(p).loss.tolist() == [3.2, 3.1]
+    assert read_curve_csv(p, columns=LogColumns(loss="train/loss")).loss.tolist() == [3.0, 2.9]

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.checkpoints.atomic import write_text
+from riverbed.cli.log_args import add_log_columns, log_columns, say
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import JoinWords, arg, parse_count
 
@@ -42,11 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         q.add_argument("--lam", type=float, default=None, help="tissue: annealing-momentum decay factor (default 0.999)")
 
     f = sub.add_parser("fit", help="fit a law to a run tree or to step,lr,loss CSV files")
-    f.add_argument("sources", metavar="SOURCE", nargs="+", help="one run directory, or CSV files with columns step,lr,loss")
+    f.add_argument("sources", metavar="SOURCE", nargs="+", help="one run directory, or training logs: CSV / W&B exports (step,lr,loss), JSONL, trainer_state.json, TensorBoard events")
     law_arg(f)
     f.add_argument("--calibrate", metavar="BRANCH", nargs="+", default=None, help="run: branches to fit on (default: main + the longest finished decay branch)")
     f.add_argument("--warmup-steps", type=arg(parse_count), default=None, help="CSV: linear warmup over N steps (default: up to the first row)")
     f.add_argument("--schedule", metavar="SPEC", default=None, help="CSV: schedule (x the largest logged LR) for the steps before the first row")
+    add_log_columns(f)
     f.add_argument("--max-points", type=int, default=32, help="eval points per curve used by the fit (default 32)")
     f.add_argument("--json", action="store_true", help="print the fit as JSON")
     f.add_argument("-o", "--output", dest="out", default=None, help="write the fit (law.json)")
@@ -54,10 +56,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("curve", help="predict the loss at each row of a step,lr CSV")
     c.add_argument("law", metavar="LAW.json")
-    c.add_argument("--lr", required=True, metavar="CSV", help="CSV with columns step,lr (and loss, to score the prediction)")
+    c.add_argument("--lr", required=True, metavar="CSV", help="a training log with step and LR (and loss, to score the prediction): CSV / W&B export, JSONL, trainer_state.json, TensorBoard events")
     c.add_argument("--warmup-steps", type=arg(parse_count), default=None, help="linear warmup over N steps (default: up to the first row)")
     c.add_argument("--schedule", metavar="SPEC", default=None, help="schedule (x the largest logged LR) before the first row")
     c.add_argument("--json", action="store_true", help="print JSON")
+    add_log_columns(c)
     c.set_defaults(func=run_curve)
 
     b = sub.add_parser("branch", help="predicted eval-loss curve and final loss of an untrained decay branch")
@@ -183,23 +186,26 @@ def _print_fit(fit) -> None:
 # -- commands ------------------------------------------------------------------------------------
 
 def run_fit(args: argparse.Namespace) -> int:
-    from riverbed.predict import PredictError, fit_law, read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict import PredictError, fit_law, read_curve  # lazy: loads scipy; every verb module is imported for `riverbed --help`
     from riverbed.predict.runs import fit_run  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     srcs = [Path(s) for s in args.sources]
     check_outputs([args.out], srcs)
-    dirs = [s for s in srcs if s.is_dir()]
+    dirs = [s for s in srcs if (s / "run.json").is_file()]  # other folders: Trainer output_dirs, TensorBoard logs
     if dirs:
         if len(srcs) != 1:
             raise PredictError(f"give one run directory or CSV files, not both/several ({', '.join(map(str, srcs))})")
         if args.warmup_steps is not None or args.schedule is not None:
-            raise PredictError("--warmup-steps/--schedule are for CSV files; a run's schedules come from its run.json")
+            raise PredictError("--warmup-steps/--schedule are for logs; a run's schedules come from its run.json")
+        if log_columns(args).given():
+            raise PredictError("--step-col/--lr-col/--loss-col name a log's columns; a run's metrics are riverbed's own")
         fit = fit_run(dirs[0], args.law, args.calibrate, lam=args.lam, max_points=args.max_points)
     else:
         if args.calibrate:
             raise PredictError("--calibrate names branches of a run directory, not CSV files")
         spec = parse_spec(args.schedule) if args.schedule else None
-        curves = [read_curve_csv(s, warmup_steps=args.warmup_steps, schedule=spec) for s in srcs]
+        curves = [read_curve(s, warmup_steps=args.warmup_steps, schedule=spec, columns=log_columns(args)) for s in srcs]
+        say(n for c in curves for n in c.notes)
         fit = fit_law(curves, args.law, lam=args.lam, max_points=args.max_points, meta={"sources": [str(s) for s in srcs]})
     text = fit.to_json()
     _write(args.out, text)
@@ -213,11 +219,12 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    from riverbed.predict import read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict import read_curve  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     fit = _load_fit(args.law)
     spec = parse_spec(args.schedule) if args.schedule else None
-    curve = read_curve_csv(args.lr, warmup_steps=args.warmup_steps, schedule=spec, need_loss=False)
+    curve = read_curve(args.lr, warmup_steps=args.warmup_steps, schedule=spec, need_loss=False, columns=log_columns(args))
+    say(curve.notes)
     pred = fit.predict(curve)
     rows = []
     for s, p, y in zip(curve.steps, pred, curve.loss):

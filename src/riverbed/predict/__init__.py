@@ -9,7 +9,7 @@ curve of any other LR schedule: an untrained decay branch, a cosine run, the bes
 >>> fit.predict(read_curve_csv("c.csv", need_loss=False))          # doctest: +SKIP
 """
 
-from riverbed.predict.curves import Curve, PredictError, curve_from_rows, curve_from_schedule, read_curve_csv
+from riverbed.predict.curves import Curve, PredictError, curve_from_rows, curve_from_schedule, read_curve, read_curve_csv
 from riverbed.predict.fit import CurveResiduals, LawFit, bootstrap_fits, fit_law
 from riverbed.predict.laws import LAWS, MPLTerms, TissueTerms, mpl_loss, tissue_loss
 
@@ -26,6 +26,7 @@ __all__ = [
     "curve_from_schedule",
     "fit_law",
     "mpl_loss",
+    "read_curve",
     "read_curve_csv",
     "tissue_loss",
 ]

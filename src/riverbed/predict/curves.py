@@ -2,15 +2,18 @@
 
 A :class:`Curve` holds the per-update LRs ``lr[0..N-1]`` (update ``i`` used ``lr[i]``), the warmup
 length, and the eval points: ``steps`` (the model after that many updates) with their ``loss``
-(NaN where unknown, for a curve to predict). Curves come from a user's CSV logs
-(:func:`read_curve_csv`), from a riverbed schedule (:func:`curve_from_schedule`) or from a run
-tree (:mod:`riverbed.predict.runs`).
+(NaN where unknown, for a curve to predict). Curves come from a user's training logs
+(:func:`read_curve`: CSV / W&B exports, JSONL, trainer_state.json, TensorBoard events, read by
+riverbed.logs.read), from a riverbed schedule (:func:`curve_from_schedule`) or from a run tree
+(:mod:`riverbed.predict.runs`).
 
-CSV format: a header with ``step`` and ``lr`` (and ``loss`` to fit or to score), one row per
-logged step at any interval. The LR between rows is interpolated linearly; the steps before the
-first row are a linear warmup from 0 to the first row's LR, unless ``warmup_steps`` (a linear
-warmup over that many steps, then the first row's LR held) or ``schedule`` (a riverbed
-schedule spec times ``peak_lr``, used for every step before the first row) says otherwise.
+A log needs a step and an LR column (and a loss to fit or to score), logged at any interval,
+blank cells skipped. The LR between rows is interpolated linearly; the steps before the first
+row are a linear warmup from 0 to the first row's LR, unless ``warmup_steps`` (a linear warmup
+over that many steps, then the first row's LR held) or ``schedule`` (a riverbed schedule spec
+times ``peak_lr``, used for every step before the first row) says otherwise. Rows that start
+inside the warmup -- the LR rises over the first rows -- extend the warmup to the row where it
+stops rising (said in the curve's ``notes``), so a rising LR never enters the laws as schedule.
 
 >>> import numpy as np
 >>> c = curve_from_rows("x", [10, 20], [1.0, 0.5], [3.0, 2.9])
@@ -20,16 +23,16 @@ schedule spec times ``peak_lr``, used for every step before the first row) says 
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from riverbed.errors import ConfigError, RiverbedError
+from riverbed.errors import ConfigError, LogError, RiverbedError
+from riverbed.logs.read import LogColumns, read_log
 from riverbed.schedules import Schedule, schedule_from_spec
 
 
@@ -51,6 +54,8 @@ class Curve:
     warmup: int = 0
     """Updates in the warmup (the laws count LR decreases only after it)."""
     tokens_per_step: int | None = None
+    notes: tuple[str, ...] = ()
+    """What the reader decided and the user should know (columns used, a warmup found in the rows)."""
 
     def __post_init__(self) -> None:
         if self.steps.size and (np.any(np.diff(self.steps) <= 0) or self.steps[-1] > self.lr.size):
@@ -61,7 +66,7 @@ class Curve:
         return np.isfinite(self.loss)
 
     def with_points(self, keep: np.ndarray) -> Curve:
-        return Curve(self.name, self.lr, self.steps[keep], self.loss[keep], self.warmup, self.tokens_per_step)
+        return Curve(self.name, self.lr, self.steps[keep], self.loss[keep], self.warmup, self.tokens_per_step, self.notes)
 
 
 def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losses: Sequence[float] | None = None, *,
@@ -86,6 +91,7 @@ def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losse
     # LR is in the curve, though the model after n updates has used only lr[0..n-1].
     lr = np.interp(np.arange(n + 1), s, v)
     first = int(s[0])
+    notes: tuple[str, ...] = ()
     if schedule is not None:
         if peak_lr is None:
             raise PredictError(f"{where}: a schedule needs a peak LR (the LR the multipliers scale)")
@@ -101,9 +107,35 @@ def curve_from_rows(name: str, steps: Sequence[int], lrs: Sequence[float], losse
     else:
         lr[:first] = v[0] * (np.arange(first) + 1) / max(first, 1)
         warmup = first
+        peak = rising_prefix(v)
+        if peak > 0:
+            # The rows start inside the warmup: it ends where the LR stops rising. Counting the
+            # rows before as schedule would make a rising LR enter the laws, which model a
+            # non-increasing LR after the warmup.
+            warmup = int(s[peak])
+            notes = (f"{where}: the LR rises over the first {peak + 1} logged rows (step {first} to {warmup}); "
+                     f"steps up to {warmup} are taken as the warmup (--warmup-steps or --schedule overrides)",)
     loss = np.full(s.size, np.nan) if losses is None else np.asarray(losses, dtype=np.float64)
     keep = s >= max(warmup, 1)  # the laws describe the loss from the end of the warmup on
-    return Curve(name, lr, s[keep], loss[keep], warmup)
+    return Curve(name, lr, s[keep], loss[keep], warmup, notes=notes)
+
+
+#: Relative rise from one logged LR to the next that counts as warmup (float noise in a log is less).
+RISE = 1e-6
+
+
+def rising_prefix(lrs: Sequence[float] | np.ndarray) -> int:
+    """Index of the row where a rising start of the logged LRs peaks (0: the LR does not rise
+    at the start: the rows begin after the warmup).
+
+    >>> rising_prefix([0.1, 0.2, 0.3, 0.3, 0.2]), rising_prefix([1.0, 1.0, 0.5])
+    (2, 0)
+    """
+    v = np.asarray(lrs, dtype=np.float64)
+    k = 0
+    while k + 1 < v.size and v[k + 1] > v[k] * (1 + RISE) and v[k + 1] > 0:
+        k += 1
+    return k
 
 
 def _warmup_of(schedule: Schedule) -> int:
@@ -113,46 +145,53 @@ def _warmup_of(schedule: Schedule) -> int:
     return 0
 
 
-def read_curve_csv(path: str | Path, *, warmup_steps: int | None = None, schedule: dict[str, Any] | None = None,
-                   need_loss: bool = True) -> Curve:
-    """One CSV of ``step,lr[,loss]`` rows; PredictError names the file, row or column."""
-    path = Path(path)
+def read_curve(path: str | Path, *, warmup_steps: int | None = None, schedule: dict[str, Any] | None = None,
+               need_loss: bool = True, columns: LogColumns | None = None) -> Curve:
+    """One training log (CSV / W&B export, JSONL, trainer_state.json, TensorBoard events; see
+    riverbed.logs.read) as a curve: the LR column and the loss -- the held-out loss when the log
+    has one and ``columns.loss`` is not given, else the training loss. PredictError names the
+    file and what is missing; the curve's ``notes`` say which columns were used and any warmup
+    found in the rows."""
+    cols = columns or LogColumns()
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PredictError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PredictError(f"{path}: cannot read ({exc})") from exc
-    reader = csv.DictReader(text.splitlines())
-    cols = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in ("step", "lr") + (("loss",) if need_loss else ()) if c not in cols]
-    if missing:
-        raise PredictError(f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(cols) or 'none'}; need step,lr,loss)")
-    steps, lrs, losses = [], [], []
-    has_loss = "loss" in cols
-    for i, row in enumerate(reader, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        log = read_log(path, cols)
+        log.require("lr")
+    except LogError as exc:
+        raise PredictError(str(exc)) from None
+    source = Path(path)
+    loss = None if cols.loss is not None or log.eval_loss is None or not len(log.eval_loss) else log.eval_loss
+    loss = loss or log.loss
+    if need_loss and loss is None:
         try:
-            st = float(row["step"])
-            if not math.isfinite(st) or st != int(st):
-                raise ValueError("step is not an integer")
-            steps.append(int(st))
-            lrs.append(float(row["lr"]))
-            losses.append(float(row["loss"]) if has_loss and row.get("loss") else math.nan)
-        except (ValueError, KeyError) as exc:
-            raise PredictError(f"{path}: line {i}: bad value ({exc})") from exc
+            log.require("loss")
+        except LogError as exc:
+            raise PredictError(str(exc)) from None
+    lr = log.lr
+    assert lr is not None
+    steps = np.union1d(lr.steps, loss.steps) if loss is not None else lr.steps
+    lrs = np.interp(steps, lr.steps, lr.values)  # between LR rows: linear; outside them: held
+    losses = None
+    if loss is not None:
+        at = {int(s): v for s, v in zip(loss.steps, loss.values)}
+        losses = [at.get(int(s), math.nan) for s in steps]
     sched = None
     if schedule is not None:
         try:
             sched = schedule_from_spec(schedule, where="--schedule")
         except ConfigError as exc:
             raise PredictError(str(exc)) from exc
-    peak = max(lrs) if lrs else None
-    curve = curve_from_rows(path.stem, steps, lrs, losses if has_loss else None, warmup_steps=warmup_steps,
-                            schedule=sched, peak_lr=peak, where=str(path))
+    name = source.parent.name if source.name == "trainer_state.json" else source.stem
+    curve = curve_from_rows(name, steps.tolist(), lrs.tolist(), losses, warmup_steps=warmup_steps,
+                            schedule=sched, peak_lr=float(lr.values.max()), where=str(source))
+    used = f"{source}: step, LR {lr.column!r}" + (f", loss {loss.column!r}" if loss is not None else "")
+    curve = replace(curve, notes=(used, *curve.notes))
     if need_loss and not np.any(curve.known):
-        raise PredictError(f"{path}: no loss values after the warmup to fit")
+        raise PredictError(f"{source}: no loss values after the warmup to fit")
     return curve
+
+
+#: The name the curve reader had when it read CSV files only.
+read_curve_csv = read_curve
 
 
 def curve_from_schedule(name: str, schedule: Schedule, peak_lr: float, steps: Sequence[int] | None = None,

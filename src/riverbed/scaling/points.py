@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from riverbed.errors import ScalingError
+from riverbed.logs.columns import delimiter, norm, resolve_columns as columns_for
 
 #: Consecutive distinct N (or D) values more than this factor apart look like two units
 #: mixed in one column (e.g. millions and raw counts); real scaling studies space sizes far
@@ -198,7 +199,7 @@ def drop_highest(points: Points, k: int) -> tuple[Points, tuple[str, ...]]:
     return points.take(keep), dropped
 
 
-#: Accepted header names per column role, compared after ``_norm`` (case, spaces, ``-``/``_``):
+#: Accepted header names per column role, compared after ``riverbed.logs.columns.norm`` (case, spaces, ``-``/``_``):
 #: riverbed's own N/D/C/loss first, then what W&B exports and common papers' tables use.
 ALIASES: dict[str, tuple[str, ...]] = {
     "n": ("n", "params", "n_params", "num_params", "nparams", "parameters", "model_size", "non_embedding_params"),
@@ -223,48 +224,24 @@ class Columns:
         return {k: v for k, v in (("n", self.n), ("d", self.d), ("c", self.c), ("loss", self.loss)) if v is not None}
 
 
-def _norm(name: str) -> str:
-    return " ".join(name.strip().lower().replace("-", "_").split()).replace(" ", "_")
+def _label(role: str) -> str:
+    return role if role == "loss" else role.upper()
 
 
 def resolve_columns(header: Sequence[str], columns: Columns, source: str) -> dict[str, int]:
-    """Column index per role (``n``, ``d``, ``c``, ``loss``, ``unit``) from explicit names or aliases.
+    """Column index per role (``n``, ``d``, ``c``, ``loss``, ``unit``) from explicit names or aliases
+    (the one column-mapping rule of riverbed.logs.columns).
 
     >>> resolve_columns(["model_size", "tokens", "flops", "eval/loss"], Columns(), "w.csv")
     {'n': 0, 'd': 1, 'c': 2, 'loss': 3}
     """
-    normed = [_norm(h) for h in header]
-    found: dict[str, int] = {}
-    for role, name in columns.given().items():
-        if _norm(name) not in normed:
-            raise ScalingError(f"{source}: {COLUMN_FLAGS[role]} {name!r} is not a column; header is {list(header)}")
-        found[role] = normed.index(_norm(name))
-    for role, names in ALIASES.items():
-        if role in found:
-            continue
-        hits = [i for i, h in enumerate(normed) if h in names and i not in found.values()]
-        if len(hits) > 1:
-            cols = ", ".join(repr(header[i]) for i in hits)
-            raise ScalingError(f"{source}: columns {cols} could each be {role if role == 'loss' else role.upper()}; choose one with {COLUMN_FLAGS[role]}")
-        if hits:
-            found[role] = hits[0]
-    missing = [m for m, ok in (("N", "n" in found), ("D (or C)", "d" in found or "c" in found), ("loss", "loss" in found)) if not ok]
-    if missing:
-        hint = "; ".join(f"{r.upper() if r != 'loss' else r}: {', '.join(ALIASES[r])}" for r in ALIASES)
-        raise ScalingError(
-            f"{source}: missing column(s) {', '.join(missing)}; header is {list(header)}. "
-            f"Accepted names ({hint}), or name them with --n-col/--d-col/--c-col/--loss-col"
-        )
+    found = columns_for(header, roles=ALIASES, given=columns.given(), flags=COLUMN_FLAGS, source=source,
+                        required=(("N", ("n",)), ("D (or C)", ("d", "c")), ("loss", ("loss",))),
+                        label=_label, error=ScalingError)
+    normed = [norm(h) for h in header]
     if "unit" in normed:
         found["unit"] = normed.index("unit")
     return found
-
-
-def _delimiter(path: Path, first_line: str) -> str:
-    # TSV by extension, or a header with tabs and no commas (a spreadsheet's tab export).
-    if path.suffix.lower() in (".tsv", ".tab") or ("\t" in first_line and "," not in first_line):
-        return "\t"
-    return ","
 
 
 def load_csv(path: str | Path, columns: Columns | None = None) -> Points:
@@ -282,7 +259,7 @@ def load_csv(path: str | Path, columns: Columns | None = None) -> Points:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ScalingError(f"{path} is empty")
-    reader = csv.reader(lines, delimiter=_delimiter(path, lines[0]))
+    reader = csv.reader(lines, delimiter=delimiter(path, lines[0]))
     header = [h.strip() for h in next(reader)]
     idx = resolve_columns(header, columns or Columns(), str(path))
     n, d, loss, labels, units, bad = [], [], [], [], [], []
