@@ -53,7 +53,7 @@ def test_trainer_state_log_history_without_the_final_summary(tmp_path):
     history = [{"step": 5, "loss": 3.0, "learning_rate": 1e-3, "epoch": 0.1, "num_input_tokens_seen": 640},
                {"step": 5, "eval_loss": 3.1, "eval_runtime": 0.2},
                {"step": 10, "loss": 2.8, "learning_rate": 5e-4},
-               {"step": 10, "train_runtime": 1.0, "train_loss": 2.9, "total_flos": 1.0}]
+               {"step": 10, "train_runtime": 1.0, "train_loss": 2.9, "total_flos": 1.0, "train_samples_per_second": 9.0}]
     (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 10, "log_history": history}))
     log = read_log(tmp_path)  # a folder holding trainer_state.json
     assert log.kind == "trainer_state"

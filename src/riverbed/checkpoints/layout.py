@@ -16,6 +16,8 @@
           rng.safetensors            torch RNG states (uint8 tensors)
           config.json                Hugging Face config: the directory loads with from_pretrained
           guard.json                 ([guard] only) spike-guard state, so a resume == not stopping
+          source.json                (adopted runs only, instead of the tensor files) where the
+                                     checkpoint lives outside the run; its files are linked here
         quarantine/recovery_<k>/     checkpoints a spike recovery set aside (spiking weights)
 
 A checkpoint directory with a ``model.safetensors`` is also a valid input of the merge
@@ -38,6 +40,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 RNG_FILE = "rng.safetensors"
 HF_CONFIG_FILE = "config.json"
+SOURCE_FILE = "source.json"  # an adopted checkpoint: {"path": where it lives} (riverbed.orchestration.adopt)
 GUARD_FILE = "guard.json"  # spike-guard state (detector window, recoveries), next to state.json
 QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hold spiking weights)
 INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)
@@ -97,13 +100,16 @@ class CheckpointRef:
 
 
 def list_checkpoints(run: str | Path, branch: str = MAIN) -> list[CheckpointRef]:
-    """Complete checkpoints of ``branch``, oldest first. Temporary (half-written) ones are skipped."""
+    """Complete checkpoints of ``branch``, oldest first. Temporary (half-written) ones are skipped.
+
+    Complete: a ``state.json`` and the weights, or, for a checkpoint of an adopted run, a
+    ``source.json`` saying where its weights live."""
     root = checkpoints_dir(run, branch)
     if not root.is_dir():
         return []
     refs = []
     for child in root.iterdir():
         m = _STEP_RE.match(child.name)
-        if m and (child / STATE_FILE).is_file() and (child / MODEL_FILE).is_file():
+        if m and (child / STATE_FILE).is_file() and ((child / MODEL_FILE).is_file() or (child / SOURCE_FILE).is_file()):
             refs.append(CheckpointRef(int(m.group(1)), child))
     return sorted(refs, key=lambda r: r.step)

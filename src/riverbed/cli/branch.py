@@ -22,6 +22,14 @@ stay queued when it returns, unless --wait. `riverbed branch RUN --wait` alone w
 run's queued and running branches. A job that fails or dies is a failed branch (exit 2, the
 branch and job named); the same command again keeps the branches that finished and resumes
 the others from their newest checkpoints.
+
+Your own training code: --command 'CMD' runs CMD once per branch instead of riverbed's trainer
+(through the executors as well), with {fork} (the fork checkpoint's directory), {schedule} (a
+JSON file: peak lr, the branch's riverbed schedule, start_step, end_step) and {out} (an empty
+directory for the branch's checkpoints and log) replaced by shell-quoted paths. riverbed then
+ingests {out} and records the branch like a native one; a CMD that fails or writes nothing is a
+failed branch (exit 2) with its exit code and the last lines of its log. This is the way to
+branch a run made with `riverbed adopt`.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="held-out evaluation every N steps of each branch (default 0: the branch length / 10, "
                         "about 10 evaluations per branch, enough to draw its drop)")
+    p.add_argument("--command", default=None, metavar="CMD",
+                   help="train each branch with your own command; {fork}, {schedule} and {out} are replaced by paths")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_executor_arguments(p, what="branch")
     p.add_argument("--wait", action="store_true",
@@ -99,13 +109,31 @@ def run(args: argparse.Namespace) -> int:
             raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
         reqs = requests_from_plan(r, args.plan)
         kw["skip_finished"] = True
+        if args.command is not None:
+            from riverbed.orchestration.command_jobs import run_command_branches
+
+            return _finish(lambda: run_command_branches(r, reqs, args.command, executor=executor, wait=kw["wait"],
+                                                        progress=not args.no_progress))
+        _check_native(r)
         return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
     else:
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
         reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
+        if args.command is not None:
+            from riverbed.orchestration.command_jobs import run_command_branches
+
+            return _finish(lambda: run_command_branches(r, reqs, args.command, executor=executor, wait=kw["wait"],
+                                                        progress=not args.no_progress))
+        _check_native(r)
         return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
+
+
+def _check_native(r: Run) -> None:
+    if "adopted" in r.manifest.config:
+        raise RunError(f"{r.path} was adopted (its checkpoints were trained elsewhere, riverbed has no config to train "
+                       "with): train its decay branches with your own code, --command 'CMD {fork} {schedule} {out}'")
 
 
 def _finish(train) -> int:

@@ -37,6 +37,7 @@ VERBS: dict[str, str] = {
     "claims": "riverbed.cli.claims",
     "probe": "riverbed.cli.probe",
     "predict": "riverbed.cli.predict",
+    "adopt": "riverbed.cli.adopt",
 }
 
 

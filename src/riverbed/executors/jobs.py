@@ -72,10 +72,18 @@ def claims_job(p: dict[str, Any]) -> dict[str, Any]:
     return run_job(p["job"], p.get("workdir"))
 
 
+def command_branch_job(p: dict[str, Any]) -> dict[str, Any]:
+    """One decay branch trained by the user's command (``riverbed branch --command``)."""
+    from riverbed.orchestration.command_branch import command_job  # lazy: the orchestration layer sits above the executors
+
+    return command_job(p)
+
+
 #: Job kinds, literal: the name a Task carries -> the function its job runs.
 JOBS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "branch": branch_job,
     "claims-job": claims_job,
+    "command-branch": command_branch_job,
 }
 
 
@@ -89,7 +97,7 @@ def entry(kind: str, payload: str) -> str:
         return json.dumps({"ok": False, "error": f"unknown job kind {kind!r}", "error_type": "ConfigError"})
     try:
         threads = json.loads(payload).get("threads")
-        if threads:
+        if threads and kind != "command-branch":  # a command trains in its own process
             import torch  # every job kind trains
 
             torch.set_num_threads(int(threads))

@@ -52,6 +52,7 @@ to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (henc
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,6 +69,7 @@ from riverbed.checkpoints.optimizer_state import (  # noqa: F401  (re-exported: 
 )
 from riverbed.integrations.snapshot_guard import SnapshotGuard
 from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
+from riverbed.schedules.branch_file import BranchSchedule, read_branch_schedule
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.torch import OnChange, RiverbedLR
 from riverbed.schedules.wsd import WSD
@@ -137,6 +139,57 @@ def riverbed_optimizers(model: torch.nn.Module, args: Any, schedule: Schedule | 
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     optimizer = cls(decay_parameter_groups(model, args.weight_decay), **kwargs)
     return optimizer, RiverbedLR(optimizer, schedule, on_change=on_change)
+
+
+def decay_branch_args(branch: BranchSchedule | str | Path, output_dir: str | Path, **kwargs: Any) -> Any:
+    """``TrainingArguments`` for a decay branch of ``riverbed branch --command``: ``output_dir``
+    (the ``{out}`` placeholder), ``max_steps`` = the branch's ``end_step`` (Trainer counts from the
+    start of the run when it resumes the fork), ``learning_rate`` = its peak LR; ``kwargs`` the rest."""
+    from transformers import TrainingArguments  # lazy: only this helper builds them
+
+    b = branch if isinstance(branch, BranchSchedule) else read_branch_schedule(branch)
+    for key in ("max_steps", "learning_rate", "output_dir"):
+        if key in kwargs:
+            raise ConfigError(f"decay_branch_args: {key} comes from the branch schedule file; do not pass it")
+    return TrainingArguments(output_dir=str(output_dir), max_steps=b.end_step, learning_rate=b.lr, **kwargs)
+
+
+def decay_branch_optimizers(model: torch.nn.Module, args: Any, branch: BranchSchedule | str | Path, *,
+                            on_change: OnChange = "error") -> tuple[torch.optim.Optimizer, RiverbedLR]:
+    """``(optimizer, scheduler)`` for a decay branch of ``riverbed branch --command``: Trainer's
+    optimizer over :func:`decay_parameter_groups` and a ``RiverbedLR`` following the branch's
+    schedule. Resume the fork with ``trainer.train(resume_from_checkpoint=fork)``: Trainer then
+    loads the fork's optimizer moments and step, and the LR continues from the main branch's LR
+    at the fork into the decay. ConfigError when ``args`` disagree with the branch file (its
+    ``end_step`` as ``max_steps``, its ``lr`` as ``learning_rate``: see :func:`decay_branch_args`)."""
+    b = branch if isinstance(branch, BranchSchedule) else read_branch_schedule(branch)
+    if args.max_steps != b.end_step:
+        raise ConfigError(f"args.max_steps={args.max_steps}: the branch ends at step {b.end_step} (its end_step; "
+                          "Trainer counts from the start of the run when it resumes the fork)")
+    if not math.isclose(args.learning_rate, b.lr, rel_tol=1e-9):
+        raise ConfigError(f"args.learning_rate={args.learning_rate}: the branch's peak LR is {b.lr} (its lr)")
+    optimizer, _ = riverbed_optimizers(model, args, b.schedule, on_change=on_change)
+    return optimizer, DecayBranchLR(optimizer, b, on_change=on_change)
+
+
+class DecayBranchLR(RiverbedLR):
+    """``RiverbedLR`` of a decay branch: loading the fork's scheduler state (the main branch's, at
+    ``start_step``) switches to the branch's schedule on purpose, as :meth:`RiverbedLR.fork` does;
+    a state at any other step (resuming the branch itself) is checked by ``on_change`` as usual."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, branch: BranchSchedule, *, on_change: OnChange = "error") -> None:
+        self.fork_step = branch.start_step
+        super().__init__(optimizer, branch.schedule, on_change=on_change)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        at_fork = isinstance(state_dict, dict) and state_dict.get("step", state_dict.get("last_epoch")) == self.fork_step
+        if not at_fork:
+            return super().load_state_dict(state_dict)
+        keep, self.on_change = self.on_change, "ignore"
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self.on_change = keep
 
 
 # ---- spike guard -------------------------------------------------------------------------------

@@ -226,9 +226,9 @@ def read_trainer_state(path: Path, columns: LogColumns = LogColumns()) -> Log:
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise LogError(f"{path}: no 'log_history' list (is it a Hugging Face Trainer trainer_state.json?)")
-    # The entry Trainer adds when training ends (train_runtime, the run's mean train_loss) is a
+    # The entry Trainer adds when training ends (total_flos, the run's mean train_loss) is a
     # summary, not a logged step: its train_loss would be a second "training loss" column.
-    history = [h for h in history if "train_runtime" not in h]
+    history = [h for h in history if "total_flos" not in h]
     header: dict[str, None] = {}
     for h in history:
         header.update(dict.fromkeys(h))

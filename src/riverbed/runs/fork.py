@@ -95,6 +95,9 @@ def parse_length(text: str | int, from_step: int, tokens_per_step: int, *, field
                 raise ConfigError(f"{field}={text!r} is ambiguous (steps or tokens?): {_LENGTH_HELP}")
             if value <= 0:
                 raise ConfigError(f"{field}={text!r}: the decay length must be positive")
+            if unit in _TOKEN_UNITS and tokens_per_step < 1:
+                raise ConfigError(f"{field}={text!r}: this run's tokens per step are unknown (adopted without token "
+                                  "counts); give the length in steps or '20%'")
             if unit in _TOKEN_UNITS:  # tokens -> whole steps (ceil: at least that many tokens)
                 steps = math.ceil(value / tokens_per_step)
             elif value != int(value):
@@ -226,9 +229,12 @@ def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, pr
 
 
 def tokens_per_step(run: Run) -> int:
+    """Tokens per optimizer step; 0 when unknown (a run adopted without token counts)."""
     m = run.manifest
     if m.model.get("tokens_per_step"):
         return int(m.model["tokens_per_step"])
+    if "adopted" in m.config:
+        return 0
     train = m.config.get("train") or {}
     return int(train.get("batch_size", 32)) * int(train.get("seq_len", 128))
 

@@ -39,15 +39,25 @@ def _loss(p: Point | None) -> str:
 _STATUS_STYLE = {"queued": "magenta", "running": "yellow", "stopped": "cyan", "finished": "green", "failed": "red"}
 
 
-def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
+def tokens_known(run: Run) -> bool:
+    """False for a run adopted without token counts (riverbed.orchestration.adopt): its tokens
+    and FLOPs are recorded as 0 and shown as unknown."""
+    adopted = run.manifest.config.get("adopted")
+    return not isinstance(adopted, dict) or adopted.get("tokens") is not None
+
+
+def branch_line(b: BranchRecord, *, missing: bool = False, known: bool = True) -> str:
     last = b.last
     own = None
     if last is not None:
         own = last.tokens - (b.fork.tokens if b.fork else 0)
     parts = [f"[bold]{b.name}[/bold] [dim]({b.kind}: {schedule_label(b.schedule)})[/dim]"]
     if b.fork is not None:
-        parts.append(f"fork @ step {b.fork.step} ({human(b.fork.tokens)} tok, loss {_loss(b.fork)})")
-    if last is not None:
+        tok = f"{human(b.fork.tokens)} tok" if known else "tokens unknown"
+        parts.append(f"fork @ step {b.fork.step} ({tok}, loss {_loss(b.fork)})")
+    if last is not None and not known:
+        parts.append(f"step {last.step}, tokens and FLOPs unknown")
+    elif last is not None:
         parts.append(f"step {last.step}, {human(last.tokens)} tok (+{human(own)} own), {human(last.flops)} FLOPs")
     loss = b.final if b.final is not None else b.progress
     parts.append(f"held-out {_loss(loss)}")
@@ -68,6 +78,7 @@ def render(run: Run) -> Any:
 
     branches = run.branches
     missing = set(run.missing_dirs())
+    known = tokens_known(run)
     tree = Tree(f"[bold]run {run.path}[/bold] · {human(run.manifest.model.get('n_params'))} params")
     nodes: dict[str, Any] = {}
     pending = list(branches)
@@ -77,7 +88,7 @@ def render(run: Run) -> Any:
         for b in list(pending):
             if b.parent is None or b.parent in nodes or b.parent not in {x.name for x in branches}:
                 parent = nodes.get(b.parent, tree) if b.parent else tree
-                node = parent.add(branch_line(b, missing=b.name in missing))
+                node = parent.add(branch_line(b, missing=b.name in missing, known=known))
                 for ms in b.milestones:
                     node.add(f"[magenta]decayed[/magenta] @ step {ms.step} · {human(ms.tokens)} tok · "
                              f"{human(ms.flops)} FLOPs · held-out {_loss(ms)}")
@@ -89,7 +100,7 @@ def render(run: Run) -> Any:
                 progressed = True
         if not progressed:  # a cycle in the lineage: show the rest at the root
             for b in pending:
-                nodes[b.name] = tree.add(branch_line(b, missing=b.name in missing))
+                nodes[b.name] = tree.add(branch_line(b, missing=b.name in missing, known=known))
             break
     acc = accounting(run)
     table = Table(title="compute accounting (tokens; % of the largest budget)", show_header=True)
@@ -102,7 +113,10 @@ def render(run: Run) -> Any:
     table.add_row(f"{acc.n_budgets} budgets as separate runs", human(acc.scratch_tokens), human(acc.scratch_flops),
                   f"{acc.scratch_pct:.0f} %")
     parts: list[Any] = [tree]
-    if acc.n_budgets:
+    if not known:
+        parts.append("tokens and FLOPs unknown: the run was adopted from a log without token counts "
+                      "(riverbed adopt ... --tokens-per-step N records them)")
+    elif acc.n_budgets:
         parts.append(table)
         verb = "saves" if acc.saving >= 0 else "costs"
         parts.append(f"the tree {verb} {abs(100 * acc.saving):.0f} % of the tokens that separate from-scratch runs "
