@@ -26,6 +26,7 @@ engine, exactly like a single-file Hugging Face model directory.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +114,14 @@ def list_checkpoints(run: str | Path, branch: str = MAIN) -> list[CheckpointRef]
         if m and (child / STATE_FILE).is_file() and ((child / MODEL_FILE).is_file() or (child / SOURCE_FILE).is_file()):
             refs.append(CheckpointRef(int(m.group(1)), child))
     return sorted(refs, key=lambda r: r.step)
+
+
+def weights_input(checkpoint: Path) -> Path:
+    """What a merge reads for a checkpoint directory: the directory itself, or -- for an adopted
+    checkpoint whose source is in a format other than safetensors -- the source it names."""
+    if (checkpoint / MODEL_FILE).is_file() or not (checkpoint / SOURCE_FILE).is_file():
+        return checkpoint
+    try:
+        return Path(json.loads((checkpoint / SOURCE_FILE).read_text(encoding="utf-8"))["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return checkpoint  # unreadable: the merge reader names the directory

@@ -17,7 +17,7 @@ from riverbed.units import JoinWords, arg, parse_count
 
 # Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
 RECIPE_FLAGS = ("method", "weights", "alpha", "ema_form", "wma_by", "order", "dtype", "accumulate", "max_shard_size")
-SELECT_FLAGS = ("last", "every", "unit", "branch")
+SELECT_FLAGS = ("last", "every", "unit", "branch", "until")
 
 
 def _floats(text: str) -> list[float]:
@@ -60,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--every", type=arg(parse_count, positive=True), default=None, help="V: merge interval between chosen checkpoints (100, 1K, 1e3)")
     g.add_argument("--unit", choices=("steps", "tokens"), default=None, help="unit of --every (default steps)")
     g.add_argument("--branch", default=None, help="branch to take checkpoints from (default main; riverbed runs only)")
+    g.add_argument("--until", type=arg(parse_count), default=None, metavar="STEP", help="only checkpoints at or before STEP")
+    g.add_argument("--stable-only", action="store_true", help="only checkpoints of the stable phase (past the warmup, at the peak LR; "
+                                                                "riverbed and adopted runs)")
     e = p.add_argument_group("a decay-free stand-in for a decay branch (riverbed runs only)")
     e.add_argument("--emulate-decay", default=None, metavar="SHAPE", help="merge the main checkpoints from --from to --from + --length "
                    "with the weights that stand in for this decay shape (riverbed.merging.emulate)")
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         if args.last is None or args.every is None:
             raise MergeError("--run needs --last N and --every V")
         unit, branch = args.unit or "steps", args.branch or "main"
-        picked = select_checkpoints(args.run, args.last, args.every, unit=unit, branch=branch)
+        picked = select_checkpoints(args.run, args.last, args.every, unit=unit, branch=branch, until=args.until,
+                                    stable_only=args.stable_only)
         inputs = [str(s.path) for s in picked]
         steps = tuple(s.step for s in picked)
         tokens = tuple(s.tokens for s in picked) if unit == "tokens" else None
@@ -107,12 +111,14 @@ def run(args: argparse.Namespace) -> int:
         shown = steps if unit == "steps" else tokens
         note = spacing_note(shown, args.every, unit)
         selection = {"run": str(args.run), "last": args.last, "every": args.every, "unit": unit, "branch": branch,
+                     **({"until": args.until} if args.until is not None else {}),
+                     **({"stable_only": True} if args.stable_only else {}),
                      **({"spacing_used": [b - a for a, b in zip(shown, shown[1:])], "spacing_note": note} if note else {})}
         print(f"selected {len(picked)} checkpoints of {args.run} ({branch}): {unit} " + ", ".join(str(x) for x in shown))
         if note:
             print(f"note: {note}")
     else:
-        stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None]
+        stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None] + (["--stable-only"] if args.stable_only else [])
         if stray:
             raise MergeError(f"{stray[0]} selects checkpoints of a run: pass --run RUN too")
     if args.max_shard_size is not None and args.out.endswith(".safetensors"):

@@ -11,8 +11,10 @@ step_N``) and a Hugging Face Trainer ``output_dir`` (``checkpoint-N`` folders, e
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,9 @@ from typing import TypeVar
 
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import read_state
-from riverbed.errors import CheckpointError, MergeError
+from riverbed.errors import CheckpointError, ConfigError, MergeError, RiverbedWarning
 from riverbed.merging.order import TRAINER_STATE, position
+from riverbed.schedules import Schedule, schedule_from_spec
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -113,10 +116,16 @@ def _trainer_checkpoints(run: Path, unit: str) -> list[Selected]:
     return sorted(found, key=lambda s: s.step)
 
 
-def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, unit: str = "steps", branch: str = layout.MAIN) -> list[Selected]:
+def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, unit: str = "steps", branch: str = layout.MAIN,
+                       until: int | None = None, stable_only: bool = False) -> list[Selected]:
     """The newest checkpoint of ``branch`` of a riverbed run (or of a Trainer ``output_dir``'s
     ``checkpoint-N`` folders) and, walking back, each newest checkpoint at least
     ``every`` (steps or tokens) before the previous pick, until ``last`` are chosen. Oldest first.
+
+    ``until``: only checkpoints at or before that step. ``stable_only`` (riverbed runs, adopted
+    ones included): only checkpoints of the stable phase -- past the warmup, every update at the
+    schedule's highest LR. A selection whose checkpoints were trained at different LRs (it spans
+    a decay, a warmup or a re-warming) is warned about: their average mixes phases.
 
     >>> # select_checkpoints("runs/r1", last=4, every=1000)  -> steps 5000, 6000, 7000, 8000
     """
@@ -130,7 +139,7 @@ def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, un
         raise MergeError(f"run directory {run} does not exist")
     kind = directory_kind(Path(run))
     if kind == "riverbed":
-        found = [Selected(*_position(ref.path), ref.path) for ref in layout.list_checkpoints(run, branch)]
+        found = [Selected(*_position(ref.path), layout.weights_input(ref.path)) for ref in layout.list_checkpoints(run, branch)]
         what = f"run {run} branch {branch!r}"
     elif kind == "trainer":
         if branch != layout.MAIN:
@@ -139,8 +148,21 @@ def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, un
         what = f"Trainer output_dir {run}"
     else:
         raise MergeError(f"--run {run} is {kind}")
+    if until is not None:
+        if isinstance(until, bool) or not isinstance(until, int) or until < 0:
+            raise MergeError(f"--until must be a step number >= 0, got {until!r}")
+        found = [s for s in found if s.step <= until]
+        what += f" up to step {until}"
+    lr = _multipliers(Path(run), branch) if kind == "riverbed" else None
+    if stable_only:
+        if lr is None:
+            raise MergeError(f"--stable-only: {run} has no schedule riverbed knows (a riverbed run, or one made with `riverbed adopt`, has)")
+        found = [s for s in found if lr.stable(s.step)]
+        what += " in the stable phase"
     key = (lambda s: s.step) if unit == "steps" else (lambda s: s.tokens)
     picked = pick_spaced(found, last=last, every=every, key=key)  # found: in step order
+    if lr is not None and len(picked) > 1:
+        lr.warn_if_changes(picked)
     if len(picked) < last:
         have = ", ".join(str(key(s)) for s in found) or "none"
         raise MergeError(
@@ -148,3 +170,47 @@ def select_checkpoints(run: str | os.PathLike[str], last: int, every: int, *, un
             f"{last} asked (--last {last} --every {every}); checkpoints at {unit}: {have}"
         )
     return picked
+
+
+#: Relative LR difference between selected checkpoints that is called an LR change.
+LR_CHANGE = 0.01
+
+
+@dataclass(frozen=True)
+class _LR:
+    """The schedule a run's branch trained with, as multipliers of its peak LR."""
+
+    schedule: Schedule
+    peak: float
+    warmup: int
+
+    def at(self, step: int) -> float:
+        """The LR multiplier of the last update a checkpoint at ``step`` trained with."""
+        return self.schedule.multiplier(max(step - 1, 0))
+
+    def stable(self, step: int) -> bool:
+        return step > self.warmup and self.at(step) >= self.peak * (1 - 1e-9)
+
+    def warn_if_changes(self, picked: Sequence[Selected]) -> None:
+        vals = [self.at(s.step) for s in picked]
+        lo, hi = min(vals), max(vals)
+        if hi > 0 and (hi - lo) / hi > LR_CHANGE:
+            a, b = picked[vals.index(hi)], picked[vals.index(lo)]
+            warnings.warn(f"the selected checkpoints span an LR change (x{hi:.3g} of the peak LR at step {a.step}, x{lo:.3g} "
+                          f"at step {b.step}): their average mixes training phases; --until STEP or --stable-only keeps "
+                          "the checkpoints of one phase", RiverbedWarning, stacklevel=3)
+
+
+def _multipliers(run: Path, branch: str) -> _LR | None:
+    """The branch's schedule from the run's run.json (None when it names none)."""
+    try:
+        manifest = json.loads((run / layout.MANIFEST).read_text(encoding="utf-8"))
+        spec = manifest["branches"][branch]["schedule"]
+        schedule = schedule_from_spec(spec)
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+    n = schedule.total_steps
+    probe = schedule.values(n) if n is not None else []
+    peak = max(probe) if probe else 1.0
+    warmup = next((int(ph.end or 0) for ph in schedule.phases() if ph.name == "warmup"), 0)
+    return _LR(schedule, max(peak, schedule.multiplier(warmup)), warmup)

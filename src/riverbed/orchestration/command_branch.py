@@ -85,16 +85,18 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def _find_log(out: Path, found: Sequence[Found]) -> Path | None:
-    """A log CMD wrote under ``out``: trainer_state.json (top level, else the newest checkpoint's),
-    TensorBoard events, else one CSV / TSV / JSONL file."""
+    """The log CMD wrote under ``out``: a trainer_state.json, CSV / TSV / JSONL file or TensorBoard
+    events at its top, else the newest checkpoint's trainer_state.json (what Trainer leaves)."""
     if (out / TRAINER_STATE).is_file():
         return out / TRAINER_STATE
-    if found and (found[-1].path / TRAINER_STATE).is_file():
-        return found[-1].path / TRAINER_STATE
+    tables = sorted(p for p in out.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".jsonl"))
+    if tables:
+        return tables[0]
     if any(out.rglob("events.out.tfevents*")):
         return out
-    tables = sorted(p for p in out.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".jsonl"))
-    return tables[0] if tables else None
+    if found and (found[-1].path / TRAINER_STATE).is_file():
+        return found[-1].path / TRAINER_STATE
+    return None
 
 
 def _offset(found: Sequence[Found], b: BranchSchedule, out: Path) -> int:
