@@ -7,12 +7,11 @@ WSD-S, checkpoint averaging (PMA) and scaling laws fitted from the branch endpoi
 from __future__ import annotations
 
 import importlib
-
-from riverbed.extras import missing_extra
-
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
 from riverbed.errors import RiverbedError
+from riverbed.extras import missing_extra
+from riverbed.version import __version__
 
 __all__ = [
     "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts",
@@ -20,13 +19,16 @@ __all__ = [
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
     "GuardConfig", "InitConfig", "SpikeDetector", "SpikeGuard",
-    "fit_law", "load_points", "predict", "frontier",
+    "fit_law", "load_points", "predict", "frontier", "adopt",
 ]
+
+if TYPE_CHECKING:  # the types of the lazy names, for type checkers and IDEs
+    from riverbed.orchestration.adopt import adopt as adopt
 
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
 _LAZY: dict[str, str] = {
     "Run": "riverbed.runs",
-    "fork_branches": "riverbed.runs",
+    "fork_branches": "riverbed.orchestration.fork",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
     "WSD": "riverbed.schedules",
@@ -45,14 +47,15 @@ _LAZY: dict[str, str] = {
     "build_model": "riverbed.model",
     "DataConfig": "riverbed.data",
     "load_dataset": "riverbed.data",
-    "GuardConfig": "riverbed.training.guard",
-    "InitConfig": "riverbed.training.init_config",
+    "GuardConfig": "riverbed.config.guard",
+    "InitConfig": "riverbed.config.init",
     "SpikeDetector": "riverbed.training.guard",
     "SpikeGuard": "riverbed.training.guard_callback",
     "fit_law": "riverbed.scaling",
     "load_points": "riverbed.scaling",
     "predict": "riverbed.scaling",
     "frontier": "riverbed.scaling",
+    "adopt": "riverbed.orchestration.adopt",
 }
 
 

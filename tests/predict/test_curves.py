@@ -115,7 +115,7 @@ def test_wandb_export_with_aliases_and_separate_loss_and_lr_rows(tmp_path):
 
 
 def test_the_held_out_loss_is_preferred_unless_loss_col_names_one(tmp_path):
-    from riverbed.logs.read import LogColumns
+    from riverbed.runs.logs.read import LogColumns
 
     p = tmp_path / "both.csv"
     p.write_text("step,lr,train/loss,eval/loss\n10,1,3.0,3.2\n20,1,2.9,3.1\n")

@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.cli.deprecated import add_deprecated
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
 from riverbed.runs import Run
 from riverbed.executors.branches import run_requests
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         reqs = requests_from_plan(r, args.plan)
         kw["skip_finished"] = True
         if args.command is not None:
-            from riverbed.orchestration.command_jobs import run_command_branches
+            from riverbed.executors.commands import run_command_branches
 
             return _finish(lambda: run_command_branches(r, reqs, args.command, executor=executor, wait=kw["wait"],
                                                         progress=not args.no_progress))
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
         reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
         if args.command is not None:
-            from riverbed.orchestration.command_jobs import run_command_branches
+            from riverbed.executors.commands import run_command_branches
 
             return _finish(lambda: run_command_branches(r, reqs, args.command, executor=executor, wait=kw["wait"],
                                                         progress=not args.no_progress))

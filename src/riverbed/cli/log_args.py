@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from riverbed.logs.read import LogColumns
+from riverbed.runs.logs.read import LogColumns
 
 _ROLES = (("step", "step"), ("lr", "learning rate"), ("loss", "loss"))
 

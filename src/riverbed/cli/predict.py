@@ -24,8 +24,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from riverbed.checkpoints.atomic import write_text
 from riverbed.cli.log_args import add_log_columns, log_columns, say
+from riverbed.io.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import JoinWords, arg, parse_count
 

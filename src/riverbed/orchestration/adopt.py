@@ -3,14 +3,14 @@
 SOURCE is a Hugging Face Trainer ``output_dir`` (``checkpoint-N`` folders, ``trainer_state.json``)
 or a folder of checkpoints in any format ``riverbed merge`` reads (``step_N`` / ``iter_N`` /
 ``global_stepN`` folders or files) with a training log (``--log``: CSV / W&B export, JSONL,
-trainer_state.json, TensorBoard events; riverbed.logs.read). Nothing of SOURCE is copied,
+trainer_state.json, TensorBoard events; riverbed.runs.logs.read). Nothing of SOURCE is copied,
 moved or written: each checkpoint of the adopted main branch is a small directory of RUN
 holding riverbed's ``state.json`` (step, tokens, FLOPs, held-out loss from the log),
 ``source.json`` (where the checkpoint lives) and links to the source's files, so every verb
 that reads a run tree reads it as it reads its own.
 
 What is known is recorded as known: the schedule (``--schedule``, or the one the logged LR
-follows: riverbed.logs.schedule), the peak LR, the held-out losses logged at checkpoint steps;
+follows: riverbed.runs.logs.schedule), the peak LR, the held-out losses logged at checkpoint steps;
 tokens come from the log (``num_input_tokens_seen``) or ``--tokens-per-step``, else they are
 recorded as unknown (``riverbed ls`` says so) and FLOPs with them (6·N·D when tokens are known).
 Running ``adopt`` again on the same RUN picks up the checkpoints a still-training run saved since.
@@ -24,17 +24,18 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_dir, write_text
+from riverbed.io.atomic import atomic_dir, write_text
 from riverbed.checkpoints.schema import CheckpointState
 from riverbed.errors import CheckpointError, ConfigError, LogError, RunError
-from riverbed.logs.read import TRAINER_STATE, Log, LogColumns, read_log
-from riverbed.logs.schedule import infer_schedule
-from riverbed.merging.formats import open_input
+from riverbed.runs.logs.read import TRAINER_STATE, Log, LogColumns, read_log
+from riverbed.runs.logs.schedule import infer_schedule
+from riverbed.checkpoints.formats import open_input
 from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, write_manifest
 from riverbed.runs.run import Run
 from riverbed.schedules import schedule_from_spec, schedule_to_spec
@@ -214,10 +215,15 @@ def _check_paths(source: Path, out: Path) -> None:
 
 
 def adopt(source: str | os.PathLike[str], out: str | os.PathLike[str], *, log: str | os.PathLike[str] | None = None,
-          schedule: dict[str, Any] | None = None, tokens_per_step: int | None = None,
+          schedule: Mapping[str, object] | None = None, tokens_per_step: int | None = None,
           columns: LogColumns | None = None) -> tuple[Run, list[str]]:
     """Adopt ``source`` as the run tree ``out`` (or bring an adopted ``out`` up to date).
-    Returns the run and notes worth telling (what was inferred, what is unknown)."""
+
+    ``log``: the training log (default: a Trainer output_dir's trainer_state.json); ``schedule``:
+    a riverbed schedule spec (default: the one the logged LR follows); ``tokens_per_step``
+    (default: from the log's token counts, else unknown); ``columns``: the log's column names
+    where its own are not recognised. Returns the run and notes worth telling (what was
+    inferred, what is unknown). AdoptError (exit 2 in the CLI) names the file at fault."""
     src, dst = Path(source), Path(out)
     if not src.is_dir():
         raise AdoptError(f"{src}: {'no such directory' if not src.exists() else 'not a directory'} (give a training output_dir or a folder of checkpoints)")
@@ -234,7 +240,7 @@ def adopt(source: str | os.PathLike[str], out: str | os.PathLike[str], *, log: s
         raise AdoptError(f"{src}: no training log found (no {TRAINER_STATE}); give one with --log FILE")
     n_params = sum(t.numel for t in open_input(found[-1].path).tensors.values())
     try:
-        k, notes = _knowns(src, log_path, columns or LogColumns(), schedule, tokens_per_step, n_params)
+        k, notes = _knowns(src, log_path, columns or LogColumns(), None if schedule is None else dict(schedule), tokens_per_step, n_params)
     except LogError as exc:
         raise AdoptError(str(exc)) from None
     section = {"source": str(src.resolve()), "log": str(log_path.resolve()), "tokens_per_step": k.tokens_per_step,

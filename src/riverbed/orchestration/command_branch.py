@@ -36,15 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_text
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import write_text
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState
 from riverbed.errors import CheckpointError, LogError, RunError
-from riverbed.executors.base import JobError
-from riverbed.logs.read import TRAINER_STATE, Log, read_log
+from riverbed.runs.logs.read import TRAINER_STATE, Log, read_log
 from riverbed.orchestration.adopt import Found, find_checkpoints, link_checkpoint
 from riverbed.runs import fork
-from riverbed.merging.formats import open_input
+from riverbed.checkpoints.formats import open_input
 from riverbed.runs.manifest import BranchRecord, JobInfo, Point, utc_now
 from riverbed.runs.run import Run
 from riverbed.schedules import schedule_to_spec
@@ -228,23 +227,8 @@ def validate(run: Run, requests: Sequence[fork.ForkRequest]) -> list[tuple[fork.
     return out
 
 
-def run_here(run: Run, checked: Sequence[tuple[fork.ForkRequest, Any]], command: str) -> list[BranchRecord]:
-    """Run CMD for each validated request in this process, oldest fork first; a failed branch is
-    recorded and named in the JobError raised after the others ran."""
-    records, failures = [], []
-    for req, schedule in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
-        try:
-            records.append(train_command_branch(run, req, schedule, command))
-        except CommandFailed as exc:
-            records.append(run.branch(req.name))
-            failures.append(f"branch {req.name!r}: {exc}")
-    if failures:
-        raise JobError(f"{len(failures)} of {len(checked)} command branch(es) failed: " + "; ".join(failures), records)
-    return records
-
-
 def command_job(p: dict[str, Any]) -> dict[str, Any]:
-    """The job: run CMD for one branch holding its writer lock (riverbed.executors.jobs runs it)."""
+    """The job: run CMD for one branch (riverbed.executors.commands names it as its task kind)."""
 
     run = Run.open(p["run"])
     req = fork.ForkRequest(p["name"], int(p["from_step"]), int(p["length"]), p["shape"], p.get("min_ratio"),

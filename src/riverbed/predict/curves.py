@@ -4,7 +4,7 @@ A :class:`Curve` holds the per-update LRs ``lr[0..N-1]`` (update ``i`` used ``lr
 length, and the eval points: ``steps`` (the model after that many updates) with their ``loss``
 (NaN where unknown, for a curve to predict). Curves come from a user's training logs
 (:func:`read_curve`: CSV / W&B exports, JSONL, trainer_state.json, TensorBoard events, read by
-riverbed.logs.read), from a riverbed schedule (:func:`curve_from_schedule`) or from a run tree
+riverbed.runs.logs.read), from a riverbed schedule (:func:`curve_from_schedule`) or from a run tree
 (:mod:`riverbed.predict.runs`).
 
 A log needs a step and an LR column (and a loss to fit or to score), logged at any interval,
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from riverbed.errors import ConfigError, LogError, RiverbedError
-from riverbed.logs.read import LogColumns, read_log
+from riverbed.runs.logs.read import LogColumns, read_log
 from riverbed.schedules import Schedule, schedule_from_spec
 
 
@@ -148,7 +148,7 @@ def _warmup_of(schedule: Schedule) -> int:
 def read_curve(path: str | Path, *, warmup_steps: int | None = None, schedule: dict[str, Any] | None = None,
                need_loss: bool = True, columns: LogColumns | None = None) -> Curve:
     """One training log (CSV / W&B export, JSONL, trainer_state.json, TensorBoard events; see
-    riverbed.logs.read) as a curve: the LR column and the loss -- the held-out loss when the log
+    riverbed.runs.logs.read) as a curve: the LR column and the loss -- the held-out loss when the log
     has one and ``columns.loss`` is not given, else the training loss. PredictError names the
     file and what is missing; the curve's ``notes`` say which columns were used and any warmup
     found in the rows."""

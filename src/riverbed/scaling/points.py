@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from riverbed.errors import ScalingError
-from riverbed.logs.columns import delimiter, norm, resolve_columns as columns_for
+from riverbed.runs.logs.columns import delimiter, norm, resolve_columns as columns_for
 
 #: Consecutive distinct N (or D) values more than this factor apart look like two units
 #: mixed in one column (e.g. millions and raw counts); real scaling studies space sizes far
@@ -199,7 +199,7 @@ def drop_highest(points: Points, k: int) -> tuple[Points, tuple[str, ...]]:
     return points.take(keep), dropped
 
 
-#: Accepted header names per column role, compared after ``riverbed.logs.columns.norm`` (case, spaces, ``-``/``_``):
+#: Accepted header names per column role, compared after ``riverbed.runs.logs.columns.norm`` (case, spaces, ``-``/``_``):
 #: riverbed's own N/D/C/loss first, then what W&B exports and common papers' tables use.
 ALIASES: dict[str, tuple[str, ...]] = {
     "n": ("n", "params", "n_params", "num_params", "nparams", "parameters", "model_size", "non_embedding_params"),
@@ -230,7 +230,7 @@ def _label(role: str) -> str:
 
 def resolve_columns(header: Sequence[str], columns: Columns, source: str) -> dict[str, int]:
     """Column index per role (``n``, ``d``, ``c``, ``loss``, ``unit``) from explicit names or aliases
-    (the one column-mapping rule of riverbed.logs.columns).
+    (the one column-mapping rule of riverbed.runs.logs.columns).
 
     >>> resolve_columns(["model_size", "tokens", "flops", "eval/loss"], Columns(), "w.csv")
     {'n': 0, 'd': 1, 'c': 2, 'loss': 3}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riverbed.errors import LogError
-from riverbed.logs.read import LogColumns, read_log
+from riverbed.runs.logs.read import LogColumns, read_log
 
 
 def test_wandb_csv_export_skips_blank_cells_and_text_columns(tmp_path):

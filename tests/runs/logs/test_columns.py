@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riverbed.errors import LogError, ScalingError
-from riverbed.logs.columns import LOG_ALIASES, LOG_FLAGS, norm, resolve_columns
+from riverbed.runs.logs.columns import LOG_ALIASES, LOG_FLAGS, norm, resolve_columns
 from riverbed.scaling.points import Columns, resolve_columns as scaling_columns
 
 

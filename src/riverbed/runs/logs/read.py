@@ -1,7 +1,7 @@
 """Training logs as series of (step, value): CSV / TSV / W&B exports, JSONL, trainer_state.json, TensorBoard.
 
 Every reader reduces its file to named columns, each a list of (step, value) pairs, and the
-one column-mapping rule (riverbed.logs.columns) picks the step, LR, training loss, held-out
+one column-mapping rule (riverbed.runs.logs.columns) picks the step, LR, training loss, held-out
 loss and token columns by name or alias:
 
 * ``*.csv`` / ``*.tsv``: a header row (``step,lr,loss``; a W&B export's ``_step``,
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.errors import LogError
-from riverbed.logs.columns import LOG_ALIASES, LOG_FLAGS, delimiter, norm, resolve_columns
+from riverbed.runs.logs.columns import LOG_ALIASES, LOG_FLAGS, delimiter, norm, resolve_columns
 
 TRAINER_STATE = "trainer_state.json"
 _TB_PREFIX = "events.out.tfevents"

@@ -3,7 +3,7 @@
 A role (``step``, ``lr``, ``loss``, ``n``, ``d``, ...) is found in a header either by the name
 the user gave (``--lr-col learning_rate``) or by its aliases, compared after :func:`norm`
 (case, surrounding spaces, ``-`` vs ``_``). Two columns that could both be one role are an
-error asking for the flag, never a silent pick. The training-log readers (riverbed.logs.read)
+error asking for the flag, never a silent pick. The training-log readers (riverbed.runs.logs.read)
 and the scaling fit's CSV reader (riverbed.scaling.points) both resolve through
 :func:`resolve_columns`.
 

@@ -1,8 +1,8 @@
-"""Command branches here or as executor jobs: :func:`run_command_branches`, the entry point.
+"""Decay branches trained by the user's command, here or as executor jobs: :func:`run_command_branches`.
 
 Without an executor each branch runs in this process, one after the other
 (riverbed.orchestration.command_branch); with one, each branch is one job that runs CMD and
-ingests what it wrote (``command_job`` there).
+ingests what it wrote (its task kind names ``riverbed.orchestration.command_branch:command_job``).
 
 The same order of events as native branch jobs (riverbed.executors.fanout): the branches are
 recorded ``queued`` in one locked rewrite (and put back if the submission fails), each job holds
@@ -20,12 +20,14 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.executors import as_executor
-from riverbed.executors.base import Task
+from riverbed.executors.base import JobError, Task
 from riverbed.executors.fanout import check_free, queue, unqueue, watch_branches
+from riverbed.orchestration.command_branch import CommandFailed, check_command, train_command_branch, validate
+from riverbed.runs.fork import ForkRequest
 from riverbed.runs.manifest import BranchRecord
 from riverbed.runs.run import Run
 
-JOB_KIND = "command-branch"
+JOB_KIND = "riverbed.orchestration.command_branch:command_job"
 
 
 def command_task(run: Run, req: Any, command: str, backend: str) -> Task:
@@ -39,8 +41,6 @@ def run_command_branches(run: Run, requests: Sequence[Any], command: str, *, exe
                          wait: bool = True, progress: bool = True) -> list[BranchRecord]:
     """Validate every request (riverbed.runs.fork.ForkRequest), then run CMD for each, here
     (``executor=None``) or as jobs of ``executor``; JobError names the failed branches."""
-    from riverbed.orchestration.command_branch import check_command, run_here, validate
-
     check_command(command)
     checked = validate(run, requests)
     if executor is None:
@@ -74,3 +74,18 @@ def fan_out_commands(run: Run, checked: Sequence[tuple[Any, Any]], command: str,
     finally:
         if owned:
             ex.close()
+
+
+def run_here(run: Run, checked: Sequence[tuple[ForkRequest, Any]], command: str) -> list[BranchRecord]:
+    """Run CMD for each validated request in this process, oldest fork first; a failed branch is
+    recorded and named in the JobError raised after the others ran."""
+    records, failures = [], []
+    for req, schedule in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
+        try:
+            records.append(train_command_branch(run, req, schedule, command))
+        except CommandFailed as exc:
+            records.append(run.branch(req.name))
+            failures.append(f"branch {req.name!r}: {exc}")
+    if failures:
+        raise JobError(f"{len(failures)} of {len(checked)} command branch(es) failed: " + "; ".join(failures), records)
+    return records
