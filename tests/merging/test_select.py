@@ -50,3 +50,40 @@ def test_half_written_checkpoints_are_ignored(tmp_path):
     assert [p.step for p in select_checkpoints(run, last=2, every=100)] == [100, 200]
     (layout.checkpoint_dir(run, "main", 200) / "state.json").write_text(json.dumps({"step": 200, "tokens": 5}))
     assert select_checkpoints(run, last=1, every=1, unit="tokens")[0].tokens == 5
+
+
+def _with_schedule(run, spec):
+    (run / layout.MANIFEST).write_text(json.dumps({"format": "riverbed.run/1", "config": {}, "model": {},
+                                                   "branches": {"main": {"name": "main", "kind": "main", "schedule": spec}}}))
+    return run
+
+
+WSD = {"type": "wsd", "warmup": 100, "stable": 500, "decay": 400, "shape": "linear"}
+
+
+def test_until_keeps_the_checkpoints_up_to_a_step(tmp_path):
+    run = make_run(tmp_path / "run", range(100, 1001, 100))
+    assert [p.step for p in select_checkpoints(run, last=3, every=100, until=650)] == [400, 500, 600]
+    with pytest.raises(MergeError, match="up to step 150 has only 1 checkpoint"):
+        select_checkpoints(run, last=2, every=100, until=150)
+
+
+def test_stable_only_keeps_the_stable_phase_and_a_decay_spanning_selection_warns(tmp_path):
+    from riverbed.errors import RiverbedWarning
+
+    run = _with_schedule(make_run(tmp_path / "run", range(100, 1001, 100)), WSD)
+    # steps 200..600 trained at the peak LR (a checkpoint at 100 ends the warmup; from 601 on it decays)
+    assert [p.step for p in select_checkpoints(run, last=3, every=100, stable_only=True)] == [400, 500, 600]
+    with pytest.warns(RiverbedWarning, match=r"span an LR change \(x0.75 of the peak LR at step 700, x0 at step 1000\)"):
+        select_checkpoints(run, last=4, every=100)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select_checkpoints(run, last=4, every=100, until=600)  # all stable: no warning
+
+
+def test_stable_only_needs_a_schedule(tmp_path):
+    run = make_run(tmp_path / "run", [100, 200])
+    with pytest.raises(MergeError, match="--stable-only: .* has no schedule riverbed knows"):
+        select_checkpoints(run, last=1, every=100, stable_only=True)
