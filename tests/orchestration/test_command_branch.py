@@ -81,6 +81,7 @@ def test_bad_requests_are_refused_before_anything_runs(adopted, capsys):
     assert Run.open(adopted.path).manifest.branches == before.branches
 
 
+@pytest.mark.slow
 def test_through_the_local_executor(adopted, recipe_env, capsys):
     rc = main(["branch", str(adopted.path), "--from", "40", "--shape", "linear", "--length", "8",
                "--command", recipe_env("plain_decay.py"), "--executor", "local", "--jobs", "1", "--no-progress"])

@@ -61,8 +61,9 @@ def is_adopted(manifest: Manifest) -> bool:
     return ADOPTED in manifest.config
 
 
-def find_checkpoints(source: Path) -> list[Found]:
-    """The source's checkpoints, oldest first: children named with a step that the merge reader opens."""
+def find_checkpoints(source: Path, unreadable: list[str] | None = None) -> list[Found]:
+    """The source's checkpoints, oldest first: children named with a step that the merge reader
+    opens (``unreadable`` collects why the others named so were not)."""
     found: dict[int, Found] = {}
     for child in sorted(source.iterdir()):
         m = _STEP_RE.match(child.name)
@@ -72,7 +73,9 @@ def find_checkpoints(source: Path) -> list[Found]:
             continue
         try:
             open_input(child)  # headers only: a folder Trainer is still writing has no weights yet
-        except CheckpointError:
+        except CheckpointError as exc:
+            if unreadable is not None:
+                unreadable.append(str(exc))
             continue
         step = int(m.group(1))
         if step in found:
@@ -230,11 +233,13 @@ def adopt(source: str | os.PathLike[str], out: str | os.PathLike[str], *, log: s
     if (src / layout.MANIFEST).is_file():
         raise AdoptError(f"{src} is already a riverbed run; use it as it is")
     _check_paths(src, dst)
-    found = find_checkpoints(src)
+    unreadable: list[str] = []
+    found = find_checkpoints(src, unreadable)
     if not found:
         names = ", ".join(sorted(c.name for c in src.iterdir())[:6]) or "nothing"
+        why = f"; not readable: {unreadable[0]}" if unreadable else ""
         raise AdoptError(f"{src}: no checkpoints found (looked for checkpoint-N, step_N, iter_N folders or files with "
-                         f"weights riverbed merge reads); it holds: {names}")
+                         f"weights riverbed merge reads); it holds: {names}{why}")
     log_path = Path(log) if log is not None else find_log(src, found)
     if log_path is None:
         raise AdoptError(f"{src}: no training log found (no {TRAINER_STATE}); give one with --log FILE")
