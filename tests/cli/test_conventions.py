@@ -51,7 +51,7 @@ def test_one_meaning_per_flag_name():
         visible = {o for a in p._actions if a.help is not argparse.SUPPRESS for o in a.option_strings}
         assert "--decay" not in visible, path  # --shape / --decay-steps / --decay-fraction now
         if "--out" in visible:  # an output directory; for `report` the page it writes (report.html)
-            assert path in ("riverbed demo", "riverbed report", "riverbed claims") or path.startswith("riverbed experiment"), path
+            assert path in ("riverbed demo", "riverbed report", "riverbed claims", "riverbed adopt") or path.startswith("riverbed experiment"), path
         if "-o" in visible:  # a JSON file written
             assert path in ("riverbed plan", "riverbed scaling fit") or path.startswith("riverbed predict"), path
 

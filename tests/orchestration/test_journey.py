@@ -1,5 +1,5 @@
-"""The bring-your-own-run journey with a plain torch loop for the branches (the default suite's
-version of the README's, which trains its branches with Trainer): adopt -> ls -> branch --command
+"""The bring-your-own-run journey with a plain torch loop for the branches (the README's journey
+trains them with Trainer): adopt -> ls -> branch --command
 -> the branches in the tree -> predict -> merge -> scaling -> report, the source byte-identical."""
 
 from __future__ import annotations

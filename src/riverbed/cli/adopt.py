@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from riverbed.cli.log_args import add_log_columns, log_columns, say
-from riverbed.units import parse_count
+from riverbed.units import arg, parse_count
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="the training log (default: a Trainer output_dir's trainer_state.json)")
     p.add_argument("--schedule", default=None, metavar="SPEC",
                    help="the run's schedule (inline JSON or a TOML/JSON file; default: read from the logged LR)")
-    p.add_argument("--tokens-per-step", default=None, metavar="N",
+    p.add_argument("--tokens-per-step", type=arg(parse_count, positive=True), default=None, metavar="N",
                    help="tokens per optimizer step (default: the log's token count, else unknown)")
     add_log_columns(p, eval_loss=True)
     p.set_defaults(func=run)
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.runs.view import human
 
     spec = parse_spec(args.schedule) if args.schedule else None
-    tps = None if args.tokens_per_step is None else parse_count(args.tokens_per_step, field="--tokens-per-step")
-    r, notes = adopt(args.source, args.out, log=args.log, schedule=spec, tokens_per_step=tps, columns=log_columns(args))
+    r, notes = adopt(args.source, args.out, log=args.log, schedule=spec, tokens_per_step=args.tokens_per_step,
+                     columns=log_columns(args))
     say(notes)
     main = r.branch("main")
     last = main.last

@@ -21,7 +21,7 @@ from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.executors import as_executor
 from riverbed.executors.base import JobError, Task
-from riverbed.executors.fanout import check_free, queue, unqueue, watch_branches
+from riverbed.executors.fanout import BranchBoard, check_free, queue, unqueue, watch_branches
 from riverbed.orchestration.command_branch import CommandFailed, check_command, train_command_branch, validate
 from riverbed.runs.fork import ForkRequest
 from riverbed.runs.manifest import BranchRecord
@@ -44,7 +44,7 @@ def run_command_branches(run: Run, requests: Sequence[Any], command: str, *, exe
     check_command(command)
     checked = validate(run, requests)
     if executor is None:
-        return run_here(run, checked, command)
+        return run_here(run, checked, command, progress=progress)
     return fan_out_commands(run, checked, command, executor, wait=wait, progress=progress)
 
 
@@ -76,16 +76,19 @@ def fan_out_commands(run: Run, checked: Sequence[tuple[Any, Any]], command: str,
             ex.close()
 
 
-def run_here(run: Run, checked: Sequence[tuple[ForkRequest, Any]], command: str) -> list[BranchRecord]:
+def run_here(run: Run, checked: Sequence[tuple[ForkRequest, Any]], command: str, *, progress: bool = True) -> list[BranchRecord]:
     """Run CMD for each validated request in this process, oldest fork first; a failed branch is
     recorded and named in the JobError raised after the others ran."""
     records, failures = [], []
-    for req, schedule in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
-        try:
-            records.append(train_command_branch(run, req, schedule, command))
-        except CommandFailed as exc:
-            records.append(run.branch(req.name))
-            failures.append(f"branch {req.name!r}: {exc}")
+    todo = sorted(checked, key=lambda c: (c[0].from_step, c[0].length))
+    with BranchBoard(run, [req.name for req, _s in todo], enabled=progress) as board:
+        for req, schedule in todo:
+            try:
+                records.append(train_command_branch(run, req, schedule, command))
+            except CommandFailed as exc:
+                records.append(run.branch(req.name))
+                failures.append(f"branch {req.name!r}: {exc}")
+            board.refresh()
     if failures:
         raise JobError(f"{len(failures)} of {len(checked)} command branch(es) failed: " + "; ".join(failures), records)
     return records

@@ -34,6 +34,10 @@ def load_run(path: str | Path, kinds: Sequence[str] = FINISHED_KINDS) -> Points:
         unit = run_unit(run.manifest)
     except RiverbedError as exc:
         raise ScalingError(f"run {path}: {exc}") from exc
+    adopted = run.manifest.config.get("adopted")
+    if isinstance(adopted, dict) and adopted.get("tokens") is None and finished:
+        raise ScalingError(f"run {path} was adopted without token counts, so D (tokens) is unknown; adopt it again "
+                           "with --tokens-per-step N (or from a log with num_input_tokens_seen)")
     kept = [p for p in finished if p.kind in kinds]
     if not kept:
         seen = sorted({p.kind for p in finished})
