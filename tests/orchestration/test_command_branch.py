@@ -15,6 +15,7 @@ from riverbed.orchestration.command_branch import expand
 from riverbed.runs import Run
 from riverbed.schedules.branch_file import read_branch_schedule
 from tests.orchestration.conftest import tree_hash
+from tests.runs.conftest import _tiny_main_master, tiny_data, tiny_main  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -103,3 +104,18 @@ def test_steps_counted_from_the_fork_are_shifted(adopted, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     b = Run.open(adopted.path).branch("local")
     assert b.final.step == 24 and b.final.eval_loss == pytest.approx(1.8) and b.status == "finished"
+
+
+def test_a_command_branch_of_a_riverbed_run_is_evaluated_on_its_held_out_data(tiny_main, recipe_env, capsys):
+    from riverbed.training.evaluate import evaluate_checkpoints
+
+    rc = main(["branch", str(tiny_main.path), "--from", "20", "--shape", "linear", "--length", "8", "--name", "own",
+               "--command", recipe_env("plain_decay.py"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    run = Run.open(tiny_main.path)
+    b = run.branch("own")
+    assert b.status == "finished" and b.final.step == 28 and b.fork.step == 20
+    want = evaluate_checkpoints([run.path / b.final.checkpoint], run=run.path)[0].loss
+    assert b.final.eval_loss == pytest.approx(want)  # riverbed's held-out split, not the command's own
+    logged = [e for e in b.events if e.get("type") == "eval"][0]["logged"]
+    assert logged != pytest.approx(want)

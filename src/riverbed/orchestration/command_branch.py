@@ -39,7 +39,7 @@ from riverbed.checkpoints import layout
 from riverbed.io.atomic import write_text
 from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState
-from riverbed.errors import CheckpointError, LogError, RunError
+from riverbed.errors import CheckpointError, ConfigError, LogError, RunError
 from riverbed.runs.logs.read import TRAINER_STATE, Log, read_log
 from riverbed.orchestration.adopt import Found, find_checkpoints, link_checkpoint
 from riverbed.runs import fork
@@ -169,6 +169,25 @@ def _metrics(log: Log, shift: int) -> str:
     return "".join(json.dumps(rows[k]) + "\n" for k in sorted(rows))
 
 
+def _evaluate(run: Run, name: str, final: Point) -> Point:
+    """The final point with its loss on the run's own held-out data, where riverbed can build the
+    model (a run riverbed trained: its config.toml; the checkpoint in a format it loads). An
+    adopted run has no held-out data of riverbed's: the loss CMD logged at the last step stays."""
+    if not (run.path / layout.CONFIG).is_file() or final.checkpoint is None:
+        return final
+    from riverbed.training.evaluate import evaluate_checkpoints  # lazy: loads torch
+
+    try:
+        loss = evaluate_checkpoints([run.path / final.checkpoint], run=run.path)[0].loss
+    except (CheckpointError, ConfigError) as exc:
+        run.record_event(name, {"type": "eval-skipped", "why": str(exc), "kept": "the loss the command logged"})
+        return final
+    with open(layout.metrics_path(run.path, name), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"kind": "eval", "step": final.step, "eval_loss": loss, "by": "riverbed"}) + "\n")
+    run.record_event(name, {"type": "eval", "step": final.step, "eval_loss": loss, "logged": final.eval_loss})
+    return replace(final, eval_loss=loss)
+
+
 def branch_schedule(run: Run, req: fork.ForkRequest, schedule: Any) -> BranchSchedule:
     lr = (run.manifest.config.get("optim") or {}).get("lr")
     if not isinstance(lr, (int, float)) or not lr > 0:
@@ -200,6 +219,7 @@ def train_command_branch(run: Run, req: fork.ForkRequest, schedule: Any, command
         if rc != 0:
             raise CommandFailed(f"the command exited with code {rc} (log {logfile}); its last lines:\n{_tail(logfile)}")
         final, _log = ingest(run, req.name, b, record.fork or Point(req.from_step, 0, 0.0))
+        final = _evaluate(run, req.name, final)
         if final.step >= b.end_step:
             run.finish_branch(req.name, final)
         else:
