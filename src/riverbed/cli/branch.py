@@ -35,6 +35,7 @@ from rich.table import Table
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
+from riverbed.io.progress import name_column
 from riverbed.runs import Run
 from riverbed.executors.branches import run_requests
 from riverbed.runs.fork import plan_requests
@@ -127,8 +128,9 @@ def _finish(train) -> int:
 
 def print_results(records) -> None:
     t = Table(title="decay branches (held-out loss)", caption="tokens: of the finished model, main up to the fork + the decay")
-    for col in ("branch", "fork", "main @ fork", "tokens", "final loss", "status"):
-        t.add_column(col, justify="left" if col in ("branch", "status") else "right", no_wrap=col == "branch")
+    name_column(t, "branch")
+    for col in ("fork", "main @ fork", "tokens", "final loss", "status"):
+        t.add_column(col, justify="left" if col == "status" else "right")
     for b in records:
         last = b.final or b.progress
         fork_loss = "-" if b.fork is None or b.fork.eval_loss is None else f"{b.fork.eval_loss:.4f}"

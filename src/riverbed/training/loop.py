@@ -35,7 +35,7 @@ from riverbed.training import distributed as D
 from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback
 from riverbed.training.evaluate import eval_row, evaluate_stats
-from riverbed.training.progress import StepProgress
+from riverbed.training.step_progress import StepProgress
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.setup import Branch, check_vocab, start_branch
 from riverbed.training.step import apply_restore, train_step
