@@ -7,8 +7,8 @@ A run is fully described by its ``config.toml``::
     [optim]      OptimConfig (AdamW)
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
-    [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
-    [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
+    [pma]        riverbed.merging.pma_snapshots.PMAConfig (optional: absent = no PMA snapshots)
+    [guard]      riverbed.training.spike_detector.GuardConfig (optional: absent = no spike guard)
     [init]       riverbed.config.init.InitConfig (optional: absent = fresh init)
 
 Example::
@@ -38,7 +38,7 @@ from riverbed.checkpoints.keep_rules import parse_keep
 from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
+from riverbed.merging.pma_snapshots import PMAConfig
 from riverbed.model.config import ModelConfig
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml

@@ -2,7 +2,7 @@
 
 >>> from riverbed.training import train_branch, BranchResult, Callback      # doctest: +SKIP
 
-Public names are imported lazily so that ``import riverbed.training.guard`` (a config
+Public names are imported lazily so that ``import riverbed.training.spike_detector`` (a pure
 section) does not pull in the loop.
 """
 

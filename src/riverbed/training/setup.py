@@ -24,7 +24,7 @@ from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.training.pma_callback import PMAMonitor
+from riverbed.training.pma_monitor import PMAMonitor
 from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
 from riverbed.schedules import schedule_to_spec
@@ -33,7 +33,7 @@ from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
-from riverbed.training.guard_callback import SpikeGuard
+from riverbed.training.spike_guard import SpikeGuard
 from riverbed.training.merged_init import ensure_merged_init
 from riverbed.runs.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer

@@ -36,7 +36,7 @@ from riverbed.runs.run import Run
 from riverbed.training import distributed as D
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard import SpikeDetector, Verdict
+from riverbed.training.spike_detector import SpikeDetector, Verdict
 from riverbed.training.recovery import merge_checkpoints, pick_checkpoints, weights_finite
 
 
