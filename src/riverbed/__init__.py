@@ -18,7 +18,7 @@ __all__ = [
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
     "GuardConfig", "InitConfig", "SpikeDetector", "SpikeGuard",
-    "fit_law", "load_points", "predict", "frontier",
+    "fit_law", "load_points", "frontier", "predict",
 ]
 
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
@@ -38,7 +38,7 @@ _LAZY: dict[str, str] = {
     "train_branch": "riverbed.training",
     "BranchResult": "riverbed.training",
     "save_checkpoint": "riverbed.checkpoints.state",
-    "load_checkpoint": "riverbed.checkpoints.state",
+    "load_checkpoint": "riverbed.training.distributed_checkpoint",
     "ModelConfig": "riverbed.model",
     "build_model": "riverbed.model",
     "DataConfig": "riverbed.data",
@@ -49,12 +49,18 @@ _LAZY: dict[str, str] = {
     "SpikeGuard": "riverbed.training.spike_guard",
     "fit_law": "riverbed.scaling",
     "load_points": "riverbed.scaling",
-    "predict": "riverbed.scaling",
     "frontier": "riverbed.scaling",
 }
 
 
+# Subpackages that share a name with nothing else: `riverbed.predict` is always the package (the
+# scaling-law prediction is `riverbed.scaling.predict`), whether or not it was imported before.
+_SUBPACKAGES = frozenset({"predict"})
+
+
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"riverbed.{name}")
     if name in _LAZY:
         try:  # subpackages may be lazy themselves: the getattr can import too
             return getattr(importlib.import_module(_LAZY[name]), name)
