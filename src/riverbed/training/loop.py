@@ -28,6 +28,7 @@ from riverbed.checkpoints import layout
 from riverbed.io.atomic import cleanup_stale_tmp
 from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, DataPosition
+from riverbed.checkpoints.state import read_component_files
 from riverbed.config import RunConfig
 from riverbed.data import get_batch
 from riverbed.errors import ConfigError
@@ -106,6 +107,10 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
                   **({"init": str(b.init)} if b.start.event == "init" else {})})
     last_ckpt: Path | None = None
     last_eval_step = last_ckpt_step = -1
+    if b.start.event == "resume" and b.start.checkpoint is not None:
+        files = read_component_files(b.start.checkpoint)
+        for cb in b.callbacks:
+            cb.load_checkpoint_files(ctx, files)
     bar = StepProgress(enabled=progress and b.dist.is_main, start=ctx.step, total=until_step, branch=b.branch)
     tick_time, tick_step = time.perf_counter(), ctx.step
     b.model.train()

@@ -87,6 +87,8 @@ class StartState:
     lr_scale: float = 1.0
     data_offset: int = 0
     eval_loss: float | None = None
+    checkpoint: Path | None = None
+    """The checkpoint it resumes or forks from (None from scratch)."""
 
 
 def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -103,7 +105,7 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and ref.step >= until_step:
             return read_state(ref.path), ref.path
         state = DC.load(ref.path, model, optimizer, rng=True)
-        return _from_state(state, "resume")
+        return _from_state(state, "resume", ref.path)
     if init is not None:
         init = Path(init)
         if not (init / layout.STATE_FILE).is_file():
@@ -112,13 +114,13 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and state.step > until_step:
             raise RunError(f"init checkpoint {init} is at step {state.step}, past until_step={until_step}")
         # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".
-        return _from_state(state, "init")
+        return _from_state(state, "init", init)
     torch.manual_seed(cfg.train.seed)
     return StartState(0, 0, 0.0, "start")
 
 
-def _from_state(state: CheckpointState, event: str) -> StartState:
-    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss)
+def _from_state(state: CheckpointState, event: str, path: Path) -> StartState:
+    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss, path)
 
 
 @dataclass
