@@ -15,7 +15,7 @@ from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.experiments.small import small_config, train_root
 from riverbed.training.evaluate import HeldoutEvaluator
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 from riverbed.training.optim import build_optimizer
 
 pytest.importorskip("schedulefree")
@@ -90,7 +90,7 @@ def test_optimizer_state_is_safetensors_by_parameter_name(run):
 
 def test_resume_is_bitwise_exact(run, data, tmp_path):
     cfg, straight = run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     part = train_root(cfg, tmp_path / "part", 5, data)
     train_main(cfg, part.path, part, until_step=10, progress=False, data=data)  # resumes from step 5

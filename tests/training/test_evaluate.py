@@ -10,14 +10,14 @@ from riverbed.checkpoints.state import read_safetensors
 from riverbed.cli.main import main
 from riverbed.merging.memory import merge_state_dicts
 from riverbed.training.evaluate import HeldoutEvaluator, evaluate_checkpoints
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 from runs.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config(ckpt_every=5, eval_every=5)
     run = Run.create(tmp_path_factory.mktemp("ev") / "run", cfg)

@@ -6,7 +6,7 @@ at the decay's end k + D, on the run's held-out batches:
 
 * ``decay``: the trained decay branch;
 * ``emulated``: the merge of the main checkpoints k..k+D with the decay's weights
-  (:mod:`riverbed.merging.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
+  (:mod:`riverbed.orchestration.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
 * ``sma`` / ``ema`` (alpha 0.2) / ``wma``: the PMA merges of the same D / CKPT + 1 checkpoints;
 * ``main``: the undecayed main checkpoint at k + D.
 
@@ -64,7 +64,8 @@ def train_tree(run_dir: Path, cfg: Any, forks: tuple[int, ...], decay: int, shap
     """Main branch to ``max(forks) + decay`` (checkpoints every ``cfg.train.ckpt_every``), then one
     decay branch of ``decay`` steps per fork; returns the opened Run."""
     from riverbed.experiments.small import train_root
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.fork import run_requests
+    from riverbed.runs.fork import plan_requests
 
     run = train_root(cfg, run_dir, max(forks) + decay, data, progress=progress)
     run_requests(run, plan_requests(run, list(forks), shape, decay), cfg=cfg, progress=progress, data=data)
@@ -81,9 +82,9 @@ def measure_forks(run: Any, cfg: Any, data: Any, forks: tuple[int, ...], decay: 
     from riverbed.checkpoints import layout
     from riverbed.checkpoints.state import read_safetensors
     from riverbed.experiments.small import evaluator
-    from riverbed.merging.emulate import emulate_decay
     from riverbed.merging.memory import merge_state_dicts
     from riverbed.merging.weights import weights_for
+    from riverbed.orchestration.emulate import emulate_decay
     from riverbed.runs.fork import default_name
 
     ev = evaluator(cfg, data)  # the trainer's held-out batches, chunking and autocast
@@ -153,7 +154,7 @@ def table(summary: list[dict[str, Any]], seeds: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.decay_merge_plot import plot_decay_vs_merge

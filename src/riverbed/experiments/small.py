@@ -41,7 +41,7 @@ def train_root(cfg: RunConfig, path: Path, until_step: int | None, data: Any, ex
     """Create the run at ``path`` and train its root branch to ``until_step`` (None: the config's
     ``max_steps``); returns the opened Run."""
     from riverbed.runs import Run  # lazy: the run tree loads torch, which importing this module must not
-    from riverbed.runs.drive import train_main  # lazy: as above
+    from riverbed.orchestration.drive import train_main  # lazy: as above
 
     run = Run.create(path, cfg)
     train_main(cfg, run.path, run, until_step=until_step, extra_stops=extra_stops, progress=progress, data=data)
@@ -51,7 +51,8 @@ def train_root(cfg: RunConfig, path: Path, until_step: int | None, data: Any, ex
 def fork_decay(run: Any, cfg: RunConfig, data: Any, fork: int, shape: str, length: int,
                min_ratio: float | None = None, eval_every: int | None = None, progress: bool = False) -> Path:
     """Train one decay branch of ``run`` from ``fork``; returns its final checkpoint directory."""
-    from riverbed.runs.fork import plan_requests, run_requests  # lazy: as above
+    from riverbed.orchestration.fork import run_requests  # lazy: as above
+    from riverbed.runs.fork import plan_requests  # lazy: as above
 
     reqs = plan_requests(run, [fork], shape, length, min_ratio=min_ratio)
     (rec,) = run_requests(run, reqs, cfg=cfg, data=data, progress=progress, eval_every=eval_every)
