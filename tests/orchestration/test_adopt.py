@@ -44,6 +44,9 @@ def test_adopt_a_trainer_output_dir(hf_output, tmp_path, capsys):
 
 
 def test_readopting_picks_up_new_checkpoints(hf_output, tmp_path):
+    import riverbed
+
+    assert riverbed.adopt is adopt  # the public entry point
     src = tmp_path / "still_training"
     src.mkdir()
     for n in (8, 16):
