@@ -70,6 +70,21 @@ def test_a_command_that_writes_nothing_is_a_failed_branch_naming_out(adopted, re
     assert Run.open(adopted.path).branch("empty").status == "failed"
 
 
+def test_a_command_writing_into_the_fork_fails_its_branch(adopted, hf_output, tmp_path, recipe_env, capsys):
+    # a copy of the source: this command does change the files behind the fork's links
+    import shutil
+
+    src = tmp_path / "copy"
+    shutil.copytree(hf_output, src)
+    run, _ = adopt(src, tmp_path / "run2")
+    rc = main(["branch", str(run.path), "--from", "16", "--shape", "linear", "--length", "8", "--name", "w",
+               "--command", recipe_env("writes_into_fork.py"), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "the command changed the fork checkpoint" in err and "config.json" in err
+    assert Run.open(run.path).branch("w").status == "failed"
+
+
 def test_bad_requests_are_refused_before_anything_runs(adopted, capsys):
     before = adopted.manifest
     assert main(["branch", str(adopted.path), "--from", "12", "--shape", "linear", "--length", "8",

@@ -75,6 +75,19 @@ def expand(command: str, paths: dict[str, Path]) -> str:
     return command
 
 
+def _stat_files(directory: Path) -> dict[str, tuple[int, int] | None]:
+    """Size and modification time of each file of a checkpoint directory (through its links)."""
+    out: dict[str, tuple[int, int] | None] = {}
+    for p in sorted(directory.iterdir()):
+        try:
+            st = p.stat()
+        except OSError:
+            out[p.name] = None
+            continue
+        out[p.name] = (st.st_size, st.st_mtime_ns) if p.is_file() else (0, st.st_mtime_ns)
+    return out
+
+
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -211,11 +224,17 @@ def train_command_branch(run: Run, req: fork.ForkRequest, schedule: Any, command
         paths = {"fork": ref.path.resolve(), "schedule": (bdir / SCHEDULE_FILE).resolve(), "out": (bdir / OUT_DIR).resolve()}
         env = {**os.environ, **{f"RIVERBED_{k.upper()}": str(v) for k, v in paths.items()}}
         logfile = bdir / COMMAND_LOG
+        before = _stat_files(ref.path)
         with open(logfile, "wb") as fh:
             rc = subprocess.run(expand(command, paths), shell=True, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 cwd=os.getcwd(), check=False).returncode
         if echo:
             print(_tail(logfile))
+        changed = sorted(n for n, st in _stat_files(ref.path).items() if before.get(n) != st)
+        if changed:  # for an adopted run these are the user's own files, behind the links
+            raise CommandFailed(f"the command changed the fork checkpoint ({ref.path / changed[0]}"
+                                f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}): {{fork}} is an input, "
+                                "read it and write under {out}")
         if rc != 0:
             raise CommandFailed(f"the command exited with code {rc} (log {logfile}); its last lines:\n{_tail(logfile)}")
         final, _log = ingest(run, req.name, b, record.fork or Point(req.from_step, 0, 0.0))
