@@ -141,3 +141,21 @@ def test_bad_sources_exit_2_naming_the_file_and_write_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert want in err and err.count("\n") == 1
     assert not out.exists() and tree_hash(src) == before
+
+
+def test_a_tensorboard_log(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    src = _safetensors_folder(tmp_path / "ckpts", [100, 200])
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for s in range(10, 201, 10):
+        w.add_scalar("train/learning_rate", 1e-3 * min(1.0, s / 40), s)
+        w.add_scalar("train/loss", 4 - s / 100, s)
+        if s % 100 == 0:
+            w.add_scalar("eval/loss", 3.9 - s / 100, s)
+    w.close()
+    assert main(["adopt", str(src), "--out", str(tmp_path / "run"), "--log", str(tmp_path / "tb")]) == 0
+    run = Run.open(tmp_path / "run")
+    assert run.branch("main").schedule["warmup"] == 40
+    assert run.branch("main").progress.eval_loss == pytest.approx(1.9, rel=1e-6)
