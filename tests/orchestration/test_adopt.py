@@ -159,3 +159,16 @@ def test_a_tensorboard_log(tmp_path, capsys):
     run = Run.open(tmp_path / "run")
     assert run.branch("main").schedule["warmup"] == 40
     assert run.branch("main").progress.eval_loss == pytest.approx(1.9, rel=1e-6)
+
+
+@pytest.mark.slow  # two more Trainer runs
+@pytest.mark.parametrize("scheduler,want", [("linear", "wsd"), ("cosine", "cosine")])
+def test_real_trainer_schedulers_are_read_exactly(tmp_path, scheduler, want):
+    from tests.orchestration.conftest import train_hf
+
+    src = train_hf(tmp_path / "out", scheduler=scheduler)
+    run, notes = adopt(src, tmp_path / "run")
+    main_b = run.branch("main")
+    assert main_b.schedule["type"] == want and main_b.schedule["warmup"] == 4
+    assert run.manifest.config["optim"]["lr"] == pytest.approx(3e-3, rel=1e-9)
+    assert main_b.status == "finished" and [p.kind for p in run.finished_points()] == ["main"]

@@ -1,20 +1,24 @@
 """Which riverbed schedule a logged LR follows: the schedule an adopted run is recorded with.
 
-The logged LRs are compared, after the warmup, with each candidate times the peak (the largest
-logged LR): a warmup then constant LR (WSD's stable phase), and -- when the run's length is
-known (a Trainer's ``max_steps``) -- a cosine and a linear decay over it (Hugging Face's
-``cosine`` and ``linear`` schedulers). The warmup length comes from the rising start of the
-log: a linear warmup from 0 reaches the peak at ``peak / slope`` steps. The first candidate
-within ``TOLERANCE`` of the peak at every logged step is the answer; none is an error asking
-for the schedule (``--schedule``), never a guess.
+Candidates: a linear warmup then a constant LR (WSD's stable phase) and -- when the run's length
+is known (a Trainer's ``max_steps``) -- a cosine and a linear decay over it (Hugging Face's
+``cosine`` and ``linear`` schedulers). Each is fitted to the logged rows: its peak LR by least
+squares, its warmup length from the rising start of the log (the slope of a linear warmup from
+0 when two or more rows rise, else searched over the steps before the first row that does not
+rise), and an offset of up to two updates between a logged step and the update whose LR it shows
+(trainers differ). The best candidate within ``TOLERANCE`` of its peak at every row is the
+answer; none is an error asking for the schedule (``--schedule``), never a guess.
 
 >>> import numpy as np
 >>> steps = np.arange(0, 200, 10); lr = 1e-3 * np.minimum(1, steps / 50)
->>> infer_schedule(steps, lr, max_steps=None, source="log.csv")[0]["type"]
-'warmup-stable'
+>>> spec, peak, warmup = infer_schedule(steps, lr, max_steps=None, source="log.csv")
+>>> spec["type"], round(peak, 6), warmup
+('warmup-stable', 0.001, 50)
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -26,28 +30,57 @@ from riverbed.schedules import schedule_from_spec
 TOLERANCE = 0.01
 
 
-def warmup_length(steps: np.ndarray, lr: np.ndarray) -> int:
-    """Steps of a linear warmup from 0 that the rising start of the log belongs to (0: none seen)."""
-    peak = float(lr.max())
+#: At most this many rows (evenly spaced, the last always) and warmup lengths are tried.
+MAX_ROWS, MAX_WARMUPS = 200, 200
+SHIFTS = (0, 1, 2)
+
+
+def _rising(lr: np.ndarray) -> int:
     k = 0
     while k + 1 < lr.size and lr[k + 1] > lr[k] * (1 + 1e-6):
         k += 1
-    if k == 0:
-        return 0 if lr[0] >= peak * (1 - TOLERANCE) else int(steps[0])
-    if k == 1:  # one logged row inside the warmup: a linear warmup from 0 at step 0 through it
-        return max(1, int(round(peak * float(steps[0]) / float(lr[0])))) if lr[0] > 0 else int(steps[1])
-    # Rows 0..k-1 rise (inside the warmup); row k may already be past its end.
-    slope = float(np.polyfit(steps[:k].astype(float), lr[:k], 1)[0])
-    if slope <= 0:
-        return int(steps[k])
-    return max(1, int(round(peak / slope)))
+    return k
 
 
-def _off(sched: object, steps: np.ndarray, lr: np.ndarray, peak: float, shift: int) -> float:
-    if not steps.size:
-        return 0.0
-    want = np.array([peak * sched.multiplier(max(0, int(s) - shift)) for s in steps])  # type: ignore[attr-defined]
-    return float(np.max(np.abs(want - lr)) / peak)
+def warmup_candidates(steps: np.ndarray, lr: np.ndarray) -> list[int]:
+    """Warmup lengths worth trying: around ``peak / slope`` when two or more rows rise (a linear
+    warmup from 0), else every length up to the first row that does not rise."""
+    k = _rising(lr)
+    if k >= 2:  # rows 0..k-1 rise (inside the warmup); row k may already be past its end
+        slope = float(np.polyfit(steps[:k].astype(float), lr[:k], 1)[0])
+        if slope > 0:
+            w = int(round(float(lr.max()) / slope))
+            return sorted({max(0, w + d) for d in (-2, -1, 0, 1, 2)})
+    top = int(steps[k]) + 1
+    if top <= MAX_WARMUPS:
+        return list(range(top + 1))
+    return sorted({int(v) for v in np.linspace(0, top, MAX_WARMUPS)})
+
+
+def warmup_length(steps: np.ndarray, lr: np.ndarray) -> int:
+    """The warmup of the best-fitting warmup-then-constant schedule (0: none)."""
+    best = min(((_fit({"type": "warmup-stable", "warmup": w} if w else {"type": "constant"}, steps, lr), w)
+                for w in warmup_candidates(steps, lr)), key=lambda t: t[0][0])
+    return best[1]
+
+
+def _fit(spec: dict[str, object], steps: np.ndarray, lr: np.ndarray) -> tuple[float, float]:
+    """(max relative error, peak) of ``spec`` fitted to the rows, over the update offsets."""
+    try:
+        sched = schedule_from_spec(dict(spec), where="schedule")
+    except ConfigError:
+        return math.inf, 0.0
+    best = (math.inf, 0.0)
+    for shift in SHIFTS:
+        keep = steps >= shift  # a row before the first update of this reading says nothing
+        m = np.array([sched.multiplier(int(s) - shift) for s in steps[keep]])
+        mm = float(m @ m)
+        if mm <= 0:
+            continue
+        peak = float(m @ lr[keep]) / mm
+        if peak > 0:
+            best = min(best, (float(np.max(np.abs(peak * m - lr[keep]))) / peak, peak))
+    return best
 
 
 def _candidates(warmup: int, max_steps: int | None) -> list[dict[str, object]]:
@@ -64,23 +97,21 @@ def infer_schedule(steps: np.ndarray, lr: np.ndarray, *, max_steps: int | None, 
     candidate matches it."""
     if lr.size == 0:
         raise LogError(f"{source}: the learning-rate column holds no values")
-    peak = float(lr.max())
-    if not peak > 0:
+    if not float(lr.max()) > 0:
         raise LogError(f"{source}: every logged learning rate is 0")
-    warmup = warmup_length(steps, lr)
-    after = steps >= warmup
-    tried = []
-    for spec in _candidates(warmup, max_steps):
-        try:
-            sched = schedule_from_spec(dict(spec), where="schedule")
-        except ConfigError:
-            continue
-        # Trainers differ by one update in which LR a logged step shows (the one just used or
-        # the next one; Hugging Face logs the next): both readings are accepted.
-        err = min(_off(sched, steps[after], lr[after], peak, shift) for shift in (0, 1))
-        tried.append(f"{spec['type']} ({100 * err:.1f} % off)")
-        if err <= TOLERANCE:
-            return spec, peak, warmup
+    rows = np.unique(np.linspace(0, lr.size - 1, min(lr.size, MAX_ROWS)).round().astype(int))
+    s, v = steps[rows], lr[rows]
+    best: dict[str, tuple[float, float, int, dict[str, object]]] = {}
+    for w in warmup_candidates(steps, lr):
+        for spec in _candidates(w, max_steps):
+            err, peak = _fit(spec, s, v)
+            name = str(spec["type"]).replace("constant", "warmup-stable")
+            if name not in best or err < best[name][0]:
+                best[name] = (err, peak, w, spec)
+    err, peak, warmup, spec = min(best.values(), key=lambda t: t[0])
+    if err <= TOLERANCE:
+        return spec, peak, warmup
+    tried = ", ".join(f"{n} ({100 * b[0]:.1f} % off)" for n, b in best.items())
     length = "" if max_steps is not None else " (the run's length is unknown, so no decaying schedule was tried)"
-    raise LogError(f"{source}: the logged learning rate follows none of the schedules tried, with a {warmup}-step "
-                   f"warmup to {peak:.4g}: {', '.join(tried)}{length}; give the schedule with --schedule SPEC")
+    raise LogError(f"{source}: the logged learning rate follows none of the schedules tried: {tried}{length}; "
+                   "give the schedule with --schedule SPEC")
