@@ -1,4 +1,4 @@
-"""The core install runs merge, scaling, schedule and plan without torch (issue 10, packaging).
+"""The core install runs merge, scaling, schedule, plan and adopt without torch (issue 10, packaging).
 
 A fresh interpreter gets a meta-path finder that makes ``import torch`` fail as it does where
 torch is not installed, then runs the torch-free verbs in process. This catches an eager torch
@@ -47,6 +47,10 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     d = [1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9, 6.4e9]
     (tmp_path / "l.csv").write_text("params,tokens,eval/loss\n" + "".join(f"1e8,{x:g},{1.9 + 3000 / x**0.4:.6f}\n" for x in d))
     (tmp_path / "c.toml").write_text('[model]\npreset = "tiny"\n[train]\nmax_steps = 2\n')
+    (tmp_path / "ckpts").mkdir()
+    for s in (10, 20):
+        save_file({"w": np.full((2, 3), float(s), np.float32)}, str(tmp_path / "ckpts" / f"step_{s}.safetensors"))
+    (tmp_path / "log.csv").write_text("step,lr,loss\n10,0.001,3.0\n20,0.001,2.9\n")
     t = str(tmp_path)
     argvs = [
         ["merge", f"{t}/merged", f"{t}/ck0.safetensors", f"{t}/ck1.safetensors", "--no-progress"],
@@ -56,6 +60,7 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
         ["schedule", "plot", "--type", "wsd", "--warmup", "2", "--stable", "5", "--decay-steps", "3", "--plot", f"{t}/s.png"],
         ["plan", "--budgets", "1000,2000,4000", "--json"],
         ["ls", t],
+        ["adopt", f"{t}/ckpts", "--out", f"{t}/adopted", "--log", f"{t}/log.csv"],
         ["train", f"{t}/c.toml", "--run", f"{t}/run"],
     ]
     env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg"}
@@ -63,7 +68,7 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout.split("RESULTS ", 1)[1])
     rcs = {r["argv"][0] + (" " + r["argv"][1] if r["argv"][0] in ("scaling", "schedule") else ""): r["rc"] for r in results}
-    assert rcs == {"merge": 0, "scaling fit": 0, "scaling predict": 0, "schedule values": 0, "schedule plot": 0, "plan": 0, "ls": 2, "train": 2}, proc.stderr
+    assert rcs == {"merge": 0, "scaling fit": 0, "scaling predict": 0, "schedule values": 0, "schedule plot": 0, "plan": 0, "ls": 2, "adopt": 0, "train": 2}, proc.stderr
     assert not any(r["torch"] for r in results)
     assert "riverbed train needs torch, which is not installed: pip install 'riverbed[train]'" in proc.stderr
     assert "is not a riverbed run" in proc.stderr  # ls on a plain folder: its own error, not torch's
