@@ -63,6 +63,10 @@ def test_readopting_picks_up_new_checkpoints(hf_output, tmp_path):
     assert [c.step for c in run.checkpoints()] == [8, 16, 24, 32]
     assert run.branch("main").progress.step == 32
     assert [e["type"] for e in run.branch("main").events] == ["adopt", "adopt", "adopt"]
+    shutil.rmtree(src / "checkpoint-8")  # the trainer rotated it away (save_total_limit)
+    run, notes = adopt(src, tmp_path / "run")
+    assert [c.step for c in run.checkpoints()] == [16, 24, 32]
+    assert any("steps 8 are gone" in n for n in notes)
     with pytest.raises(AdoptError, match="not one adopted from"):
         adopt(hf_output, tmp_path / "run")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -255,7 +256,7 @@ def adopt(source: str | os.PathLike[str], out: str | os.PathLike[str], *, log: s
     if k.tokens(found[-1].step) is None:
         notes.append("tokens and FLOPs unknown (no token count in the log): give --tokens-per-step N to record them")
     if (dst / layout.MANIFEST).is_file():
-        run = _update(dst, src, found, k, section)
+        run = _update(dst, src, found, k, section, notes)
     else:
         run = _create(dst, found, k, section)
     return run, notes
@@ -285,12 +286,23 @@ def _create(dst: Path, found: list[Found], k: Knowns, section: dict[str, Any]) -
     return Run(dst)
 
 
-def _update(dst: Path, src: Path, found: list[Found], k: Knowns, section: dict[str, Any]) -> Run:
+def _update(dst: Path, src: Path, found: list[Found], k: Knowns, section: dict[str, Any], notes: list[str]) -> Run:
     m = read_manifest(dst / layout.MANIFEST)
     old = m.config.get(ADOPTED) or {}
     if old.get("source") != str(src.resolve()):
         raise AdoptError(f"--out {dst}: already a run, not one adopted from {src} (it was {old.get('source') or 'trained by riverbed'})")
     rels = {f.step: _stub(dst, f, k) for f in found}
+    gone = []
+    for ref in layout.list_checkpoints(dst, layout.MAIN):
+        if ref.step in rels or not (ref.path / layout.SOURCE_FILE).is_file():
+            continue
+        target = json.loads((ref.path / layout.SOURCE_FILE).read_text(encoding="utf-8")).get("path")
+        if target and not os.path.lexists(target):
+            shutil.rmtree(ref.path)  # ours: the links to a checkpoint the trainer deleted (save_total_limit)
+            gone.append(ref.step)
+    if gone:
+        notes.append(f"checkpoints at steps {', '.join(map(str, gone))} are gone from {src} (a trainer's rotation, "
+                     "e.g. save_total_limit): dropped from the run")
     write_text(layout.metrics_path(dst, layout.MAIN), _metrics(k))
     with locked(dst):
         m = read_manifest(dst / layout.MANIFEST)
