@@ -176,3 +176,10 @@ def test_real_trainer_schedulers_are_read_exactly(tmp_path, scheduler, want):
     assert main_b.schedule["type"] == want and main_b.schedule["warmup"] == 4
     assert run.manifest.config["optim"]["lr"] == pytest.approx(3e-3, rel=1e-9)
     assert main_b.status == "finished" and [p.kind for p in run.finished_points()] == ["main"]
+
+
+def test_merge_baselines_need_held_out_data_an_adopted_run_lacks(hf_output, tmp_path, capsys):
+    adopt(hf_output, tmp_path / "run")
+    assert main(["scaling", "fit", str(tmp_path / "run"), "--points", "merge"]) == 2
+    err = capsys.readouterr().err
+    assert "it was adopted: merged checkpoints are evaluated on the run's held-out data" in err and err.count("\n") == 1

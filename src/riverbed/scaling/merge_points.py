@@ -78,6 +78,10 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
     run_dir = Path(run_dir)
     try:
         run = Run(run_dir)
+        if "adopted" in run.manifest.config:
+            raise ScalingError("it was adopted: merged checkpoints are evaluated on the run's held-out data, "
+                               "which riverbed does not have for a run it did not train (predict check: --no-merge; "
+                               "scaling fit: the default --points finished)")
         cfg = load_run_config(run_dir)
         decays = [b for b in run.branches if b.kind == "decay" and b.status == "finished" and b.final is not None and b.final.eval_loss is not None]
         ckpts = run.checkpoints("main")
