@@ -35,6 +35,7 @@ from riverbed.errors import ConfigError
 from riverbed.training import distributed as D
 from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback
+from riverbed.checkpoints.schedule_free import eval_weights
 from riverbed.training.evaluate import eval_row, evaluate_stats
 from riverbed.training.step_progress import StepProgress
 from riverbed.training.devices import micro_batch_size, resolve_device
@@ -164,8 +165,9 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
 def _evaluate(b: Branch) -> None:
     """The held-out evaluation: one forward pass gives the loss and the per-bucket losses."""
     ctx = b.ctx
-    stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro,
-                           dist=P.eval_dist(b.wrapped, b.dist), buckets=getattr(b.data, "buckets", None))
+    with eval_weights(b.model, b.optimizer):  # schedule-free: its averaged weights, never the train-mode ones
+        stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro,
+                               dist=P.eval_dist(b.wrapped, b.dist), buckets=getattr(b.data, "buckets", None))
     ctx.last_eval_loss = stats.loss
     b.logger.log({"kind": "eval", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops,
                   **eval_row(stats, b.data, b.eval_set)})

@@ -20,6 +20,7 @@ import torch
 
 from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
+from riverbed.checkpoints.schedule_free import eval_weights, is_schedule_free
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
@@ -169,6 +170,9 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     model = build_model(cfg.model, seed=cfg.train.seed, device=device)
     net = P.wrap_model(model, cfg, dist, device)  # DDP | FSDP2 (in place: the optimizer after) | model
     optimizer = build_optimizer(model, cfg.optim)
+    if is_schedule_free(optimizer) and P.kind(net, dist) == "fsdp":
+        raise ConfigError('optim.name = "schedulefree-adamw" with FSDP: not supported (its averaged weights are '
+                          "computed per process from full parameters); train it with one process or DDP")
     init, callbacks = callbacks_from_config(cfg, run_dir, branch, init=init, given=callbacks)
     start = start_state(cfg, run_dir, branch, model, optimizer, init, until_step)
     if not isinstance(start, StartState):
@@ -179,8 +183,9 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     autocast = autocast_factory(device, cfg.train.dtype)
 
     def held_out_loss(m: torch.nn.Module | None) -> float:  # ctx.evaluate(): what callbacks evaluate with
-        return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro,
-                        dist=P.eval_dist(net, dist))
+        with eval_weights(model, optimizer) if m is None else contextlib.nullcontext():  # schedule-free: x
+            return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro,
+                            dist=P.eval_dist(net, dist))
 
     ctx = TrainContext(cfg=cfg, run_dir=run_dir, branch=branch, model=model, optimizer=optimizer, schedule=schedule,
                        logger=logger, dist=dist, evaluator=held_out_loss)
