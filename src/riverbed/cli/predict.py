@@ -26,6 +26,7 @@ from rich.table import Table
 
 from riverbed.checkpoints.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.cli.predict_optimize import add_optimize_parsers
 from riverbed.units import JoinWords, arg, parse_count
 
 # The laws of riverbed.predict.laws (LAWS, default first; tests/predict/test_cli.py keeps them in step): literal here so
@@ -93,6 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--json", action="store_true", help='print {"branches": [...], "summary": {...}}')
     k.add_argument("--no-progress", action="store_true", help="no progress bars")
     k.set_defaults(func=run_check)
+    add_optimize_parsers(sub)
 
 
 def _common_run(q: argparse.ArgumentParser) -> None:
