@@ -8,6 +8,7 @@ A run is fully described by its ``config.toml``::
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
     [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
+    [forecast]   riverbed.training.forecast_config.ForecastConfig (optional: absent = no decay forecast)
     [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
     [init]       riverbed.training.init_config.InitConfig (optional: absent = fresh init)
 
@@ -39,6 +40,7 @@ from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
 from riverbed.merging.monitor import PMAConfig
+from riverbed.training.forecast_config import ForecastConfig
 from riverbed.model.config import ModelConfig
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml
@@ -168,7 +170,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {"type": "warmup-stable", "warmup": 100}
 # --------------------------------------------------------------------------------------------
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
-OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
+OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig, "forecast": ForecastConfig}
 SCHEDULE = "schedule"  # a free-form spec dict, validated by riverbed.schedules
 
 
@@ -184,6 +186,7 @@ class RunConfig:
     pma: PMAConfig | None = None
     guard: GuardConfig | None = None
     init: InitConfig | None = None
+    forecast: ForecastConfig | None = None
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

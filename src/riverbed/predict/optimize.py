@@ -160,11 +160,12 @@ def _interval(fit: LawFit, loss: float, lr: np.ndarray, warmup: int, boot: Seque
 
 def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: float, min_lr: float = 0.0,
                       knots: int = KNOTS, max_iter: int = 200, bootstrap: Sequence[LawFit] = (),
-                      progress: bool = False) -> OptimalSchedule:
+                      fractions: Sequence[float] = FRACTIONS, progress: bool = False) -> OptimalSchedule:
     """The non-increasing-after-warmup schedule of ``steps`` updates with the lowest final loss under ``fit``.
 
     ``bootstrap`` (refits, e.g. :func:`riverbed.predict.bootstrap_fits`) gives the interval of the final loss;
-    without it the interval is the fit's own residual band. PredictError on unusable input.
+    without it the interval is the fit's own residual band. ``fractions``: the WSD decay fractions (of the steps
+    after the warmup) the baselines are searched over. PredictError on unusable input.
     """
     _check(steps, warmup, peak_lr, min_lr)
     if isinstance(knots, bool) or not isinstance(knots, int) or knots < 2:
@@ -173,7 +174,7 @@ def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: floa
     post = steps - warmup
     warm = np.array(WarmupStable(warmup).values(warmup)) if warmup else np.zeros(0)
     t = _knot_positions(post, knots)
-    bases = best_baselines(fit, steps, warmup, peak_lr, min_lr)
+    bases = best_baselines(fit, steps, warmup, peak_lr, min_lr, fractions)
 
     def objective(f: np.ndarray) -> float:
         return final_loss(fit, peak_lr * _multipliers(f, t, post, warm, m), warmup)

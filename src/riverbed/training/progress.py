@@ -43,7 +43,8 @@ class StepProgress:
         if self._progress is not None:
             self._progress.advance(self._task)
 
-    def show(self, *, loss: float | None, tokens_per_s: float | None = None, eval_loss: float | None) -> None:
+    def show(self, *, loss: float | None, tokens_per_s: float | None = None, eval_loss: float | None,
+             extra: dict[str, str] | None = None) -> None:
         """Update the bar's text; ``tokens_per_s=None`` keeps the last rate (after an evaluation)."""
         if self._progress is None:
             return
@@ -54,6 +55,8 @@ class StepProgress:
         if eval_loss is not None:
             info += f"  eval {eval_loss:.4f}"
         info += f"  {tokens_per_s:,.0f} tok/s"
+        for k, v in (extra or {}).items():
+            info += f"  {k} {v}"
         self._progress.update(self._task, info=info)
 
     def __exit__(self, *exc: object) -> None:
