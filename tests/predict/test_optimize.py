@@ -82,7 +82,7 @@ def test_cli_json_and_spec_file(tmp_path, capsys):
 
 def test_the_written_spec_trains_with_its_lrs(tmp_path, tiny_toml):
     from riverbed.toml_writer import dumps_toml
-    from riverbed.training.metrics import read_metrics
+    from riverbed.runs.metrics import read_metrics
 
     table = [0.5, 1.0, 1.0, 0.9, 0.6, 0.3]
     base = tiny_toml.split("[schedule]")[0] + "[train]" + tiny_toml.split("[train]")[1]

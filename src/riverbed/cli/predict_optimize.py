@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from riverbed.checkpoints.atomic import write_text
+from riverbed.io.atomic import write_text
 from riverbed.toml_writer import dumps_toml
 from riverbed.units import arg, parse_count
 

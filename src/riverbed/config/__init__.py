@@ -8,7 +8,7 @@ A run is fully described by its ``config.toml``::
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
     [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
-    [forecast]   riverbed.training.forecast_config.ForecastConfig (optional: absent = no decay forecast)
+    [forecast]   riverbed.config.forecast.ForecastConfig (optional: absent = no decay forecast)
     [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
     [init]       riverbed.config.init.InitConfig (optional: absent = fresh init)
 
@@ -40,7 +40,7 @@ from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
 from riverbed.merging.monitor import PMAConfig
-from riverbed.training.forecast_config import ForecastConfig
+from riverbed.config.forecast import ForecastConfig
 from riverbed.model.config import ModelConfig
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml

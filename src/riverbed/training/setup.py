@@ -24,7 +24,6 @@ from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.training.forecast_callback import ForecastMonitor
 from riverbed.training.pma_callback import PMAMonitor
 from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
@@ -56,8 +55,8 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
     * ``[guard]``: a :class:`SpikeGuard` judges every step (unless ``given`` holds one);
     * ``[pma]``: a :class:`PMAMonitor` evaluates the merge of the last N checkpoints at each
       evaluation (unless ``given`` holds one);
-    * ``[forecast]``: a :class:`ForecastMonitor` forecasts, at each evaluation of the main branch, the loss a
-      decay started then would reach (riverbed.predict.forecast);
+    * ``[forecast]`` is added by riverbed.orchestration.drive.train_main (its monitor uses the predictor, a layer
+      above training);
     * ``[train] keep``: a :class:`RetentionCallback` prunes the main branch's checkpoints that the
       retention plan does not need (riverbed.runs.retention).
 
@@ -74,8 +73,6 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
         added.append(SpikeGuard(cfg.guard))
     if cfg.pma is not None and not any(isinstance(cb, PMAMonitor) for cb in given):
         added.append(PMAMonitor(cfg.pma))
-    if cfg.forecast is not None and branch == layout.MAIN and not any(isinstance(cb, ForecastMonitor) for cb in given):
-        added.append(ForecastMonitor(cfg.forecast))
     if cfg.train.keep and branch == layout.MAIN and not any(isinstance(cb, RetentionCallback) for cb in given):
         added.append(RetentionCallback.from_config(cfg))
     return init, (*given, *added)

@@ -1,4 +1,5 @@
-"""The ``[forecast]`` monitor in riverbed's step loop (riverbed.predict.forecast has the engine): at every
+"""The ``[forecast]`` monitor (riverbed.predict.forecast has the engine; train_main adds it when the section is
+present): at every
 evaluation of the main branch, the loss a decay started now would reach, with its interval, once the law
 refitted on the run so far is usable; nothing before.
 
@@ -15,13 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from riverbed.checkpoints import layout
+from riverbed.config.forecast import ForecastConfig
 from riverbed.errors import ConfigError, RiverbedError
 from riverbed.predict.curves import Curve
 from riverbed.predict.fit import LawFit
 from riverbed.predict.forecast import Forecaster
-from riverbed.training.forecast_config import ForecastConfig
+from riverbed.predict.runs import branch_curve
+from riverbed.runs import Run
+from riverbed.runs.metrics import read_metrics
 from riverbed.training.callbacks import Callback, TrainContext
-from riverbed.training.metrics import read_metrics
 
 
 def load_prior(cfg: ForecastConfig) -> LawFit | None:
@@ -68,13 +71,10 @@ class ForecastMonitor(Callback):
 
     def decay_curves(self, run_dir: Path) -> list[Curve]:
         """The run's finished decay branches forked from this branch (none outside a run tree)."""
-        from riverbed.predict.runs import branch_curve  # lazy: riverbed.runs imports the training package
-        from riverbed.runs import Run  # lazy: as above
-
         try:
             run = Run.open(run_dir)
             out = []
-            for b in run.branches():
+            for b in run.branches:
                 if b.fork is None or b.parent != self.branch or b.final is None:
                     continue
                 key = (b.name, b.final.step)
