@@ -33,6 +33,16 @@ def test_forecast_rows_start_once_the_fit_is_usable(tmp_path, tiny_toml):
         assert r["forecast_lo"] <= r["forecast_loss"] <= r["forecast_hi"]
         assert r["forecast_decay_steps"] == round(0.25 * r["step"]) and r["forecast_calibration"] == "prior"
         assert r["forecast_refit_s"] >= 0 and r["eval_s"] >= 0 and r["forecast_law"] == "valley"
+    # The run report's loss figure draws them, each at the end of the decay it forecasts.
+    from riverbed.reports.collect import collect_run
+    from riverbed.reports.figures import loss_figure
+
+    data = collect_run(tmp_path / "run", fit=False)
+    (main_c,) = [c for c in data.curves if c.name == "main"]
+    assert main_c.forecast_loss == [r["forecast_loss"] for r in fc]
+    assert main_c.forecast_tokens == [r["tokens"] * r["forecast_end"] / r["step"] for r in fc]
+    fig = loss_figure(data)
+    assert any("forecast" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
 def test_no_calibration_means_no_rows(tmp_path, tiny_toml):

@@ -66,6 +66,12 @@ def test_with_a_finished_decay_branch_the_whole_law_is_refitted():
     assert fc is not None and fc.calibration == "decay branches"
     want = _true_loss(DecayBranch(MAIN, 300, 60, "1-sqrt"), 360, [360])[0]
     assert fc.loss == pytest.approx(want, rel=5e-3)
+    # The same branches at the next evaluation: their full fit is kept, only the forward part is refitted.
+    full = f._calib[1]
+    f.add(310, float(_true_loss(MAIN, 310, [310])[0]))
+    nxt = f.forecast(310, decays=[decay])
+    assert nxt.calibration == "decay branches" and f._calib[1] is full
+    assert nxt.loss == pytest.approx(_true_loss(DecayBranch(MAIN, 310, 62, "1-sqrt"), 372, [372])[0], rel=5e-3)
 
 
 def test_a_rewind_replaces_the_tail():

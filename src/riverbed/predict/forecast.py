@@ -3,8 +3,9 @@
 :class:`Forecaster` keeps the main branch's eval curve (appended one point per evaluation) and the
 previous fit, so each refit is warm-started and short (``ForecastConfig.max_nfev``). Calibration:
 
-* with finished decay branches of the run (``decays``): the whole law is refitted on the main curve
-  and those branches (:func:`riverbed.predict.fit_law`, started from the previous parameters);
+* with finished decay branches of the run (``decays``): the whole law is fitted on the main curve and
+  those branches (:func:`riverbed.predict.fit_law`, warm-started) when that set of branches changes;
+  in between, its decay parameters are kept and only the forward part is refitted (as with a prior);
 * else with a ``prior`` law file: its decay parameters are kept and only the forward part
   (L0, A, alpha) is refitted on the main curve (Huber on the log residual, as the fitter does);
 * else there is nothing to calibrate a decay on, and the forecast stays silent (None).
@@ -73,6 +74,7 @@ class Forecaster:
         self._steps: list[int] = []
         self._loss: list[float] = []
         self._last: LawFit | None = None
+        self._calib: tuple[tuple[tuple[str, int], ...], LawFit] | None = None  # the decay branches' full fit
 
     def add(self, step: int, loss: float) -> None:
         """One eval point of the main branch (a repeated or earlier step replaces the tail: a rewind)."""
@@ -102,9 +104,15 @@ class Forecaster:
             return None
         try:
             if decays:
-                fit, how = self._fit_all(main, decays), "decay branches"
+                key = tuple((d.name, int(d.steps[-1])) for d in decays)
+                if self._calib is None or self._calib[0] != key:
+                    self._calib = (key, self._fit_all(main, decays))
+                    fit = self._calib[1]
+                else:
+                    fit = self._fit_forward(main, self._calib[1])
+                how = "decay branches"
             elif self.prior is not None:
-                fit, how = self._fit_forward(main), "prior"
+                fit, how = self._fit_forward(main, self.prior), "prior"
             else:
                 return None
         except PredictError:
@@ -123,13 +131,13 @@ class Forecaster:
         return Forecast(step, d, loss, min(lo, loss), max(hi, loss), fit.law, how, time.perf_counter() - t0)
 
     def _fit_all(self, main: Curve, decays: Sequence[Curve]) -> LawFit:
-        init = self._last.params if self._last is not None and self._last.meta.get("calibration") == "decay branches" else None
+        init = self._calib[1].params if self._calib is not None else None
         kw: dict[str, Any] = {"init": init, "max_nfev": self.max_nfev} if init else {}
         return fit_law([main, *decays], self.law, meta={"calibration": "decay branches"}, **kw)
 
-    def _fit_forward(self, main: Curve) -> LawFit:
-        assert self.prior is not None
-        prior, spec = self.prior, LAW_SPECS[self.law]
+    def _fit_forward(self, main: Curve, prior: LawFit) -> LawFit:
+        """``prior``'s decay parameters, L0 / A / alpha refitted on the main curve (warm-started from the last fit)."""
+        spec = LAW_SPECS[self.law]
         start = self._last.params if self._last is not None else prior.params
         sub = _subsample(main, 32)
         terms = spec.build(sub.lr / prior.lr_scale, sub.steps, sub.warmup, prior.lam)
@@ -160,4 +168,4 @@ class Forecaster:
             raise PredictError("the forward refit did not converge")
         params = dict(prior.params)
         params.update(zip(FORWARD, map(float, r.x)))
-        return LawFit(prior.law, params, prior.lr_scale, prior.lam, (), float(r.cost), {"calibration": "prior"})
+        return LawFit(prior.law, params, prior.lr_scale, prior.lam, (), float(r.cost), {"calibration": "forward refit"})
