@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     from riverbed.data import DataConfig, load_dataset
     from riverbed.experiments.optimal_schedule import one_seed
     from riverbed.predict.laws import DEFAULT_LAW
