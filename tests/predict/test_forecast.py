@@ -80,3 +80,25 @@ def test_a_rewind_replaces_the_tail():
         f.add(s, 3.0)
     f.add(20, 2.9)
     assert f.main_curve(30).steps.tolist() == [10, 20] and f.main_curve(30).loss.tolist() == [3.0, 2.9]
+
+
+def test_the_monitor_calibrates_on_a_run_trees_finished_decay_branches(predict_tree):
+    from riverbed.config.forecast import ForecastConfig
+    from riverbed.orchestration.forecast_monitor import ForecastMonitor
+    from riverbed.predict.runs import branch_curve, peak_lr
+    from riverbed.runs import Run
+    from riverbed.schedules import schedule_from_spec
+
+    mon = ForecastMonitor(ForecastConfig(law="mpl"))
+    decays = mon.decay_curves(predict_tree)
+    assert sorted(c.name for c in decays) == ["1-sqrt-from30-len15", "1-sqrt-from30-len30", "1-sqrt-from45-len15"]
+    assert mon.decay_curves(predict_tree)[0] is decays[0]  # cached: read once per finished branch
+    run = Run.open(predict_tree)
+    main_c = branch_curve(run, run.branch("main"))
+    f = Forecaster(schedule_from_spec(run.branch("main").schedule), peak_lr(run), law="mpl")
+    for s, y in zip(main_c.steps, main_c.loss):
+        f.add(int(s), float(y))
+    fc = f.forecast(60, decays)
+    assert fc is not None and fc.calibration == "decay branches" and fc.lo <= fc.loss <= fc.hi
+    assert abs(fc.loss / main_c.loss[-1] - 1) < 0.1  # the 60-step tree is noisy: a sanity bound, not a claim
+    assert mon.decay_curves(predict_tree.parent / "not-a-run") == []
