@@ -93,7 +93,7 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
     import numpy as np
 
     from riverbed.checkpoints import layout
-    from riverbed.experiments.continued_training import checkpoint_eval_loss
+    from riverbed.training.evaluate import HeldoutEvaluator
     from riverbed.predict import bootstrap_fits
     from riverbed.predict.optimize import final_loss, optimize_schedule
     from riverbed.predict.runs import _calibration_curves, fit_run
@@ -119,16 +119,17 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
         ens = [final_loss(b, lr, w) for b in boot]
         predicted[name] = {"value": final_loss(fit, lr, w), "lo": float(np.percentile(ens, 5)), "hi": float(np.percentile(ens, 95))}
     measured: dict[str, float] = {}
+    ev = HeldoutEvaluator(main_cfg, data)  # every schedule on the same held-out batches
     for name in ("optimized", "cosine"):
         c = _config(seed, g, specs[name])
         r = _train(c, root / name, n, data)
-        measured[name] = checkpoint_eval_loss(c, data, layout.checkpoint_dir(r.path, layout.MAIN, n))
+        measured[name] = ev.loss(layout.checkpoint_dir(r.path, layout.MAIN, n))
     for b in opt.baselines:
         if b.name == "cosine":
             continue
         d = round(b.decay_fraction * post)
         rec = _decay(run, main_cfg, data, n - d, b.name.removeprefix("wsd-"), d)
-        measured[b.name] = checkpoint_eval_loss(main_cfg, data, run.path / rec.final.checkpoint)
+        measured[b.name] = ev.loss(run.path / rec.final.checkpoint)
     return {"seed": seed, "law": fit.law, "params": fit.params, "predicted": predicted, "measured": measured,
             "decay_fraction": {b.name: b.decay_fraction for b in opt.baselines}, "optimized_lr": opt.to_dict()["lr"]}
 
