@@ -126,6 +126,8 @@ class TrainContext:
         """Batches skipped so far: step s trains on global batch s + data_offset (the spike
         guard's "skip" action raises it; persisted in state.json "data"."offset")."""
         self.last_eval_loss: float | None = None
+        self.bar_extra: dict[str, str] = {}
+        """Labelled values a callback adds to the progress bar's text (the forecast monitor's)."""
         self._loss: torch.Tensor | None = None
         self._grad_norm: torch.Tensor | None = None
         self._loss_value: float | None = None
