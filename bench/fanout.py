@@ -22,6 +22,7 @@ every branch are checked to be byte-identical across the contenders.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -82,7 +83,7 @@ def requests(run, k: int, fork: int, length: int):
 def fan_out(base: Path, dest: Path, k: int, length: int, args: argparse.Namespace, contender: str) -> float:
     from riverbed.executors import ExecutorConfig
     from riverbed.runs import Run
-    from riverbed.runs.fork import run_requests
+    from riverbed.executors.branches import run_requests
 
     shutil.copytree(base, dest)
     run = Run.open(dest)
@@ -114,7 +115,11 @@ def main() -> int:
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--contenders", default="sequential,local,ray")
     p.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one, removed)")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = p.parse_args()
+    if args.smoke:  # ray too where it is installed: its path is the one most likely to rot
+        args.k, args.length, args.fork, args.d_model, args.n_layers, args.batch, args.seq = 2, 3, 4, 32, 1, 2, 16
+        args.contenders = "sequential,local" + (",ray" if importlib.util.find_spec("ray") else "")
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()

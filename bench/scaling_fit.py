@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop-starts", default="300", help="grid starts for the scipy loop: a number (random subset, time extrapolated) or 'all'")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random subset")
     ap.add_argument("--repeat", type=int, default=1, help="riverbed repetitions (best time reported)")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.loop_starts, args.repeat = "20", 1
 
     from rich.progress import Progress
 

@@ -27,6 +27,8 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from riverbed.training.callbacks import Callback
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -96,7 +98,7 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
     return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
-class _Timer:
+class _Timer(Callback):
     """Times steps warmup+1 .. warmup+steps from inside riverbed's loop (a callback)."""
 
     def __init__(self, warmup: int, steps: int, device: torch.device) -> None:
@@ -165,7 +167,10 @@ def main() -> None:
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak (dense) for model FLOP utilisation")
     p.add_argument("--no-hf", action="store_true")
     p.add_argument("--progress", action="store_true", help="show riverbed's progress bar (off: keeps the table clean)")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = p.parse_args()
+    if args.smoke:
+        args.sizes, args.threads, args.batch, args.seq, args.warmup, args.steps, args.repeats = ["tiny"], 1, 2, 32, 1, 2, 1
 
     from rich.console import Console
     from rich.table import Table
