@@ -32,6 +32,7 @@ test-slow: venv
 # fails here, so CI catches it. A new script in bench/ must take --smoke.
 bench-smoke: venv
 	@set -e; for f in bench/*.py; do echo "== $$f --smoke"; $(BIN)/python $$f --smoke; done
+	@echo "== bench/gpu.sh --dry"; PYTHON=$(BIN)/python bench/gpu.sh --dry --out bench/out/gpu-dry.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -188,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contenders", default="floor,riverbed,mergekit,naive")
     ap.add_argument("--mergekit-python", default="/tmp/mergekit-venv/bin/python")
     ap.add_argument("--smoke-shape", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows (seconds, GB/s, bytes) to this JSON file")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args(argv)
     if args.smoke:  # every contender that needs no other install, on two toy checkpoints in a temporary folder
         tmp = tempfile.mkdtemp(prefix="riverbed-bench-merge-")
         try:
             return main(["--size-gb", "0.001", "--k", "2", "--shard-mb", "1", "--dir", tmp, "--contenders",
-                         "floor,riverbed,naive", "--smoke-shape"])
+                         "floor,riverbed,naive", "--smoke-shape", *(["--json", str(args.json)] if args.json else [])])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -256,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rss'] / 1e9:>12.2f} {r['anon'] / 1e9:>13.2f} {rc:>18} {rd:>20}")
     print("to cache: process wall time until the output is written (page cache), start-up included; fsync: riverbed's and "
           "the floor's own fsync, a timed `sync` after the others; durable = to cache + fsync.")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"k": args.k, "bytes_in": in_bytes, "failed": failed, "rows": {
+            n: {"to_cache_s": r["wall"], "fsync_s": r["sync"], "durable_s": r["durable"], "peak_rss": r["rss"],
+                "peak_anon": r["anon"], "gb_per_s_in": in_bytes / r["durable"] / 1e9} for n, r in rows.items()}}, indent=1))
     if failed:
         print(f"FAILED: {', '.join(failed)}")
     return 1 if failed else 0

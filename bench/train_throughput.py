@@ -48,8 +48,9 @@ def _optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
                              lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
-def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> float:
-    """Tokens/s of the plainest correct loop over the same batches (``hf``: transformers' Llama)."""
+def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False, compile_backend: str | None = None) -> float:
+    """Tokens/s of the plainest correct loop over the same batches (``hf``: transformers' Llama;
+    ``compile_backend``: the model under ``torch.compile`` with that backend, e.g. "inductor")."""
     from riverbed.data import get_batch
     from riverbed.model import build_model
 
@@ -69,9 +70,10 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
             return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
     else:
         model = build_model(m, seed=t.seed, device=device)
+        fwd = model if compile_backend is None else torch.compile(model, backend=compile_backend)
 
         def loss_of(x, y):
-            return model(x, y).loss
+            return fwd(x, y).loss
 
     opt = _optimizer(model, cfg.optim)
     sched = cfg.schedule_object()
