@@ -106,7 +106,7 @@ def test_jobs_fork_from_a_server_that_imported_torch_once():
 def test_cli_gives_each_local_job_its_share_of_the_cores(monkeypatch):
     import argparse
 
-    from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+    from riverbed.executors.flags import add_executor_arguments, executor_from_args
 
     p = argparse.ArgumentParser()
     add_executor_arguments(p, what="branch")

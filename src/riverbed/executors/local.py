@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from multiprocessing import forkserver
 import signal
 from collections import deque
 from collections.abc import Sequence
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -36,7 +36,8 @@ from riverbed.runs.manifest import JobInfo
 #: Imported once by the fork server, so that no job pays for them: torch, torch._dynamo (which the
 #: first optimizer imports: seconds) and what a branch job runs.
 PRELOAD = ("torch", "torch._dynamo", "riverbed.executors.jobs", "riverbed.runs.fork", "riverbed.runs.config_io",
-           "riverbed.training.loop", "riverbed.checkpoints.state", "riverbed.checkpoints.lock")
+           "riverbed.orchestration.fork", "riverbed.training.loop", "riverbed.checkpoints.state",
+           "riverbed.checkpoints.layout")
 
 
 def job_context() -> Any:

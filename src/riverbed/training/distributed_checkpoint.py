@@ -45,7 +45,7 @@ from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.tensor import DTensor
 
 from riverbed.checkpoints import state as S
-from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.io.atomic import atomic_dir
 from riverbed.checkpoints.finite import check_file_finite, nonfinite_tensor, require_finite
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE, checkpoints_dir
 from riverbed.checkpoints.optimizer_state import MOMENTS, OPTIMIZER_FORMAT, optimizer_metadata
@@ -90,6 +90,19 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     st = S.load_checkpoint(path, model, optimizer, rng=rng)
     require_finite(model, path)
     return st
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module | None, optimizer: torch.optim.Optimizer | None = None, *,
+                    rng: bool = False) -> CheckpointState:
+    """The public loader (``riverbed.load_checkpoint``): the trainer's own :func:`load`, so a checkpoint
+    that the trainer would refuse (NaN/inf weights, per-rank shards only, DCP's pickled format) is
+    refused here too, and a sharded (FSDP2) model is filled from the consolidated file. ``model=None``
+    reads and returns the state only; ``rng=True`` also restores the global RNG."""
+    path = Path(path)
+    if model is None:
+        refuse_unreshardable(path)
+        return S.load_checkpoint(path, None, None, rng=rng)
+    return load(path, model, optimizer, rng=rng)
 
 
 def refuse_unreshardable(path: Path) -> None:
