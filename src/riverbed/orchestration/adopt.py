@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.io.atomic import atomic_dir, write_text
+from riverbed.checkpoints.formats import open_input
 from riverbed.checkpoints.schema import CheckpointState
 from riverbed.errors import CheckpointError, ConfigError, LogError, RunError
+from riverbed.io.atomic import atomic_dir, write_text
 from riverbed.runs.logs.read import TRAINER_STATE, Log, LogColumns, read_log
 from riverbed.runs.logs.schedule import infer_schedule
-from riverbed.checkpoints.formats import open_input
 from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, write_manifest
 from riverbed.runs.run import Run
 from riverbed.schedules import schedule_from_spec, schedule_to_spec
@@ -174,7 +174,7 @@ def _metrics(k: Knowns) -> str:
     return "".join(json.dumps(r) + "\n" for r in merged.values())
 
 
-def _knowns(source: Path, log_path: Path, columns: LogColumns, schedule: dict[str, Any] | None,
+def _knowns(log_path: Path, columns: LogColumns, schedule: dict[str, Any] | None,
             tokens_per_step: int | None, n_params: int) -> tuple[Knowns, list[str]]:
     log = read_log(log_path, columns)
     log.require("lr")
@@ -246,7 +246,7 @@ def adopt(source: str | os.PathLike[str], out: str | os.PathLike[str], *, log: s
         raise AdoptError(f"{src}: no training log found (no {TRAINER_STATE}); give one with --log FILE")
     n_params = sum(t.numel for t in open_input(found[-1].path).tensors.values())
     try:
-        k, notes = _knowns(src, log_path, columns or LogColumns(), None if schedule is None else dict(schedule), tokens_per_step, n_params)
+        k, notes = _knowns(log_path, columns or LogColumns(), None if schedule is None else dict(schedule), tokens_per_step, n_params)
     except LogError as exc:
         raise AdoptError(str(exc)) from None
     section = {"source": str(src.resolve()), "log": str(log_path.resolve()), "tokens_per_step": k.tokens_per_step,

@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.io.atomic import write_text
+from riverbed.checkpoints.formats import open_input
 from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState
 from riverbed.errors import CheckpointError, ConfigError, LogError, RunError
-from riverbed.runs.logs.read import TRAINER_STATE, Log, read_log
+from riverbed.io.atomic import write_text
 from riverbed.orchestration.adopt import Found, find_checkpoints, link_checkpoint
 from riverbed.runs import fork
-from riverbed.checkpoints.formats import open_input
+from riverbed.runs.logs.read import TRAINER_STATE, Log, read_log
 from riverbed.runs.manifest import BranchRecord, JobInfo, Point, utc_now
 from riverbed.runs.run import Run
 from riverbed.schedules import schedule_to_spec

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.errors import LogError
+from riverbed.extras import missing_extra
 from riverbed.runs.logs.columns import LOG_ALIASES, LOG_FLAGS, delimiter, norm, resolve_columns
 
 TRAINER_STATE = "trainer_state.json"
@@ -239,8 +240,6 @@ def read_trainer_state(path: Path, columns: LogColumns = LogColumns()) -> Log:
 
 
 def read_tensorboard(path: Path, columns: LogColumns = LogColumns()) -> Log:
-    from riverbed.extras import missing_extra
-
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # lazy: optional extra
     except ModuleNotFoundError as exc:
