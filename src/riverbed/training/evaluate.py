@@ -16,6 +16,7 @@ eval`` and the probes); where it does not, only the loss.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,16 +27,19 @@ import torch
 
 from riverbed.checkpoints.layout import STATE_FILE
 from riverbed.checkpoints.schema import CheckpointState, read_state
-from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-from riverbed.config import config_from_dict, load_config
+from riverbed.checkpoints.state import apply_model_tensors
+from riverbed.checkpoints.strict_json import read_json
+from riverbed.config import TrainConfig, config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
-from riverbed.merging.formats import open_input
+from riverbed.merging.formats import load_tensors, open_input
+from riverbed.merging.order import position
 from riverbed.model import build_model
 from riverbed.model.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_
+from riverbed.training.evaluate_hf import check_hf_config, data_config, hf_config_path, hf_heldout, load_hf_model
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -156,7 +160,7 @@ class CheckpointEval:
     """The held-out loss of one checkpoint, with what the trainer logged for it (if anything)."""
 
     path: str
-    kind: str  # "riverbed" (a run's checkpoint), "merge" (riverbed merge output), "hf", "safetensors", "bin"
+    kind: str  # "riverbed" (a run's checkpoint), "merge" (riverbed merge output), "hf", "safetensors", "bin", "nanogpt", "dcp"
     step: int | None  # the checkpoint's step where it records one
     loss: float
     buckets: dict[str, float | None] = field(default_factory=dict)
@@ -179,14 +183,25 @@ def evaluate_checkpoints(
     run: str | Path | None = None,
     config: str | Path | None = None,
     data: Any | None = None,
+    data_file: str | Path | None = None,
+    tokenizer: str | None = None,
+    seq_len: int | None = None,
+    eval_batches: int | None = None,
+    batch_size: int | None = None,
 ) -> list[CheckpointEval]:
     """Held-out loss of each checkpoint (a run's ``step_N`` dir, a merge output, a Hugging Face
-    dir or a ``.safetensors`` file) on the run's held-out split: the trainer's batches, chunking,
-    device and autocast, so a run checkpoint's loss equals the ``eval_loss`` logged at its step.
+    dir, a DCP folder, a ``.safetensors`` / ``.bin`` / ``ckpt.pt`` file) on a held-out split:
+    the trainer's batches, chunking, device and autocast, so a run checkpoint's loss equals the
+    ``eval_loss`` logged at its step.
 
     The run config comes from ``cfg``, ``run`` (its config.toml), ``config`` (a TOML file), or
-    else the first riverbed checkpoint's state.json. A checkpoint that does not fit the model
-    is a CheckpointError naming the file and the tensor.
+    else the first riverbed checkpoint's state.json; a Hugging Face directory's config.json must
+    then agree with its model (a ConfigError names the key). With no riverbed config at all,
+    Hugging Face directories are built by transformers from their own config.json and evaluated
+    on ``data_file`` (:mod:`riverbed.training.evaluate_hf`). ``data_file`` (with ``tokenizer``)
+    replaces the data source, ``seq_len`` / ``eval_batches`` / ``batch_size`` the evaluation
+    geometry. A checkpoint that does not fit the model is a CheckpointError naming the file and
+    the tensor.
 
     >>> [e.loss for e in evaluate_checkpoints(["runs/x/branches/main/checkpoints/step_0000000100"])]  # doctest: +SKIP
     [3.1742]
@@ -197,7 +212,13 @@ def evaluate_checkpoints(
     for path in paths:  # before any loading: a typo is named at once
         if not Path(path).exists():
             raise CheckpointError(f"{path}: checkpoint does not exist")
-    cfg = resolve_eval_config(paths, cfg, run=run, config=config)
+    cfg = resolve_eval_config(paths, cfg, run=run, config=config, required=data_file is None)
+    if cfg is None:
+        return _evaluate_hf(paths, data_file, tokenizer, seq_len, eval_batches, batch_size)  # type: ignore[arg-type]
+    cfg = _with_overrides(cfg, data_file, tokenizer, seq_len, eval_batches, batch_size)
+    for path in paths:
+        if _state(path) is None:
+            check_hf_config(path, cfg.model)
     if data is None:
         data = load_dataset(cfg.data)
     device = resolve_device(cfg.train.device)
@@ -216,9 +237,54 @@ def evaluate_checkpoints(
     return out
 
 
+def _with_overrides(cfg: Any, data_file: str | Path | None, tokenizer: str | None, seq_len: int | None,
+                    eval_batches: int | None, batch_size: int | None) -> Any:
+    if data_file is not None:
+        cfg = dataclasses.replace(cfg, data=data_config(data_file, tokenizer, cfg.data))
+    elif tokenizer is not None:
+        raise ConfigError("evaluate: --tokenizer goes with --data FILE")
+    train = {k: v for k, v in (("seq_len", seq_len), ("eval_batches", eval_batches), ("eval_batch_size", batch_size)) if v is not None}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train)) if train else cfg
+
+
+def _evaluate_hf(paths: Sequence[str | Path], data_file: str | Path, tokenizer: str | None, seq_len: int | None,
+                 eval_batches: int | None, batch_size: int | None) -> list[CheckpointEval]:
+    """Hugging Face directories, each built from its own config.json, on the held-out split of ``data_file``."""
+    defaults = TrainConfig()
+    configs = []
+    for path in paths:
+        cfg_path = hf_config_path(path)
+        if cfg_path is None or not Path(path).is_dir():
+            raise ConfigError(f"{path}: neither a riverbed checkpoint nor a Hugging Face directory with config.json; "
+                              "give --run RUN or --config CONFIG (the model to load it into)")
+        c = read_json(cfg_path, CheckpointError)
+        if not isinstance(c, dict):
+            raise CheckpointError(f"{cfg_path}: not a JSON object")
+        configs.append(c)
+    n_pos = min(int(c.get("max_position_embeddings") or 1 << 30) for c in configs)
+    seq = seq_len or min(defaults.seq_len, n_pos)
+    if seq > n_pos:
+        raise ConfigError(f"--seq-len {seq} is beyond the models' max_position_embeddings ({n_pos})")
+    data_cfg = data_config(data_file, tokenizer, None, Path(paths[0]))
+    vocab = [int(c.get("vocab_size") or 0) for c in configs]
+    dataset, batches = hf_heldout(data_cfg, vocab, seq, batch_size or defaults.batch_size, eval_batches or defaults.eval_batches,
+                                  ", ".join(map(str, paths)))
+    device = resolve_device("auto")
+    out = []
+    for path in paths:
+        model = load_hf_model(path, device)
+        stats = evaluate_stats(model, batches, device=device, buckets=getattr(dataset, "buckets", None))
+        kind = "merge" if (Path(path) / "merge.json").is_file() else "hf"
+        pos = position(path)
+        out.append(CheckpointEval(str(path), kind, None if pos is None else pos.step, stats.loss, stats.buckets))
+        del model
+    return out
+
+
 def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, run: str | Path | None = None,
-                        config: str | Path | None = None) -> Any:
-    """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`)."""
+                        config: str | Path | None = None, required: bool = True) -> Any:
+    """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`); None when there is none
+    and ``required`` is False (Hugging Face directories evaluated on their own config.json)."""
     given = [n for n, v in (("cfg", cfg), ("--run", run), ("--config", config)) if v is not None]
     if len(given) > 1:
         raise ConfigError(f"evaluate: give one of {', '.join(given)}, not several")
@@ -232,20 +298,17 @@ def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, 
         state = _state(path)
         if state is not None and isinstance(state.config, dict):
             return config_from_dict(state.config, source=f"{Path(path) / STATE_FILE} (config)")
+    if not required:
+        return None
     raise ConfigError("evaluate: none of the inputs is a riverbed checkpoint with its config; "
-                      "give --run RUN or --config CONFIG (the held-out split to evaluate on)")
+                      "give --run RUN or --config CONFIG (the held-out split to evaluate on), "
+                      "or --data FILE to evaluate Hugging Face directories as their config.json builds them")
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> str:
     """Load any supported checkpoint into ``model`` strictly; returns its kind."""
     src = open_input(path)
-    if src.loaded is not None:
-        tensors = dict(src.loaded)
-    else:
-        tensors = {}
-        for f in src.files:
-            tensors.update(read_safetensors(f))
-        tensors = {k: v for k, v in tensors.items() if k in src.tensors}
+    tensors = load_tensors(src)  # the merge's own reader of every format (safetensors, bin, ckpt.pt, DCP)
     kind = "merge" if src.directory is not None and (src.directory / "merge.json").is_file() else src.kind
     try:
         apply_model_tensors(model, tensors, source=str(path))
