@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from riverbed.errors import RiverbedError
 
 __all__ = [
-    "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts",
+    "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts", "merge_sweep",
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "fork_branches": "riverbed.runs",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
+    "merge_sweep": "riverbed.training.merge_sweep",
     "WSD": "riverbed.schedules",
     "WarmupStable": "riverbed.schedules",
     "DecayBranch": "riverbed.schedules",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -219,22 +219,39 @@ def evaluate_checkpoints(
     for path in paths:
         if _state(path) is None:
             check_hf_config(path, cfg.model)
-    if data is None:
-        data = load_dataset(cfg.data)
-    device = resolve_device(cfg.train.device)
-    batches = heldout_set(cfg, data)
-    autocast = autocast_factory(device, cfg.train.dtype)
-    model = build_model(cfg.model, seed=cfg.train.seed, device=device)
+    heldout = HeldoutEvaluator(cfg, data)
     out = []
     for path in paths:
-        kind = load_weights(model, path)
-        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
-        stats = evaluate_stats(model, batches, device=device, autocast=autocast, chunk=micro_batch_size(cfg, 1),
-                               buckets=getattr(data, "buckets", None))
+        kind = load_weights(heldout.model, path)
+        stats = heldout.evaluate()
         state = _state(path)
         out.append(CheckpointEval(str(path), kind, None if state is None else state.step, stats.loss, stats.buckets,
                                   None if state is None else state.eval_loss))
     return out
+
+
+class HeldoutEvaluator:
+    """A run's model and fixed held-out batches: :meth:`evaluate` gives the held-out loss of
+    whatever weights the model holds, exactly as the single-process trainer evaluates (its
+    batches, micro-batch chunking, device and autocast). ``riverbed eval`` and ``riverbed
+    merge-sweep`` evaluate through it, so their numbers agree bit for bit."""
+
+    def __init__(self, cfg: Any, data: Any | None = None) -> None:
+        self.cfg = cfg
+        self.data = load_dataset(cfg.data) if data is None else data
+        self.device = resolve_device(cfg.train.device)
+        self.batches = heldout_set(cfg, self.data)
+        self.autocast = autocast_factory(self.device, cfg.train.dtype)
+        self.model = build_model(cfg.model, seed=cfg.train.seed, device=self.device)
+
+    def load(self, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+        """Put ``tensors`` (checkpoint names) into the model, strictly (CheckpointError naming ``source``)."""
+        apply_model_tensors(self.model, tensors, source=source)
+
+    def evaluate(self) -> EvalStats:
+        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
+        return evaluate_stats(self.model, self.batches, device=self.device, autocast=self.autocast,
+                              chunk=micro_batch_size(self.cfg, 1), buckets=getattr(self.data, "buckets", None))
 
 
 def _with_overrides(cfg: Any, data_file: str | Path | None, tokenizer: str | None, seq_len: int | None,
