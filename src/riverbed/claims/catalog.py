@@ -82,6 +82,9 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("mpl-beats-merge", "The MPL prediction beats a PMA merge as an estimate of the decayed loss", MPL,
               "predictor", "leave-one-out mean relative error of the SMA of main's last 4 checkpoints minus the "
               "MPL's (percentage points)", 0.0),
+    ClaimSpec("merge-interval-grows", "The best merge interval V grows with model size", PMA, "merge-interval",
+              "slope of log2(best V) against log10(parameters) over 3 model sizes (4 at full size), the best V "
+              "being that of the lowest-loss SMA of the last 4 checkpoints at the end of a constant-LR run", 0.0),
     ClaimSpec("decay-lowers-high-entropy", "On bigram data the decay mostly lowers the loss of high-entropy contexts",
               RIVER, "bigram", "decay's held-out loss drop in the high-entropy bucket minus the largest drop of the "
               "other buckets (nats)", 0.0),

@@ -36,6 +36,7 @@ STUDIES: dict[str, str] = {
     "epoch": "epoch",
     "predictor": "predictor",
     "bigram": "bigram",
+    "merge-interval": "merge_interval",
 }
 #: Studies whose measurement does not depend on the seed: run once, judged without a standard error.
 DETERMINISTIC = frozenset({"epoch"})
