@@ -73,8 +73,9 @@ def test_optimizer_state_and_bytes_are_left_out_and_model_prefix_dropped(tmp_pat
           "train_state": {"step": 10, "note": "not a tensor"}}
     src = open_input(save_dcp(tmp_path / "olmo", sd))  # OLMo-core's {"model", "optim"} layout
     assert set(src.tensors) == set(w)
-    sd = {**w, "optimizer": {"state": {"lm_head.weight": {"exp_avg": torch.ones(67, 24)}}}}
-    src = open_input(save_dcp(tmp_path / "titan", sd))  # torchtitan: weights at the top, optimizer.*
+    sd = {**w, "optimizer": {"state": {"lm_head.weight": {"exp_avg": torch.ones(67, 24)}}},
+          "train_state": {"step": torch.tensor(10, dtype=torch.int32)}, "lr_scheduler": {"last_epoch": 10}}
+    src = open_input(save_dcp(tmp_path / "titan", sd))  # torchtitan: weights at the top, optimizer.*, train_state.step
     assert set(src.tensors) == set(w)
 
 

@@ -101,7 +101,14 @@ def measure(sizes: tuple[str, ...], steps: int, every: tuple[int, ...], seeds: i
 
 def table(result: dict[str, Any], every: tuple[int, ...]) -> str:
     t = result["trend"]
-    se = f" ± {t['se']:.2f}" if t["se"] is not None else ""
+    se, verdict = "", "one seed: no interval, no verdict"
+    if t["se"] is not None:
+        from scipy.stats import t as student  # lazy: only the table needs it
+
+        lo, hi = t["mean"] - float(student.ppf(0.975, t["n"] - 1)) * t["se"], t["mean"] + float(student.ppf(0.975, t["n"] - 1)) * t["se"]
+        se = f" ± {t['se']:.2f} s.e., 95 % t-interval [{lo:+.2f}, {hi:+.2f}]"
+        verdict = ("V grows with size here" if lo > 0 else "V shrinks with size here" if hi < 0
+                   else "inconclusive: the interval includes 0")
     lines = [f"SMA of the last {N} checkpoints at the end of a constant-LR main branch: held-out loss minus the last "
              f"checkpoint's (nats, mean ± s.e. over {t['n']} seed(s)), and the best V per seed.", "",
              "| size | params | " + " | ".join(f"V={v}" for v in every) + " | best V |", "|---|---:|" + "---:|" * (len(every) + 1)]
@@ -109,8 +116,7 @@ def table(result: dict[str, Any], every: tuple[int, ...]) -> str:
         cells = [f"{s['gap_vs_last'][str(v)]['mean']:+.4f}" + (f" ± {s['gap_vs_last'][str(v)]['se']:.4f}" if s["gap_vs_last"][str(v)]["se"] else "")
                  for v in every]
         lines.append(f"| {s['size']} | {s['params']:,} | " + " | ".join(cells) + f" | {', '.join(map(str, s['best_V']))} |")
-    lines += ["", f"Trend: slope of log2(best V) against log10(parameters) = {t['mean']:+.2f}{se} "
-              f"({'V grows with size' if t['mean'] > 0 else 'V does not grow with size'} here; per seed "
+    lines += ["", f"Trend: slope of log2(best V) against log10(parameters) = {t['mean']:+.2f}{se} ({verdict}; per seed "
               f"{', '.join(f'{x:+.2f}' for x in result['trend_per_seed'])})."]
     return "\n".join(lines) + "\n"
 

@@ -17,11 +17,12 @@ several chunks that are each a flat range of it (FSDP's row shards) is streamed 
 anything else (a strided view, column shards) is assembled in memory with numpy, one tensor at
 a time.
 
-Which entries are weights: tensor entries, except optimizer state (``optimizer.*`` as
-torchtitan names it, ``optim.*`` as OLMo-core does) and non-tensor (bytes) entries such as a
-dataloader or a train state. Where a checkpoint saved ``{"model": ..., "optim": ...}`` (every
-weight name starts with ``model.`` and optimizer entries exist), the ``model.`` prefix is
-dropped, so the names are the model's own.
+Which entries are weights: tensor entries, except the training state beside them -- the
+sections ``optimizer.*`` (torchtitan), ``optim.*`` (OLMo-core), ``lr_scheduler.*``,
+``dataloader.*``, ``train_state.*`` (torchtitan's step counter) and ``rng.*`` -- and non-tensor
+(bytes) entries. Where a checkpoint saved ``{"model": ..., "optim": ...}`` (every weight name
+starts with ``model.`` and training-state entries exist), the ``model.`` prefix is dropped, so the
+names are the model's own.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from riverbed.errors import CheckpointError
 from riverbed.merging.entries import DTYPES, Source, TensorEntry
 
 METADATA = ".metadata"
-OPTIMIZER_PREFIXES = ("optimizer.", "optim.")
+TRAINING_STATE = ("optimizer.", "optim.", "lr_scheduler.", "lr_schedulers.", "scheduler.", "dataloader.", "train_state.", "rng.")
 _META = "torch.distributed.checkpoint.metadata"
 _META_TYPES = ("Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
                "MetadataIndex", "StorageMeta")
@@ -254,9 +255,9 @@ def _plain_name(folder: Path, rel: object, where: str) -> Path:
 def _weight_names(md: Record) -> dict[str, str]:
     """{DCP fqn: weight name} of the entries that are model weights (see the module docstring)."""
     tensors = [k for k, v in md.state_dict_metadata.items() if getattr(v, "kind", None) == "TensorStorageMetadata"]
-    optimizer = [k for k in tensors if k.startswith(OPTIMIZER_PREFIXES)]
-    weights = [k for k in tensors if not k.startswith(OPTIMIZER_PREFIXES)]
-    strip = bool(optimizer) and bool(weights) and all(k.startswith("model.") for k in weights)
+    state = [k for k in md.state_dict_metadata if k.startswith(TRAINING_STATE)]
+    weights = [k for k in tensors if not k.startswith(TRAINING_STATE)]
+    strip = bool(state) and bool(weights) and all(k.startswith("model.") for k in weights)
     return {k: k[len("model."):] if strip else k for k in weights}
 
 
