@@ -16,7 +16,7 @@ from riverbed.data import heldout_batches, load_dataset
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
 from riverbed.model import build_model
-from riverbed.model.hf import export_hf
+from riverbed.checkpoints.hf import export_hf
 from riverbed.training.evaluate import evaluate_checkpoints
 
 TEXT = "".join(f"line {i}: the river runs to the sea, and the sea is never full. {i * 7 % 13}\n" for i in range(2000))

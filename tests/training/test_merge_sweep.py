@@ -18,8 +18,9 @@ from conftest import TINY_TOML, TWELVE_STEPS
 def run12(tmp_path_factory):
     """A 12-step main branch with a checkpoint every 2 steps and a 4-step decay forked at step 8."""
     from riverbed.config import load_config_text
-    from riverbed.runs import Run, fork_branches
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.fork import fork_branches
+    from riverbed.runs import Run
+    from riverbed.orchestration.drive import train_main
 
     cfg = load_config_text(TINY_TOML, TWELVE_STEPS)
     run = Run.create(tmp_path_factory.mktemp("sweep") / "run", cfg)

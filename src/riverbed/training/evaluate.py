@@ -28,14 +28,14 @@ import torch
 from riverbed.checkpoints.layout import STATE_FILE
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.checkpoints.state import apply_model_tensors
-from riverbed.checkpoints.strict_json import read_json
+from riverbed.io.strict_json import read_json
 from riverbed.config import TrainConfig, config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
-from riverbed.merging.formats import load_tensors, open_input
+from riverbed.checkpoints.formats import load_tensors, open_input
 from riverbed.merging.order import position
 from riverbed.model import build_model
-from riverbed.model.hf import load_hf
+from riverbed.checkpoints.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_

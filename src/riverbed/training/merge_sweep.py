@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from riverbed.checkpoints import layout
 from riverbed.errors import MergeError
-from riverbed.merging.formats import load_tensors, open_input
+from riverbed.checkpoints.formats import load_tensors, open_input
 from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.select import pick_spaced
 from riverbed.merging.weights import weights_for

@@ -20,10 +20,10 @@ from safetensors.torch import load_file, save_file
 import riverbed
 from riverbed.cli.main import main
 from riverbed.errors import CheckpointError
-from riverbed.merging.dcp import MetadataUnpickler
-from riverbed.merging.formats import TensorEntry, load_tensors, open_input, read_span
+from riverbed.checkpoints.dcp import MetadataUnpickler
+from riverbed.checkpoints.formats import TensorEntry, load_tensors, open_input, read_span
 
-from .helpers import random_state
+from merging.helpers import random_state
 
 HERE = Path(__file__).resolve().parent
 

@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from riverbed.errors import CheckpointError
-from riverbed.merging.entries import DTYPES, Source, TensorEntry
+from riverbed.checkpoints.entries import DTYPES, Source, TensorEntry
 
 METADATA = ".metadata"
 TRAINING_STATE = ("optimizer.", "optim.", "lr_scheduler.", "lr_schedulers.", "scheduler.", "dataloader.", "train_state.", "rng.")

@@ -1,6 +1,6 @@
 """What a merge input is made of, whatever its format: its tensors (dtype, shape, where their
 bytes are) and where its other files come from. The readers of each format
-(:mod:`riverbed.merging.formats`, :mod:`riverbed.merging.dcp`) build these."""
+(:mod:`riverbed.checkpoints.formats`, :mod:`riverbed.checkpoints.dcp`) build these."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Supported inputs (resolved by :func:`open_input`):
   (``model.safetensors.index.json`` naming ``model-0000i-of-0000n.safetensors``),
 * a single ``.safetensors`` file (or an ``*.safetensors.index.json`` file),
 * a torch distributed-checkpoint (DCP) folder (``.metadata`` + ``*.distcp``: torchtitan,
-  OLMo-core), streamed from its data files by offset (:mod:`riverbed.merging.dcp`),
+  OLMo-core), streamed from its data files by offset (:mod:`riverbed.checkpoints.dcp`),
 * import only: ``pytorch_model.bin`` (or its shards with ``pytorch_model.bin.index.json``) and a
   nanoGPT ``ckpt.pt`` (its ``model`` entry, without the ``_orig_mod.`` prefix ``torch.compile``
   adds), read with ``torch.load(weights_only=True, mmap=True)``. Those are converted on the fly
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from riverbed.errors import CheckpointError
-from riverbed.merging.dcp import METADATA as DCP_METADATA, open_dcp
-from riverbed.merging.entries import DTYPES, FLOAT_DTYPES, Source, TensorEntry
+from riverbed.checkpoints.dcp import METADATA as DCP_METADATA, open_dcp
+from riverbed.checkpoints.entries import DTYPES, FLOAT_DTYPES, Source, TensorEntry
 
 __all__ = ["DTYPES", "FLOAT_DTYPES", "Source", "TensorEntry", "load_tensors", "open_input", "read_header", "read_index", "read_span"]
 
