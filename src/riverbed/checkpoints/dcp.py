@@ -4,7 +4,7 @@ A DCP folder (what ``torch.distributed.checkpoint.save`` writes; torchtitan and 
 this way) holds ``.metadata`` -- a pickle of DCP's ``Metadata``: per tensor its dtype, shape and
 chunks, and per chunk the ``.distcp`` file, byte offset and length that hold it -- and the
 ``__<rank>_<i>.distcp`` data files, in which every chunk is a small ``torch.save`` zip archive
-(or, with DCP's raw serialisation, the bare bytes).
+(DCP's default), or which are safetensors files keyed by fqn (``SerializationFormat.SAFETENSORS``).
 
 ``.metadata`` is read by :class:`MetadataUnpickler`, an allowlist unpickler that admits only
 DCP's own metadata types (and ``torch.Size``, the dtypes, ``pathlib`` paths, ``OrderedDict``) and
@@ -33,6 +33,7 @@ import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -42,6 +43,7 @@ from riverbed.errors import CheckpointError
 from riverbed.checkpoints.entries import DTYPES, Source, TensorEntry
 
 METADATA = ".metadata"
+HeaderReader = Callable[[Path], tuple[dict[str, TensorEntry], dict[str, str]]]
 TRAINING_STATE = ("optimizer.", "optim.", "lr_scheduler.", "lr_schedulers.", "scheduler.", "dataloader.", "train_state.", "rng.")
 _META = "torch.distributed.checkpoint.metadata"
 _META_TYPES = ("Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
@@ -261,8 +263,22 @@ def _weight_names(md: Record) -> dict[str, str]:
     return {k: k[len("model."):] if strip else k for k in weights}
 
 
-def open_dcp(folder: Path, label: str) -> Source:
-    """A DCP folder as a merge :class:`Source` (see the module docstring)."""
+def _safetensors_tensors(file: Path, read_header: HeaderReader, cache: dict[Path, dict[str, TensorEntry] | None]
+                         ) -> dict[str, TensorEntry] | None:
+    """The tensors of a data file DCP wrote as a safetensors file (its SAFETENSORS serialisation:
+    keyed by fqn, the chunk offsets in the header metadata), else None (torch.save chunks)."""
+    if file not in cache:
+        with open(file, "rb") as fh:
+            head = fh.read(9)
+        # a torch.save chunk starts with a zip header ("PK"); a safetensors file with its header length and "{"
+        looks = len(head) == 9 and head[:2] != b"PK" and head[8:9] == b"{"
+        cache[file] = read_header(file)[0] if looks else None
+    return cache[file]
+
+
+def open_dcp(folder: Path, label: str, read_header: HeaderReader) -> Source:
+    """A DCP folder as a merge :class:`Source` (see the module docstring); ``read_header`` parses
+    a safetensors header (the data files of DCP's safetensors serialisation)."""
     md = read_metadata(folder)
     meta_path = folder / METADATA
     by_chunk: dict[tuple[str, tuple[int, ...]], Record] = {}
@@ -276,6 +292,7 @@ def open_dcp(folder: Path, label: str) -> Source:
     loaded: dict[str, np.ndarray] = {}
     files: dict[Path, None] = {}
     handles: dict[Path, io.BufferedReader] = {}
+    st_cache: dict[Path, dict[str, TensorEntry] | None] = {}
     try:
         for fqn, name in _weight_names(md).items():
             where = f"{folder}: tensor {fqn!r}"
@@ -302,18 +319,20 @@ def open_dcp(folder: Path, label: str) -> Source:
                 if start < 0 or start + length > file.stat().st_size:
                     raise CheckpointError(f"{where}: chunk bytes [{start}, {start + length}) lie beyond the end of {file}")
                 count = math.prod(sizes)
-                fh.seek(start)
-                if fh.read(4) == b"PK\x03\x04":
+                st = _safetensors_tensors(file, read_header, st_cache)
+                if st is not None:  # DCP's safetensors serialisation: the tensor is the file's entry named fqn
+                    e = st.get(fqn)
+                    if e is None or e.dtype != dtype or e.shape != sizes:
+                        got = "no such tensor" if e is None else f"{e.dtype} {list(e.shape)}"
+                        raise CheckpointError(f"{where}: its data file {file.name} holds {got}, but the metadata says {dtype} {list(sizes)}")
+                    data_at, t, layout_ok = e.offset, _Tensor(_Storage(dtype, "", count), 0, sizes, ()), True
+                else:  # DCP's default: a torch.save archive of the chunk at [offset, offset + length)
                     data_at, t = _chunk_tensor(fh, file, start, length, f"{where} (chunk {list(offsets)} in {file.name})")
                     if t.storage.dtype != dtype or t.shape != sizes:
                         raise CheckpointError(f"{where}: chunk {list(offsets)} holds {t.storage.dtype} {list(t.shape)}, "
                                               f"but the metadata says {dtype} {list(sizes)}")
                     _check_extent(t, where)
                     layout_ok = _contiguous(t.shape, t.stride)
-                else:  # raw serialisation: the bytes alone
-                    if length != count * DTYPES[dtype][1]:
-                        raise CheckpointError(f"{where}: chunk {list(offsets)} is {length} bytes, not {count} {dtype} elements")
-                    data_at, t, layout_ok = start, _Tensor(_Storage(dtype, "", count), 0, sizes, ()), True
                 flat = _flat_start(offsets, sizes, shape)
                 size = DTYPES[dtype][1]
                 if layout_ok and flat is not None:

@@ -287,7 +287,7 @@ def open_input(path: str | os.PathLike[str]) -> Source:
         if (p / "pytorch_model.bin").is_file():
             return _open_bin([p / "pytorch_model.bin"], label, p)
         if (p / DCP_METADATA).is_file():
-            return open_dcp(p, label)
+            return open_dcp(p, label, read_header)
         if (p / "ckpt.pt").is_file():  # a nanoGPT out_dir
             return _open_bin([p / "ckpt.pt"], label, p)
         raise CheckpointError(
