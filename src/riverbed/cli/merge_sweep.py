@@ -20,22 +20,16 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.errors import MergeError
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+from riverbed.units import arg, parse_count, parse_counts
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("merge-sweep", help="evaluate a grid of merge recipes (method x N x V) on a run's held-out data",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, metavar="RUN", help="a riverbed run directory")
-    p.add_argument("--at", type=int, default=None, metavar="STEP", help="the step the merges end at (default: the newest checkpoint)")
-    p.add_argument("--last", type=_ints, required=True, metavar="N1,N2", help="numbers of checkpoints N, e.g. 2,4,8")
-    p.add_argument("--every", type=_ints, required=True, metavar="V1,V2", help="spacings V in steps, e.g. 100,200")
+    p.add_argument("--at", type=arg(parse_count), default=None, metavar="STEP", help="the step the merges end at (default: the newest checkpoint)")
+    p.add_argument("--last", type=arg(parse_counts), required=True, metavar="N1,N2", help="numbers of checkpoints N, e.g. 2,4,8")
+    p.add_argument("--every", type=arg(parse_counts), required=True, metavar="V1,V2", help="spacings V in steps, e.g. 100,200 or 1K,2K")
     p.add_argument("--method", default="sma,ema,wma", help="methods, comma-separated among sma, ema, wma (default all three)")
     p.add_argument("--alpha", type=float, default=0.2, help="EMA alpha (default 0.2, as in the PMA paper)")
     p.add_argument("--branch", default="main", help="the branch whose checkpoints are merged (default main)")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.experiments.preamble import add_arguments as common_arguments, fresh_output, mean_se, options
+from riverbed.units import arg, parse_count
 
 NAME = "merge-interval"
 LR, N, CKPT, WARMUP = 1e-2, 4, 5, 20
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common_arguments(p, NAME, seeds=FULL["seeds"], quick=True)
     p.add_argument("--sizes", type=lambda s: tuple(x for x in s.split(",") if x), default=None,
                    help=f"model sizes among {', '.join(SIZES)} (default {','.join(FULL['sizes'])}; quick {','.join(QUICK['sizes'])})")
-    p.add_argument("--steps", type=int, default=None, help=f"main-branch steps (default {FULL['steps']}; quick {QUICK['steps']})")
+    p.add_argument("--steps", type=arg(parse_count, positive=True), default=None, help=f"main-branch steps (default {FULL['steps']}; quick {QUICK['steps']})")
 
 
 def model_config(size: str) -> Any:
