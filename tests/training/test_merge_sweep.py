@@ -18,7 +18,7 @@ from conftest import TINY_TOML, TWELVE_STEPS
 def run12(tmp_path_factory):
     """A 12-step main branch with a checkpoint every 2 steps and a 4-step decay forked at step 8."""
     from riverbed.config import load_config_text
-    from riverbed.orchestration.fork import fork_branches
+    from riverbed.executors.branches import fork_branches
     from riverbed.runs import Run
     from riverbed.orchestration.drive import train_main
 

@@ -356,7 +356,7 @@ def run_check(args: argparse.Namespace) -> int:
         return 0
 
     t = Table(title=f"leave-one-out over the finished decay branches of {report.run}")
-    t.add_column("branch")
+    t.add_column("branch", overflow="fold")  # names are never cut (riverbed.io.progress.name_column)
     t.add_column("trained", justify="right")
     for m in report.methods:
         t.add_column(f"{m} (rel err)", justify="right")

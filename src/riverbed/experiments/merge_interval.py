@@ -83,14 +83,13 @@ def trend(rows: list[dict[str, Any]]) -> float:
 
 def measure(sizes: tuple[str, ...], steps: int, every: tuple[int, ...], seeds: int, root: Path, progress: bool) -> dict[str, Any]:
     """Every (size, seed) run, the per-size summary and the per-seed trends."""
-    from rich.progress import Progress
-
     from riverbed.data import DataConfig, load_dataset
+    from riverbed.io.progress import Progress
 
     data = load_dataset(DataConfig())
     runs = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(NAME, total=len(sizes) * seeds)
+    with Progress(enabled=progress) as bar:
+        task = bar.add(NAME, total=len(sizes) * seeds, unit="runs")
         for seed in range(seeds):
             for size in sizes:
                 runs.append(one_run(root, size, seed, steps, every, data))

@@ -54,7 +54,7 @@ from riverbed.runs import BranchRecord, Run
 from riverbed.orchestration.drive import train_main
 from riverbed.training.callbacks import Callback
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard import SpikeDetector
+from riverbed.training.spike_detector import SpikeDetector
 from riverbed.units import arg, parse_count
 
 ARMS = ("reference", "none", "rollback", "pma-init")

@@ -21,7 +21,7 @@ from riverbed.schedules import schedule_from_spec, schedule_to_spec
 from riverbed.schedules.budget_plan import Plan
 
 
-def load_plan(path: str | Path) -> Any:
+def load_plan(path: str | Path) -> Plan:
     """The Plan object of a plan.json; a missing or malformed file names itself."""
     path = Path(path)
     try:
@@ -74,7 +74,7 @@ def check_main_schedule(plan: Any, run_main_spec: dict[str, Any], path: str | Pa
                           f"warmup={actual.get('warmup', 0)}; re-plan with the run's warmup")
 
 
-def requests_from_plan(run: Run, path: str | Path | Any) -> list[ForkRequest]:
+def requests_from_plan(run: Run, path: str | Path | Plan) -> list[ForkRequest]:
     """One ForkRequest per decay branch of a plan (a plan.json path or a Plan), named
     ``<shape>-from<k>-len<D>``."""
     plan = load_plan(path) if isinstance(path, (str, Path)) else path

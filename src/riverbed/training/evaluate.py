@@ -16,7 +16,6 @@ eval`` and the probes); where it does not, only the loss.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,7 @@ import torch
 from riverbed.checkpoints.layout import STATE_FILE
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.checkpoints.state import apply_model_tensors
-from riverbed.io.strict_json import read_json
-from riverbed.config import TrainConfig, config_from_dict, load_config
+from riverbed.config import config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.checkpoints.formats import load_tensors, open_input
@@ -39,7 +37,7 @@ from riverbed.checkpoints.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_
-from riverbed.training.evaluate_hf import check_hf_config, data_config, hf_config_path, hf_heldout, load_hf_model
+from riverbed.training.evaluate_hf import check_hf_config, hf_heldout, load_hf_model, with_overrides
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -215,15 +213,15 @@ def evaluate_checkpoints(
     cfg = resolve_eval_config(paths, cfg, run=run, config=config, required=data_file is None)
     if cfg is None:
         return _evaluate_hf(paths, data_file, tokenizer, seq_len, eval_batches, batch_size)  # type: ignore[arg-type]
-    cfg = _with_overrides(cfg, data_file, tokenizer, seq_len, eval_batches, batch_size)
+    cfg = with_overrides(cfg, data_file, tokenizer, seq_len, eval_batches, batch_size)
     for path in paths:
         if _state(path) is None:
             check_hf_config(path, cfg.model)
-    heldout = HeldoutEvaluator(cfg, data)
+    evaluator = HeldoutEvaluator(cfg, data)
     out = []
     for path in paths:
-        kind = load_weights(heldout.model, path)
-        stats = heldout.evaluate()
+        kind = load_weights(evaluator.model, path)
+        stats = evaluator.stats_of_loaded()
         state = _state(path)
         out.append(CheckpointEval(str(path), kind, None if state is None else state.step, stats.loss, stats.buckets,
                                   None if state is None else state.eval_loss))
@@ -231,10 +229,14 @@ def evaluate_checkpoints(
 
 
 class HeldoutEvaluator:
-    """A run's model and fixed held-out batches: :meth:`evaluate` gives the held-out loss of
-    whatever weights the model holds, exactly as the single-process trainer evaluates (its
-    batches, micro-batch chunking, device and autocast). ``riverbed eval`` and ``riverbed
-    merge-sweep`` evaluate through it, so their numbers agree bit for bit."""
+    """The one evaluation of weights outside the training loop: a checkpoint on disk, a merge
+    held in memory, or the model as it is, on the run's held-out set with the trainer's batches,
+    device, autocast and micro-batch chunking, so a run checkpoint's loss equals the ``eval_loss``
+    logged at its step. One model is built once and reloaded per evaluation.
+
+    >>> ev = HeldoutEvaluator(cfg, data)                                            # doctest: +SKIP
+    >>> ev.loss("runs/x/branches/main/checkpoints/step_0000000100"), ev.loss(merged_tensors)  # doctest: +SKIP
+    """
 
     def __init__(self, cfg: Any, data: Any | None = None) -> None:
         self.cfg = cfg
@@ -242,59 +244,79 @@ class HeldoutEvaluator:
         self.device = resolve_device(cfg.train.device)
         self.batches = heldout_set(cfg, self.data)
         self.autocast = autocast_factory(self.device, cfg.train.dtype)
+        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
+        self.chunk = micro_batch_size(cfg, 1)
         self.model = build_model(cfg.model, seed=cfg.train.seed, device=self.device)
 
-    def load(self, tensors: Mapping[str, torch.Tensor], source: str) -> None:
-        """Put ``tensors`` (checkpoint names) into the model, strictly (CheckpointError naming ``source``)."""
-        apply_model_tensors(self.model, tensors, source=source)
+    @property
+    def tokens(self) -> int:
+        """Target tokens in the held-out set."""
+        return sum(int(y.numel()) for _, y in self.batches)
 
-    def evaluate(self) -> EvalStats:
-        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
-        return evaluate_stats(self.model, self.batches, device=self.device, autocast=self.autocast,
-                              chunk=micro_batch_size(self.cfg, 1), buckets=getattr(self.data, "buckets", None))
+    def load(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> None:
+        """Put ``weights`` (a checkpoint path, or tensors by parameter name) into the model, strictly."""
+        if isinstance(weights, (str, Path)):
+            load_weights(self.model, weights)
+        else:
+            apply_model_tensors(self.model, dict(weights), source=source)
+
+    def stats_of_loaded(self) -> EvalStats:
+        return evaluate_stats(self.model, self.batches, device=self.device, autocast=self.autocast, chunk=self.chunk,
+                              buckets=getattr(self.data, "buckets", None))
+
+    def stats(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> EvalStats:
+        """Held-out loss (and per-bucket losses where the data has buckets) of ``weights``."""
+        self.load(weights, source)
+        return self.stats_of_loaded()
+
+    def loss(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> float:
+        return self.stats(weights, source).loss
+
+    def window_losses(self, weights: str | Path | Mapping[str, torch.Tensor],
+                      source: str = "merged weights") -> torch.Tensor:
+        """Mean loss of every held-out window (float64, one per sequence, in batch order): their
+        mean is the held-out loss (all batches have the same size), their spread its sampling error."""
+        self.load(weights, source)
+        return evaluate_windows(self.model, self.batches, device=self.device, autocast=self.autocast,
+                                chunk=self.chunk)
 
 
-def _with_overrides(cfg: Any, data_file: str | Path | None, tokenizer: str | None, seq_len: int | None,
-                    eval_batches: int | None, batch_size: int | None) -> Any:
-    if data_file is not None:
-        cfg = dataclasses.replace(cfg, data=data_config(data_file, tokenizer, cfg.data))
-    elif tokenizer is not None:
-        raise ConfigError("evaluate: --tokenizer goes with --data FILE")
-    train = {k: v for k, v in (("seq_len", seq_len), ("eval_batches", eval_batches), ("eval_batch_size", batch_size)) if v is not None}
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train)) if train else cfg
+@torch.no_grad()
+def evaluate_windows(model: torch.nn.Module, batches: Batches, *, device: torch.device,
+                     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                     chunk: int = 0) -> torch.Tensor:
+    """Per-window mean token loss over ``batches`` (single process), from the same forward pass
+    as :func:`evaluate_stats`."""
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    try:
+        for x, y in batches:
+            step = chunk if chunk > 0 else x.shape[0]
+            for start in range(0, x.shape[0], step):
+                xs, ys = x[start:start + step].to(device), y[start:start + step].to(device)
+                with autocast():
+                    logits = model(xs, ys).logits
+                tok = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ys.reshape(-1),
+                                                        reduction="none", ignore_index=-100).double()
+                keep = (ys.reshape(-1) != -100).double()
+                out.append((tok * keep).reshape(ys.shape).sum(1) / keep.reshape(ys.shape).sum(1).clamp(min=1))
+    finally:
+        model.train(was_training)
+    return torch.cat(out).cpu()
 
 
 def _evaluate_hf(paths: Sequence[str | Path], data_file: str | Path, tokenizer: str | None, seq_len: int | None,
                  eval_batches: int | None, batch_size: int | None) -> list[CheckpointEval]:
     """Hugging Face directories, each built from its own config.json, on the held-out split of ``data_file``."""
-    defaults = TrainConfig()
-    configs = []
-    for path in paths:
-        cfg_path = hf_config_path(path)
-        if cfg_path is None or not Path(path).is_dir():
-            raise ConfigError(f"{path}: neither a riverbed checkpoint nor a Hugging Face directory with config.json; "
-                              "give --run RUN or --config CONFIG (the model to load it into)")
-        c = read_json(cfg_path, CheckpointError)
-        if not isinstance(c, dict):
-            raise CheckpointError(f"{cfg_path}: not a JSON object")
-        configs.append(c)
-    n_pos = min(int(c.get("max_position_embeddings") or 1 << 30) for c in configs)
-    seq = seq_len or min(defaults.seq_len, n_pos)
-    if seq > n_pos:
-        raise ConfigError(f"--seq-len {seq} is beyond the models' max_position_embeddings ({n_pos})")
-    data_cfg = data_config(data_file, tokenizer, None, Path(paths[0]))
-    vocab = [int(c.get("vocab_size") or 0) for c in configs]
-    dataset, batches = hf_heldout(data_cfg, vocab, seq, batch_size or defaults.batch_size, eval_batches or defaults.eval_batches,
-                                  ", ".join(map(str, paths)))
+    dataset, batches = hf_heldout(paths, data_file, tokenizer, seq_len, eval_batches, batch_size)
     device = resolve_device("auto")
     out = []
     for path in paths:
-        model = load_hf_model(path, device)
-        stats = evaluate_stats(model, batches, device=device, buckets=getattr(dataset, "buckets", None))
-        kind = "merge" if (Path(path) / "merge.json").is_file() else "hf"
+        stats = evaluate_stats(load_hf_model(path, device), batches, device=device, buckets=getattr(dataset, "buckets", None))
         pos = position(path)
+        kind = "merge" if (Path(path) / "merge.json").is_file() else "hf"
         out.append(CheckpointEval(str(path), kind, None if pos is None else pos.step, stats.loss, stats.buckets))
-        del model
     return out
 
 

@@ -20,13 +20,16 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 
+from riverbed.config import TrainConfig
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.data.config import DataConfig
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.extras import missing_extra
+from riverbed.io.strict_json import read_json
 from riverbed.model.config import ModelConfig
 from riverbed.model.hf import config_from_hf
 
@@ -106,12 +109,41 @@ def load_hf_model(path: str | Path, device: torch.device) -> CausalLM:
     return CausalLM(model).to(device).eval()
 
 
-def hf_heldout(data: DataConfig, vocab_sizes: Sequence[int], seq_len: int, batch_size: int, n_batches: int,
-               where: str) -> tuple[object, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """(dataset, the fixed held-out batches) of ``data``; every token id must fit every model."""
+def with_overrides(cfg: Any, data_file: str | Path | None, tokenizer: str | None, seq_len: int | None,
+                   eval_batches: int | None, batch_size: int | None) -> Any:
+    """``cfg`` (a RunConfig) with ``--data`` / ``--tokenizer`` and the evaluation geometry replaced."""
+    if data_file is not None:
+        cfg = dataclasses.replace(cfg, data=data_config(data_file, tokenizer, cfg.data))
+    elif tokenizer is not None:
+        raise ConfigError("evaluate: --tokenizer goes with --data FILE")
+    train = {k: v for k, v in (("seq_len", seq_len), ("eval_batches", eval_batches), ("eval_batch_size", batch_size)) if v is not None}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train)) if train else cfg
+
+
+def hf_heldout(paths: Sequence[str | Path], data_file: str | Path, tokenizer: str | None, seq_len: int | None,
+               eval_batches: int | None, batch_size: int | None) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """(dataset, the fixed held-out batches) of ``data_file`` for Hugging Face directories ``paths``:
+    sequences of ``seq_len`` (default 128, at most every model's max_position_embeddings), every
+    token id inside every model's vocabulary."""
+    defaults = TrainConfig()
+    configs = []
+    for path in paths:
+        cfg_path = hf_config_path(path)
+        if cfg_path is None or not Path(path).is_dir():
+            raise ConfigError(f"{path}: neither a riverbed checkpoint nor a Hugging Face directory with config.json; "
+                              "give --run RUN or --config CONFIG (the model to load it into)")
+        c = read_json(cfg_path, CheckpointError)
+        if not isinstance(c, dict):
+            raise CheckpointError(f"{cfg_path}: not a JSON object")
+        configs.append(c)
+    n_pos = min(int(c.get("max_position_embeddings") or 1 << 30) for c in configs)
+    seq = seq_len or min(defaults.seq_len, n_pos)
+    if seq > n_pos:
+        raise ConfigError(f"--seq-len {seq} is beyond the models' max_position_embeddings ({n_pos})")
+    data = data_config(data_file, tokenizer, None, Path(paths[0]))
     dataset = load_dataset(data)
-    vocab = min(vocab_sizes)
+    vocab = min(int(c.get("vocab_size") or 0) for c in configs)
     if dataset.vocab_size > vocab:
         raise ConfigError(f"--data {data.source}: token ids reach {dataset.vocab_size - 1} (tokenizer {data.tokenizer!r}), "
-                          f"beyond the vocabulary of {where} ({vocab}); give --tokenizer (the model's tokenizer.json)")
-    return dataset, list(heldout_batches(dataset.heldout, seq_len, batch_size, n_batches))
+                          f"beyond the vocabulary of {', '.join(map(str, paths))} ({vocab}); give --tokenizer (the model's tokenizer.json)")
+    return dataset, list(heldout_batches(dataset.heldout, seq, batch_size or defaults.batch_size, eval_batches or defaults.eval_batches))

@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
 from riverbed.checkpoints import layout
 from riverbed.errors import MergeError
+from riverbed.io.progress import Progress
 from riverbed.checkpoints.formats import load_tensors, open_input
 from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.select import pick_spaced
@@ -115,17 +113,22 @@ def merge_sweep(run: str | os.PathLike[str], *, last: Sequence[int], every: Sequ
     if at is not None and at_step != at:
         raise MergeError(f"run {run} branch {branch!r} has no checkpoint at step {at} (the nearest before is {at_step})")
     picks = {(n, v): pick_spaced(found, last=n, every=v, key=lambda c: c.step) for n in ns for v in vs}
-    needed = sorted({c.step: c for p in picks.values() if p for c in p}.values(), key=lambda c: c.step)
-    heldout = HeldoutEvaluator(load_run_config(run))
+    needed = sorted({c.step: c for (n, _v), p in picks.items() if len(p) == n for c in p}.values(), key=lambda c: c.step)
     todo = [(m, n, v) for m in methods for n in ns for v in vs if len(picks[(n, v)]) == n]
-    with _bar(progress, len(todo) + len(needed) + 1) as advance:
+    if not todo:
+        have = ", ".join(str(c.step) for c in found)
+        raise MergeError(f"no recipe of the grid fits run {run}: up to step {at_step} it has checkpoints at {have}, "
+                         f"too few for any N in {list(ns)} spaced any V in {list(vs)} apart")
+    heldout = HeldoutEvaluator(load_run_config(run))
+    with Progress(enabled=progress) as bar:
+        task = bar.add("merge-sweep", total=len(todo) + len(needed) + 1, unit="loads + evals")
         states = {}
         for c in needed:
             states[c.step] = load_tensors(open_input(c.path))
-            advance()
+            bar.advance(task)
         heldout.load(states.get(at_step) or load_tensors(open_input(found[-1].path)), str(found[-1].path))
-        last_loss = heldout.evaluate().loss
-        advance()
+        last_loss = heldout.stats_of_loaded().loss
+        bar.advance(task)
         cells = []
         for m in methods:
             for n in ns:
@@ -137,34 +140,10 @@ def merge_sweep(run: str | os.PathLike[str], *, last: Sequence[int], every: Sequ
                     w = weights_for(m, n, alpha=alpha if m == "ema" else None)
                     merged = merge_state_dicts([states[c.step] for c in pick], w, dtype="input")
                     heldout.load(merged, f"{m} of steps {', '.join(str(c.step) for c in pick)}")
-                    cells.append(SweepCell(m, n, v, heldout.evaluate().loss, tuple(c.step for c in pick), tuple(w)))
-                    advance()
-    if not todo:
-        have = ", ".join(str(c.step) for c in found)
-        raise MergeError(f"no recipe of the grid fits run {run}: up to step {at_step} it has checkpoints at {have}, "
-                         f"too few for any N in {list(ns)} spaced any V in {list(vs)} apart")
+                    cells.append(SweepCell(m, n, v, heldout.stats_of_loaded().loss, tuple(c.step for c in pick), tuple(w)))
+                    bar.advance(task)
     decay = [b for b in r.branches if b.kind == "decay" and b.status == "finished" and b.fork is not None
              and b.fork.step == at_step and b.parent == branch and b.final is not None and b.final.eval_loss is not None]
     d = min(decay, key=lambda b: b.final.eval_loss) if decay else None  # type: ignore[union-attr]
     return SweepResult(str(Path(run)), branch, at_step, float(alpha), tuple(cells), last_loss,
                        None if d is None else d.final.eval_loss, None if d is None else d.name)  # type: ignore[union-attr]
-
-
-class _bar:
-    """A rich progress bar over the loads and evaluations (stderr), or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        self.p = Progress("merge-sweep", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                          console=Console(stderr=True), transient=False)
-        self.p.__enter__()
-        task = self.p.add_task("sweep", total=self.total)
-        return lambda: self.p.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.p.__exit__(*exc)

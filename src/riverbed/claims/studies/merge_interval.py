@@ -20,7 +20,8 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
+    """``model`` is unused: the study spans its own model sizes (``SIZES``)."""
     from riverbed.data import DataConfig, load_dataset
 
     geom = SIZES[size]
