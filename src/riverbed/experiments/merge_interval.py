@@ -54,17 +54,12 @@ def model_config(size: str) -> Any:
 
 def one_run(root: Path, size: str, seed: int, steps: int, every: tuple[int, ...], data: Any) -> dict[str, Any]:
     """Train one size's main branch and sweep V at its last step: the losses per V and the best V."""
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.orchestration.drive import train_main
-    from riverbed.runs import Run
+    from riverbed.experiments.small import small_config, train_root
     from riverbed.training.merge_sweep import merge_sweep
 
-    cfg = RunConfig(model=model_config(size), data=DataConfig(), optim=OptimConfig(lr=LR), schedule={"type": "warmup-stable", "warmup": WARMUP},
-                    train=TrainConfig(batch_size=8, seq_len=64, max_steps=steps, ckpt_every=CKPT, eval_every=0, eval_batches=8,
-                                      log_every=10, device="cpu", tensorboard=False, seed=seed, threads=1))
-    run = Run.create(root / f"{size}-seed{seed}", cfg)
-    train_main(cfg, run.path, run, until_step=steps, progress=False, data=data)
+    cfg = small_config(seed, LR, {"type": "warmup-stable", "warmup": WARMUP}, model=model_config(size), seq_len=64, max_steps=steps,
+                       ckpt_every=CKPT, eval_batches=8)
+    run = train_root(cfg, root / f"{size}-seed{seed}", steps, data)
     res = merge_sweep(run.path, last=[N], every=every, methods=["sma"], progress=False)
     losses = {c.every: c.eval_loss for c in res.cells if c.eval_loss is not None}
     best = min(losses, key=lambda v: losses[v])
