@@ -91,3 +91,18 @@ def test_not_a_run_is_refused(tmp_path):
         riverbed.merge_sweep(tmp_path, last=[2], every=[2], progress=False)
     with pytest.raises(MergeError, match="--alpha"):
         riverbed.merge_sweep(tmp_path, last=[2], every=[2], alpha=0.0, progress=False)
+
+
+def test_keep_merge_rule_of_the_largest_n_and_v_keeps_every_recipe_of_the_grid():
+    """`[train] keep = ["merge=Nmax,Vmax"]` retains what a sweep of any N <= Nmax, V <= Vmax at the newest checkpoint picks."""
+    from riverbed.checkpoints.keep_rules import parse_keep
+    from riverbed.merging.select import pick_spaced
+    from riverbed.runs.retention import RetentionPlan
+
+    saved = list(range(10, 2010, 10))
+    reasons, pruned = RetentionPlan(parse_keep(["merge=8,200"]), ckpt_every=10).keep(saved)
+    kept = sorted(reasons)
+    assert pruned == list(range(10, 410, 10))  # the plan deletes what lies before the last N*V = 1600 steps
+    for n in (2, 4, 8):
+        for v in (50, 100, 200):
+            assert pick_spaced(kept, last=n, every=v, key=int) == pick_spaced(saved, last=n, every=v, key=int), (n, v)
