@@ -75,15 +75,18 @@ def test_at_a_fork_step_shows_the_decayed_reference_and_unfillable_cells(run12, 
     (["--method", "sma,avg"], "--method must be among"),
     (["--last", "0"], "--last must be positive"),
     (["--last", "20"], "no recipe of the grid fits"),
+    (["--plot", "sweep.gif"], "expected a .png, .svg or .pdf"),
+    (["--plot", "{run}/sweep.png"], "would write inside the run"),
 ])
 def test_bad_input_exits_2_naming_it(run12, capsys, argv, message):
     base = {"--last": "2", "--every": "2"}
     for flag, value in zip(argv[::2], argv[1::2]):
-        base[flag] = value
+        base[flag] = value.format(run=run12)
     args = [a for kv in base.items() for a in kv]
     assert main(["merge-sweep", str(run12), *args, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert not (run12 / "sweep.png").exists()
 
 
 def test_not_a_run_is_refused(tmp_path):

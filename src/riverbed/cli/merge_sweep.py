@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if args.plot is not None and args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise MergeError(f"--plot {args.plot}: expected a .png, .svg or .pdf file")
+    if args.plot is not None and args.run.resolve() in args.plot.resolve().parents:
+        raise MergeError(f"--plot {args.plot}: would write inside the run {args.run}; write it elsewhere")
     result = merge_sweep(args.run, last=args.last, every=args.every, methods=methods, at=args.at, alpha=args.alpha,
                          branch=args.branch, progress=not args.no_progress)
     if args.plot is not None:
