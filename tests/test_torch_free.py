@@ -51,9 +51,11 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     for s in (10, 20):
         save_file({"w": np.full((2, 3), float(s), np.float32)}, str(tmp_path / "ckpts" / f"step_{s}.safetensors"))
     (tmp_path / "log.csv").write_text("step,lr,loss\n10,0.001,3.0\n20,0.001,2.9\n")
+    _dcp_folders(tmp_path)
     t = str(tmp_path)
     argvs = [
         ["merge", f"{t}/merged", f"{t}/ck0.safetensors", f"{t}/ck1.safetensors", "--no-progress"],
+        ["merge", f"{t}/merged_dcp", f"{t}/dcp0", f"{t}/dcp1", "--no-progress"],  # torch DCP folders: read without torch
         ["scaling", "fit", f"{t}/l.csv", "--law", "data", "--bootstrap", "0", "-o", f"{t}/fit.json", "--plot", f"{t}/fit.png"],
         ["scaling", "predict", f"{t}/fit.json", "--d", "1e10"],
         ["schedule", "values", "--type", "wsd", "--warmup", "2", "--stable", "5", "--decay-steps", "3"],
@@ -78,6 +80,20 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     from safetensors.numpy import load_file
 
     assert np.array_equal(load_file(str(merged[0]))["w"], np.full((2, 3), 2.0, np.float32))
+    assert np.array_equal(load_file(str(tmp_path / "merged_dcp" / "model.safetensors"))["w"], np.full((2, 3), 2.0, np.float32))
+
+
+def _dcp_folders(tmp_path: Path) -> None:
+    """Two torch DCP checkpoints (written here, with torch; merged above by a process without it)."""
+    import warnings
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    for i, v in enumerate((1.0, 3.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "assuming the intent is to save in a single process"
+            dcp.save({"w": torch.full((2, 3), v)}, checkpoint_id=str(tmp_path / f"dcp{i}"))
 
 
 def test_missing_extra_error_from_the_python_api(tmp_path):
