@@ -183,3 +183,23 @@ def test_merge_baselines_need_held_out_data_an_adopted_run_lacks(hf_output, tmp_
     assert main(["scaling", "fit", str(tmp_path / "run"), "--points", "merge"]) == 2
     err = capsys.readouterr().err
     assert "it was adopted: merged checkpoints are evaluated on the run's held-out data" in err and err.count("\n") == 1
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+def test_a_folder_of_torch_dcp_checkpoints(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    import torch.distributed.checkpoint as dcp
+
+    src = tmp_path / "titan"
+    for s in (100, 200, 300):  # what torchtitan / OLMo-core save: step-N folders of DCP shards
+        dcp.save({"w": torch.full((2, 3), float(s))}, checkpoint_id=str(src / f"step-{s}"))
+    log = tmp_path / "log.csv"
+    log.write_text("step,lr,loss,eval_loss\n" + "".join(f"{s},0.001,{4 - s / 100},{3.9 - s / 100}\n" for s in range(50, 301, 50)))
+    before = tree_hash(src)
+    assert main(["adopt", str(src), "--out", str(tmp_path / "run"), "--log", str(log)]) == 0
+    assert [c.step for c in Run.open(tmp_path / "run").checkpoints()] == [100, 200, 300]
+    assert main(["merge", "--run", str(tmp_path / "run"), "--last", "2", "--every", "100", str(tmp_path / "m")]) == 0
+    from safetensors.numpy import load_file
+
+    assert load_file(str(tmp_path / "m" / "model.safetensors"))["w"][0, 0] == pytest.approx(250)
+    assert tree_hash(src) == before
