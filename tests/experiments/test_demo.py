@@ -13,7 +13,16 @@ import random
 import pytest
 
 from riverbed.checkpoints import layout
-from riverbed.experiments.demo import FULL, QUICK, run_demo
+from riverbed.experiments.demo import FULL, QUICK, DemoResult, DemoRow, print_result, run_demo
+
+
+def test_a_negative_drop_is_printed_with_its_explanation(tmp_path, capsys):
+    rows = (DemoRow("1-sqrt-from12-len3", 15, 12, 1500, 2.50, 2.40, 2.43), DemoRow("1-sqrt-from96-len24", 120, 96, 12000, 2.0, 1.95, 1.90))
+    print_result(DemoResult(tmp_path, rows, tmp_path / "b.png", 1.0, 13500, 13500))
+    out = capsys.readouterr().out
+    assert "-0.0300" in out and "+0.0500" in out
+    assert "15 steps: the decay hurt: the branch ends 0.0300 above the undecayed main branch" in out.replace("\n", " ")
+    assert "120 steps: the decay hurt" not in out
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from riverbed.checkpoints.atomic import write_json
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.model import ModelConfig
+from riverbed.reports.decays import explain_drop
 from riverbed.reports.run_plots import plot_run
 from riverbed.runs.drive import train_main
 from riverbed.runs.fork import loss_at, run_requests
@@ -156,6 +157,13 @@ def print_result(result: DemoResult) -> None:
         t.add_row(f"{r.budget_steps} steps", human(r.tokens), fork, at, f"{r.branch_loss:.4f}", drop)
     c = Console()
     c.print(t)
+    main_last = max((r.budget_steps for r in result.rows), default=None)
+    for r in result.rows:
+        drop = None if r.main_loss_at_budget is None else r.main_loss_at_budget - r.branch_loss
+        why = explain_drop(drop, r.main_loss_at_fork, r.main_loss_at_budget, fork=r.fork_step, budget=r.budget_steps,
+                           main_last=main_last)
+        if why:
+            c.print(f"{r.budget_steps} steps: {why}")
     c.print(f"tokens spent by the tree: {human(result.tree_tokens)}; the same budgets as separate runs: "
             f"{human(result.scratch_tokens)}")
     c.print(f"plot: {result.plot}   run: {result.run_dir} (riverbed ls {result.run_dir})   time: {result.seconds:.0f} s")

@@ -63,6 +63,9 @@ class BranchCheck:
     """"measured" (wall clock of its metrics rows) or "estimated" (tokens / logged throughput)."""
     refused: dict[str, str] = field(default_factory=dict)
     """law -> why its fit or prediction is not an answer here (an unreliable fit, a prediction that is no loss)."""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """law -> 95 % linearised interval of the measured loss it predicts (the fold's parameter covariance plus
+    its eval noise), where it has one."""
 
     def abs_error(self, method: str) -> float | None:
         v = self.estimates.get(method)
@@ -74,7 +77,8 @@ class BranchCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"branch": self.branch, "step": self.step, "loss": self.loss,
-                "methods": {m: {"loss": v, "abs_error": self.abs_error(m), "rel_error": self.rel_error(m)} for m, v in self.estimates.items()},
+                "methods": {m: {"loss": v, "abs_error": self.abs_error(m), "rel_error": self.rel_error(m),
+                                "ci95": list(self.intervals[m]) if m in self.intervals else None} for m, v in self.estimates.items()},
                 "fit_s": self.fit_s, "train_s": self.train_s, "train_s_source": self.train_s_source, "refused": self.refused}
 
 
@@ -200,6 +204,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
         est: dict[str, float | None] = {}
         secs: dict[str, float] = {}
         refused: dict[str, str] = {}
+        bands: dict[str, tuple[float, float]] = {}
         target = curves[b.name]
         for law in laws:
             t0 = time.perf_counter()
@@ -214,6 +219,9 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
                     v = fit.predict(target, [b.final.step])
                 fit.check_prediction(v, [b.final.step], f"{b.name} ({law})")
                 est[law] = float(v[-1])
+                band = fit.linear_interval(target, [b.final.step], observed=True)
+                if band is not None and np.all(np.isfinite(band)):
+                    bands[law] = (float(band[0][-1]), float(band[1][-1]))
             except PredictError as exc:
                 est[law] = None
                 refused[law] = str(exc)
@@ -222,7 +230,7 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
         est["main"] = _main_loss_at(run, b.final.step)
         if merge:
             est["merge"] = merged.get(b.name)
-        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, *train_seconds(run, b), refused))
+        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, *train_seconds(run, b), refused, bands))
     methods = tuple(laws) + (("main", "merge") if merge else ("main",))
     return CheckReport(str(run.path), methods, tuple(rows))
 

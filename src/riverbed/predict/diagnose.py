@@ -85,6 +85,8 @@ class FitDiagnostics:
     """Does any fitted curve have a falling LR after its warmup, before its last fitted point?"""
     covariance: tuple[tuple[float, ...], ...] | None = None
     """Parameter covariance (the fit's LR units, the law's parameter order); None where singular."""
+    residual_sd: float = 0.0
+    """Standard deviation of the log residuals (over the degrees of freedom): the eval noise of one point."""
 
     @property
     def n_params(self) -> int:
@@ -115,14 +117,16 @@ class FitDiagnostics:
         return {"verdict": self.verdict, "reasons": list(self.reasons), "points": self.points, "n_params": self.n_params,
                 "dof": self.dof, "has_decay": self.has_decay, "params": [p.to_dict() for p in self.params],
                 "unpinned": list(self.unpinned), "at_bounds": list(self.at_bounds),
-                "covariance": None if self.covariance is None else [list(r) for r in self.covariance]}
+                "covariance": None if self.covariance is None else [list(r) for r in self.covariance],
+                "residual_sd": self.residual_sd}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> FitDiagnostics:
         cov = d.get("covariance")
         return FitDiagnostics(int(d["points"]), tuple(ParamCheck.from_dict(p) for p in d["params"]), str(d["verdict"]),
                               tuple(str(r) for r in d["reasons"]), bool(d["has_decay"]),
-                              None if cov is None else tuple(tuple(float(v) for v in r) for r in cov))
+                              None if cov is None else tuple(tuple(float(v) for v in r) for r in cov),
+                              float(d.get("residual_sd", 0.0)))
 
 
 def _at_bound(v: float, lo: float, hi: float) -> tuple[str, float] | None:
@@ -214,7 +218,7 @@ def diagnose(names: Sequence[str], x: np.ndarray, bounds: tuple[Sequence[float],
             reasons.append(f"curve {c.name}: a spike at step {c.steps[k]} (loss {c.loss[k]:.4g}, the law {c.pred[k]:.4g}, "
                            f"{100 * abs(rel[k]):.1f} % off)")
     return FitDiagnostics(m, tuple(checks), UNRELIABLE if reasons else USABLE, tuple(reasons), has_decay,
-                          None if cov is None else tuple(tuple(float(v) for v in row) for row in cov))
+                          None if cov is None else tuple(tuple(float(v) for v in row) for row in cov), math.sqrt(s2))
 
 
 def loss_ceiling(curves: Sequence[Any]) -> float | None:

@@ -128,14 +128,18 @@ class LawFit:
         pts = curve.steps if steps is None else np.asarray(steps, np.int64)
         return _terms(self.law, curve.lr / self.lr_scale, pts, curve.warmup, self.lam).loss_and_jac(**self.params)
 
-    def linear_interval(self, curve: Curve, steps: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    def linear_interval(self, curve: Curve, steps: Sequence[int] | None = None, *,
+                        observed: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """95 % linearised (delta-method) interval of the prediction from the parameter covariance; None
-        where the fit has none (a parameter the data do not see)."""
+        where the fit has none (a parameter the data do not see). ``observed``: the interval of one *measured*
+        eval loss (the law's uncertainty plus the eval noise of the fitted points), to compare a trained loss with."""
         d = self.diagnostics
         if d is None or d.covariance is None:
             return None
         pred, J = self.param_jacobian(curve, steps)
         var = np.einsum("ij,jk,ik->i", J, np.asarray(d.covariance), J)
+        if observed:
+            var = var + (d.residual_sd * pred) ** 2
         half = stats.t.ppf(0.975, max(d.dof, 1)) * np.sqrt(np.maximum(var, 0.0))
         return pred - half, pred + half
 
