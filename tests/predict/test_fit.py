@@ -63,9 +63,9 @@ def test_the_papers_fit_is_usable_with_every_parameter_pinned(fits):
 
 
 def test_the_robust_loss_is_the_one_shared_with_the_scaling_fit(fits, curves):
-    # predict's Huber fit and scaling's objective use riverbed.robust.huber: the reported cost is its sum.
+    # predict's Huber fit and scaling's objective use riverbed.scaling.robust.huber: the reported cost is its sum.
     from riverbed.predict.fit import _predict, _subsample
-    from riverbed.robust import huber
+    from riverbed.scaling.robust import huber
     from riverbed.scaling import laws as scaling_laws
 
     assert scaling_laws.huber is huber

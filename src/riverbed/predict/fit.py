@@ -1,6 +1,6 @@
 """Fit a schedule-aware loss law to one or more loss curves; predict any other schedule's curve.
 
-As both papers do, the fit minimises a Huber loss (delta = 1e-3, :func:`riverbed.robust.huber`, the
+As both papers do, the fit minimises a Huber loss (delta = 1e-3, :func:`riverbed.scaling.robust.huber`, the
 same function the scaling-law fit minimises) of the log residual ``log(pred) - log(loss)`` over the
 eval points of every curve (scipy's trust-region least squares), from several starts, keeping the best.
 Every fit carries its diagnostics (:mod:`riverbed.predict.diagnose`: degrees of freedom, in-sample
@@ -45,7 +45,7 @@ from riverbed.predict.laws import (
     tissue_physical,
 )
 
-from riverbed.robust import HUBER_DELTA, huber, huber_rho
+from riverbed.scaling.robust import HUBER_DELTA, huber, huber_rho
 
 FORMAT = "riverbed.predict.law/1"
 _BOUNDS = {

@@ -247,7 +247,7 @@ def software_versions() -> dict[str, str]:
     version when it is not loaded yet; "not installed" without it)."""
     from importlib import metadata
 
-    from riverbed import __version__
+    from riverbed.version import __version__
 
     torch = sys.modules.get("torch")
     try:

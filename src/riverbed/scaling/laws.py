@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from riverbed.errors import ScalingError
-from riverbed.robust import HUBER_DELTA, huber, huber_grad
+from riverbed.scaling.robust import HUBER_DELTA, huber, huber_grad
 
 __all__ = ["HUBER_DELTA", "LAWS", "Law", "center", "get_law", "huber", "objective_and_grad", "uncenter"]
 
