@@ -18,8 +18,8 @@ from riverbed.config import (
 )
 from riverbed.errors import ConfigError
 from riverbed.merging.monitor import PMAConfig
-from riverbed.training.guard import GuardConfig
-from riverbed.training.init_config import InitConfig
+from riverbed.config.guard import GuardConfig
+from riverbed.config.init import InitConfig
 from riverbed.schedules import WarmupStable, schedule_from_spec
 
 TOML = """

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from riverbed.extras import missing_extra
-
-__version__ = "0.1.0"
-
 from riverbed.errors import RiverbedError
+from riverbed.extras import missing_extra
+from riverbed.version import __version__
 
 __all__ = [
     "RiverbedError", "Run", "fork_branches", "__version__", "merge", "merge_state_dicts",
@@ -26,7 +24,7 @@ __all__ = [
 # Public names exported lazily (name -> module), so `import riverbed` stays light.
 _LAZY: dict[str, str] = {
     "Run": "riverbed.runs",
-    "fork_branches": "riverbed.runs",
+    "fork_branches": "riverbed.orchestration.fork",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
     "WSD": "riverbed.schedules",
@@ -45,8 +43,8 @@ _LAZY: dict[str, str] = {
     "build_model": "riverbed.model",
     "DataConfig": "riverbed.data",
     "load_dataset": "riverbed.data",
-    "GuardConfig": "riverbed.training.guard",
-    "InitConfig": "riverbed.training.init_config",
+    "GuardConfig": "riverbed.config.guard",
+    "InitConfig": "riverbed.config.init",
     "SpikeDetector": "riverbed.training.guard",
     "SpikeGuard": "riverbed.training.guard_callback",
     "fit_law": "riverbed.scaling",

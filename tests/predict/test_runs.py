@@ -13,7 +13,7 @@ from riverbed.predict.check import loo_check
 from riverbed.predict.ranking import best_decay
 from riverbed.predict.runs import branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
 from riverbed.runs import Run
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 
 def test_branch_curves_come_from_metrics_and_the_schedule_spec(predict_tree):

@@ -9,8 +9,9 @@ import pytest
 
 from riverbed import config
 from riverbed.errors import ConfigError
-from riverbed.training.guard import GuardConfig, SpikeDetector
-from riverbed.training.init_config import InitConfig
+from riverbed.config.guard import GuardConfig
+from riverbed.training.guard import SpikeDetector
+from riverbed.config.init import InitConfig
 
 
 def _smooth_curve(n: int, seed: int = 0, noise: float = 0.03) -> list[float]:

@@ -9,7 +9,7 @@ import pytest
 from riverbed.errors import ConfigError
 from riverbed.merging.monitor import PMAConfig
 from riverbed.training.callbacks import Callback
-from riverbed.training.guard import GuardConfig
+from riverbed.config.guard import GuardConfig
 from riverbed.training.guard_callback import SpikeGuard
 from riverbed.training.pma_callback import PMAMonitor
 from riverbed.training.setup import callbacks_from_config

@@ -33,8 +33,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from riverbed.checkpoints.atomic import atomic_dir
-from riverbed.checkpoints.strict_json import dumps as strict_dumps
+from riverbed.io.atomic import atomic_dir
+from riverbed.io.strict_json import dumps as strict_dumps
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
 from riverbed.checkpoints.optimizer_state import OPTIMIZER_FORMAT, load_optimizer_tensors, optimizer_tensors
 from riverbed.checkpoints.schema import FORMAT, CheckpointState, as_state, read_state
@@ -167,7 +167,7 @@ def write_checkpoint(
 ) -> Path:
     """The one writer of checkpoint directories: named tensors, optimizer state by parameter
     name ``(tensors, metadata)``, RNG, state.json and component files, in a temporary sibling
-    that is fsynced and renamed into place (riverbed.checkpoints.atomic)."""
+    that is fsynced and renamed into place (riverbed.io.atomic)."""
     path = Path(path)
     body = as_state(state, source=str(path / STATE_FILE)).dumps()  # NaN loss -> null + reason
     extra = component_texts(path, files)
@@ -193,7 +193,7 @@ def write_checkpoint(
 def component_texts(path: Path, files: Mapping[str, Any] | None) -> dict[str, str]:
     """The text of each component file (strict JSON) of the checkpoint ``path``, checked before
     anything is written: a reserved or non-plain name, or an object that is not JSON, raises
-    CheckpointError naming it. Shared with the sharded writer (riverbed.checkpoints.distributed)."""
+    CheckpointError naming it. Shared with the sharded writer (riverbed.training.distributed_checkpoint)."""
     out = {}
     for name, obj in (files or {}).items():
         if name in _RESERVED or "/" in name or name.startswith("."):

@@ -23,7 +23,7 @@ def _fmt(x: float | None) -> str:
 def write_report(out: Path, verdicts: Sequence[Any], results: Sequence[dict[str, Any]], *, size: str, seeds: int,
                  seconds: float) -> Path:
     """Write the page atomically: the verdict table, the rule, per-study times and the raw job results."""
-    from riverbed.checkpoints.atomic import write_text
+    from riverbed.io.atomic import write_text
     from riverbed.claims.catalog import by_id
     from riverbed.claims.verdict import Z
     from riverbed.reports.collect import software_versions

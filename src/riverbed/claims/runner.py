@@ -148,6 +148,16 @@ def run_local(jobs: Sequence[Job], *, processes: int = 1, workdir: str | Path | 
     return [done[i] for i in range(len(jobs))]
 
 
+def claims_job(p: dict[str, Any]) -> dict[str, Any]:
+    """One study for one seed as an executor job (one cell of the claims grid): the job function
+    the claims tasks name (``CLAIMS_JOB``)."""
+    return run_job(p["job"], p.get("workdir"))
+
+
+#: The job kind of a claims cell: this module's job function, named for riverbed.executors.jobs.
+CLAIMS_JOB = f"{__name__}:claims_job"
+
+
 def run_on_executor(executor: Any, jobs: Sequence[Job], *, workdir: str | Path | None = None,
                     progress: bool = False) -> list[dict[str, Any]]:
     """Run ``jobs`` as jobs of a riverbed executor (a backend name, ExecutorConfig or Executor:
@@ -156,7 +166,7 @@ def run_on_executor(executor: Any, jobs: Sequence[Job], *, workdir: str | Path |
     from riverbed.executors.cells import run_cells  # lazy: as above
 
     with tempfile.TemporaryDirectory(prefix="riverbed-claims-jobs-", dir=workdir) as tmp:
-        tasks = [Task("claims-job", {"job": j.to_json(), "workdir": None if workdir is None else str(workdir), "threads": 1},
+        tasks = [Task(CLAIMS_JOB, {"job": j.to_json(), "workdir": None if workdir is None else str(workdir), "threads": 1},
                       f"{j.study} seed {j.seed}") for j in jobs]
         return run_cells(executor, tasks, folder=Path(tmp) / "jobs", progress=progress)
 

@@ -31,7 +31,7 @@ def config(seed: int, lr: float, schedule: dict[str, Any], *, batch_size: int = 
 def train_root(cfg: Any, path: Path, until_step: int, data: Any, extra_stops: tuple[int, ...] = ()) -> Any:
     """Create the run at ``path`` and train its root branch to ``until_step``; returns the opened Run."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     run = Run.create(path, cfg)
     train_main(cfg, run.path, run, until_step=until_step, extra_stops=extra_stops, progress=False, data=data)
@@ -49,7 +49,8 @@ def decay_loss(run: Any, cfg: Any, data: Any, fork: int, shape: str, length: int
                eval_every: int | None = None) -> float:
     """Train one decay branch of ``run`` from ``fork`` and return its final held-out loss."""
     from riverbed.experiments.continued_training import checkpoint_eval_loss
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     reqs = plan_requests(run, [fork], shape, length, min_ratio=min_ratio)
     (rec,) = run_requests(run, reqs, cfg=cfg, data=data, progress=False, eval_every=eval_every)

@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.cli.deprecated import add_deprecated
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
 from riverbed.runs import Run
 from riverbed.executors.branches import run_requests

@@ -21,7 +21,7 @@ from typing import Any
 
 SIZES = ("tiny", "quick", "full")
 
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

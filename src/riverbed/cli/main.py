@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 
-from riverbed import __version__
+from riverbed.version import __version__
 from riverbed.errors import RiverbedError, RiverbedWarning
 from riverbed.extras import missing_extra
 

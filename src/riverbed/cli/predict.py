@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from riverbed.checkpoints.atomic import write_text
+from riverbed.io.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import JoinWords, arg, parse_count
 

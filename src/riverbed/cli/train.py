@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_text
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import write_text
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.config import config_from_dict, load_config
 from riverbed.data import load_dataset
 from riverbed.errors import ConfigError, RunError
 from riverbed.runs import BranchRecord, Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.runs.fork_plans import check_main_schedule, load_plan, plan_fork_steps as fork_steps
 from riverbed.runs.resume import check_resume
 from riverbed.units import arg, parse_count
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, exists = resolve_config(args.config, args.overrides, run_dir)
     if args.steps is not None and args.steps < 0:
         raise ConfigError(f"--steps={args.steps} must be >= 0")
-    # Segments (riverbed.runs.drive.train_main, run tree): main stops at every plan fork point
+    # Segments (riverbed.orchestration.drive.train_main, run tree): main stops at every plan fork point
     # (so each is a saved checkpoint) and at each WSD-S / cyclic-cosine budget (recorded as a
     # finished model); a schedule with an end (wsd, cosine, wsds) finishes the branch there.
     stops = plan_fork_steps(args.plan, cfg) if args.plan else []

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.lock import read_holder
+from riverbed.io.lock import read_holder
 from riverbed.errors import ConfigError, RunError
 from riverbed.executors import as_executor
 from riverbed.executors.base import Executor, Handle, JobError, Outcome, Task

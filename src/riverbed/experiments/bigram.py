@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.io.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
@@ -29,8 +29,9 @@ from riverbed.experiments.preamble import add_arguments as add_arguments_common,
 from riverbed.model import ModelConfig
 from riverbed.reports.river_valley import plot_bigram_experiment
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.orchestration.drive import train_main
+from riverbed.runs.fork import plan_requests
+from riverbed.orchestration.fork import run_requests
 from riverbed.training import read_metrics
 from riverbed.units import arg, parse_count
 

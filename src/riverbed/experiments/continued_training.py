@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.io.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.data.sources import default_corpus
@@ -31,9 +31,9 @@ from riverbed.experiments.preamble import add_arguments as add_arguments_common,
 from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_continued
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.training import read_metrics
-from riverbed.training.init_config import InitConfig
+from riverbed.config.init import InitConfig
 from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")

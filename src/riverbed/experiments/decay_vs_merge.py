@@ -6,7 +6,7 @@ at the decay's end k + D, on the run's held-out batches:
 
 * ``decay``: the trained decay branch;
 * ``emulated``: the merge of the main checkpoints k..k+D with the decay's weights
-  (:mod:`riverbed.merging.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
+  (:mod:`riverbed.orchestration.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
 * ``sma`` / ``ema`` (alpha 0.2) / ``wma``: the PMA merges of the same D / CKPT + 1 checkpoints;
 * ``main``: the undecayed main checkpoint at k + D.
 
@@ -62,13 +62,14 @@ def one_seed(out: Path, seed: int, forks: tuple[int, ...], decay: int, ckpt: int
 
     from riverbed.checkpoints import layout
     from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.merging.emulate import emulate_decay
+    from riverbed.orchestration.emulate import emulate_decay
     from riverbed.merging.memory import merge_state_dicts
     from riverbed.merging.weights import weights_for
     from riverbed.model import build_model
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
     from riverbed.training.evaluate import evaluate, heldout_set
 
     steps = max(forks) + decay
@@ -140,7 +141,7 @@ def table(summary: list[dict[str, Any]], seeds: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.decay_merge_plot import plot_decay_vs_merge

@@ -124,8 +124,9 @@ def _point(budget: int, spent_steps: int, row: dict[str, Any], tps: int) -> dict
 def train_wsd(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
     """Main branch to the last fork (checkpoints at every fork), then one decay branch per budget."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     cfg = config(data, {"type": "warmup-stable", "warmup": p.warmup}, geom, seed, None)
     run = Run.create(out, cfg)
@@ -148,7 +149,7 @@ def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[
                progress: bool) -> dict[str, Any]:
     """One WSD-S or cyclic-cosine run; its finished models are the checkpoints at the budgets."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = config(data, sched, geom, seed, p.budgets[-1])
     run = Run.create(out, cfg)
@@ -161,7 +162,7 @@ def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[
 def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
     """One cosine run per budget, each from scratch: budgets <= k cost T_1 + ... + T_k."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     tps = geom["batch"] * geom["seq"]
     points, curves, spent = [], [], 0
@@ -228,7 +229,7 @@ def compare(out: str | Path, *, budgets: tuple[int, ...] = BUDGETS, seeds: int =
             quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the comparison into ``out`` (replaced only if it is an experiment folder); returns what
     ``results.json`` holds. Python entry point of `riverbed experiment multi-budget`."""
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.multi_budget_plot import plot_multi_budget

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.io.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
 from riverbed.experiments.preamble import add_arguments as add_arguments_common, bounded, start
 from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_scaling_study
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.executors.branches import run_requests
 from riverbed.runs.fork import parse_length, plan_requests
 from riverbed.scaling import fit_law, load_run, predict

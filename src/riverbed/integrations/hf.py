@@ -28,7 +28,7 @@ restores the merge of the last healthy snapshots (``action = "pma-init"``) or th
 one (``"rollback"``). Example::
 
     from riverbed.integrations.hf import PMAGuardCallback
-    from riverbed.training.guard import GuardConfig
+    from riverbed.config.guard import GuardConfig
 
     guard = PMAGuardCallback(GuardConfig(action="pma-init", pma_count=3), every=100)
     args = TrainingArguments("out", logging_steps=1, logging_nan_inf_filter=False)

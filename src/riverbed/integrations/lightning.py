@@ -13,7 +13,7 @@ Example::
     import lightning as L
     from riverbed.integrations.lightning import PMAGuardCallback, PMAMonitorCallback
     from riverbed.merging.monitor import PMAConfig
-    from riverbed.training.guard import GuardConfig
+    from riverbed.config.guard import GuardConfig
 
     guard = PMAGuardCallback(GuardConfig(action="pma-init", pma_count=3), every=100)
     pma = PMAMonitorCallback(PMAConfig(every=200, count=5), metric="val_loss")

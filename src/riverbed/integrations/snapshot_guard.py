@@ -22,12 +22,13 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import load_file, save_file
 
-from riverbed.checkpoints.atomic import atomic_path, write_text
+from riverbed.io.atomic import atomic_path, write_text
 from riverbed.checkpoints.optimizer_state import load_optimizer_state_by_name, optimizer_state_by_name
 from riverbed.errors import ConfigError, RiverbedError
 from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.select import pick_spaced
-from riverbed.training.guard import GuardConfig, SpikeDetector
+from riverbed.config.guard import GuardConfig
+from riverbed.training.guard import SpikeDetector
 from riverbed.training.recovery import (
     describe_merge,
     merge_coefficients,

@@ -30,9 +30,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from riverbed.checkpoints.atomic import atomic_dir, atomic_path, write_json
+from riverbed.io.atomic import atomic_dir, atomic_path, write_json
 from riverbed.errors import MergeError, RiverbedError
-from riverbed.merging.formats import DTYPES, Source, TensorEntry
+from riverbed.checkpoints.formats import DTYPES, Source, TensorEntry
 from riverbed.merging.kernels import Buffers, accumulate as kernel_accumulate, decode, encode
 from riverbed.merging.merge_plan import INDEX_FILE, MergePlan, OutTensor
 from riverbed.merging.writer import ShardWriter

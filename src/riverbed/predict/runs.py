@@ -33,8 +33,8 @@ from riverbed.predict.fit import LawFit, fit_curve_law
 from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
+from riverbed.runs.metrics import read_metrics
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
-from riverbed.training.metrics import read_metrics
 
 
 

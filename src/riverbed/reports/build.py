@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_path, write_text
+from riverbed.io.atomic import atomic_path, write_text
 from riverbed.errors import ReportError
 from riverbed.reports import figures
 from riverbed.reports.collect import RunData, collect_run, software_versions

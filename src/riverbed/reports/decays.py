@@ -21,7 +21,7 @@ import numpy as np
 
 from riverbed.checkpoints import layout
 from riverbed.runs.run import Run
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import write_json
+from riverbed.io.atomic import write_json
 from riverbed.errors import RunError
 
 FORMAT = "riverbed.run/1"

@@ -100,7 +100,7 @@ class RetentionPlan:
                 for i in range(n):
                     need(d.fork - i * v, f"merge={n},{v} before the fork at {d.fork}")
             if self.rules.emulate:
-                gap = max(1, d.length // 4)  # riverbed.merging.emulate's default --max-gap
+                gap = max(1, d.length // 4)  # riverbed.orchestration.emulate's default --max-gap
                 end = d.fork + d.length
                 if not self.ckpt_every or self.ckpt_every > gap or not self._saved(end):
                     missing = [s for s in range(d.fork + gap, end + 1, gap) if not self._saved(s)]

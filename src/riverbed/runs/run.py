@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_dir, cleanup_stale_tmp, write_text
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import atomic_dir, cleanup_stale_tmp, write_text
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, read_state  # also imported from here by runs.fork, runs.drive
 from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info

@@ -22,8 +22,8 @@ _EXPORTS = {
     "RestoreRequest": "riverbed.training.callbacks",
     "evaluate": "riverbed.training.evaluate",
     "evaluate_checkpoints": "riverbed.training.evaluate",
-    "MetricsLogger": "riverbed.training.metrics",
-    "read_metrics": "riverbed.training.metrics",
+    "MetricsLogger": "riverbed.runs.metrics",
+    "read_metrics": "riverbed.runs.metrics",
     "build_optimizer": "riverbed.training.optim",
     "wrap_model": "riverbed.training.parallel",
 }

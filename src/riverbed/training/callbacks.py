@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, CheckpointRef
 from riverbed.checkpoints.schema import read_state
-from riverbed.training.metrics import MetricsLogger
+from riverbed.runs.metrics import MetricsLogger
 
 if TYPE_CHECKING:  # torch-free at import: experiments define their callbacks while the CLI parses
     import torch

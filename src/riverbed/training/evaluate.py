@@ -30,9 +30,9 @@ from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
 from riverbed.config import config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
-from riverbed.merging.formats import open_input
+from riverbed.checkpoints.formats import open_input
 from riverbed.model import build_model
-from riverbed.model.hf import load_hf
+from riverbed.checkpoints.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_

@@ -18,7 +18,7 @@ picks them up. Every detection, rejection, fallback and recovery is a self-descr
 the run tree (``riverbed ls``) and in metrics.jsonl. After ``max_recoveries`` recoveries the
 next spike ends the branch with a RunError.
 
->>> from riverbed.training.guard import GuardConfig
+>>> from riverbed.config.guard import GuardConfig
 >>> guard = SpikeGuard(GuardConfig(action="rollback"))
 >>> train_branch(cfg, "runs/x", callbacks=[guard], until_step=1000)    # doctest: +SKIP
 """
@@ -35,7 +35,8 @@ from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.run import Run
 from riverbed.training import distributed as D
 from riverbed.training.callbacks import Callback, TrainContext
-from riverbed.training.guard import GuardConfig, SpikeDetector, Verdict
+from riverbed.config.guard import GuardConfig
+from riverbed.training.guard import SpikeDetector, Verdict
 from riverbed.training.recovery import merge_checkpoints, pick_checkpoints, weights_finite
 
 

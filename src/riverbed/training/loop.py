@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import cleanup_stale_tmp
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import cleanup_stale_tmp
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, DataPosition
 from riverbed.config import RunConfig
 from riverbed.data import get_batch

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
@@ -35,7 +35,7 @@ from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
 from riverbed.training.guard_callback import SpikeGuard
 from riverbed.training.merged_init import ensure_merged_init
-from riverbed.training.metrics import MetricsLogger
+from riverbed.runs.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer
 
 

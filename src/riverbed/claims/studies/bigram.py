@@ -32,7 +32,8 @@ def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
     from riverbed.data import load_dataset
     from riverbed.experiments import bigram as exp
     from riverbed.landscape import interpolate, open_checkpoints
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
     from riverbed.training import read_metrics
 
     g = SIZES[size]

@@ -29,7 +29,8 @@ SIZES: dict[str, dict[str, Any]] = {
 def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
     from riverbed.data import DataConfig, load_dataset
     from riverbed.predict.check import loo_check
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     geom = SIZES[size]
     data = load_dataset(DataConfig())

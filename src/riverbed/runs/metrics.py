@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import write_text
-from riverbed.checkpoints.strict_json import dumps as strict_dumps
+from riverbed.io.atomic import write_text
+from riverbed.io.strict_json import dumps as strict_dumps
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from riverbed.training.metrics import MetricsLogger, read_metrics
+from riverbed.runs.metrics import MetricsLogger, read_metrics
 
 
 def test_rows_and_resume_truncation(tmp_path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from riverbed.errors import ConfigError
-from riverbed.training.guard import METHODS, OPTIMIZER_POLICIES
+from riverbed.config.guard import METHODS, OPTIMIZER_POLICIES
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

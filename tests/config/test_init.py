@@ -3,7 +3,7 @@
 import pytest
 
 from riverbed.errors import ConfigError
-from riverbed.training.init_config import InitConfig
+from riverbed.config.init import InitConfig
 
 
 def test_init_config_validation():

@@ -9,7 +9,7 @@ A run is fully described by its ``config.toml``::
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
     [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
     [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
-    [init]       riverbed.training.init_config.InitConfig (optional: absent = fresh init)
+    [init]       riverbed.config.init.InitConfig (optional: absent = fresh init)
 
 Example::
 
@@ -42,8 +42,8 @@ from riverbed.merging.monitor import PMAConfig
 from riverbed.model.config import ModelConfig
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml
-from riverbed.training.guard import GuardConfig
-from riverbed.training.init_config import InitConfig
+from riverbed.config.guard import GuardConfig
+from riverbed.config.init import InitConfig
 
 # --------------------------------------------------------------------------------------------
 # Sections owned here

@@ -45,7 +45,7 @@ from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.tensor import DTensor
 
 from riverbed.checkpoints import state as S
-from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.io.atomic import atomic_dir
 from riverbed.checkpoints.finite import check_file_finite, nonfinite_tensor, require_finite
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE, checkpoints_dir
 from riverbed.checkpoints.optimizer_state import MOMENTS, OPTIMIZER_FORMAT, optimizer_metadata

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.strict_json import dumps as strict_dumps
+from riverbed.io.strict_json import dumps as strict_dumps
 from riverbed.errors import OutputExistsError
 
 TMP_MARK = ".tmp-"

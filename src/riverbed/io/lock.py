@@ -1,4 +1,5 @@
-"""One writer per branch: an exclusive lock file in the branch directory.
+"""One writer per branch: an exclusive lock file in the branch directory (``lock_file``;
+a branch's lock is :func:`riverbed.checkpoints.layout.writer_lock`).
 
 Two processes training the same branch (two ``riverbed train`` on one run, the same
 ``riverbed branch`` twice) would interleave checkpoints and metrics. Every writer of a branch
@@ -14,7 +15,7 @@ The lock is re-entrant within a process (the CLI takes it, then ``train_branch``
 again), and the file is never deleted: deleting it would let a process that opened the old
 file and one that creates a new one both hold "the" lock.
 
->>> from riverbed.checkpoints.lock import writer_lock          # doctest: +SKIP
+>>> from riverbed.checkpoints.layout import writer_lock     # doctest: +SKIP
 >>> with writer_lock("runs/x", "main"):                          # doctest: +SKIP
 ...     train_branch(cfg, "runs/x", "main", until_step=100)
 """
@@ -31,7 +32,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints import layout
 from riverbed.errors import LockedError
 
 try:
@@ -110,7 +110,3 @@ def lock_file(lock: str | os.PathLike[str], *, what: str) -> Iterator[None]:
     finally:
         os.close(fd)  # closing the descriptor releases the flock
 
-
-def writer_lock(run_dir: str | os.PathLike[str], branch: str) -> contextlib.AbstractContextManager[None]:
-    """The writer lock of ``branch`` of the run at ``run_dir``."""
-    return lock_file(layout.writer_lock_path(run_dir, branch), what=f"branch {branch!r} of {run_dir}")

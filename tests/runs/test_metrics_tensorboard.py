@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from riverbed.training import metrics
-from riverbed.training.metrics import TENSORBOARD_MISSING, MetricsLogger
+from riverbed.runs import metrics
+from riverbed.runs.metrics import TENSORBOARD_MISSING, MetricsLogger
 
 
 def test_missing_tensorboard_is_said_once(tmp_path, monkeypatch, capsys):

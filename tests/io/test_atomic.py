@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from riverbed.checkpoints.atomic import atomic_dir, atomic_path, cleanup_stale_tmp, write_json
+from riverbed.io.atomic import atomic_dir, atomic_path, cleanup_stale_tmp, write_json
 
 
 def test_atomic_dir_renames_on_success(tmp_path: Path):

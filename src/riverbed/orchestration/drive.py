@@ -16,7 +16,7 @@ position), so splitting a run into segments does not change it.
 * A plan's fork points are extra stops, so a checkpoint exists at every step a decay branch
   of the plan forks from, whatever ``train.ckpt_every`` is.
 
->>> from riverbed.runs.drive import train_main                    # doctest: +SKIP
+>>> from riverbed.orchestration.drive import train_main                    # doctest: +SKIP
 >>> train_main(cfg, "runs/wsds", Run.create("runs/wsds", cfg))    # doctest: +SKIP
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.data import load_dataset
 from riverbed.runs.manifest import BranchRecord, Point
-from riverbed.runs.progress import ManifestCallback
+from riverbed.training.manifest_callback import ManifestCallback
 from riverbed.runs.run import Run, point_from_state, read_state
 from riverbed.schedules import schedule_to_spec
 
