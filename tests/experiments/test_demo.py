@@ -1,8 +1,9 @@
 """The WSD signature on the demo's own model and corpus: a decay branch ends well below the
 undecayed main branch at the same tokens.
 
-Measured (FULL demo, seed 0, CPU): drops of +0.070, +0.062, +0.106 and +0.102 nats at the
-150, 300, 600 and 1200-step budgets. The bounded form (RIVERBED_BOUNDED=1) trains only the 240-step budget.
+The measured drops of the FULL demo are the README's demo table (generated from `riverbed demo` by
+`make docs-figures`, checked by .ci/demo_table.sh). The bounded form (RIVERBED_BOUNDED=1) trains only the
+240-step budget.
 """
 
 import dataclasses

@@ -161,6 +161,8 @@ def _print_fit(fit) -> None:
         print(f"verdict: {d.verdict} ({d.points} points, {d.n_params} parameters, {d.dof} degrees of freedom)")
         for reason in d.reasons:
             print(f"  - {reason}")
+        for note in d.notes:
+            print(f"  note: {note}")
     if fit.forced:
         print(FORCED)
 

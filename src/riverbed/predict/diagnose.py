@@ -6,14 +6,18 @@ bounds), from the Jacobian of the log prediction at the optimum:
 - **degrees of freedom**: points fitted minus parameters; fewer points than twice the parameters
   leave the noise and the parameters entangled;
 - **in-sample error** per curve: a mean relative error above 3 % means the law does not describe
-  the curve; a point far outside the others' spread (8 robust sigmas and 2 %) is a spike;
+  the curve; a point far above the law and above both its neighbours (8 robust sigmas and 2 %) is a
+  spike (a point far *below* the law at the start of a curve is the law's known misfit of the
+  steepest part, not a spike);
 - **bounds**: a parameter at (or within 1 % of the range of) a bound of the law's box is where
   the optimiser stopped, not an estimate (``L0 = 8e-23``, ``gamma = 5e-20``, ``beta = 5``);
 - **identifiability**: a parameter the data cannot pin down, because its Jacobian column is zero
-  or in the null space of the others (a law's decay terms when no fitted curve has a falling LR),
-  or because its 95 % linearised interval is wider than its value.
+  or in the null space of the others (a law's decay terms when no fitted curve has a falling LR):
+  unreliable; a parameter whose 95 % linearised interval is merely wider than its value is weakly
+  pinned (the MPL's decay-shape terms often are, on good data too): a note, not a refusal, since the
+  predictions can still be tight (their own intervals say so).
 
-Any of these makes the verdict ``unreliable``, with every reason; a caller refuses such a fit
+Any reason above makes the verdict ``unreliable``, with every reason; a caller refuses such a fit
 unless asked to force it (:meth:`riverbed.predict.fit.LawFit.require_usable`). The parameter
 covariance (Gauss-Newton, residual variance over the degrees of freedom) is kept: it gives the
 parameters' intervals here and a prediction's linearised interval where no bootstrap is run.
@@ -87,6 +91,8 @@ class FitDiagnostics:
     """Parameter covariance (the fit's LR units, the law's parameter order); None where singular."""
     residual_sd: float = 0.0
     """Standard deviation of the log residuals (over the degrees of freedom): the eval noise of one point."""
+    notes: tuple[str, ...] = ()
+    """Cautions that do not make the fit unreliable (weakly pinned parameters)."""
 
     @property
     def n_params(self) -> int:
@@ -118,7 +124,7 @@ class FitDiagnostics:
                 "dof": self.dof, "has_decay": self.has_decay, "params": [p.to_dict() for p in self.params],
                 "unpinned": list(self.unpinned), "at_bounds": list(self.at_bounds),
                 "covariance": None if self.covariance is None else [list(r) for r in self.covariance],
-                "residual_sd": self.residual_sd}
+                "residual_sd": self.residual_sd, "notes": list(self.notes)}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> FitDiagnostics:
@@ -126,7 +132,7 @@ class FitDiagnostics:
         return FitDiagnostics(int(d["points"]), tuple(ParamCheck.from_dict(p) for p in d["params"]), str(d["verdict"]),
                               tuple(str(r) for r in d["reasons"]), bool(d["has_decay"]),
                               None if cov is None else tuple(tuple(float(v) for v in r) for r in cov),
-                              float(d.get("residual_sd", 0.0)))
+                              float(d.get("residual_sd", 0.0)), tuple(str(n) for n in d.get("notes", ())))
 
 
 def _at_bound(v: float, lo: float, hi: float) -> tuple[str, float] | None:
@@ -155,14 +161,18 @@ def _unseen(J: np.ndarray) -> np.ndarray:
     return dead
 
 
-def _spike(r: np.ndarray) -> int | None:
+def _spike(r: np.ndarray, loss: np.ndarray) -> int | None:
+    """The highest point above the law that is also above both its measured neighbours, if it is an outlier."""
     if r.size < 5:
         return None
     med = float(np.median(r))
     mad = 1.4826 * float(np.median(np.abs(r - med)))
-    off = np.abs(r - med)
-    i = int(np.argmax(off))
-    return i if off[i] > max(SPIKE_SIGMAS * mad, SPIKE_MIN) else None
+    up = r - med  # the law's relative error is pred/loss - 1: a loss spike makes it negative
+    peak = np.zeros(r.size, bool)
+    peak[1:-1] = (loss[1:-1] > loss[:-2]) & (loss[1:-1] > loss[2:])
+    peak[-1] = loss[-1] > loss[-2]
+    cand = np.flatnonzero(peak & (-up > max(SPIKE_SIGMAS * mad, SPIKE_MIN)))
+    return int(cand[np.argmin(up[cand])]) if cand.size else None
 
 
 def diagnose(names: Sequence[str], x: np.ndarray, bounds: tuple[Sequence[float], Sequence[float]], J: np.ndarray,
@@ -190,20 +200,25 @@ def diagnose(names: Sequence[str], x: np.ndarray, bounds: tuple[Sequence[float],
             cov = None
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(dof, 1)) * se
     checks = []
+    weak: list[str] = []
     for i, name in enumerate(names):
         v = float(x[i])
         b = _at_bound(v, float(bounds[0][i]), float(bounds[1][i]))
         finite = math.isfinite(float(half[i]))
         pinned = bool(not dead[i] and finite and half[i] <= abs(v))
+        if not dead[i] and not pinned:
+            weak.append(name)
         checks.append(ParamCheck(name, v, v - float(half[i]) if finite else None, v + float(half[i]) if finite else None,
                                  b[0] if b else None, pinned))
         if b:
             reasons.append(f"{name} = {v:.3g} is at its {b[0]} bound {b[1]:g} (where the optimiser stopped, not an estimate)")
-    unpinned = [c.name for c in checks if not c.pinned]
-    if unpinned:
+    unseen = [name for i, name in enumerate(names) if dead[i]]
+    if unseen:
         why = ("no fitted curve has a falling LR after its warmup, so a decay's effect is not in the data" if not has_decay
-               else "their 95 % intervals are wider than their values, or the data cannot separate them from the others")
-        reasons.append(f"the data cannot pin down {', '.join(unpinned)} ({why})")
+               else "the data cannot separate their effect from the other parameters'")
+        reasons.append(f"the data cannot pin down {', '.join(unseen)} ({why})")
+    notes = [f"weakly pinned: {', '.join(weak)} (95 % intervals wider than their values; extrapolations that lean on "
+             "them are uncertain, which the predictions' intervals show)"] if weak else []
     for c in curves:
         if not c.steps:
             continue
@@ -213,12 +228,13 @@ def diagnose(names: Sequence[str], x: np.ndarray, bounds: tuple[Sequence[float],
             continue
         if c.mean_rel_error > MAX_MEAN_ERROR:
             reasons.append(f"curve {c.name}: in-sample mean error {100 * c.mean_rel_error:.2f} % (the law does not describe it)")
-        k = _spike(rel)
+        k = _spike(rel, np.asarray(c.loss))
         if k is not None:
             reasons.append(f"curve {c.name}: a spike at step {c.steps[k]} (loss {c.loss[k]:.4g}, the law {c.pred[k]:.4g}, "
                            f"{100 * abs(rel[k]):.1f} % off)")
     return FitDiagnostics(m, tuple(checks), UNRELIABLE if reasons else USABLE, tuple(reasons), has_decay,
-                          None if cov is None else tuple(tuple(float(v) for v in row) for row in cov), math.sqrt(s2))
+                          None if cov is None else tuple(tuple(float(v) for v in row) for row in cov), math.sqrt(s2),
+                          tuple(notes))
 
 
 def loss_ceiling(curves: Sequence[Any]) -> float | None:

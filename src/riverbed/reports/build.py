@@ -170,6 +170,8 @@ def _predictor_section(page: Page, sec: PredictorSection) -> None:
                         for c in fit.diagnostics.params])
         for reason in fit.diagnostics.reasons:
             page.add_note(f"Unreliable: {reason}.")
+        for note in fit.diagnostics.notes:
+            page.add_note(f"Note: {note}.")
     if sec.rows:
         page.add_table("each finished decay branch predicted by a fit on the main branch and the other decay branches "
                        "(leave-one-out), against the trained loss; 95 % linearised intervals of a measured loss (law + eval noise)",
