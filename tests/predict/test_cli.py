@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from riverbed.cli.main import main
+from riverbed.cli.predict import LAW_CHOICES
 
 DATA = Path(__file__).parent / "data" / "mpl400"
 
@@ -71,9 +72,10 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
     assert main(["predict", "branch", str(predict_tree), "--from", "45", "--shape", "linear", "--length", "25%",
                  "--law", "all", "--bootstrap", "3", "--plot", str(png), "-o", str(out), "--json", "--force"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [p["law"] for p in doc["predictions"]] == ["mpl", "tissue"] and doc["law_spread"] >= 0
-    # Only the refused fit (mpl) is forced; the usable one (tissue) is not marked.
-    assert doc["forced"] is True and [p["forced"] for p in doc["predictions"]] == [True, False]
+    assert [p["law"] for p in doc["predictions"]] == list(LAW_CHOICES) and doc["law_spread"] >= 0
+    # The refused fits (mpl among them) are forced and say so; a usable one is not marked.
+    preds = {p["law"]: p for p in doc["predictions"]}
+    assert preds["mpl"]["forced"] is True and doc["forced"] is True
     assert all(p["interval"] == "bootstrap (3 refits)" for p in doc["predictions"])
     assert all(p["final_ci95"][0] <= p["final_loss"] <= p["final_ci95"][1] for p in doc["predictions"])
     assert doc["predictions"][0]["curve"][-1]["step"] == 60  # 25 % of the budget: 15 steps from 45
@@ -119,10 +121,17 @@ def test_check_json_shape(predict_tree, capsys):
     assert main(["predict", "check", str(predict_tree), "--no-merge", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) >= {"branches", "summary"}
-    assert set(doc["summary"]) == {"mpl", "tissue", "main"}
-    assert doc["verdict"]["trust"] is False  # every fold's fit is refused on this 60-step tree
+    assert set(doc["summary"]) == {*LAW_CHOICES, "main"}
+    # The MPL's fold fits all stop at a bound on this 60-step tree: refused, so never trusted.
+    assert doc["verdict"]["laws"]["mpl"]["trust"] is False and "refused" in doc["verdict"]["laws"]["mpl"]["why"]
     assert doc["summary"]["main"]["mean_rel_error"] < 1 and doc["summary"]["mpl"]["mean_rel_error"] is None
     assert main(["predict", "check", str(predict_tree), "--no-merge", "--law", "tissue", "--force"]) == 0
     out = capsys.readouterr().out
     assert "leave-one-out" in out and "FORCED" in out
     assert re.match(r"Do not trust the laws on this run: tissue: its fit was refused on [1-3] of 3", out.rstrip().splitlines()[-1])
+
+
+def test_the_cli_offers_every_law_and_defaults_to_the_library_default():
+    from riverbed.predict.laws import DEFAULT_LAW, LAWS
+
+    assert set(LAW_CHOICES) == set(LAWS) and LAW_CHOICES[0] == DEFAULT_LAW

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riverbed.errors import RunError
-from riverbed.predict import LawFit, PredictError, UnreliableFit
+from riverbed.predict import LAWS, LawFit, PredictError, UnreliableFit
 from riverbed.predict.check import loo_check
 from riverbed.predict.ranking import best_decay
 from riverbed.predict.runs import branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
@@ -80,7 +80,7 @@ def test_leave_one_out_reports_every_method(predict_tree):
     report = loo_check(predict_tree, merge=True, merge_last=2, force=True)
     doc = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert [b["branch"] for b in doc["branches"]] == ["1-sqrt-from30-len15", "1-sqrt-from30-len30", "1-sqrt-from45-len15"]
-    assert set(doc["summary"]) == {"mpl", "tissue", "main", "merge"}
+    assert set(doc["summary"]) == {*LAWS, "main", "merge"}
     for b in report.branches:
         assert b.estimates["merge"] is not None and b.fit_s["mpl"] > 0
         for m in ("mpl", "tissue", "main", "merge"):
@@ -92,7 +92,7 @@ def test_leave_one_out_reports_every_method(predict_tree):
     assert s["mpl"]["mean_rel_error"] < 0.05 and s["tissue"]["mean_rel_error"] < 0.05
     # ... but their fits are unreliable there, so the verdict does not trust them, whatever the errors.
     v = doc["verdict"]
-    assert v["trust"] is False and v["statement"].startswith("Do not trust the laws on this run")
+    assert v["laws"]["mpl"]["trust"] is False and v["laws"]["tissue"]["trust"] is False
     assert "refused" in v["laws"]["mpl"]["why"] and all("mpl" in b.refused for b in report.branches)
     # Without force the unreliable folds have no estimate at all.
     plain = loo_check(predict_tree, merge=False, laws=("mpl",))

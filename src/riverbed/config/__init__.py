@@ -4,11 +4,12 @@ A run is fully described by its ``config.toml``::
 
     [model]      riverbed.model.ModelConfig
     [data]       riverbed.data.DataConfig
-    [optim]      OptimConfig (AdamW)
+    [optim]      OptimConfig (AdamW or schedule-free AdamW)
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
-    [pma]        riverbed.merging.monitor.PMAConfig (optional: absent = no PMA snapshots)
-    [guard]      riverbed.training.guard.GuardConfig (optional: absent = no spike guard)
+    [pma]        riverbed.merging.pma_snapshots.PMAConfig (optional: absent = no PMA snapshots)
+    [forecast]   riverbed.config.forecast.ForecastConfig (optional: absent = no decay forecast)
+    [guard]      riverbed.training.spike_detector.GuardConfig (optional: absent = no spike guard)
     [init]       riverbed.config.init.InitConfig (optional: absent = fresh init)
 
 Example::
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from riverbed.checkpoints.keep_rules import parse_keep
+from riverbed.config.forecast import ForecastConfig
 from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
+from riverbed.merging.pma_snapshots import PMAConfig
 from riverbed.model.config import ModelConfig
 from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.toml_writer import dumps_toml
@@ -48,6 +50,9 @@ from riverbed.config.init import InitConfig
 # --------------------------------------------------------------------------------------------
 # Sections owned here
 # --------------------------------------------------------------------------------------------
+
+
+OPTIMIZERS = ("adamw", "schedulefree-adamw")
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,14 @@ class OptimConfig:
     norms' gains are never decayed (the usual GPT/Llama recipe)."""
     grad_clip: float = 1.0
     """Clip the global gradient L2 norm to this value; 0 disables clipping."""
+    name: str = "adamw"
+    """The optimizer: "adamw" (torch's) or "schedulefree-adamw" (Defazio et al. 2024, "The Road Less
+    Scheduled": the ``schedulefree`` package, ``pip install riverbed[schedulefree]``), which needs no
+    decay: pair it with a constant schedule (``warmup-stable``); riverbed evaluates and checkpoints
+    its averaged (eval-mode) weights."""
 
     def __post_init__(self) -> None:
+        _check(self.name in OPTIMIZERS, "optim.name", self.name, f"one of {', '.join(OPTIMIZERS)}")
         _check(self.lr > 0 and math.isfinite(self.lr), "optim.lr", self.lr, "a positive number")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas, "two numbers in [0, 1)")
         _check(self.eps > 0, "optim.eps", self.eps, "positive")
@@ -168,7 +179,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {"type": "warmup-stable", "warmup": 100}
 # --------------------------------------------------------------------------------------------
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
-OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
+OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig, "forecast": ForecastConfig}
 SCHEDULE = "schedule"  # a free-form spec dict, validated by riverbed.schedules
 
 
@@ -184,6 +195,7 @@ class RunConfig:
     pma: PMAConfig | None = None
     guard: GuardConfig | None = None
     init: InitConfig | None = None
+    forecast: ForecastConfig | None = None
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

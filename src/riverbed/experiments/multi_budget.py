@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riverbed.config import RunConfig
 from riverbed.experiments.preamble import bounded, fresh_output, mean_se
 
 BUDGETS, WARMUP, DECAY_FRACTION, MIN_RATIO = (120, 240, 480), 12, 0.1, 0.1
@@ -96,18 +97,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def config(data: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
+def config(data: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None) -> RunConfig:
     from riverbed.data import DataConfig
+    from riverbed.experiments.small import small_config
     from riverbed.model import ModelConfig
 
     lr, fields = DATASETS[data]
     vocab = {"vocab_size": fields["vocab_size"]} if "vocab_size" in fields else {}
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **vocab), data=DataConfig(**fields),
-                     optim=OptimConfig(lr=lr), schedule=sched,
-                     train=TrainConfig(batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=0,
-                                       eval_every=geom["eval_every"], eval_batches=geom["eval_batches"], log_every=10,
-                                       device="cpu", tensorboard=False, seed=seed, threads=1))
+    return small_config(seed, lr, sched, model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **vocab),
+                        data=DataConfig(**fields), batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps,
+                        ckpt_every=0, eval_every=geom["eval_every"], eval_batches=geom["eval_batches"])
 
 
 def _evals(run_dir: Path, branch: str) -> list[dict[str, Any]]:
@@ -177,16 +176,16 @@ def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int,
     return {"points": points, "curves": curves}
 
 
-def one_seed(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
+def one_seed(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool,
+             methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
+    """One seed of ``methods`` (default all four); each method's points and curves."""
     wsds = {"type": "wsds", "budgets": list(p.budgets), "warmup": p.warmup, "decays": list(p.decays), "shape": "linear", "min_ratio": MIN_RATIO}
     cyclic = {"type": "cyclic-cosine", "budgets": list(p.budgets), "warmup": p.warmup, "rewarmup": p.warmup, "min_ratio": MIN_RATIO}
-    return {
-        "seed": seed,
-        "wsd": train_wsd(out / "wsd", data, p, geom, seed, ds, progress),
-        "wsds": train_root(out / "wsds", data, wsds, p, geom, seed, ds, progress),
-        "cyclic": train_root(out / "cyclic", data, cyclic, p, geom, seed, ds, progress),
-        "cosine": train_cosine(out / "cosine", data, p, geom, seed, ds, progress),
-    }
+    train = {"wsd": lambda: train_wsd(out / "wsd", data, p, geom, seed, ds, progress),
+             "wsds": lambda: train_root(out / "wsds", data, wsds, p, geom, seed, ds, progress),
+             "cyclic": lambda: train_root(out / "cyclic", data, cyclic, p, geom, seed, ds, progress),
+             "cosine": lambda: train_cosine(out / "cosine", data, p, geom, seed, ds, progress)}
+    return {"seed": seed, **{m: train[m]() for m in methods}}
 
 
 def summarize(seeds: list[dict[str, Any]], p: Plan) -> dict[str, Any]:

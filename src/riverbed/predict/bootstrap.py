@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress
 
+from riverbed.io.progress import Progress
 from riverbed.predict.curves import Curve
 from riverbed.predict.fit import LawFit, _solve, _subsample, _terms, law_params
-from riverbed.predict.laws import MPLTerms, TissueTerms
 
 
 def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
@@ -28,8 +27,8 @@ def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
         yield from range(n)
         return
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=n)
+    with Progress(transient=True) as bar:
+        task = bar.add(label, n, unit="fits")
         for i in range(n):
             yield i
             bar.advance(task)
@@ -69,12 +68,8 @@ def _solve_weighted(law: str, terms: list, losses: list[np.ndarray], reps: list[
 
 @dataclass(frozen=True)
 class _Repeat:
-    terms: MPLTerms | TissueTerms
+    terms: Any  # any law's terms (riverbed.predict.laws.LAW_SPECS builds them)
     idx: np.ndarray
-
-    @property
-    def s1_plus_sw(self) -> np.ndarray:
-        return self.terms.s1_plus_sw[self.idx]
 
     @property
     def s1(self) -> np.ndarray:

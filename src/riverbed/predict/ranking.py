@@ -23,6 +23,7 @@ from riverbed.checkpoints import layout
 from riverbed.predict.bootstrap import bootstrap_curve_fits
 from riverbed.predict.curves import PredictError
 from riverbed.predict.fit import LawFit
+from riverbed.predict.laws import DEFAULT_LAW
 from riverbed.predict.runs import (
     _calibration_curves,
     _warmup,
@@ -93,7 +94,7 @@ class DecayRanking:
                 "tied_with_best": self.tied, "statement": self.statement(), "options": [o.to_dict() for o in self.options]}
 
 
-def best_decay(run: Run | str | Path, budget: int, *, law: str = "mpl", fit: LawFit | None = None,
+def best_decay(run: Run | str | Path, budget: int, *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                shapes: Sequence[str] = SEARCH_SHAPES, fractions: Sequence[float] = SEARCH_FRACTIONS, bootstrap: int = 20,
                seed: int = 0, progress: bool = False, force: bool = False) -> DecayRanking:
     """Every (shape, decay length) at ``budget`` steps, best predicted final loss first, each with its interval."""

@@ -30,6 +30,7 @@ from riverbed.errors import ConfigError
 from riverbed.predict.curves import Curve, PredictError
 from riverbed.predict.bootstrap import bootstrap_curve_fits
 from riverbed.predict.fit import LawFit, fit_curve_law
+from riverbed.predict.laws import DEFAULT_LAW
 from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
@@ -162,7 +163,7 @@ def default_calibration(run: Run, exclude: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def fit_run(run: Run | str | Path, law: str = "mpl", calibrate: Sequence[str] | None = None, *, force: bool = False,
+def fit_run(run: Run | str | Path, law: str = DEFAULT_LAW, calibrate: Sequence[str] | None = None, *, force: bool = False,
             max_points: int = 32, lam: float | None = None) -> LawFit:
     """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`);
     UnreliableFit (the reasons) when its diagnostics say it cannot be trusted, unless ``force``."""
@@ -269,7 +270,7 @@ def decay_request(run: Run, from_step: int, shape: str, length: str | int, min_r
     return decay_schedule(run, req), n
 
 
-def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = "mpl",
+def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = DEFAULT_LAW,
                    fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
                    progress: bool = False, force: bool = False) -> Prediction:
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
@@ -296,7 +297,7 @@ def schedule_request(spec: dict[str, Any], steps: int | None = None) -> tuple[Sc
     return schedule, int(n), name
 
 
-def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | None = None,
+def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                      steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False,
                      force: bool = False) -> Prediction:
     """Predicted curve of any schedule on the run's model and data (same peak LR)."""

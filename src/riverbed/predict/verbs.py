@@ -21,7 +21,7 @@ import numpy as np
 
 from riverbed.predict.curves import Curve, PredictError, read_curve_csv
 from riverbed.predict.fit import LawFit, fit_curve_law
-from riverbed.predict.laws import LAWS
+from riverbed.predict.laws import DEFAULT_LAW, LAWS
 from riverbed.predict.runs import (
     Prediction,
     branch_curve,
@@ -69,7 +69,7 @@ def load_law(path: str | Path) -> LawFit:
     return LawFit.from_json(text, where=str(path))
 
 
-def fit_sources(sources: Sequence[str | Path], law: str = "mpl", *, calibrate: Sequence[str] | None = None,
+def fit_sources(sources: Sequence[str | Path], law: str = DEFAULT_LAW, *, calibrate: Sequence[str] | None = None,
                 warmup_steps: int | None = None, schedule: str | None = None, max_points: int = 32,
                 lam: float | None = None, force: bool = False) -> LawFit:
     """Fit ``law`` to one run directory or to step,lr,loss CSV files; UnreliableFit unless usable or ``force``."""
@@ -179,7 +179,7 @@ def _with_trained(run: Run, preds: list[Prediction]) -> PredictionSet:
     return PredictionSet(run, tuple(preds), {b.name: b.final.eval_loss for b in trained}, tuple(measured), tokens_per_step(run))
 
 
-def predict_branches(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = "mpl",
+def predict_branches(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = DEFAULT_LAW,
                      fit: LawFit | str | Path | None = None, min_ratio: float | None = None, bootstrap: int = 20,
                      seed: int = 0, force: bool = False, progress: bool = False) -> PredictionSet:
     """`predict branch`: the untrained decay branch under each law (``law="all"``: every law, and their spread)."""
@@ -190,7 +190,7 @@ def predict_branches(run: Run | str | Path, from_step: int, shape: str, length: 
     return _with_trained(run, preds)
 
 
-def predict_any_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | str | Path | None = None,
+def predict_any_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = DEFAULT_LAW, fit: LawFit | str | Path | None = None,
                          steps: int | None = None, bootstrap: int = 20, seed: int = 0, force: bool = False,
                          progress: bool = False) -> PredictionSet:
     """`predict schedule --schedule SPEC`: any schedule's curve on the run's model and data."""
