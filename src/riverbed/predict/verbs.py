@@ -167,7 +167,7 @@ def _fits(run: Run, law: str, fit: LawFit | str | Path | None, force: bool) -> d
     if fit is not None:
         f = fit if isinstance(fit, LawFit) else load_law(fit)
         return {f.law: f.require_usable(force)}
-    laws = LAWS if law == "all" else (law,)
+    laws = (DEFAULT_LAW, *(k for k in LAWS if k != DEFAULT_LAW)) if law == "all" else (law,)  # the CLI's order
     return {k: fit_run(run, k, force=force) for k in laws}
 
 

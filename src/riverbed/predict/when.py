@@ -82,9 +82,9 @@ def _first_end(fit: LawFit, main_lr: np.ndarray, main: Schedule, peak: float, wa
 
 def decay_reaching(run: Run | str | Path, target: float, *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                    shape: str = "1-sqrt", decay_fraction: float = 0.2, horizon: int | None = None, bootstrap: int = 20,
-                   seed: int = 0, progress: bool = False) -> WhenAnswer:
+                   seed: int = 0, progress: bool = False, force: bool = False) -> WhenAnswer:
     """The smallest budget at which a ``shape`` decay over ``decay_fraction`` of it reaches ``target``; PredictError on
-    unusable input."""
+    unusable input, UnreliableFit on a fit its diagnostics refuse (unless ``force``)."""
     run = open_run(run)
     if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
         raise PredictError(f"--target: must be a positive loss, got {target!r}")
@@ -101,7 +101,7 @@ def decay_reaching(run: Run | str | Path, target: float, *, law: str = DEFAULT_L
     lo = max(warmup + 2, 2)
     if horizon <= lo:
         raise PredictError(f"--horizon: must be above {lo} steps, got {horizon}")
-    fit = fit or fit_run(run, law)
+    fit = (fit or fit_run(run, law, force=force)).require_usable(force)
     peak = peak_lr(run)
     main_lr = peak * np.array(main.values(horizon))
     args = (main_lr, main, peak, warmup, lo, horizon, decay_fraction, shape, target)
