@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.cli.predict import parse_spec  # lazy: the schedule-spec reader of `predict`
+    from riverbed.predict.verbs import parse_spec  # lazy: the schedule-spec reader of `predict` (scipy)
     from riverbed.orchestration.adopt import adopt
     from riverbed.runs.view import human
 

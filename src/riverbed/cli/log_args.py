@@ -29,3 +29,7 @@ def say(notes: Iterable[str]) -> None:
     """What a reader decided (columns used, a warmup found), one line each on stderr."""
     for note in notes:
         print(note, file=sys.stderr)
+
+
+def say_one(note: str) -> None:
+    say((note,))
