@@ -53,6 +53,9 @@ def test_readme_journey_runs_as_written(hf_output, tmp_path, monkeypatch, capsys
             argv[argv.index("--command") + 1] = argv[argv.index("--command") + 1].replace("python", sys.executable, 1)
         rc = main(argv)
         cap = capsys.readouterr()
+        if argv[0] == "predict" and rc == 2:  # the README says so: on this toy run a fit may be refused
+            assert "is unreliable" in cap.err and "--force" in cap.err, f"{line}\n{cap.err}"
+            continue
         assert rc == 0, f"{line}\n{cap.err}"
     run = Run.open(tmp_path / "runs" / "hf")
     decays = [b for b in run.branches if b.kind == "decay"]
