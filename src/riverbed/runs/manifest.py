@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import write_json
 from riverbed.errors import RunError
 
@@ -49,7 +50,7 @@ KINDS = ("main", "decay", "wsds", "cosine", "cyclic", "merge")
 # running: a process is training it; stopped: interrupted, can be resumed;
 # finished: reached its end (final results recorded); failed: raised or its job died (error recorded).
 STATUSES = ("queued", "running", "stopped", "finished", "failed")
-LOCK = ".lock"
+LOCK = layout.RUN_LOCK
 
 
 def utc_now() -> str:
@@ -137,6 +138,9 @@ class BranchRecord:
     job: JobInfo | None = None  # set when an executor runs the branch as a job
 
     def __post_init__(self) -> None:
+        layout.check_branch_name(self.name)
+        if self.parent is not None:
+            layout.check_branch_name(self.parent, f"branch {self.name!r}: parent")
         if self.kind not in KINDS:
             raise RunError(f"branch {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.status not in STATUSES:
@@ -223,10 +227,17 @@ class Manifest:
         branches = d.get("branches")
         if not isinstance(branches, dict):
             raise RunError(f"{where}: 'branches' must be an object, got {type(branches).__name__}")
+        records = {}
+        for n, b in branches.items():
+            rec = BranchRecord.from_dict(b, f"{where}: branches.{n}")
+            if rec.name != n:
+                raise RunError(f"{where}: branches.{n} holds the record of a branch named {rec.name!r}")
+            records[n] = rec
+        check_lineage(records, where)
         return Manifest(
             config=dict(d.get("config") or {}),
             model=dict(d.get("model") or {}),
-            branches={n: BranchRecord.from_dict(b, f"{where}: branches.{n}") for n, b in branches.items()},
+            branches=records,
             created=str(d.get("created", "")),
         )
 
@@ -234,6 +245,20 @@ class Manifest:
         branches = dict(self.branches)
         branches[record.name] = replace(record, updated=utc_now())
         return replace(self, branches=branches)
+
+
+def check_lineage(branches: dict[str, BranchRecord], where: str) -> None:
+    """RunError naming the branches of a parent cycle (a hand-edited run.json): following parents from
+    any branch must end at a root, or ``rm --recursive`` could reach the main branch."""
+    for start in branches:
+        seen = [start]
+        b = branches[start].parent
+        while b is not None and b in branches:
+            if b in seen:
+                loop = " -> ".join([*seen[seen.index(b):], b])
+                raise RunError(f"{where}: the branches' parents form a cycle ({loop}); fix the 'parent' keys")
+            seen.append(b)
+            b = branches[b].parent
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -230,6 +230,9 @@ class Run:
             doomed = [name]
             for b in doomed:  # grows while iterating: every descendant, parents first
                 doomed += [c.name for c in m.branches.values() if c.parent == b and c.name not in doomed]
+            roots = [b for b in doomed if b == layout.MAIN or m.branches[b].parent is None]
+            if roots:  # unreachable with a checked lineage; kept so that no path here can remove a root
+                raise RunError(f"{self.path}: removing {name!r} would reach the root branch {roots[0]!r}; refused")
             children = [c for c in doomed if m.branches[c].parent == name]
             if children and not recursive:
                 raise RunError(f"{self.path}: branch {name!r} has branches forked from it ({', '.join(children)}); "

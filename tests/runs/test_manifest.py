@@ -1,0 +1,80 @@
+"""run.json: branch names that stay inside RUN/branches, a lineage without cycles, reads that agree
+with writes, a schema checked on read, and no lost update between concurrent writers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from riverbed.checkpoints import layout
+from riverbed.cli.main import main
+from riverbed.errors import RunError
+from riverbed.runs import BranchRecord, Run
+from runs.helpers import fake_checkpoint, make_tree, point
+
+
+def _tree_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _edit(run_path, fn):
+    """Hand-edit run.json (what a user with an editor does)."""
+    path = run_path / layout.MANIFEST
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data))
+
+
+# ---- item 1: names from run.json never reach beyond RUN/branches/<name> ------------------------------
+
+
+@pytest.mark.parametrize("bad", [".", "", "..", "a/b", "../main", ".hidden", "x" * 101, "a\nb"])
+def test_a_bad_branch_name_in_run_json_is_refused_and_nothing_is_removed(tmp_path, capsys, bad):
+    run = make_tree(tmp_path / "r")
+    b = "linear-from100-len20"
+    fake_checkpoint(run.path, b, 120)
+
+    def rename(d):
+        rec = d["branches"].pop(b)
+        rec["name"] = bad
+        d["branches"][bad] = rec
+
+    _edit(run.path, rename)
+    before = _tree_bytes(run.path)
+    assert main(["rm", str(run.path), bad]) == 2
+    err = capsys.readouterr().err
+    assert "branch name" in err and "Traceback" not in err
+    assert _tree_bytes(run.path) == before  # main's checkpoints and run.json untouched
+
+
+@pytest.mark.parametrize("bad", [".", "", "a/b", ".x"])
+def test_the_api_refuses_a_bad_branch_name(tmp_path, bad):
+    run = make_tree(tmp_path / "r")
+    with pytest.raises(RunError, match="branch name"):
+        run.add_branch(BranchRecord(bad, "decay", {}, parent="main", fork=point(100)))
+    with pytest.raises(RunError, match="branch name"):
+        layout.branch_dir(run.path, bad)
+
+
+def test_a_record_filed_under_another_key_is_refused(tmp_path, capsys):
+    run = make_tree(tmp_path / "r")
+    _edit(run.path, lambda d: d["branches"]["linear-from100-len20"].update(name="main"))
+    assert main(["ls", str(run.path)]) == 2
+    assert "linear-from100-len20" in capsys.readouterr().err
+
+
+def test_a_parent_cycle_never_lets_rm_reach_main(tmp_path, capsys):
+    run = make_tree(tmp_path / "r")
+    b = "linear-from100-len20"
+    fake_checkpoint(run.path, b, 120)
+
+    def cycle(d):
+        d["branches"]["main"]["parent"] = b
+
+    _edit(run.path, cycle)
+    before = _tree_bytes(run.path)
+    assert main(["rm", str(run.path), b, "--recursive"]) == 2
+    err = capsys.readouterr().err
+    assert "cycle" in err and "Traceback" not in err
+    assert _tree_bytes(run.path) == before
