@@ -116,7 +116,7 @@ def check_output(out: str | os.PathLike[str], *, flag: str, inputs: Iterable[str
         entry = None if real == run else _run_entry(real.relative_to(run).parts[0])
         if real == run or entry is not None or not inside_run:
             what = "is" if real == run else "is inside"
-            own = f" ({entry} is the run's own)" if entry else f" (it has {layout.MANIFEST})"
+            own = f" ({entry}: one of the run's own files)" if entry else f" (it has {layout.MANIFEST})"
             raise error(f"{label} {what} the run directory {run}{own}; an output never writes over a run's files: "
                         "choose a path outside it")
     for parent in real.parents:

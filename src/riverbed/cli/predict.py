@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.checkpoints.atomic import write_text
+from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import JoinWords, arg, parse_count
 
@@ -134,17 +135,12 @@ def parse_spec(text: str) -> dict[str, Any]:
 
 
 def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
-    """No output may be an input file or sit inside an input run directory."""
+    """Every output through the one output check (riverbed.checkpoints.outputs)."""
     from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     for o in outputs:
-        if o is None:
-            continue
-        out = Path(o).resolve()
-        for i in inputs:
-            src = i.resolve()
-            if out == src or (src.is_dir() and src in out.parents):
-                raise PredictError(f"output {o}: would write over or inside the input {i}")
+        if o is not None:
+            check_output(o, flag="output", inputs=inputs, error=PredictError)
 
 
 def _load_fit(path: str):

@@ -19,9 +19,9 @@ from riverbed.errors import MergeError
 from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
 from riverbed.merging.engine import MergeResult, execute
 from riverbed.merging.formats import open_input
-from riverbed.merging.guard import check_output
 from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.order import Position, order_inputs
+from riverbed.merging.overwrite import check_merge_output
 from riverbed.merging.recipe import MergeRecipe, load_recipe
 from riverbed.merging.weights import weights_for
 
@@ -127,7 +127,7 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
     out = Path(out)
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise MergeError(f"threads must be a positive integer, got {threads!r}")
-    check_output(out, recipe.inputs, overwrite=overwrite, dry_run=dry_run)
+    check_merge_output(out, recipe.inputs, overwrite=overwrite, dry_run=dry_run)
     recipe, warning = _ordered(recipe)
     for note in recipe.notes:
         _say(verbose, f"note: {note}")
@@ -140,7 +140,7 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
         raise MergeError(f"the recipe recorded weights {list(recorded_weights)} but its method gives {list(w)}: the inputs' steps changed since")
     sources = [open_input(p) for p in recipe.inputs]
     # shard files may be symlinks elsewhere (the Hugging Face cache): protect what is really read
-    check_output(out, [*recipe.inputs, *(f for s in sources for f in s.files)], overwrite=overwrite, dry_run=dry_run)
+    check_merge_output(out, [*recipe.inputs, *(f for s in sources for f in s.files)], overwrite=overwrite, dry_run=dry_run)
     written = recipe.to_dict(w, riverbed_version=__version__, **({"selection": selection} if selection else {}))
     written["inputs"] = [os.path.abspath(p) for p in recipe.inputs]  # replayable from any directory
     metadata = {
