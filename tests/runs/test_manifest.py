@@ -4,6 +4,10 @@ with writes, a schema checked on read, and no lost update between concurrent wri
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +82,41 @@ def test_a_parent_cycle_never_lets_rm_reach_main(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cycle" in err and "Traceback" not in err
     assert _tree_bytes(run.path) == before
+
+
+# ---- item 4: no lost update between a writer and a reconciling reader ---------------------------------
+
+_WRITER = r"""
+import sys
+from riverbed.runs import BranchRecord, Point, Run
+from runs.helpers import fake_checkpoint
+run = Run.open(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    name = f"d{i}"
+    run.add_branch(BranchRecord(name, "decay", {}, parent="main", fork=Point(100, 10000, 6e4)))
+    fake_checkpoint(run.path, name, 110)  # newer than the record's progress: a reader reconciles it
+    run.finish_branch(name, Point(120, 12000, 7.2e4, 3.0))
+"""
+
+_READER = r"""
+import sys, time
+from riverbed.cli.main import main
+from riverbed.runs import Run
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    Run.open(sys.argv[1]).reconcile()
+    main(["ls", sys.argv[1], "--json"])
+"""
+
+
+def test_two_processes_never_lose_a_finished_branch(tmp_path):
+    run = make_tree(tmp_path / "r")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    n = 40
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(run.path), "6"], env=env, stdout=subprocess.DEVNULL)
+    writer = subprocess.run([sys.executable, "-c", _WRITER, str(run.path), str(n)], env=env, capture_output=True, text=True)
+    reader.wait(timeout=60)
+    assert writer.returncode == 0, writer.stderr
+    recs = json.loads((run.path / layout.MANIFEST).read_text())["branches"]
+    lost = [f"d{i}" for i in range(n) if recs[f"d{i}"]["status"] != "finished" or recs[f"d{i}"]["final"] is None]
+    assert not lost, f"finished branches lost: {lost}"

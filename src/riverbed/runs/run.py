@@ -325,40 +325,48 @@ class Run:
 
     # -- crash recovery ----------------------------------------------------------------
     def _reconcile(self) -> None:
-        """Bring the manifest in line with the checkpoints on disk and with dead processes.
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Bring run.json in line with the checkpoints on disk and with dead processes (a writer's step).
 
         A crash can leave checkpoints newer than the manifest's ``progress`` (the trainer
         writes the checkpoint, then the manifest) or a branch marked ``running`` whose process
         is gone. Both are fixed here, under the lock; the checkpoints themselves are the truth.
+        A change is written only if the record is still exactly the one it was computed from:
+        a concurrent ``finish_branch`` in between (same second or not) is never overwritten.
         """
         m = read_manifest(self._manifest_path)
-        changes: dict[str, BranchRecord] = {}
-        for name, b in m.branches.items():
-            new = b
-            refs = layout.list_checkpoints(self.path, name)
-            if refs and (b.progress is None or refs[-1].step > b.progress.step):
-                try:
-                    state = read_state(refs[-1].path)
-                    rel = str(refs[-1].path.relative_to(self.path))
-                    new = replace(new, progress=point_from_state(state, rel))
-                except Exception:  # noqa: BLE001 - a corrupt newest checkpoint is reported when used
-                    pass
-            if new.status == "running" and not _pid_alive(new.pid, new.host):
-                new = replace(new, status="stopped", pid=None)
-            elif new.status == "queued" and new.pid is not None and not _pid_alive(new.pid, new.host):
-                # A local or Ray job lives as long as the process that queued it (pid); a Slurm
-                # job (pid None) outlives its submitter and stays queued until it starts.
-                new = replace(new, status="stopped", pid=None, error="its job never started: the process that queued it ended")
-            if new != b:
-                changes[name] = new
+        changes = {name: (b, new) for name, b in m.branches.items() if (new := self._reconciled(name, b)) != b}
         if not changes:
             return
         with locked(self.path):
             m = read_manifest(self._manifest_path)
-            for name, rec in changes.items():
-                if name in m.branches and m.branches[name].updated == rec.updated:
-                    m = m.with_branch(rec)
+            fresh = [rec for name, (seen, rec) in changes.items() if m.branches.get(name) == seen]
+            if not fresh:
+                return
+            for rec in fresh:
+                m = m.with_branch(rec)
             write_manifest(self._manifest_path, m)
+
+    def _reconciled(self, name: str, b: BranchRecord) -> BranchRecord:
+        """``b`` as the disk and the live processes show it (nothing is written)."""
+        new = b
+        refs = layout.list_checkpoints(self.path, name)
+        if refs and (b.progress is None or refs[-1].step > b.progress.step):
+            try:
+                state = read_state(refs[-1].path)
+                rel = str(refs[-1].path.relative_to(self.path))
+                new = replace(new, progress=point_from_state(state, rel))
+            except Exception:  # noqa: BLE001 - a corrupt newest checkpoint is reported when used
+                pass
+        if new.status == "running" and not _pid_alive(new.pid, new.host):
+            new = replace(new, status="stopped", pid=None)
+        elif new.status == "queued" and new.pid is not None and not _pid_alive(new.pid, new.host):
+            # A local or Ray job lives as long as the process that queued it (pid); a Slurm
+            # job (pid None) outlives its submitter and stays queued until it starts.
+            new = replace(new, status="stopped", pid=None, error="its job never started: the process that queued it ended")
+        return new
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
