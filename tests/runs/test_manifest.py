@@ -120,3 +120,71 @@ def test_two_processes_never_lose_a_finished_branch(tmp_path):
     recs = json.loads((run.path / layout.MANIFEST).read_text())["branches"]
     lost = [f"d{i}" for i in range(n) if recs[f"d{i}"]["status"] != "finished" or recs[f"d{i}"]["final"] is None]
     assert not lost, f"finished branches lost: {lost}"
+
+
+# ---- items 5 and 8: a damaged run.json is refused on read, naming the key; never rewritten ----------
+
+B100 = "linear-from100-len20"
+
+
+def _set(*path, value):
+    def fn(d):
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value
+    return fn
+
+
+CORRUPT = {
+    "flops-inf-string": (_set("branches", B100, "final", "flops", value="inf"), "final.flops"),
+    "step-1e400": (None, "step"),  # raw text below: 1e400 parses to inf
+    "config-string": (_set("config", value="abc"), "config"),
+    "model-string": (_set("model", value="abc"), "model"),
+    "schedule-string": (_set("branches", B100, "schedule", value="abc"), "schedule"),
+    "n_params-big": (_set("model", "n_params", value="big"), "model.n_params"),
+    "fork-string": (_set("branches", B100, "fork", value="x"), "fork"),
+    "final-list": (_set("branches", B100, "final", value=[1]), "final"),
+    "progress-number": (_set("branches", "main", "progress", value=3), "progress"),
+    "milestones-ints": (_set("branches", B100, "milestones", value=[1, 2]), "milestones[0]"),
+    "events-object": (_set("branches", B100, "events", value={"a": 1}), "events"),
+    "pid-string": (_set("branches", B100, "pid", value="abc"), "pid"),
+    "pid-huge": (_set("branches", B100, "pid", value=2**70), "pid"),
+    "pid-minus-one": (_set("branches", B100, "pid", value=-1), "pid"),
+    "checkpoint-escapes": (_set("branches", B100, "final", "checkpoint", value="../../etc"), "checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", [*CORRUPT, "not-utf8", "deep-nesting"])
+def test_a_corrupt_manifest_exits_2_naming_the_key_and_is_never_rewritten(tmp_path, capsys, case):
+    run = make_tree(tmp_path / "r")
+    path = run.path / layout.MANIFEST
+    key = {"not-utf8": "UTF-8", "deep-nesting": "nested"}.get(case)
+    if case == "not-utf8":
+        path.write_bytes(path.read_bytes().replace(b'"main"', b'"m\xff\xfein"', 1))
+    elif case == "deep-nesting":
+        path.write_text('{"format": "riverbed.run/1", "branches": {}, "config": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    elif case == "step-1e400":
+        text = json.dumps(json.loads(path.read_text()))
+        path.write_text(text.replace('"step": 120', '"step": 1e400', 1))
+        key = "step"
+    else:
+        edit, key = CORRUPT[case]
+        _edit(run.path, edit)
+    before = path.read_bytes()
+    for argv in (["ls", str(run.path)], ["ls", str(run.path), "--json"], ["rm", str(run.path), B100],
+                 ["report", str(run.path), "--out", str(tmp_path / "r.html")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and key in err, (argv, err)
+    assert path.read_bytes() == before
+
+
+def test_every_manifest_riverbed_writes_reads_back(tmp_path):
+    from riverbed.runs.manifest import Point, read_manifest
+
+    run = make_tree(tmp_path / "r")
+    run.set_progress("main", Point(600, 60000, 3.6e5, float("nan")))  # a non-finite loss: null + its word
+    m = read_manifest(run.path / layout.MANIFEST)
+    assert m.branches["main"].progress.eval_loss_nonfinite == "nan"
+    with pytest.raises(RunError, match="flops"):
+        Point(1, 1, float("inf"))  # nothing run.json cannot hold is ever built, so never written

@@ -43,8 +43,8 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.atomic import write_json
 from riverbed.errors import RunError
+from riverbed.runs.manifest_schema import FORMAT, check_manifest
 
-FORMAT = "riverbed.run/1"
 KINDS = ("main", "decay", "wsds", "cosine", "cyclic", "merge")
 # queued: submitted to an executor (riverbed.executors), its job not started yet;
 # running: a process is training it; stopped: interrupted, can be resumed;
@@ -73,6 +73,9 @@ class Point:
     eval_loss_nonfinite: str | None = None
 
     def __post_init__(self) -> None:
+        # What run.json cannot hold is refused here, so every point written reads back (manifest_schema).
+        if not (isinstance(self.flops, (int, float)) and math.isfinite(self.flops) and self.flops >= 0):
+            raise RunError(f"a point's flops must be a finite number >= 0, got {self.flops!r} (step {self.step})")
         loss = self.eval_loss
         if loss is not None and not math.isfinite(loss):
             word = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
@@ -221,12 +224,8 @@ class Manifest:
 
     @staticmethod
     def from_dict(d: dict[str, Any], where: str) -> Manifest:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            got = d.get("format") if isinstance(d, dict) else type(d).__name__
-            raise RunError(f"{where}: format is {got!r}, expected {FORMAT!r}")
-        branches = d.get("branches")
-        if not isinstance(branches, dict):
-            raise RunError(f"{where}: 'branches' must be an object, got {type(branches).__name__}")
+        check_manifest(d, where)
+        branches = d["branches"]
         records = {}
         for n, b in branches.items():
             rec = BranchRecord.from_dict(b, f"{where}: branches.{n}")
@@ -267,10 +266,16 @@ def read_manifest(path: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise RunError(f"{path.parent} is not a riverbed run: {path.name} not found") from exc
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: corrupt manifest (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: corrupt manifest ({exc})") from exc
+    except RecursionError:
+        raise RunError(f"{path}: corrupt manifest (nested too deeply to be a run manifest)") from None
     return Manifest.from_dict(data, str(path))
 
 
@@ -286,7 +291,11 @@ def locked(run_dir: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - non-POSIX: single writer assumed
         yield
         return
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunError(f"{run_dir} cannot be changed: {exc.strerror or exc} ({run_dir / LOCK}); this command writes "
+                       "to the run (reading verbs such as ls and report do not)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
