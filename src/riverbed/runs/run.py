@@ -94,7 +94,7 @@ class Run:
         if not self._manifest_path.is_file():
             what = "does not exist" if not self.path.exists() else f"has no {layout.MANIFEST}"
             raise RunError(f"{self.path} is not a riverbed run: the directory {what}")
-        self._reconcile()
+        read_manifest(self._manifest_path)  # a corrupt manifest is refused here, naming the key
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -130,7 +130,11 @@ class Run:
     # -- reading -----------------------------------------------------------------------
     @property
     def manifest(self) -> Manifest:
-        return read_manifest(self._manifest_path)
+        """run.json as the disk shows it now: a branch marked running by a process that is gone reads
+        as stopped, progress as the newest checkpoint on disk. Reading never writes (a read-only run is
+        read like any other); writers persist this through :meth:`reconcile`."""
+        m = read_manifest(self._manifest_path)
+        return replace(m, branches={name: self._reconciled(name, b) for name, b in m.branches.items()})
 
     @property
     def name(self) -> str:
@@ -299,6 +303,7 @@ class Run:
         # The branch's writer lock first: a second writer fails here, before touching the record.
         with writer_lock(self.path, record.name):
             cleanup_stale_tmp(self.path)  # a killed writer's leftovers (run.json, config.toml temporaries)
+            self.reconcile()
             yield from self._training(record)
 
     def _training(self, record: BranchRecord) -> Iterator[BranchRecord]:
@@ -321,12 +326,9 @@ class Run:
                 record.name, lambda b: b if b.status == "finished" else replace(b, status="stopped", pid=None)
             )
         finally:
-            self._reconcile()
+            self.reconcile()
 
     # -- crash recovery ----------------------------------------------------------------
-    def _reconcile(self) -> None:
-        self.reconcile()
-
     def reconcile(self) -> None:
         """Bring run.json in line with the checkpoints on disk and with dead processes (a writer's step).
 
