@@ -195,7 +195,7 @@ class BranchRecord:
                 error=d.get("error"),
                 created=str(d.get("created", "")),
                 updated=str(d.get("updated", "")),
-                pid=d.get("pid"),
+                pid=None if d.get("pid") is None else int(d["pid"]),
                 host=d.get("host"),
                 job=None if d.get("job") is None else JobInfo.from_dict(d["job"], f"{where}.job"),
             )

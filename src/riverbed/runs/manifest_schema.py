@@ -48,7 +48,9 @@ def _obj(d: dict[str, Any], key: str, where: str, path: str, *, optional: bool =
 
 
 def _count(v: Any, where: str, path: str, *, maximum: int = MAX_INT, minimum: int = 0) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+    # An integral float (1000000.0, what some tools write for a count) is the same integer.
+    whole = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and v.is_integer())
+    if isinstance(v, bool) or not whole or not minimum <= v <= maximum:
         raise _fail(where, path, f"an integer in [{minimum}, {maximum}]", v)
 
 
