@@ -88,6 +88,10 @@ def lock_file(lock: str | os.PathLike[str], *, what: str) -> Iterator[None]:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        dangling = next((p for p in lock.parents if p.is_symlink() and not p.exists()), None)
+        if dangling is not None:
+            raise RunError(f"{what} cannot be written: {dangling} is a dangling symbolic link (-> {os.readlink(dangling)}); "
+                           "restore what it points to, or remove the link") from None
         raise RunError(f"{what} cannot be written: {exc.strerror or exc} ({exc.filename or lock})") from None
     try:
         if fcntl is not None:

@@ -85,6 +85,15 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
+def _remove_aside(path: Path) -> None:
+    """Delete a branch directory set aside by ``delete_branch``. A branch directory that is a symbolic
+    link loses the link only: what it points to lies outside the run and is never riverbed's to delete."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class Run:
     """A run directory: ``run.json`` + ``config.toml`` + ``branches/<name>/...``."""
 
@@ -253,15 +262,14 @@ class Run:
             for b in doomed:
                 src = layout.branch_dir(self.path, b)
                 dst = src.with_name(f".{b}.removing")
-                if dst.exists():  # set aside by an rm that crashed before rewriting run.json
-                    aside.append(dst)
-                if src.exists():
-                    shutil.rmtree(dst, ignore_errors=True)
+                if os.path.lexists(dst):  # set aside by an rm that crashed before rewriting run.json
+                    _remove_aside(dst)
+                if os.path.lexists(src):  # a directory, or a link (dangling or not): set aside as it is
                     os.replace(src, dst)
                     aside.append(dst)
             write_manifest(self._manifest_path, replace(m, branches={k: v for k, v in m.branches.items() if k not in doomed}))
         for d in aside:
-            shutil.rmtree(d, ignore_errors=True)
+            _remove_aside(d)
         return doomed
 
     def missing_dirs(self) -> list[str]:
