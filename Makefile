@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   creates .venv if missing, installs riverbed, runs `riverbed demo`
-#   make test   the same environment, then the test suite (slow experiments skipped)
+#   make test   the same environment, then the import layers and the test suite (slow experiments skipped)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +21,9 @@ venv: $(BIN)/riverbed
 demo: venv
 	$(BIN)/riverbed demo
 
+# lint-imports: the package layers (pyproject.toml [tool.importlinter], docs/architecture.md).
 test: venv
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 # Slow experiments in a bounded form (what CI runs after the default suite).

@@ -63,7 +63,7 @@ threads = 1
 def make_run(root: Path, args: argparse.Namespace) -> Path:
     from riverbed.config import load_config_text
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = load_config_text(TOML.format(d_model=args.d_model, n_layers=args.n_layers, d_ff=4 * args.d_model,
                                        batch=args.batch, seq=args.seq, fork=args.fork))
@@ -82,7 +82,7 @@ def requests(run, k: int, fork: int, length: int):
 def fan_out(base: Path, dest: Path, k: int, length: int, args: argparse.Namespace, contender: str) -> float:
     from riverbed.executors import ExecutorConfig
     from riverbed.runs import Run
-    from riverbed.runs.fork import run_requests
+    from riverbed.orchestration.fork import run_requests
 
     shutil.copytree(base, dest)
     run = Run.open(dest)

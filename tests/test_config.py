@@ -17,9 +17,9 @@ from riverbed.config import (
     load_config_text,
 )
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
-from riverbed.training.guard import GuardConfig
-from riverbed.training.init_config import InitConfig
+from riverbed.merging.pma_snapshots import PMAConfig
+from riverbed.config.guard import GuardConfig
+from riverbed.config.init import InitConfig
 from riverbed.schedules import WarmupStable, schedule_from_spec
 
 TOML = """

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
@@ -238,12 +238,18 @@ def _output_path(ws, parts) -> None:
     with ws() as root:
         (root / "link").symlink_to(root / "r" / layout.MANIFEST)
         out = str(root.joinpath(*parts))
+        # never outside the sandbox: "../.." from it would write into the real filesystem
+        assume(os.path.realpath(out).startswith(str(root.resolve()) + os.sep))
+        guarded = {d: set(_files(root / d)) for d in ("r", "c0", "c1")}
         for argv in (["plan", "--budgets", "100,200", "-o", out],
                      ["ls", str(root / "r"), "--plot", out + ".png"],
                      ["merge", out, str(root / "c0"), str(root / "c1"), "--no-progress"]):
             assert_safe(argv, root)
-            for p in root.rglob("*"):  # a written output is never a file of the run or a checkpoint
-                assert p.is_symlink() or p.name not in ("out.json",) or layout.BRANCHES not in p.parts
+            # an output never lands in the run tree (beside run.json is allowed, like report.html) or in a
+            # checkpoint, even as a new file
+            new = {d: set(_files(root / d)) - guarded[d] for d in guarded}
+            assert not new["c0"] and not new["c1"], (argv, new)
+            assert all(len(Path(f).parts) == 1 and f.split(".")[0] not in ("run", "config", "branches") for f in new["r"]), (argv, new)
 
 
 @FAST

@@ -1,4 +1,5 @@
-"""The import graph of src/riverbed has no cycles, counting imports inside functions too.
+"""The import graph of src/riverbed has no cycles, counting imports inside functions too, and
+its packages keep their layers (docs/architecture.md).
 
 A cycle makes a module impossible to understand (or import) on its own; lazy imports inside
 functions hide cycles from Python but not from the reader, so they count here. Edges are the
@@ -9,7 +10,13 @@ explicit imports only: ``import a.b`` / ``from a.b import c`` (``c`` a submodule
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -110,3 +117,75 @@ def test_detector_finds_a_cycle(tmp_path: Path) -> None:
     (pkg / "b.py").write_text("from p.a import f\n")
     (pkg / "c.py").write_text("import p.a\n")
     assert cycles(module_graph(tmp_path, "p")) == [["p.a", "p.b"]]
+
+
+# --- package layers ---------------------------------------------------------------------------
+# The layers themselves are the import-linter contract in pyproject.toml (`lint-imports`, run by
+# `make test`). These tests check that the contract is real (it fails on an upward import) and the
+# two rules it cannot state: no cycle between packages, and nothing inside imports the root package.
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def package_of(module: str) -> str:
+    """``riverbed.runs.fork`` -> ``riverbed.runs``; a top-level module is its own package."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {package_of(m): set() for m in graph}
+    for mod, targets in graph.items():
+        for t in targets:
+            if package_of(t) != package_of(mod) and t != "riverbed":
+                out[package_of(mod)].add(package_of(t))
+    return out
+
+
+def test_no_package_cycles() -> None:
+    found = cycles(package_graph(module_graph()))
+    assert not found, "package cycles (function-level imports included):\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_nothing_inside_imports_the_root_package() -> None:
+    # riverbed/__init__ lazily exports names from every layer: importing it from inside would
+    # reach the top from the bottom (the version lives in riverbed.version for that reason).
+    importers = sorted(m for m, targets in module_graph().items() if "riverbed" in targets)
+    assert not importers, f"modules importing the root package `riverbed`: {importers}"
+
+
+def _lint_imports(src: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run([str(lint), "--no-cache", "--no-logo", str(config)], cwd=config.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def contract_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of src/riverbed and of the contract (pyproject.toml) to break on purpose."""
+    base = tmp_path_factory.mktemp("layers")
+    shutil.copytree(SRC / "riverbed", base / "src" / "riverbed", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", base / "pyproject.toml")
+    return base / "src", base / "pyproject.toml"
+
+
+def test_the_layers_contract_holds_on_a_copy(contract_copy: tuple[Path, Path]) -> None:
+    src, config = contract_copy
+    done = _lint_imports(src, config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_the_layers_contract_fails_on_an_upward_import(contract_copy: tuple[Path, Path]) -> None:
+    src, config = contract_copy
+    low = src / "riverbed" / "units.py"
+    text = low.read_text(encoding="utf-8")
+    # inside a function, as lazy imports are written: the contract counts them too
+    low.write_text(text + "\n\ndef _upward() -> None:\n    import riverbed.cli.main  # noqa: F401\n", encoding="utf-8")
+    try:
+        done = _lint_imports(src, config)
+    finally:
+        low.write_text(text, encoding="utf-8")
+    assert done.returncode != 0
+    assert "BROKEN" in done.stdout
+    assert "riverbed.units is not allowed to import riverbed.cli" in done.stdout, done.stdout

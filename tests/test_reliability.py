@@ -20,10 +20,10 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import riverbed
-import riverbed.checkpoints.atomic as atomic
+import riverbed.io.atomic as atomic
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import atomic_dir, atomic_path, cleanup_stale_tmp
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import atomic_dir, atomic_path, cleanup_stale_tmp
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.cli.main import main
 from riverbed.errors import LockedError, OutputExistsError
 
@@ -207,7 +207,7 @@ def test_train_cleans_a_killed_writers_checkpoint_temporary(run_copy, dead_pid):
 def _holder(run: Path, branch: str) -> subprocess.Popen:
     """Another process holding ``branch``'s writer lock (riverbed's own lock code, no torch)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(riverbed.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-    code = ("import sys, time; from riverbed.checkpoints.lock import writer_lock; "
+    code = ("import sys, time; from riverbed.checkpoints.layout import writer_lock; "
             "held = writer_lock(sys.argv[1], sys.argv[2]); held.__enter__(); print('ready', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run), branch], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"

@@ -10,7 +10,7 @@ from runs.conftest import tiny_config
 
 @pytest.fixture(scope="module")
 def _trained_master(tmp_path_factory):
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config(ckpt_every=5, eval_every=5)
     run = Run.create(tmp_path_factory.mktemp("cli") / "run", cfg)

@@ -10,14 +10,14 @@ import torch
 from riverbed.checkpoints import layout
 from riverbed.cli.main import main
 from riverbed.training.evaluate import evaluate_checkpoints, heldout_set
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 from runs.conftest import TINY_TOML, tiny_config
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config(ckpt_every=5, eval_every=5)
     run = Run.create(tmp_path_factory.mktemp("eval") / "run", cfg)

@@ -21,7 +21,7 @@ def test_claims_seeds_as_jobs_measure_what_one_process_measures(tmp_path):
 
 
 def test_a_cell_that_fails_is_named_with_its_job(tmp_path):
-    tasks = [Task("claims-job", {"job": {"seed": 0, "size": "tiny"}, "workdir": str(tmp_path)}, "seed 0")]  # no "study": the job raises
+    tasks = [Task("riverbed.claims.runner:claims_job", {"job": {"seed": 0, "size": "tiny"}, "workdir": str(tmp_path)}, "seed 0")]  # no "study": the job raises
     with pytest.raises(JobError, match=r"1 of 1 job\(s\) did not finish: seed 0 \(job local:\S+\) failed: TypeError"):
         run_cells(ExecutorConfig("local", jobs=1), tasks, folder=tmp_path / "jobs", progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["jobs"] or not any(tmp_path.iterdir())

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.errors import ConfigError, LockedError, RunError
 from riverbed.executors import ExecutorConfig, get_executor
 from riverbed.executors.base import Executor, Handle, JobError, Outcome, Task

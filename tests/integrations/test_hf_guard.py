@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from riverbed.errors import ConfigError  # noqa: E402
 from riverbed.integrations.hf import PMAGuardCallback  # noqa: E402
-from riverbed.training.guard import GuardConfig  # noqa: E402
+from riverbed.config.guard import GuardConfig  # noqa: E402
 
 from ._tiny import Patterned, tiny_llama  # noqa: E402
 

@@ -155,7 +155,7 @@ def test_incompatible_checkpoints_name_the_tensor_or_key(bigram_run, capsys, tmp
 
 
 def test_hf_directory_needs_a_config_and_then_probes(bigram_run, capsys, tmp_path):
-    from riverbed.model.hf import export_hf
+    from riverbed.checkpoints.hf import export_hf
 
     run, cfg, ckpts = bigram_run
     setup, (p,) = open_checkpoints(ckpts[-1:])

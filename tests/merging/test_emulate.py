@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_TOML, TWELVE_STEPS
 from riverbed.cli.main import main
 from riverbed.errors import MergeError
-from riverbed.merging.emulate import emulate_decay, emulation_weights, merge_emulated_decay
+from riverbed.orchestration.emulate import emulate_decay, emulation_weights, merge_emulated_decay
 from riverbed.merging.weights import decay_weights
 
 
@@ -20,7 +20,7 @@ def run12(tmp_path_factory):
     """A main branch of 12 steps with a checkpoint every 2 steps."""
     from riverbed.config import load_config_text
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = load_config_text(TINY_TOML, TWELVE_STEPS)
     run = Run.create(tmp_path_factory.mktemp("emu") / "run", cfg)

@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 import riverbed
 from riverbed.merging import engine
-from riverbed.merging.formats import read_header
+from riverbed.checkpoints.formats import read_header
 from .helpers import load_dir, random_state, reference, write_dir
 
 FP32_EPS = 2.0**-24

@@ -12,7 +12,7 @@ from safetensors import safe_open
 import riverbed
 from riverbed.cli.main import main
 from riverbed.errors import CheckpointError
-from riverbed.merging.formats import open_input, read_header
+from riverbed.checkpoints.formats import open_input, read_header
 
 from .helpers import random_state, write_dir
 
@@ -178,7 +178,7 @@ def test_hf_hub_cache_links_are_allowed(tmp_path):
 
 def test_load_hf_refuses_traversal(tmp_path, tiny_model_config, outside):
     from riverbed.model import build_model
-    from riverbed.model.hf import export_hf, load_hf
+    from riverbed.checkpoints.hf import export_hf, load_hf
 
     out = export_hf(tiny_model_config, build_model(tiny_model_config).state_dict(), tmp_path / "hf")
     weights = json.loads(json.dumps({"weight_map": {"model.embed_tokens.weight": "../outside/secret.safetensors"}}))

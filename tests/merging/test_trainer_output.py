@@ -12,7 +12,7 @@ from riverbed.errors import MergeError
 from riverbed.merging.order import order_inputs
 from riverbed.merging.select import select_checkpoints
 from riverbed.model import build_model
-from riverbed.model.hf import export_hf
+from riverbed.checkpoints.hf import export_hf
 from .helpers import load_dir
 
 STEPS = (3, 20, 100)  # lexical order: checkpoint-100, checkpoint-20, checkpoint-3

@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from riverbed.errors import CheckpointError
 from riverbed.model import build_model
-from riverbed.model.hf import export_hf, hf_config_dict, load_hf
+from riverbed.checkpoints.hf import export_hf, load_hf
+from riverbed.model.hf import hf_config_dict
 
 
 def _export(cfg, tmp_path, seed=0, name="hf"):

@@ -32,8 +32,9 @@ def predict_tree(tmp_path_factory):
     from riverbed.config import load_config_text
     from riverbed.data import load_dataset
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     cfg = load_config_text(TREE_TOML, [])
     data = load_dataset(cfg.data)

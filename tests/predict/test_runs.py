@@ -12,7 +12,7 @@ from riverbed.predict import LawFit, PredictError
 from riverbed.predict.check import loo_check
 from riverbed.predict.runs import best_decay, branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
 from riverbed.runs import Run
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 
 def test_branch_curves_come_from_metrics_and_the_schedule_spec(predict_tree):

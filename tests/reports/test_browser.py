@@ -30,8 +30,9 @@ def tiny_real_run(tmp_path_factory):
     """A real tiny run: 40 main steps (evaluations every 10) and two decay branches."""
     from runs.conftest import tiny_config
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     cfg = tiny_config(eval_batches=1)  # the run tree tests' tiny config (tests/runs/conftest.py)
     run = Run.create(tmp_path_factory.mktemp("real") / "run", cfg)

@@ -48,7 +48,7 @@ def tiny_data():
 @pytest.fixture(scope="session")
 def _tiny_main_master(tmp_path_factory, tiny_data):
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config()
     run = Run.create(tmp_path_factory.mktemp("master") / "run", cfg)

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from riverbed.checkpoints import layout
 from riverbed.runs import BranchRecord, Run
-from riverbed.runs.drive import milestones, root_kind, stops, train_main
+from riverbed.orchestration.drive import milestones, root_kind, stops, train_main
 from riverbed.schedules import WSDS, CyclicCosine, WarmupStable
 
 from .conftest import tiny_config

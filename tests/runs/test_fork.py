@@ -6,8 +6,10 @@ import pytest
 from riverbed.checkpoints import layout
 from riverbed.cli.main import main
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.runs.fork import branch_eval_every, fork_branches, parse_length, plan_requests, run_requests
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.fork import branch_eval_every, parse_length, plan_requests
+from riverbed import fork_branches
+from riverbed.orchestration.fork import run_requests
+from riverbed.runs.metrics import read_metrics
 
 
 def tree_digest(root):

@@ -19,7 +19,7 @@ from riverbed.cli.main import main
 from riverbed.config import load_config_text
 from riverbed.errors import ConfigError
 from riverbed.runs.retention import PlannedDecay, RetentionPlan, parse_keep
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -110,7 +110,7 @@ def test_reconcile_dead_process_and_newer_checkpoints(tmp_path):
 def test_crash_mid_write_keeps_previous_manifest(tmp_path, monkeypatch):
     run = make_tree(tmp_path / "r")
     before = (tmp_path / "r" / "run.json").read_bytes()
-    import riverbed.checkpoints.atomic as atomic
+    import riverbed.io.atomic as atomic
 
     def boom(*a, **k):
         raise OSError("disk full")

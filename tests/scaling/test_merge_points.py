@@ -12,8 +12,9 @@ from tests.runs.conftest import tiny_config
 @pytest.fixture(scope="module")
 def tiny_tree(tmp_path_factory):
     from riverbed.data import load_dataset
-    from riverbed.runs import Run, fork_branches
-    from riverbed.runs.drive import train_main
+    from riverbed.runs import Run
+    from riverbed import fork_branches
+    from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config()
     run = Run.create(tmp_path_factory.mktemp("tree") / "run", cfg)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch.distributed.tensor import DTensor
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints.schema import CheckpointState
 from riverbed.config import RunConfig
 from riverbed.model import build_model

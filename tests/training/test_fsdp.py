@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import read_state
 from riverbed.cli.main import main

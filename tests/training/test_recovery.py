@@ -13,8 +13,8 @@ from riverbed.checkpoints import layout
 from riverbed.checkpoints.state import read_state
 from riverbed.errors import RunError
 from riverbed.training import Callback, read_metrics, train_branch
-from riverbed.training.guard import GuardConfig
-from riverbed.training.guard_callback import SpikeGuard
+from riverbed.config.guard import GuardConfig
+from riverbed.training.spike_guard import SpikeGuard
 from riverbed.training.recovery import pick_checkpoints
 
 STEPS, CORRUPT_AT = 40, 25
@@ -44,7 +44,7 @@ def _cfg(tiny_run_config, **guard):
 
 def _run(cfg, run_dir, *callbacks):
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     run = Run.create(run_dir, cfg)
     return train_main(cfg, run_dir, run, until_step=STEPS, callbacks=callbacks, progress=False), Run(run_dir)

@@ -24,11 +24,14 @@ engine, exactly like a single-file Hugging Face model directory.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from riverbed.errors import RunError
+from riverbed.io.lock import lock_file
 
 MANIFEST = "run.json"
 RUN_LOCK = ".lock"  # RUN/.lock: held while run.json is rewritten (riverbed.runs.manifest)
@@ -45,7 +48,7 @@ GUARD_FILE = "guard.json"  # spike-guard state (detector window, recoveries), ne
 QUARANTINE = "quarantine"  # checkpoints set aside by a spike recovery (they hold spiking weights)
 INIT_MERGE = "init-merge"  # the merged checkpoint a run initialised from ([init] from_merge)
 MAIN = "main"
-WRITER_LOCK = ".writer.lock"  # per-branch writer lock (riverbed.checkpoints.lock)
+WRITER_LOCK = ".writer.lock"  # per-branch writer lock (riverbed.io.lock)
 JOBS = "jobs"  # executor job files and logs (Slurm/submitit), RUN/jobs/<backend>
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -85,8 +88,13 @@ def metrics_path(run: str | Path, branch: str) -> Path:
 
 
 def writer_lock_path(run: str | Path, branch: str) -> Path:
-    """The lock file the one process writing ``branch`` holds (riverbed.checkpoints.lock)."""
+    """The lock file the one process writing ``branch`` holds (riverbed.io.lock)."""
     return branch_dir(run, branch) / WRITER_LOCK
+
+
+def writer_lock(run_dir: str | os.PathLike[str], branch: str) -> contextlib.AbstractContextManager[None]:
+    """The writer lock of ``branch`` of the run at ``run_dir`` (riverbed.io.lock)."""
+    return lock_file(writer_lock_path(run_dir, branch), what=f"branch {branch!r} of {run_dir}")
 
 
 def jobs_dir(run: str | Path, backend: str) -> Path:

@@ -9,7 +9,7 @@ symbolic links (``ckpts/latest -> step_2000`` is ``step_2000``), an output path 
 * is a file of a run tree (``run.json``, ``config.toml``, ``.lock``, anything under ``branches/``,
   ``init-merge/`` or ``jobs/``) or the run directory itself -- and, for a verb that never writes into a
   run at all (a merge), anything inside a run directory;
-* lies inside a checkpoint directory (one holding ``model.safetensors`` or ``state.json``);
+* lies inside a checkpoint directory (one holding ``model.safetensors`` or its sharded index);
 * is an existing directory where a file is written, or (for a directory output) contains a run.
 
 Whether an existing output may be *replaced* is the verb's own rule (a report page only when riverbed
@@ -32,7 +32,10 @@ from riverbed.errors import RiverbedError
 # The entries of a run directory that belong to the run tree (everything else there, such as
 # report.html, is an output a verb may write). Hidden temporaries of these are covered by name.
 RUN_ENTRIES = (layout.MANIFEST, layout.CONFIG, layout.RUN_LOCK, layout.BRANCHES, layout.INIT_MERGE, layout.JOBS)
-CHECKPOINT_MARKERS = (layout.MODEL_FILE, layout.STATE_FILE)
+# A checkpoint directory holds its weights (riverbed's and Hugging Face's layout: one file or a sharded
+# index). A state.json alone marks nothing (the name is common), and a run's own checkpoints are covered
+# by the run-tree rule whatever they hold.
+CHECKPOINT_MARKERS = (layout.MODEL_FILE, "model.safetensors.index.json")
 
 
 def resolved(path: str | os.PathLike[str]) -> Path:
@@ -91,6 +94,8 @@ def check_output(out: str | os.PathLike[str], *, flag: str, inputs: Iterable[str
     """
     out_path = Path(out)
     label = f"{flag} {out}"
+    if out_path.name in ("", "..") or str(out).endswith(("/", os.sep)):
+        raise error(f"{label}: name the output itself (a path ending in '..' or '/' names a folder around it)")
     if suffixes is not None and out_path.suffix.lower() not in suffixes:
         raise error(f"{label}: expected a {' or '.join(suffixes)} file")
     if out_path.is_symlink():

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints.layout import STATE_FILE
-from riverbed.checkpoints.strict_json import dumps as strict_dumps, read_json
+from riverbed.io.strict_json import dumps as strict_dumps, read_json
 from riverbed.errors import CheckpointError
 
 FORMAT = "riverbed.checkpoint.v1"

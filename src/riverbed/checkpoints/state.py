@@ -33,12 +33,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from riverbed.checkpoints.atomic import atomic_dir
-from riverbed.checkpoints.strict_json import dumps as strict_dumps
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
+from riverbed.checkpoints import schedule_free as SF
 from riverbed.checkpoints.optimizer_state import OPTIMIZER_FORMAT, load_optimizer_tensors, optimizer_tensors
 from riverbed.checkpoints.schema import FORMAT, CheckpointState, as_state, read_state
 from riverbed.errors import CheckpointError
+from riverbed.io.atomic import atomic_dir
+from riverbed.io.strict_json import dumps as strict_dumps, read_json
 from riverbed.model.config import ModelConfig
 from riverbed.model.hf import hf_config_dict
 
@@ -149,8 +150,14 @@ def save_checkpoint(
     components that keep state (``{"guard.json": {...}}``), written inside the checkpoint
     before it becomes visible. Returns ``path``.
     """
-    opt = optimizer_tensors(model, optimizer) if optimizer is not None else None
-    return write_checkpoint(path, model_tensors(model), opt, state, rng=rng, hf_config=model_hf_config(model),
+    if SF.is_schedule_free(optimizer):  # the averaged weights x to model.safetensors; y and z with the state
+        with SF.eval_weights(model, optimizer) as train_params:
+            # copies: on the CPU model_tensors shares the parameters' storage, which gets y back on exit
+            weights = {k: v.clone() for k, v in model_tensors(model).items()}
+            opt = SF.state_tensors(model, optimizer, train_params)
+    else:
+        weights, opt = model_tensors(model), optimizer_tensors(model, optimizer) if optimizer is not None else None
+    return write_checkpoint(path, weights, opt, state, rng=rng, hf_config=model_hf_config(model),
                             overwrite=overwrite, files=files)
 
 
@@ -167,7 +174,7 @@ def write_checkpoint(
 ) -> Path:
     """The one writer of checkpoint directories: named tensors, optimizer state by parameter
     name ``(tensors, metadata)``, RNG, state.json and component files, in a temporary sibling
-    that is fsynced and renamed into place (riverbed.checkpoints.atomic)."""
+    that is fsynced and renamed into place (riverbed.io.atomic)."""
     path = Path(path)
     body = as_state(state, source=str(path / STATE_FILE)).dumps()  # NaN loss -> null + reason
     extra = component_texts(path, files)
@@ -193,7 +200,7 @@ def write_checkpoint(
 def component_texts(path: Path, files: Mapping[str, Any] | None) -> dict[str, str]:
     """The text of each component file (strict JSON) of the checkpoint ``path``, checked before
     anything is written: a reserved or non-plain name, or an object that is not JSON, raises
-    CheckpointError naming it. Shared with the sharded writer (riverbed.checkpoints.distributed)."""
+    CheckpointError naming it. Shared with the sharded writer (riverbed.training.distributed_checkpoint)."""
     out = {}
     for name, obj in (files or {}).items():
         if name in _RESERVED or "/" in name or name.startswith("."):
@@ -203,6 +210,14 @@ def component_texts(path: Path, files: Mapping[str, Any] | None) -> dict[str, st
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path / name}: not JSON-serialisable: {exc}") from None
     return out
+
+
+def read_component_files(path: str | Path) -> dict[str, Any]:
+    """Every component file (``*.json`` beside the tensors, other than state.json and config.json)
+    of the checkpoint ``path``, parsed: what callbacks' ``checkpoint_files`` wrote there, handed back
+    to their ``load_checkpoint_files`` on resume. An unreadable one raises CheckpointError naming it."""
+    return {f.name: read_json(f, CheckpointError) for f in sorted(Path(path).glob("*.json"))
+            if f.name not in _RESERVED and f.is_file()}
 
 
 def model_hf_config(model: torch.nn.Module) -> dict[str, Any] | None:
@@ -250,13 +265,18 @@ def load_checkpoint(
         opt_file = path / OPTIMIZER_FILE
         opt_t = read_safetensors(opt_file)
         meta = read_safetensors_metadata(opt_file)
-        if meta.get("format") != OPTIMIZER_FORMAT:
-            raise CheckpointError(f"{opt_file}: format {meta.get('format')!r}, expected {OPTIMIZER_FORMAT!r}")
+        expected = SF.FORMAT if SF.is_schedule_free(optimizer) else OPTIMIZER_FORMAT
+        if meta.get("format") != expected:
+            raise CheckpointError(f"{opt_file}: format {meta.get('format')!r}, expected {expected!r} "
+                                  "(the optimizer of the config, optim.name)")
     rng_t = read_safetensors(path / RNG_FILE) if rng else None
     if model is not None:
         load_model_tensors(path, model)
     if optimizer is not None and model is not None:
-        load_optimizer_tensors(opt_t, model, optimizer, source=str(path / OPTIMIZER_FILE))
+        if SF.is_schedule_free(optimizer):
+            SF.load_state_tensors(opt_t, meta, model, optimizer, source=str(path / OPTIMIZER_FILE))
+        else:
+            load_optimizer_tensors(opt_t, model, optimizer, source=str(path / OPTIMIZER_FILE))
     if rng_t is not None:
         restore_rng(rng_t)
     return state

@@ -19,7 +19,20 @@ HAGELE = "Hägele et al. 2024 (arXiv 2405.18392)"
 RIVER = "Wen et al. 2024, river valley (arXiv 2410.05192)"
 WSDS = "Wen et al. 2024, WSD-S (arXiv 2410.05192)"
 MPL = "Luo et al. 2025, Multi-Power Law (arXiv 2503.12811)"
+SIZED = ("tiny", "1m")  # the WSD study's claims: measured at two model sizes, side by side
+DEFAZIO = "Defazio et al. 2024, schedule-free (arXiv 2405.15682)"
 EPOCH = "Besiroglu et al. 2024, Epoch AI (arXiv 2404.10102)"
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """What must be shown before a claim's number means anything: a second per-seed number (the
+    study's value ``key``) that must hold above ``threshold`` on the same t-interval rule; where it
+    does not, the claim's verdict is "inconclusive" and says why."""
+
+    key: str
+    text: str
+    threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,9 @@ class ClaimSpec:
     threshold: float
     larger_holds: bool = True
     """True: the claim holds above the threshold; False: below it (errors, tolerances)."""
+    precondition: Precondition | None = None
+    models: tuple[str, ...] = ("tiny",)
+    """Model presets it is measured at (several where the verdict could depend on the size)."""
 
     @property
     def deterministic(self) -> bool:
@@ -42,24 +58,38 @@ class ClaimSpec:
 
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("pma-beats-last", "Merging stable-phase checkpoints beats the last checkpoint", PMA, "wsd",
-              "held-out loss of the last constant-LR checkpoint minus that of the SMA of the last N (nats)", 0.0),
+              "held-out loss of the last constant-LR checkpoint minus that of the SMA of main's checkpoints over the last "
+              "20 % of the run (nats)", 0.0, models=SIZED),
     ClaimSpec("merge-approximates-decay", "A merge approximates the decayed model", PMA, "wsd",
-              "fraction of the main-to-decayed loss gap the SMA merge closes (0 = none, 1 = all)", 0.5),
+              "a difference, defined for every seed: the SMA merge's held-out gain over the last checkpoint minus "
+              "half the 1-sqrt decay's gain, at the same tokens (nats; > 0 exactly when the merge closes more than "
+              "half of a positive main-to-decayed gap)", 0.0, models=SIZED),
     ClaimSpec("wsd-vs-cosine", "WSD with a 20 % decay matches or beats cosine at equal tokens", HAGELE, "wsd",
-              "cosine-run loss minus WSD 1-sqrt decay-branch loss at the same tokens (nats; match = within 0.01)", -0.01),
+              "cosine-run loss minus WSD 1-sqrt decay-branch loss at the same tokens (nats; match = within 0.01)", -0.01,
+              models=SIZED),
     ClaimSpec("1sqrt-vs-linear", "1-sqrt decay is at least as good as linear", HAGELE, "wsd",
               "linear decay-branch loss minus 1-sqrt decay-branch loss, same fork and length (nats; tie = within 0.005)",
-              -0.005),
+              -0.005, models=SIZED),
     ClaimSpec("drop-grows-with-lr", "The decay drop grows with the stable LR", RIVER, "wsd",
-              "decay drop (main minus decayed loss) at the peak LR minus the drop at 1/3 of it (nats)", 0.0),
+              "decay drop (main minus decayed loss) at the peak LR minus the drop at 1/3 of it (nats)", 0.0,
+              precondition=Precondition("drop-grows-with-lr/decay-helps", "the decay lowers the held-out loss at the "
+                                        "low LR (its drop > 0)"), models=SIZED),
     ClaimSpec("merges-converge-late", "SMA, EMA and WMA converge late in training", PMA, "wsd",
-              "spread (max - min loss) of SMA/EMA/WMA merges at mid-run minus the spread at the end (nats)", 0.0),
+              "spread (max - min loss) of SMA/EMA/WMA merges at mid-run minus the spread at the end (nats)", 0.0,
+              models=SIZED),
     ClaimSpec("wsds-vs-wsd", "WSD-S beats WSD at equal compute when several budgets come from one run", WSDS,
               "multibudget", "WSD decay-branch loss minus WSD-S decayed-checkpoint loss at equal total compute, "
               "mean over 3 budgets (nats)", 0.0),
     ClaimSpec("wsds-vs-cyclic", "WSD-S beats cyclic cosine at equal compute", WSDS, "multibudget",
               "cyclic-cosine cycle-end loss minus WSD-S decayed-checkpoint loss at the same steps, mean over 3 budgets "
               "(nats)", 0.0),
+    ClaimSpec("wsd-matches-schedulefree", "WSD with a short decay matches schedule-free AdamW at equal tokens", DEFAZIO,
+              "schedulefree", "schedule-free AdamW loss minus the WSD decay branch's (linear, last 10 % of the budget) "
+              "at the same tokens, mean over the multi-budget study's budgets, each method's LR tuned on 3e-3, 1e-2, "
+              "3e-2 (nats; match = within 0.01)", -0.01),
+    ClaimSpec("schedulefree-beats-wsd-main", "Schedule-free AdamW's iterate beats WSD's undecayed main branch at every "
+              "budget", DEFAZIO, "schedulefree", "smallest over the multi-budget study's budgets of the WSD main "
+              "branch's loss minus schedule-free's at the same tokens, each LR tuned on 3e-3, 1e-2, 3e-2 (nats)", 0.0),
     ClaimSpec("pma-init-passes-spike", "PMA-init passes a loss spike and returns to the original trajectory", PMA,
               "spike", "final training loss of the PMA-init arm minus the unspiked reference run's, same seed "
               "(nats; back = within 0.05; stopped = 1)", 0.05, larger_holds=False),
@@ -83,8 +113,8 @@ CLAIMS: tuple[ClaimSpec, ...] = (
               "predictor", "leave-one-out mean relative error of the SMA of main's last 4 checkpoints minus the "
               "MPL's (percentage points)", 0.0),
     ClaimSpec("decay-lowers-high-entropy", "On bigram data the decay mostly lowers the loss of high-entropy contexts",
-              RIVER, "bigram", "decay's held-out loss drop in the high-entropy bucket minus the largest drop of the "
-              "other buckets (nats)", 0.0),
+              RIVER, "bigram", "held-out loss drop of the decay against the constant-LR control at equal tokens, in "
+              "the high-entropy bucket minus the largest of the other buckets (nats)", 0.0),
     ClaimSpec("stable-line-interior-min", "Between two stable checkpoints the loss has an interior minimum below "
               "both ends", RIVER, "bigram", "min of the two ends minus the lowest interior point of the "
               "11-point line (nats)", 0.0),

@@ -4,10 +4,12 @@ Runs the studies the claims need, one job per study and seed (tiny models on the
 or the bigram language, CPU): WSD branches, decay shapes, cosine runs and merges; WSD-S, WSD and
 cyclic cosine at equal compute; a loss spike with and without PMA-init; a data law from branch
 ends against cosine runs; Epoch AI's Chinchilla refit; the trajectory predictor's leave-one-out
-check; the river-valley lab's bucket drops and interpolation lines. Then prints one row per claim:
-the claim, its source, what was measured (mean and standard error over seeds), the verdict (holds /
-does not hold / inconclusive) and the rule that decided it. A claim that does not hold at this
-scale is reported as such, with its numbers. ``--quick`` is the CI size.
+check; the river-valley lab's bucket drops and interpolation lines. Then prints one row per claim
+(and model size, side by side, for the claims measured at two): the claim, its source, what was
+measured (mean, standard error and 95 % t-interval over seeds), the verdict (holds / does not hold /
+inconclusive, from where the threshold lies against the interval) and how many seeds the observed
+effect and spread would need to be decisive. A claim that does not hold at this scale is reported as
+such, with its numbers. ``--quick`` is the CI size.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-SIZES = ("tiny", "quick", "full")
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
+from riverbed.io.progress import Progress
 
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
+SIZES = ("tiny", "quick", "full")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,14 +34,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the CI size (same as --size quick)")
     p.add_argument("--size", choices=SIZES, default=None,
                    help="study size: tiny (seconds, for tests), quick (CI), full (default; the README's table)")
-    p.add_argument("--seeds", type=int, default=3, metavar="K", help="seeds per claim (default 3)")
+    p.add_argument("--seeds", type=int, default=None, metavar="K",
+                   help="seeds per study (default: each study's own, what its claims need where affordable)")
+    p.add_argument("--models", default=None, metavar="PRESETS",
+                   help="comma-separated model sizes for the claims measured at several (default: tiny,1m)")
     p.add_argument("--only", default=None, metavar="IDS",
-                   help="comma-separated claim ids or study names (wsd, multibudget, spike, branch-law, epoch, "
+                   help="comma-separated claim ids or study names (wsd, multibudget, schedulefree, spike, branch-law, epoch, "
                         "predictor, bigram); default: all")
     p.add_argument("--list", action="store_true", help="list the claims (id, study, claim, source) and exit")
     p.add_argument("--json", action="store_true",
-                   help='print {"claims": [{"claim", "source", "mean", "stderr", "seeds", "verdict", "rule"}, ...], '
-                        '"jobs": [...]}')
+                   help='print {"claims": [{"id", "model", "claim", "source", "mean", "stderr", "seeds", "ci95", '
+                        '"verdict", "seeds_needed", "rule", ...}, ...], "jobs": [...]}')
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")
@@ -63,15 +69,11 @@ def _run_jobs(jobs: list[Any], processes: int, progress: bool) -> list[dict[str,
 
     if not progress:
         return runner.run_local(jobs, processes=processes)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{len(jobs)} jobs", total=len(jobs))
+    with Progress(transient=True) as bar:
+        task = bar.add(f"{len(jobs)} jobs", len(jobs), unit="jobs")
 
         def advance(job: Any, result: dict[str, Any]) -> None:
-            bar.update(task, description=f"done: {job.study} seed {job.seed}")
+            bar.update(task, label=f"done: {job.study} seed {job.seed}")
             bar.advance(task)
 
         return runner.run_local(jobs, processes=processes, on_job=advance)
@@ -91,15 +93,17 @@ def run(args: argparse.Namespace) -> int:
     if args.quick and args.size not in (None, "quick"):
         raise ConfigError(f"--quick contradicts --size {args.size}")
     only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     claims = runner.select(only)
-    jobs = runner.plan_jobs(only, size, args.seeds)
+    jobs = runner.plan_jobs(only, size, args.seeds, models)
     executor = executor_from_args(args)  # --executor / --jobs (K > 1 alone: a local pool of K processes)
     if args.report is not None:
         from riverbed.claims.report import check_out
 
         check_out(args.report)  # before any training: a bad path costs nothing
     if not args.json:
-        print(f"riverbed claims: {len(claims)} claim(s), {len(jobs)} job(s) ({size} size, {args.seeds} seed(s), "
+        seeds = args.seeds if args.seeds is not None else "each study's own number of"
+        print(f"riverbed claims: {len(claims)} claim(s), {len(jobs)} job(s) ({size} size, {seeds} seed(s), "
               f"{'in this process' if executor is None else f'{executor.backend} executor, {executor.jobs} at once'})",
               flush=True)
     t0 = time.perf_counter()
@@ -112,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         from riverbed.claims.report import write_report
 
-        write_report(args.report, verdicts, results, size=size, seeds=args.seeds, seconds=seconds)
+        write_report(args.report, verdicts, results, size=size, seconds=seconds)
     if args.json:
-        doc = {"claims": [r.to_json() for r in verdicts], "size": size, "seeds": args.seeds, "seconds": seconds,
+        doc = {"claims": [r.to_json() for r in verdicts], "size": size, "seconds": seconds,
                "jobs": results}
         print(json.dumps(_num(doc), indent=2, allow_nan=False))
         return 0
@@ -135,26 +139,31 @@ def _print_table(verdicts: list[Any], results: list[dict[str, Any]], seconds: fl
     from rich.table import Table
 
     from riverbed.claims import by_id
-    from riverbed.claims.verdict import Z
+    from riverbed.claims.report import heldout_note, interval
 
-    t = Table(title="seed claims at small scale (mean ± standard error over seeds)", show_lines=True)
+    t = Table(title="seed claims at small scale (mean ± standard error, 95 % t-interval over seeds)", show_lines=True)
     t.add_column("claim (source)", ratio=4)
+    t.add_column("model", no_wrap=True)
     t.add_column("measured per seed", ratio=5)
     t.add_column("holds if", no_wrap=True)
-    t.add_column("mean ± se", justify="right", no_wrap=True)
+    t.add_column("mean ± se [95 % CI]", justify="right")
     t.add_column("verdict", no_wrap=True)
+    t.add_column("seeds needed", ratio=1)
     colour = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
     for r in verdicts:
         spec = by_id(r.id)
-        se = "" if r.stderr is None else f" ± {r.stderr:.3g}"
-        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.measured, f"{'>' if spec.larger_holds else '<'} {r.threshold:g}",
-                  f"{r.mean:+.4g}{se}\n[dim]n={r.seeds}[/dim]", f"[{colour[r.verdict]}]{r.verdict}[/]")
+        pre = f"\n[dim]first: {r.precondition}[/dim]" if r.precondition else ""
+        t.add_row(f"{r.claim}\n[dim]{r.source}[/dim]", r.model, r.measured + heldout_note(r) + pre,
+                  f"{'>' if spec.larger_holds else '<'} {r.threshold:g}",
+                  f"{interval(r)}\n[dim]n={r.seeds}[/dim]", f"[{colour[r.verdict]}]{r.verdict}[/]", r.seeds_note)
     c = Console()
     c.print(t)
     per_study: dict[str, float] = {}
     for res in results:
-        per_study[res["job"]["study"]] = per_study.get(res["job"]["study"], 0.0) + res["seconds"]
-    c.print(f"rule: holds if the mean is beyond the threshold by more than {Z:g} standard errors, does not hold if "
-            f"it is {Z:g} standard errors short of it, inconclusive otherwise (and with one seed); a deterministic "
-            "claim (n=1, no seed enters) is judged by its value")
+        key = f"{res['job']['study']} ({res['job'].get('model', 'tiny')})"
+        per_study[key] = per_study.get(key, 0.0) + res["seconds"]
+    c.print("rule: a claim holds if the 95 % Student t interval of its mean (n-1 degrees of freedom) lies on the "
+            "holding side of the threshold, does not hold if it lies on the other side, and is inconclusive if "
+            "the threshold lies inside it (and with one seed); a deterministic claim (n=1, no seed enters) is "
+            "judged by its value")
     c.print(f"{seconds:.0f} s in all; per study: " + ", ".join(f"{k} {v:.0f} s" for k, v in per_study.items()))

@@ -15,13 +15,13 @@ import shutil
 from pathlib import Path
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.cli import train as train_cli
 from riverbed.config import load_config
 from riverbed.errors import ConfigError, RunError
 from riverbed.merging.weights import format_weights
 from riverbed.runs import BranchRecord, Run
-from riverbed.training.init_config import InitConfig
+from riverbed.config.init import InitConfig
 from riverbed.units import arg, parse_count
 
 

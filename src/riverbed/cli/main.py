@@ -15,9 +15,9 @@ import re
 import sys
 import warnings
 
-from riverbed import __version__
-from riverbed.checkpoints.atomic import disk_full_error, is_disk_full
 from riverbed.errors import RiverbedError, RiverbedWarning
+from riverbed.io.atomic import disk_full_error, is_disk_full
+from riverbed.version import __version__
 from riverbed.extras import missing_extra
 
 # verb -> module. Literal on purpose: one place lists every verb.

@@ -62,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--branch", default=None, help="branch to take checkpoints from (default main; riverbed runs only)")
     e = p.add_argument_group("a decay-free stand-in for a decay branch (riverbed runs only)")
     e.add_argument("--emulate-decay", default=None, metavar="SHAPE", help="merge the main checkpoints from --from to --from + --length "
-                   "with the weights that stand in for this decay shape (riverbed.merging.emulate)")
+                   "with the weights that stand in for this decay shape (riverbed.orchestration.emulate)")
     e.add_argument("--from", dest="from_step", type=arg(parse_count), default=None, metavar="STEP", help="fork step of the emulated decay (a saved main checkpoint)")
     e.add_argument("--length", nargs="+", action=JoinWords, default=None, metavar=("N", "UNIT"), help="decay length: steps, '1M tok' or '20%%' of the budget")
     e.add_argument("--min-ratio", type=float, default=None, help="final LR multiplier of the emulated decay (default: the run's)")
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace, common: dict) -> int:
-    from riverbed.merging.emulate import merge_emulated_decay
+    from riverbed.orchestration.emulate import merge_emulated_decay
 
     if args.emulate_decay is None or args.from_step is None or args.length is None or args.run is None:
         raise MergeError("--emulate-decay SHAPE needs --run RUN --from STEP --length N")

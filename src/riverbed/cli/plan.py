@@ -54,7 +54,7 @@ def run(a: argparse.Namespace) -> int:
         else:  # the keep rules travel with the plan: `[train] keep = ["plan=plan.json"]` reads them
             import json
 
-            from riverbed.checkpoints.atomic import write_text
+            from riverbed.io.atomic import write_text
 
             write_text(a.output, json.dumps({**json.loads(plan.to_json()), "keep": retention["keep"]}, indent=2) + "\n")
     if a.plot:

@@ -24,8 +24,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from riverbed.checkpoints.atomic import write_text
 from riverbed.checkpoints.outputs import check_output
+from riverbed.io.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.units import JoinWords, arg, parse_count
 
@@ -352,7 +352,7 @@ def run_check(args: argparse.Namespace) -> int:
         return 0
 
     t = Table(title=f"leave-one-out over the finished decay branches of {report.run}")
-    t.add_column("branch")
+    t.add_column("branch", overflow="fold")  # names are never cut (riverbed.io.progress.name_column)
     t.add_column("trained", justify="right")
     for m in report.methods:
         t.add_column(f"{m} (rel err)", justify="right")

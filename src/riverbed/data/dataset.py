@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from riverbed.checkpoints.atomic import atomic_dir
+from riverbed.io.atomic import atomic_dir
 from riverbed.data.bigram import BUCKETS, BigramLanguage, language_from_config
 from riverbed.data.buckets import BucketMap
 from riverbed.data.config import DataConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riverbed.checkpoints.input_files import read_text, regular_file
+from riverbed.io.input_files import read_text, regular_file
 from riverbed.errors import ConfigError
 
 # (file, sha256 of the decompressed UTF-8 text); order = order in the token stream.

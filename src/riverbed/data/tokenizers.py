@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from riverbed.checkpoints.atomic import write_text
-from riverbed.checkpoints.strict_json import read_json
+from riverbed.io.atomic import write_text
+from riverbed.io.strict_json import read_json
 from riverbed.errors import ConfigError
 
 

@@ -71,7 +71,7 @@ class ExecutorConfig:
 
 @dataclass(frozen=True)
 class Task:
-    """One job: ``kind`` (a name in ``riverbed.executors.jobs.JOBS``), its JSON payload and the
+    """One job: ``kind`` (a name in ``riverbed.executors.jobs.JOBS``, or a caller's ``"module:function"``), its JSON payload and the
     label that messages name it by (a branch or a grid cell)."""
 
     kind: str

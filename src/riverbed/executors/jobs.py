@@ -1,7 +1,9 @@
 """What a job process runs: ``entry(kind, payload)`` -> a JSON answer (riverbed.executors.base.Outcome).
 
-The table of job kinds is literal. Each kind calls the code a single process would run --
-a decay branch is :func:`riverbed.runs.fork.train_fork`, a claims job is
+The table of job kinds is literal; a caller above the executors names its own job function
+as ``"module:function"`` (a riverbed module), e.g. ``riverbed.claims.runner:claims_job``, so
+this package never imports its callers. Each job calls the code a single process would run --
+a decay branch is :func:`riverbed.orchestration.fork.train_fork`, a claims job is
 :func:`riverbed.claims.runner.run_job` -- so a job trains exactly what the sequential
 path trains (same config, seed, data order: the same weights).
 
@@ -12,6 +14,7 @@ itself as the branch's job: a second executor writing the same branch gets
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -43,10 +46,11 @@ def current_job_id(backend: str, given: str | None) -> str:
 
 def branch_job(p: dict[str, Any]) -> dict[str, Any]:
     """Train one decay branch of a run to its end (resuming its newest checkpoint)."""
-    from riverbed.checkpoints.lock import writer_lock
+    from riverbed.checkpoints.layout import writer_lock
     from riverbed.runs import Run
     from riverbed.runs.config_io import load_run_config
-    from riverbed.runs.fork import ForkRequest, branch_config, decay_schedule, train_fork
+    from riverbed.runs.fork import ForkRequest, branch_config, decay_schedule
+    from riverbed.orchestration.fork import train_fork
 
     run = Run.open(p["run"])
     req = ForkRequest(p["name"], int(p["from_step"]), int(p["length"]), p["shape"], p.get("min_ratio"),
@@ -65,18 +69,25 @@ def branch_job(p: dict[str, Any]) -> dict[str, Any]:
             "eval_loss": last.eval_loss if last else None, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def claims_job(p: dict[str, Any]) -> dict[str, Any]:
-    """One study for one seed of ``riverbed claims`` (one cell of the claims grid)."""
-    from riverbed.claims.runner import run_job  # lazy: the claims studies import torch and the experiments
-
-    return run_job(p["job"], p.get("workdir"))
-
-
 #: Job kinds, literal: the name a Task carries -> the function its job runs.
 JOBS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "branch": branch_job,
-    "claims-job": claims_job,
 }
+
+
+def job_function(kind: str) -> Callable[[dict[str, Any]], Any] | None:
+    """The function a job of ``kind`` runs: a name in :data:`JOBS`, or ``"riverbed.<module>:<function>"``
+    that the submitter named (None if it names nothing callable)."""
+    if kind in JOBS:
+        return JOBS[kind]
+    module, sep, name = kind.partition(":")
+    if not (sep and module.startswith("riverbed.") and name.isidentifier()):
+        return None
+    try:
+        fn = getattr(importlib.import_module(module), name, None)  # lazy: the caller's module, named by the caller
+    except ModuleNotFoundError:
+        return None
+    return fn if callable(fn) else None
 
 
 def entry(kind: str, payload: str) -> str:
@@ -85,7 +96,8 @@ def entry(kind: str, payload: str) -> str:
     A riverbed error (bad input, another writer) answers its message; anything else is a bug
     whose traceback goes to the job's log (stderr) and whose one line goes to the submitter.
     """
-    if kind not in JOBS:
+    fn = job_function(kind)
+    if fn is None:
         return json.dumps({"ok": False, "error": f"unknown job kind {kind!r}", "error_type": "ConfigError"})
     try:
         threads = json.loads(payload).get("threads")
@@ -93,7 +105,7 @@ def entry(kind: str, payload: str) -> str:
             import torch  # every job kind trains
 
             torch.set_num_threads(int(threads))
-        result = JOBS[kind](json.loads(payload))
+        result = fn(json.loads(payload))
         return json.dumps({"ok": True, "result": result}, allow_nan=False)
     except RiverbedError as exc:
         return json.dumps({"ok": False, "error": str(exc), "error_type": type(exc).__name__})

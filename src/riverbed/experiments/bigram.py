@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json, write_text
-from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.io.atomic import write_json, write_text
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
 from riverbed.experiments.preamble import add_arguments as add_arguments_common, fresh_output, mean_se, options
+from riverbed.experiments.small import small_config
 from riverbed.model import ModelConfig
 from riverbed.reports.river_valley import plot_bigram_experiment
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
-from riverbed.runs.fork import plan_requests, run_requests
+from riverbed.orchestration.drive import train_main
+from riverbed.runs.fork import plan_requests
+from riverbed.orchestration.fork import run_requests
 from riverbed.training import read_metrics
 from riverbed.units import arg, parse_count
 
@@ -47,11 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
-    return RunConfig(model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
-                     data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),
-                     optim=OptimConfig(lr=lr), schedule={"type": "warmup-stable", "warmup": 10},
-                     train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=eval_every,
-                                       eval_batches=4, log_every=5, device="cpu", tensorboard=False, seed=seed, threads=1))
+    return small_config(seed, lr, {"type": "warmup-stable", "warmup": 10},
+                        model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
+                        data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),
+                        batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=eval_every,
+                        eval_batches=4, log_every=5)
 
 
 def one_seed(out: Path, seed: int, steps: int, ckpt: int, decay: int, eval_every: int, lr: float, data: Any,

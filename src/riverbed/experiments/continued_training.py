@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json, write_text
-from riverbed.config import OptimConfig, RunConfig, TrainConfig
+from riverbed.io.atomic import write_json, write_text
 from riverbed.data import DataConfig, load_dataset
 from riverbed.data.sources import default_corpus
 from riverbed.experiments.preamble import add_arguments as add_arguments_common, start
-from riverbed.model import ModelConfig
+from riverbed.experiments.small import evaluator, small_config
 from riverbed.reports.experiment_plots import plot_continued
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.training import read_metrics
-from riverbed.training.init_config import InitConfig
+from riverbed.config.init import InitConfig
 from riverbed.units import arg, parse_count
 
 ARMS = ("last", "pma")
@@ -61,25 +60,9 @@ def corpus_files(out: Path) -> tuple[Path, Path]:
 
 
 def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CKPT) -> Any:
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(source=str(source)),
-                     optim=OptimConfig(lr=LR), schedule={"type": "warmup-stable", "warmup": 20},
-                     train=TrainConfig(batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
-                                       eval_batches=4, log_every=1, device="cpu", tensorboard=False, seed=seed, threads=1),
-                     init=init)
-
-
-def checkpoint_eval_loss(cfg: Any, data: Any, checkpoint: Path) -> float:
-    """Held-out loss of a checkpoint directory on the run's fixed evaluation set: the trainer's
-    batches and averaging (riverbed.training.evaluate), so it lines up with the logged eval_loss."""
-    import torch  # lazy: loads torch, which importing this module must not
-
-    from riverbed.checkpoints.state import load_model_tensors  # lazy: torch, as above
-    from riverbed.model import build_model  # lazy: torch, as above
-    from riverbed.training.evaluate import evaluate, heldout_set  # lazy: torch, as above
-
-    model = build_model(cfg.model)
-    load_model_tensors(checkpoint, model)
-    return evaluate(model, heldout_set(cfg, data), device=torch.device("cpu"))
+    return small_config(seed, LR, {"type": "warmup-stable", "warmup": 20}, data=DataConfig(source=str(source)),
+                        batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
+                        eval_batches=4, log_every=1, init=init)
 
 
 def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps: int, last: int, data: Any,
@@ -89,7 +72,8 @@ def continued(out: Path, main_dir: Path, bible: Path, arm: str, seed: int, steps
     run_dir = out / f"seed{seed}" / arm
     train_main(cfg, run_dir, Run.create(run_dir, cfg), until_step=steps, progress=progress, data=data)
     rows = read_metrics(layout.metrics_path(run_dir, "main"))
-    evals = [(0, checkpoint_eval_loss(cfg, data, layout.init_merge_dir(run_dir)))]
+    # the merged start, evaluated like the trainer's eval rows (riverbed.training.evaluate)
+    evals = [(0, evaluator(cfg, data).loss(layout.init_merge_dir(run_dir)))]
     evals += [(r["step"], r["eval_loss"]) for r in rows if r["kind"] == "eval"]
     grad = [r["grad_norm"] for r in rows if r["kind"] == "train"]
     return {"arm": arm, "seed": seed, "eval": evals, "grad_norm": grad}

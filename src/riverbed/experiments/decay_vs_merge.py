@@ -6,7 +6,7 @@ at the decay's end k + D, on the run's held-out batches:
 
 * ``decay``: the trained decay branch;
 * ``emulated``: the merge of the main checkpoints k..k+D with the decay's weights
-  (:mod:`riverbed.merging.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
+  (:mod:`riverbed.orchestration.emulate`: decay_weights, moved onto the saved checkpoints by interpolation);
 * ``sma`` / ``ema`` (alpha 0.2) / ``wma``: the PMA merges of the same D / CKPT + 1 checkpoints;
 * ``main``: the undecayed main checkpoint at k + D.
 
@@ -46,40 +46,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config(seed: int, steps: int, ckpt: int, lr: float) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
+    from riverbed.experiments.small import small_config
 
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(), optim=OptimConfig(lr=lr),
-                     schedule={"type": "warmup-stable", "warmup": 10},
-                     train=TrainConfig(batch_size=8, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=0, eval_batches=8,
-                                       log_every=10, device="cpu", tensorboard=False, seed=seed, threads=1))
+    return small_config(seed, lr, {"type": "warmup-stable", "warmup": 10}, batch_size=8, seq_len=64, max_steps=steps,
+                        ckpt_every=ckpt, eval_batches=8)
 
 
 def one_seed(out: Path, seed: int, forks: tuple[int, ...], decay: int, ckpt: int, shape: str, lr: float, data: Any,
              progress: bool) -> dict[str, Any]:
-    import torch
+    cfg = config(seed, max(forks) + decay, ckpt, lr)
+    run = train_tree(out / f"seed{seed}", cfg, forks, decay, shape, data, progress)
+    return {"seed": seed, "rows": measure_forks(run, cfg, data, forks, decay, shape)}
 
+
+def train_tree(run_dir: Path, cfg: Any, forks: tuple[int, ...], decay: int, shape: str, data: Any,
+               progress: bool = False) -> Any:
+    """Main branch to ``max(forks) + decay`` (checkpoints every ``cfg.train.ckpt_every``), then one
+    decay branch of ``decay`` steps per fork; returns the opened Run."""
+    from riverbed.experiments.small import train_root
+    from riverbed.orchestration.fork import run_requests
+    from riverbed.runs.fork import plan_requests
+
+    run = train_root(cfg, run_dir, max(forks) + decay, data, progress=progress)
+    run_requests(run, plan_requests(run, list(forks), shape, decay), cfg=cfg, progress=progress, data=data)
+    return run
+
+
+def measure_forks(run: Any, cfg: Any, data: Any, forks: tuple[int, ...], decay: int, shape: str,
+                  windows: dict[tuple[int, str], Any] | None = None, emulated: bool = True) -> list[dict[str, Any]]:
+    """Per fork k of :func:`train_tree`'s run: held-out loss at k + decay of the trained decay, the
+    emulated-decay merge, the SMA / EMA / WMA merges of main's checkpoints k..k+decay and main
+    itself, all with the one evaluator (riverbed.training.evaluate.HeldoutEvaluator). ``windows``,
+    if given, receives each model's per-window losses, keyed (fork, method); ``emulated=False``
+    leaves the emulated merge out (it needs checkpoints at most 2 steps apart)."""
     from riverbed.checkpoints import layout
-    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-    from riverbed.merging.emulate import emulate_decay
+    from riverbed.checkpoints.state import read_safetensors
+    from riverbed.experiments.small import evaluator
     from riverbed.merging.memory import merge_state_dicts
     from riverbed.merging.weights import weights_for
-    from riverbed.model import build_model
-    from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.training.evaluate import evaluate, heldout_set
+    from riverbed.orchestration.emulate import emulate_decay
+    from riverbed.runs.fork import default_name
 
-    steps = max(forks) + decay
-    cfg = config(seed, steps, ckpt, lr)
-    run_dir = out / f"seed{seed}"
-    run = Run.create(run_dir, cfg)
-    train_main(cfg, run_dir, run, until_step=steps, progress=progress, data=data)
-    recs = run_requests(run, plan_requests(run, list(forks), shape, decay), progress=progress, data=data)
-    model = build_model(cfg.model, seed=seed, device=torch.device("cpu"))
-    batches = heldout_set(cfg, data)
-    ckpts = {r.step: r.path for r in layout.list_checkpoints(run_dir, layout.MAIN)}
+    ev = evaluator(cfg, data)  # the trainer's held-out batches, chunking and autocast
+    ckpts = {r.step: r.path for r in layout.list_checkpoints(run.path, layout.MAIN)}
     cache: dict[Path, dict] = {}
 
     def tensors(path: Path) -> dict:
@@ -87,25 +96,30 @@ def one_seed(out: Path, seed: int, forks: tuple[int, ...], decay: int, ckpt: int
             cache[path] = read_safetensors(path / layout.MODEL_FILE)
         return cache[path]
 
-    def loss(state: dict, source: str) -> float:
-        apply_model_tensors(model, state, source=source)
-        return float(evaluate(model, batches, device=torch.device("cpu")))
-
     rows = []
-    for k, rec in zip(forks, recs):
-        end = k + decay
+    for k in forks:
+        end, name = k + decay, default_name(shape, k, decay)  # the branch train_tree forked
+
+        def loss(state: dict, method: str, source: str) -> float:
+            w = ev.window_losses(state, source)
+            if windows is not None:
+                windows[(k, method)] = w
+            return float(w.mean())
+
         window = [s for s in sorted(ckpts) if k <= s <= end]
         states = [tensors(ckpts[s]) for s in window]
-        emu = emulate_decay(run, k, shape, decay)
-        row = {"fork": k, "end": end, "branch": rec.name, "window": window, "emulated_weights": list(emu.weights),
-               "emulated_steps": list(emu.steps),
-               "decay": loss(tensors(layout.list_checkpoints(run_dir, rec.name)[-1].path), rec.name),
-               "emulated": loss(merge_state_dicts([tensors(p) for p in emu.paths], emu.weights), "emulated merge"),
-               "main": loss(states[-1], f"main@{end}")}
+        row = {"fork": k, "end": end, "branch": name, "window": window,
+               "decay": loss(tensors(layout.list_checkpoints(run.path, name)[-1].path), "decay", name),
+               "main": loss(states[-1], "main", f"main@{end}")}
+        if emulated:
+            emu = emulate_decay(run, k, shape, decay)
+            row.update(emulated_weights=list(emu.weights), emulated_steps=list(emu.steps),
+                       emulated=loss(merge_state_dicts([tensors(p) for p in emu.paths], emu.weights), "emulated",
+                                     "emulated merge"))
         for m in ("sma", "ema", "wma"):
-            row[m] = loss(merge_state_dicts(states, weights_for(m, len(states), alpha=ALPHA)), f"{m} merge")
+            row[m] = loss(merge_state_dicts(states, weights_for(m, len(states), alpha=ALPHA)), m, f"{m} merge")
         rows.append(row)
-    return {"seed": seed, "rows": rows}
+    return rows
 
 
 def _mse(xs: list[float]) -> dict[str, float | None]:
@@ -140,7 +154,7 @@ def table(summary: list[dict[str, Any]], seeds: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.decay_merge_plot import plot_decay_vs_merge

@@ -27,13 +27,14 @@ from rich.console import Console
 from rich.table import Table
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json
+from riverbed.io.atomic import write_json
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.model import ModelConfig
 from riverbed.reports.run_plots import plot_run
-from riverbed.runs.drive import train_main
-from riverbed.runs.fork import loss_at, run_requests
+from riverbed.orchestration.drive import train_main
+from riverbed.runs.fork import loss_at
+from riverbed.orchestration.fork import run_requests
 from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.manifest import BranchRecord
 from riverbed.runs.run import Run

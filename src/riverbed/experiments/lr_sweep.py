@@ -59,8 +59,9 @@ def one_run(run_dir: Path, lr: float, seed: int, steps: int, decay: int, eval_ev
     """Main at constant ``lr`` to ``steps + decay`` (a checkpoint at ``steps``), and a linear decay
     forked at ``steps``: the drop against the fork and against the constant-LR continuation."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     cfg = config(seed, steps + decay, steps + decay, eval_every, lr)
     run = Run.create(run_dir, cfg)
@@ -161,7 +162,7 @@ def sweep(out: str | Path, *, lrs: tuple[float, ...] = LRS, seeds: int = 3, step
           eval_every: int = EVAL_EVERY, quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the sweep into ``out`` (replaced only if it is an experiment folder); returns what
     ``results.json`` holds. Python entry point of `riverbed experiment lr-sweep`."""
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.river_valley import plot_lr_sweep

@@ -97,17 +97,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config(data: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
     from riverbed.data import DataConfig
+    from riverbed.experiments.small import small_config
     from riverbed.model import ModelConfig
 
     lr, fields = DATASETS[data]
     vocab = {"vocab_size": fields["vocab_size"]} if "vocab_size" in fields else {}
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **vocab), data=DataConfig(**fields),
-                     optim=OptimConfig(lr=lr), schedule=sched,
-                     train=TrainConfig(batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=0,
-                                       eval_every=geom["eval_every"], eval_batches=geom["eval_batches"], log_every=10,
-                                       device="cpu", tensorboard=False, seed=seed, threads=1))
+    return small_config(seed, lr, sched, model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **vocab),
+                        data=DataConfig(**fields), batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps,
+                        ckpt_every=0, eval_every=geom["eval_every"], eval_batches=geom["eval_batches"])
 
 
 def _evals(run_dir: Path, branch: str) -> list[dict[str, Any]]:
@@ -124,8 +122,9 @@ def _point(budget: int, spent_steps: int, row: dict[str, Any], tps: int) -> dict
 def train_wsd(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
     """Main branch to the last fork (checkpoints at every fork), then one decay branch per budget."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.orchestration.drive import train_main
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     cfg = config(data, {"type": "warmup-stable", "warmup": p.warmup}, geom, seed, None)
     run = Run.create(out, cfg)
@@ -148,7 +147,7 @@ def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[
                progress: bool) -> dict[str, Any]:
     """One WSD-S or cyclic-cosine run; its finished models are the checkpoints at the budgets."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     cfg = config(data, sched, geom, seed, p.budgets[-1])
     run = Run.create(out, cfg)
@@ -161,7 +160,7 @@ def train_root(out: Path, data: str, sched: dict[str, Any], p: Plan, geom: dict[
 def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
     """One cosine run per budget, each from scratch: budgets <= k cost T_1 + ... + T_k."""
     from riverbed.runs import Run
-    from riverbed.runs.drive import train_main
+    from riverbed.orchestration.drive import train_main
 
     tps = geom["batch"] * geom["seq"]
     points, curves, spent = [], [], 0
@@ -176,16 +175,16 @@ def train_cosine(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int,
     return {"points": points, "curves": curves}
 
 
-def one_seed(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool) -> dict[str, Any]:
+def one_seed(out: Path, data: str, p: Plan, geom: dict[str, Any], seed: int, ds: Any, progress: bool,
+             methods: tuple[str, ...] = METHODS) -> dict[str, Any]:
+    """One seed of ``methods`` (default all four); each method's points and curves."""
     wsds = {"type": "wsds", "budgets": list(p.budgets), "warmup": p.warmup, "decays": list(p.decays), "shape": "linear", "min_ratio": MIN_RATIO}
     cyclic = {"type": "cyclic-cosine", "budgets": list(p.budgets), "warmup": p.warmup, "rewarmup": p.warmup, "min_ratio": MIN_RATIO}
-    return {
-        "seed": seed,
-        "wsd": train_wsd(out / "wsd", data, p, geom, seed, ds, progress),
-        "wsds": train_root(out / "wsds", data, wsds, p, geom, seed, ds, progress),
-        "cyclic": train_root(out / "cyclic", data, cyclic, p, geom, seed, ds, progress),
-        "cosine": train_cosine(out / "cosine", data, p, geom, seed, ds, progress),
-    }
+    train = {"wsd": lambda: train_wsd(out / "wsd", data, p, geom, seed, ds, progress),
+             "wsds": lambda: train_root(out / "wsds", data, wsds, p, geom, seed, ds, progress),
+             "cyclic": lambda: train_root(out / "cyclic", data, cyclic, p, geom, seed, ds, progress),
+             "cosine": lambda: train_cosine(out / "cosine", data, p, geom, seed, ds, progress)}
+    return {"seed": seed, **{m: train[m]() for m in methods}}
 
 
 def summarize(seeds: list[dict[str, Any]], p: Plan) -> dict[str, Any]:
@@ -228,7 +227,7 @@ def compare(out: str | Path, *, budgets: tuple[int, ...] = BUDGETS, seeds: int =
             quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the comparison into ``out`` (replaced only if it is an experiment folder); returns what
     ``results.json`` holds. Python entry point of `riverbed experiment multi-budget`."""
-    from riverbed.checkpoints.atomic import write_json, write_text
+    from riverbed.io.atomic import write_json, write_text
     from riverbed.data import load_dataset
     from riverbed.errors import ConfigError
     from riverbed.reports.multi_budget_plot import plot_multi_budget

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import write_json
+from riverbed.io.atomic import write_json
 from riverbed.errors import OutputExistsError
 
 MARKER = ".riverbed-experiment.json"

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.checkpoints.atomic import write_json, write_text
-from riverbed.config import OptimConfig, RunConfig, TrainConfig
-from riverbed.cli.executor_args import add_executor_arguments, executor_from_args
-from riverbed.data import DataConfig, load_dataset
+from riverbed.io.atomic import write_json, write_text
+from riverbed.executors.flags import add_executor_arguments, executor_from_args
+from riverbed.data import load_dataset
 from riverbed.errors import ConfigError
 from riverbed.experiments.preamble import add_arguments as add_arguments_common, bounded, start
+from riverbed.experiments.small import small_config
 from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_scaling_study
 from riverbed.runs import Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.executors.branches import run_requests
 from riverbed.runs.fork import parse_length, plan_requests
 from riverbed.scaling import fit_law, load_run, predict
@@ -63,12 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
     ckpt = checkpoint_every(geom["forks"]) if max_steps is None else 0
-    return RunConfig(
-        model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]), data=DataConfig(),
-        optim=OptimConfig(lr=LR), schedule=sched,
-        train=TrainConfig(batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=ckpt, eval_every=0,
-                          eval_batches=geom["eval_batches"], log_every=10, device="cpu", tensorboard=False, seed=seed, threads=1),
-    )
+    return small_config(seed, LR, sched, model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]),
+                        batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=ckpt,
+                        eval_batches=geom["eval_batches"])
 
 
 def budgets(forks: tuple[int, ...]) -> list[int]:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import write_json, write_text
+from riverbed.io.atomic import write_json, write_text
 from riverbed.config import OptimConfig, RunConfig, TrainConfig
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import RunError
@@ -51,9 +51,10 @@ from riverbed.experiments.preamble import add_arguments as add_arguments_common,
 from riverbed.model import ModelConfig
 from riverbed.reports.experiment_plots import plot_spike
 from riverbed.runs import BranchRecord, Run
-from riverbed.runs.drive import train_main
+from riverbed.orchestration.drive import train_main
 from riverbed.training.callbacks import Callback
-from riverbed.training.guard import GuardConfig, SpikeDetector
+from riverbed.config.guard import GuardConfig
+from riverbed.training.spike_detector import SpikeDetector
 from riverbed.units import arg, parse_count
 
 ARMS = ("reference", "none", "rollback", "pma-init")

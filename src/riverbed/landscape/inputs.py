@@ -33,7 +33,8 @@ from riverbed.errors import CheckpointError, ConfigError
 from riverbed.training.evaluate import heldout_set
 from riverbed.landscape.objective import Objective, Params, model_objective, model_params
 from riverbed.model import build_model
-from riverbed.model.hf import config_from_hf, load_hf
+from riverbed.checkpoints.hf import load_hf
+from riverbed.model.hf import config_from_hf
 from riverbed.training.devices import resolve_device
 
 

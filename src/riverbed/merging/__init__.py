@@ -23,12 +23,9 @@ _LAZY = {
     "MergeResult": "riverbed.merging.engine",
     "merge_state_dicts": "riverbed.merging.memory",
     "select_checkpoints": "riverbed.merging.select",
-    "emulate_decay": "riverbed.merging.emulate",
-    "merge_emulated_decay": "riverbed.merging.emulate",
-    "open_input": "riverbed.merging.formats",
-    "read_header": "riverbed.merging.formats",
-    "PMAConfig": "riverbed.merging.monitor",
-    "PMAMonitor": "riverbed.training.pma_callback",
+    "open_input": "riverbed.checkpoints.formats",
+    "read_header": "riverbed.checkpoints.formats",
+    "PMAConfig": "riverbed.merging.pma_snapshots",
 }
 
 __all__ = ["decay_weights", "ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]

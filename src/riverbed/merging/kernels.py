@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from riverbed.merging.formats import DTYPES
+from riverbed.checkpoints.formats import DTYPES
 
 NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 BF16_NAN = np.uint16(0x7FC0)

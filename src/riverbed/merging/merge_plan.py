@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riverbed.errors import ConfigError, MergeError
-from riverbed.merging.formats import DTYPES, FLOAT_DTYPES, Source, TensorEntry
+from riverbed.checkpoints.formats import DTYPES, FLOAT_DTYPES, Source, TensorEntry
 from riverbed.merging.weights import format_weights
 from riverbed.units import parse_bytes
 

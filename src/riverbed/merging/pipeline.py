@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riverbed import __version__
+from riverbed.version import __version__
 from riverbed.errors import MergeError
 from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
 from riverbed.merging.engine import MergeResult, execute
-from riverbed.merging.formats import open_input
+from riverbed.checkpoints.formats import open_input
 from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.order import Position, order_inputs
 from riverbed.merging.overwrite import check_merge_output

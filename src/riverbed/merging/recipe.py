@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.input_files import read_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import MergeError
 from riverbed.merging.order import ORDERS
 from riverbed.merging.weights import EMA_FORMS

@@ -34,7 +34,7 @@ from riverbed.predict.runs import branch_curve, check_same_setup, finished_decay
 from riverbed.runs import Run
 from riverbed.runs.manifest import BranchRecord
 from riverbed.scaling.merge_points import merge_points
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 BASELINES = ("main", "merge")
 

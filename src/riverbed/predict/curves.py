@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.checkpoints.input_files import read_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError, RiverbedError
 from riverbed.schedules import Schedule, schedule_from_spec
 

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress
 from scipy.optimize import least_squares
 from scipy.stats import linregress
 
+from riverbed.io.progress import Progress
 from riverbed.predict.curves import Curve, PredictError
 from riverbed.predict.laws import (
     LAWS,
@@ -283,8 +282,8 @@ def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
         yield from range(n)
         return
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=n)
+    with Progress(transient=True) as bar:
+        task = bar.add(label, n, unit="fits")
         for i in range(n):
             yield i
             bar.advance(task)

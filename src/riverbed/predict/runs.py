@@ -29,7 +29,7 @@ from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
 from riverbed.schedules import DecayBranch, Schedule, schedule_from_spec, schedule_to_spec
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 #: Decay shapes the best-decay search tries (those that need no extra parameter).
 SEARCH_SHAPES = ("linear", "cosine", "1-sqrt", "square", "mirror-cosine", "exp-megatron")

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path, write_text
 from riverbed.checkpoints.outputs import check_beside, check_output
+from riverbed.io.atomic import atomic_path, write_text
 from riverbed.errors import ReportError
 from riverbed.reports import figures
 from riverbed.reports.collect import RunData, collect_run, software_versions

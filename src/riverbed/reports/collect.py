@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy
 
-from riverbed import __version__
+from riverbed.version import __version__
 from riverbed.checkpoints import layout
 from riverbed.errors import RiverbedError
 from riverbed.reports.run_plots import Curves, run_curves
@@ -27,7 +27,7 @@ from riverbed.runs.run import FinishedPoint, Run
 from riverbed.runs.view import accounting
 from riverbed.scaling import fit_law
 from riverbed.scaling.points import Points
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 #: Finished points a run needs before the report fits a law to them. The one-size ``data`` law
 #: L(D) = E + B/D^beta has 3 parameters; with 5 points two residual degrees of freedom remain,

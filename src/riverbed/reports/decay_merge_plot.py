@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path
+from riverbed.io.atomic import atomic_path
 
 
 def plot_decay_vs_merge(summary: Sequence[dict[str, Any]], out: str | Path, *, title: str = "") -> Path:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.atomic import atomic_path
+from riverbed.io.atomic import atomic_path
 
 
 def pyplot() -> Any:

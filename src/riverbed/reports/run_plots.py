@@ -17,7 +17,7 @@ from typing import Any
 from riverbed.checkpoints import layout
 from riverbed.reports.pyplot import pyplot, save
 from riverbed.runs import Run
-from riverbed.training.metrics import read_metrics
+from riverbed.runs.metrics import read_metrics
 
 
 @dataclass

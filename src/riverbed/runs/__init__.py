@@ -8,7 +8,6 @@ runs, their lineage (``run.json``) and the compute accounting.
 
 from riverbed.runs.accounting import Accounting, Budget, Spend, account
 from riverbed.runs.manifest import BranchRecord, Manifest, Point
-from riverbed.runs.fork import fork_branches
 from riverbed.runs.run import FinishedPoint, Run
 
-__all__ = ["Accounting", "BranchRecord", "Budget", "FinishedPoint", "Manifest", "Point", "Run", "Spend", "account", "fork_branches"]
+__all__ = ["Accounting", "BranchRecord", "Budget", "FinishedPoint", "Manifest", "Point", "Run", "Spend", "account"]

@@ -1,4 +1,4 @@
-"""Rewind & decay: fork decay branches from saved main-branch checkpoints and train them.
+"""Rewind & decay requests: which decay branches to fork from saved main-branch checkpoints.
 
 A decay branch starts from the main checkpoint ``step_k`` (weights, AdamW state, RNG; the
 global step and token count continue from k), follows ``DecayBranch(main, k, D, shape,
@@ -10,15 +10,17 @@ Every request is validated before anything is trained or recorded (the fork step
 saved checkpoint, the name free, the shape known, the length positive), so a bad request
 leaves the run exactly as it was.
 
->>> from riverbed.runs import Run, fork_branches                   # doctest: +SKIP
->>> fork_branches(Run.open("runs/x"), 800, "1-sqrt", "20%")        # doctest: +SKIP
+This module is the run tree's side of a fork (requests, their validation, the manifest record);
+training them is :mod:`riverbed.orchestration.fork`.
+
+>>> from riverbed.runs import Run                                           # doctest: +SKIP
+>>> validate(Run.open("runs/x"), plan_requests(Run.open("runs/x"), [800], "1-sqrt", "20%"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
 import re
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.data import load_dataset
-from riverbed.errors import CheckpointError, ConfigError, LockedError, RiverbedError, RiverbedWarning, RunError
-from riverbed.runs.config_io import load_run_config
+from riverbed.config import RunConfig
+from riverbed.errors import CheckpointError, ConfigError, RiverbedWarning, RunError
 from riverbed.runs.manifest import BranchRecord, Point
-from riverbed.runs.progress import ManifestCallback
+from riverbed.runs.metrics import read_metrics
 from riverbed.runs.run import Run, point_from_state, read_state
 from riverbed.schedules import DecayBranch, schedule_from_spec, schedule_to_spec
-from riverbed.training.metrics import read_metrics
 from riverbed.units import split_quantity
 
 _TOKEN_UNITS = ("tok", "tokens", "token")
@@ -116,7 +116,7 @@ def check_name(name: str) -> None:
         raise RunError(f"branch name {name!r}: 'main' is the run's root branch; choose another name")
 
 
-def decay_schedule(run: Run, req: ForkRequest) -> Any:
+def decay_schedule(run: Run, req: ForkRequest) -> DecayBranch:
     """The DecayBranch of a request over the main branch's schedule (shape errors name the field)."""
     main_spec = _main_schedule_spec(run)
     kw: dict[str, Any] = dict(req.extra)
@@ -132,7 +132,7 @@ def _main_schedule_spec(run: Run) -> dict[str, Any]:
     return dict(m.config.get("schedule") or {})
 
 
-def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, Any, bool]]:
+def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, DecayBranch, bool]]:
     """Check every request; returns (request, schedule, resume?) triples. Nothing is written."""
     out = []
     seen: set[str] = set()
@@ -181,7 +181,7 @@ def loss_at(run: Run, branch: str, step: int) -> float | None:
     return found
 
 
-def fork_record(run: Run, req: ForkRequest, schedule: Any) -> BranchRecord:
+def fork_record(run: Run, req: ForkRequest, schedule: DecayBranch) -> BranchRecord:
     """The manifest record of a validated request: its schedule and fork point (not yet written)."""
     from riverbed.schedules import schedule_to_spec
 
@@ -190,40 +190,6 @@ def fork_record(run: Run, req: ForkRequest, schedule: Any) -> BranchRecord:
     exact = loss_at(run, layout.MAIN, req.from_step)
     fork = Point(fork.step, fork.tokens, fork.flops, exact, fork.checkpoint)
     return BranchRecord(req.name, "decay", schedule_to_spec(schedule), parent=layout.MAIN, fork=fork)
-
-
-def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, progress: bool = True,
-               data: Any = None, callbacks: Sequence[Any] = ()) -> BranchRecord:
-    """Train one validated request to its end and record its final point."""
-    from riverbed.runs.progress import ManifestCallback  # lazy: progress imports the run tree, which imports this module
-    from riverbed.training import train_branch  # lazy: loads torch, which importing this module must not
-
-    if cfg is None:
-        cfg = load_run_config(run.path)
-    ref = run.checkpoint(req.from_step, layout.MAIN)
-    record = fork_record(run, req, schedule)
-    is_new = req.name not in run.manifest.branches
-    try:
-        with run.training(record):
-            res = train_branch(cfg, run.path, req.name, schedule, until_step=req.from_step + req.length,
-                               init=ref.path, callbacks=(ManifestCallback(run, req.name), *callbacks),
-                               progress=progress, data=data)
-            final = Point(res.step, res.tokens, res.flops, res.last_eval_loss,
-                          str(Path(res.checkpoint).relative_to(run.path)) if res.checkpoint else None)
-            if res.stopped is None and res.step >= req.from_step + req.length:
-                run.finish_branch(req.name, final)
-            else:
-                run.set_progress(req.name, final)
-    except LockedError:
-        raise  # another process is training this branch: its files are not ours to remove
-    except RiverbedError:
-        # Bad input found while starting (e.g. a corrupt tensor file): leave no trace of a branch
-        # that never trained.
-        if is_new and not layout.list_checkpoints(run.path, req.name):
-            run.remove_branch(req.name)
-            shutil.rmtree(layout.branch_dir(run.path, req.name), ignore_errors=True)
-        raise
-    return run.branch(req.name)
 
 
 def tokens_per_step(run: Run) -> int:
@@ -276,7 +242,7 @@ def branch_eval_every(length: int, eval_every: int) -> int:
 
 
 def pending_requests(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True,
-                     skip_finished: bool = False) -> tuple[list[BranchRecord], list[tuple[ForkRequest, Any, bool]]]:
+                     skip_finished: bool = False) -> tuple[list[BranchRecord], list[tuple[ForkRequest, DecayBranch, bool]]]:
     """Split ``requests`` into branches already finished with the same schedule (returned as
     they are when ``skip_finished``: re-running a plan) and validated (request, schedule, resume)
     triples still to train; a bad request is refused before anything trains."""
@@ -291,55 +257,8 @@ def pending_requests(run: Run, requests: Sequence[ForkRequest], *, allow_resume:
     return done, validate(run, todo, allow_resume=allow_resume)
 
 
-def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
-                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
-                 eval_every: int | None = None) -> list[BranchRecord]:
-    """Validate all requests, then train each in this process (oldest fork first). Returns the
-    branch records.
-
-    ``skip_finished``: a request whose branch already finished with the same schedule is
-    returned as it is instead of being an error (re-running a plan). ``eval_every``: the
-    branches' evaluation cadence in steps (0: see :func:`branch_eval_every`); None keeps the
-    run config's ``train.eval_every``. To train each branch as an independent job (a local
-    pool, Ray, Slurm) call :func:`riverbed.executors.branches.run_requests`, which sits above
-    this module.
-    """
-    if eval_every is not None:
-        branch_eval_every(1, eval_every)  # a bad value is refused before anything trains
-    done, checked = pending_requests(run, requests, allow_resume=allow_resume, skip_finished=skip_finished)
-    if checked and cfg is None:
-        cfg = load_run_config(run.path)
-    if checked and data is None:
-        data = load_dataset(cfg.data)
-    for req, schedule, _resume in sorted(checked, key=lambda c: (c[0].from_step, c[0].length)):
-        done.append(train_fork(run, req, schedule, cfg=branch_config(cfg, req, eval_every), progress=progress, data=data))
-    return done
-
-
-def branch_config(cfg: Any, req: ForkRequest, eval_every: int | None) -> Any:
+def branch_config(cfg: RunConfig, req: ForkRequest, eval_every: int | None) -> RunConfig:
     """The run config a branch trains under: the run's, with the branch's evaluation cadence."""
     if eval_every is None:
         return cfg
     return replace(cfg, train=replace(cfg.train, eval_every=branch_eval_every(req.length, eval_every)))
-
-
-def fork_branches(
-    run: Run,
-    from_step: int | Sequence[int],
-    shape: str = "1-sqrt",
-    length: int | str = "20%",
-    *,
-    min_ratio: float | None = None,
-    name: str | None = None,
-    progress: bool = True,
-    **schedule_fields: Any,
-) -> list[BranchRecord]:
-    """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them.
-
-    ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
-    ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
-    steps, ``<name>-<step>``). Every request is validated before any training.
-    """
-    steps = [from_step] if isinstance(from_step, int) else list(from_step)
-    reqs = plan_requests(run, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
-    return run_requests(run, reqs, progress=progress)

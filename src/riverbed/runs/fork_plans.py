@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints.input_files import read_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError
 from riverbed.runs.fork import ForkRequest, _main_schedule_spec, check_name, default_name, tokens_per_step
 from riverbed.runs.run import Run
@@ -22,7 +22,7 @@ from riverbed.schedules import schedule_from_spec, schedule_to_spec
 from riverbed.schedules.budget_plan import Plan
 
 
-def load_plan(path: str | Path) -> Any:
+def load_plan(path: str | Path) -> Plan:
     """The Plan object of a plan.json; a missing or malformed file names itself."""
     path = Path(path)
     text = read_text(path, "--plan")
@@ -72,7 +72,7 @@ def check_main_schedule(plan: Any, run_main_spec: dict[str, Any], path: str | Pa
                           f"warmup={actual.get('warmup', 0)}; re-plan with the run's warmup")
 
 
-def requests_from_plan(run: Run, path: str | Path | Any) -> list[ForkRequest]:
+def requests_from_plan(run: Run, path: str | Path | Plan) -> list[ForkRequest]:
     """One ForkRequest per decay branch of a plan (a plan.json path or a Plan), named
     ``<shape>-from<k>-len<D>``."""
     plan = load_plan(path) if isinstance(path, (str, Path)) else path

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import write_json
+from riverbed.io.atomic import write_json
 from riverbed.errors import RunError
 from riverbed.runs.manifest_schema import FORMAT, check_manifest
 

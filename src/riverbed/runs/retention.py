@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from riverbed.errors import ConfigError
 from riverbed.checkpoints.keep_rules import RULES, KeepRules, parse_keep
+from riverbed.config import RunConfig
+from riverbed.errors import ConfigError
 
 #: What a checkpoint of a riverbed run weighs per parameter: fp32 weights + two fp32 AdamW moments.
 BYTES_PER_PARAM = 12
@@ -100,7 +101,7 @@ class RetentionPlan:
                 for i in range(n):
                     need(d.fork - i * v, f"merge={n},{v} before the fork at {d.fork}")
             if self.rules.emulate:
-                gap = max(1, d.length // 4)  # riverbed.merging.emulate's default --max-gap
+                gap = max(1, d.length // 4)  # riverbed.orchestration.emulate's default --max-gap
                 end = d.fork + d.length
                 if not self.ckpt_every or self.ckpt_every > gap or not self._saved(end):
                     missing = [s for s in range(d.fork + gap, end + 1, gap) if not self._saved(s)]
@@ -174,7 +175,7 @@ def format_bytes(n: float) -> str:
     return str(n)  # pragma: no cover
 
 
-def config_with_plan(cfg: Any, plan: str | Path | None = None) -> Any:
+def config_with_plan(cfg: RunConfig, plan: str | Path | None = None) -> RunConfig:
     """``cfg`` with ``riverbed train --plan``'s plan joined to its ``[train] keep`` rules (when they
     name none), validated against the save grid: a ConfigError here comes before anything is written."""
     import dataclasses

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from riverbed.checkpoints.atomic import write_json
+from riverbed.io.atomic import write_json
 from riverbed.errors import ScalingError
 from riverbed.scaling.fit import FitResult, FitWarning, fit_law
 from riverbed.scaling.laws import LAWS, Law, get_law

@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from rich.progress import Progress
 
 from riverbed.errors import ScalingError
+from riverbed.io.progress import Progress
 from riverbed.scaling.laws import Law, center, objective_and_grad, uncenter
 from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
 from riverbed.scaling.points import Points
@@ -101,7 +101,7 @@ def bootstrap_fits(fit: FitLike, n_boot: int, *, seed: int = 0, extra_starts: np
     chunks = [(lo, min(lo + CHUNK, n_boot)) for lo in range(0, n_boot, CHUNK)]
     if progress:
         with Progress(transient=True) as bar:
-            task = bar.add_task(f"bootstrap ({n_boot} refits)", total=n_boot)
+            task = bar.add(f"bootstrap ({n_boot} refits)", n_boot, unit="refits")
             for lo, hi in chunks:
                 chunk_fit(lo, hi)
                 bar.advance(task, hi - lo)

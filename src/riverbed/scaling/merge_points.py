@@ -68,12 +68,8 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
     """Merge and evaluate main checkpoints at every finished decay branch's budget: the last
     ``last`` main checkpoints ``every`` steps apart at or before it (riverbed.merging.select.pick_spaced,
     the rule of ``riverbed merge --run``; ``every=1``: the last ``last`` checkpoints)."""
-    import torch  # lazy: loads torch, which importing this module must not
-
-    from riverbed.checkpoints.state import apply_model_tensors, read_safetensors  # lazy: torch, as above
-    from riverbed.data import load_dataset  # lazy: torch, as above
-    from riverbed.model import build_model  # lazy: torch, as above
-    from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set  # lazy: torch, as above
+    from riverbed.checkpoints.state import read_safetensors  # lazy: loads torch, which importing this module must not
+    from riverbed.training.evaluate import HeldoutEvaluator  # lazy: torch, as above
 
     if last < 1:
         raise ScalingError(f"--merge-last must be >= 1, got {last}")
@@ -93,11 +89,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
         raise ScalingError(f"run {run_dir} has no main-branch checkpoints to merge")
     if method == "ema" and alpha is None:
         alpha = 0.2  # the PMA paper's better EMA early in training
-    data = load_dataset(cfg.data)
-    eval_set = heldout_set(cfg, data)  # the trainer's held-out batches
-    device = torch.device("cpu")
-    model = build_model(cfg.model, seed=cfg.train.seed, device=device)
-    autocast = autocast_factory(device, cfg.train.dtype)
+    evaluator = HeldoutEvaluator(cfg)  # the trainer's held-out batches, device, autocast and chunking
     cache: dict[int, dict] = {}
 
     def tensors(step: int, path: Path) -> dict:
@@ -106,8 +98,7 @@ def merge_points(run_dir: str | Path, *, last: int = 4, every: int = 1, method: 
         return cache[step]
 
     def loss_of(state: dict, source: str) -> float:
-        apply_model_tensors(model, state, source=source)
-        return evaluate(model, eval_set, device=device, autocast=autocast)
+        return evaluator.loss(state, source)
 
     rows = []
     for b in decays:

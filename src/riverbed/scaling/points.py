@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.checkpoints.input_files import read_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import ScalingError
 
 #: Consecutive distinct N (or D) values more than this factor apart look like two units

@@ -28,8 +28,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from riverbed.checkpoints.atomic import write_text
-from riverbed.checkpoints.input_files import read_text
+from riverbed.io.atomic import write_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError
 from riverbed.schedules.core import WarmupStable, tokens_to_steps
 from riverbed.schedules.shapes import validate_shape

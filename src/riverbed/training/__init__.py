@@ -2,8 +2,8 @@
 
 >>> from riverbed.training import train_branch, BranchResult, Callback      # doctest: +SKIP
 
-Public names are imported lazily so that ``import riverbed.training.guard`` (a config
-section) does not pull in the loop.
+Public names are imported lazily so that ``import riverbed.training.spike_detector`` (pure,
+no torch) does not pull in the loop.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ _EXPORTS = {
     "RestoreRequest": "riverbed.training.callbacks",
     "evaluate": "riverbed.training.evaluate",
     "evaluate_checkpoints": "riverbed.training.evaluate",
-    "MetricsLogger": "riverbed.training.metrics",
-    "read_metrics": "riverbed.training.metrics",
+    "MetricsLogger": "riverbed.runs.metrics",
+    "read_metrics": "riverbed.runs.metrics",
     "build_optimizer": "riverbed.training.optim",
     "wrap_model": "riverbed.training.parallel",
 }

@@ -7,6 +7,8 @@ doing nothing)::
     on_eval(ctx, metrics)         after each held-out evaluation; metrics = {"eval_loss": ...}
     checkpoint_files(ctx)         {file name: JSON object} to store inside the checkpoint being
                                   written, before it becomes visible (the spike guard's guard.json)
+    load_checkpoint_files(ctx, files)  its mirror: before the first step of a resumed branch, the
+                                  {file name: JSON object} files of the checkpoint it resumes from
     on_checkpoint(ctx, ref)       after a checkpoint is on disk; ref = CheckpointRef(step, path)
 
 Order at the end of step s: metrics row (every log_every) -> ``on_step_end`` -> a requested
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, CheckpointRef
 from riverbed.checkpoints.schema import read_state
-from riverbed.training.metrics import MetricsLogger
+from riverbed.runs.metrics import MetricsLogger
 
 if TYPE_CHECKING:  # torch-free at import: experiments define their callbacks while the CLI parses
     import torch
@@ -69,6 +71,11 @@ class Callback:
         """JSON files (``{name: object}``) to write into the checkpoint of ``ctx.step`` before it
         becomes visible, so the checkpoint and the component's state never disagree (rank 0)."""
         return {}
+
+    def load_checkpoint_files(self, ctx: TrainContext, files: Mapping[str, Any]) -> None:
+        """The mirror of :meth:`checkpoint_files`: once, before the first step of a branch that
+        resumes, the component files of the checkpoint it resumes from (``{name: object}``, every
+        rank). A fork or a fresh start calls nothing: its state starts afresh."""
 
     def on_checkpoint(self, ctx: TrainContext, ref: CheckpointRef) -> None:
         """After a checkpoint is on disk (every rank, after a barrier)."""

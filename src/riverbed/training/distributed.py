@@ -6,7 +6,7 @@ variables everything here is a no-op for a single process.
 
 Invariant that makes a run resumable on a different K: checkpoints hold only rank-independent
 state (the model and AdamW state are replicated by DDP, or consolidated from FSDP's shards into
-the same files by riverbed.checkpoints.distributed; the data position is the global step; the
+the same files by riverbed.training.distributed_checkpoint; the data position is the global step; the
 RNG of rank 0). Any K that divides ``batch_size / grad_accum`` can resume any checkpoint.
 """
 

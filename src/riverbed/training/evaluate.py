@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,9 +30,9 @@ from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
 from riverbed.config import config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.errors import CheckpointError, ConfigError
-from riverbed.merging.formats import open_input
+from riverbed.checkpoints.formats import open_input
 from riverbed.model import build_model
-from riverbed.model.hf import load_hf
+from riverbed.checkpoints.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_
@@ -197,23 +197,93 @@ def evaluate_checkpoints(
     for path in paths:  # before any loading: a typo is named at once
         if not Path(path).exists():
             raise CheckpointError(f"{path}: checkpoint does not exist")
-    cfg = resolve_eval_config(paths, cfg, run=run, config=config)
-    if data is None:
-        data = load_dataset(cfg.data)
-    device = resolve_device(cfg.train.device)
-    batches = heldout_set(cfg, data)
-    autocast = autocast_factory(device, cfg.train.dtype)
-    model = build_model(cfg.model, seed=cfg.train.seed, device=device)
+    evaluator = HeldoutEvaluator(resolve_eval_config(paths, cfg, run=run, config=config), data)
     out = []
     for path in paths:
-        kind = load_weights(model, path)
-        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
-        stats = evaluate_stats(model, batches, device=device, autocast=autocast, chunk=micro_batch_size(cfg, 1),
-                               buckets=getattr(data, "buckets", None))
+        kind = load_weights(evaluator.model, path)
+        stats = evaluator.stats_of_loaded()
         state = _state(path)
         out.append(CheckpointEval(str(path), kind, None if state is None else state.step, stats.loss, stats.buckets,
                                   None if state is None else state.eval_loss))
     return out
+
+
+class HeldoutEvaluator:
+    """The one evaluation of weights outside the training loop: a checkpoint on disk, a merge
+    held in memory, or the model as it is, on the run's held-out set with the trainer's batches,
+    device, autocast and micro-batch chunking, so a run checkpoint's loss equals the ``eval_loss``
+    logged at its step. One model is built once and reloaded per evaluation.
+
+    >>> ev = HeldoutEvaluator(cfg, data)                                            # doctest: +SKIP
+    >>> ev.loss("runs/x/branches/main/checkpoints/step_0000000100"), ev.loss(merged_tensors)  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: Any, data: Any | None = None) -> None:
+        self.cfg = cfg
+        self.data = load_dataset(cfg.data) if data is None else data
+        self.device = resolve_device(cfg.train.device)
+        self.batches = heldout_set(cfg, self.data)
+        self.autocast = autocast_factory(self.device, cfg.train.dtype)
+        # chunk = the single-process trainer's micro-batch, so even the float rounding matches
+        self.chunk = micro_batch_size(cfg, 1)
+        self.model = build_model(cfg.model, seed=cfg.train.seed, device=self.device)
+
+    @property
+    def tokens(self) -> int:
+        """Target tokens in the held-out set."""
+        return sum(int(y.numel()) for _, y in self.batches)
+
+    def load(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> None:
+        """Put ``weights`` (a checkpoint path, or tensors by parameter name) into the model, strictly."""
+        if isinstance(weights, (str, Path)):
+            load_weights(self.model, weights)
+        else:
+            apply_model_tensors(self.model, dict(weights), source=source)
+
+    def stats_of_loaded(self) -> EvalStats:
+        return evaluate_stats(self.model, self.batches, device=self.device, autocast=self.autocast, chunk=self.chunk,
+                              buckets=getattr(self.data, "buckets", None))
+
+    def stats(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> EvalStats:
+        """Held-out loss (and per-bucket losses where the data has buckets) of ``weights``."""
+        self.load(weights, source)
+        return self.stats_of_loaded()
+
+    def loss(self, weights: str | Path | Mapping[str, torch.Tensor], source: str = "merged weights") -> float:
+        return self.stats(weights, source).loss
+
+    def window_losses(self, weights: str | Path | Mapping[str, torch.Tensor],
+                      source: str = "merged weights") -> torch.Tensor:
+        """Mean loss of every held-out window (float64, one per sequence, in batch order): their
+        mean is the held-out loss (all batches have the same size), their spread its sampling error."""
+        self.load(weights, source)
+        return evaluate_windows(self.model, self.batches, device=self.device, autocast=self.autocast,
+                                chunk=self.chunk)
+
+
+@torch.no_grad()
+def evaluate_windows(model: torch.nn.Module, batches: Batches, *, device: torch.device,
+                     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                     chunk: int = 0) -> torch.Tensor:
+    """Per-window mean token loss over ``batches`` (single process), from the same forward pass
+    as :func:`evaluate_stats`."""
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    try:
+        for x, y in batches:
+            step = chunk if chunk > 0 else x.shape[0]
+            for start in range(0, x.shape[0], step):
+                xs, ys = x[start:start + step].to(device), y[start:start + step].to(device)
+                with autocast():
+                    logits = model(xs, ys).logits
+                tok = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ys.reshape(-1),
+                                                        reduction="none", ignore_index=-100).double()
+                keep = (ys.reshape(-1) != -100).double()
+                out.append((tok * keep).reshape(ys.shape).sum(1) / keep.reshape(ys.shape).sum(1).clamp(min=1))
+    finally:
+        model.train(was_training)
+    return torch.cat(out).cpu()
 
 
 def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, run: str | Path | None = None,

@@ -23,19 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.atomic import cleanup_stale_tmp
-from riverbed.checkpoints.lock import writer_lock
+from riverbed.io.atomic import cleanup_stale_tmp
+from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, DataPosition
+from riverbed.checkpoints.state import read_component_files
 from riverbed.config import RunConfig
 from riverbed.data import get_batch
 from riverbed.errors import ConfigError
 from riverbed.training import distributed as D
 from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback
+from riverbed.checkpoints.schedule_free import eval_weights
 from riverbed.training.evaluate import eval_row, evaluate_stats
-from riverbed.training.progress import StepProgress
+from riverbed.training.step_progress import StepProgress
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.setup import Branch, check_vocab, start_branch
 from riverbed.training.step import apply_restore, train_step
@@ -106,6 +108,10 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
                   **({"init": str(b.init)} if b.start.event == "init" else {})})
     last_ckpt: Path | None = None
     last_eval_step = last_ckpt_step = -1
+    if b.start.event == "resume" and b.start.checkpoint is not None:
+        files = read_component_files(b.start.checkpoint)
+        for cb in b.callbacks:
+            cb.load_checkpoint_files(ctx, files)
     bar = StepProgress(enabled=progress and b.dist.is_main, start=ctx.step, total=until_step, branch=b.branch)
     tick_time, tick_step = time.perf_counter(), ctx.step
     b.model.train()
@@ -159,8 +165,9 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
 def _evaluate(b: Branch) -> None:
     """The held-out evaluation: one forward pass gives the loss and the per-bucket losses."""
     ctx = b.ctx
-    stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro,
-                           dist=P.eval_dist(b.wrapped, b.dist), buckets=getattr(b.data, "buckets", None))
+    with eval_weights(b.model, b.optimizer):  # schedule-free: its averaged weights, never the train-mode ones
+        stats = evaluate_stats(b.model, b.eval_set, device=b.device, autocast=b.autocast, chunk=b.micro,
+                               dist=P.eval_dist(b.wrapped, b.dist), buckets=getattr(b.data, "buckets", None))
     ctx.last_eval_loss = stats.loss
     b.logger.log({"kind": "eval", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops,
                   **eval_row(stats, b.data, b.eval_set)})

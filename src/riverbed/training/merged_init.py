@@ -7,7 +7,7 @@ directory at step 0 (weights, optimizer state by policy, seeded RNG), which ``tr
 then starts from exactly like a fork starts from its parent's checkpoint. ``[init] from_merge``
 in a config does this automatically when the run has no checkpoint yet.
 
->>> from riverbed.training.init_config import InitConfig
+>>> from riverbed.config.init import InitConfig
 >>> write_merged_init(InitConfig(from_merge="runs/base", last=3), "runs/ft/init-merge")  # doctest: +SKIP
 """
 
@@ -21,7 +21,7 @@ from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import CheckpointState, DataPosition, read_state
 from riverbed.checkpoints.state import OPTIMIZER_FORMAT, write_checkpoint
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.training.init_config import InitConfig
+from riverbed.config.init import InitConfig
 from riverbed.training.recovery import MergedCheckpoint, merge_checkpoints, pick_checkpoints
 
 

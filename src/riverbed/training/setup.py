@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 
-from riverbed.checkpoints import distributed as DC
+from riverbed.training import distributed_checkpoint as DC
 from riverbed.checkpoints import layout
+from riverbed.checkpoints.schedule_free import eval_weights, is_schedule_free
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.training.pma_callback import PMAMonitor
+from riverbed.training.pma_monitor import PMAMonitor
 from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
 from riverbed.schedules import schedule_to_spec
@@ -33,9 +34,9 @@ from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
-from riverbed.training.guard_callback import SpikeGuard
+from riverbed.training.spike_guard import SpikeGuard
 from riverbed.training.merged_init import ensure_merged_init
-from riverbed.training.metrics import MetricsLogger
+from riverbed.runs.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer
 
 
@@ -87,6 +88,8 @@ class StartState:
     lr_scale: float = 1.0
     data_offset: int = 0
     eval_loss: float | None = None
+    checkpoint: Path | None = None
+    """The checkpoint it resumes or forks from (None from scratch)."""
 
 
 def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -103,7 +106,7 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and ref.step >= until_step:
             return read_state(ref.path), ref.path
         state = DC.load(ref.path, model, optimizer, rng=True)
-        return _from_state(state, "resume")
+        return _from_state(state, "resume", ref.path)
     if init is not None:
         init = Path(init)
         if not (init / layout.STATE_FILE).is_file():
@@ -112,13 +115,13 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and state.step > until_step:
             raise RunError(f"init checkpoint {init} is at step {state.step}, past until_step={until_step}")
         # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".
-        return _from_state(state, "init")
+        return _from_state(state, "init", init)
     torch.manual_seed(cfg.train.seed)
     return StartState(0, 0, 0.0, "start")
 
 
-def _from_state(state: CheckpointState, event: str) -> StartState:
-    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss)
+def _from_state(state: CheckpointState, event: str, path: Path) -> StartState:
+    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss, path)
 
 
 @dataclass
@@ -167,6 +170,9 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     model = build_model(cfg.model, seed=cfg.train.seed, device=device)
     net = P.wrap_model(model, cfg, dist, device)  # DDP | FSDP2 (in place: the optimizer after) | model
     optimizer = build_optimizer(model, cfg.optim)
+    if is_schedule_free(optimizer) and P.kind(net, dist) == "fsdp":
+        raise ConfigError('optim.name = "schedulefree-adamw" with FSDP: not supported (its averaged weights are '
+                          "computed per process from full parameters); train it with one process or DDP")
     init, callbacks = callbacks_from_config(cfg, run_dir, branch, init=init, given=callbacks)
     start = start_state(cfg, run_dir, branch, model, optimizer, init, until_step)
     if not isinstance(start, StartState):
@@ -177,8 +183,9 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     autocast = autocast_factory(device, cfg.train.dtype)
 
     def held_out_loss(m: torch.nn.Module | None) -> float:  # ctx.evaluate(): what callbacks evaluate with
-        return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro,
-                        dist=P.eval_dist(net, dist))
+        with eval_weights(model, optimizer) if m is None else contextlib.nullcontext():  # schedule-free: x
+            return evaluate(model if m is None else m, eval_set, device=device, autocast=autocast, chunk=micro,
+                            dist=P.eval_dist(net, dist))
 
     ctx = TrainContext(cfg=cfg, run_dir=run_dir, branch=branch, model=model, optimizer=optimizer, schedule=schedule,
                        logger=logger, dist=dist, evaluator=held_out_loss)

@@ -2,10 +2,13 @@
 
 Per seed: the bigram experiment's tiny dense model and data (64 tokens, half the contexts
 deterministic, the rest up to 16 successors) train a constant-LR main branch with checkpoints every
-``ckpt`` steps; a linear decay to 0 over ``decay`` steps forks from its last checkpoint. Measured:
+``ckpt`` steps; a linear decay to 0 over ``decay`` steps forks from main at ``steps``, and main goes
+on at the constant LR to ``steps + decay``: the control at equal tokens (as in the lr-sweep
+experiment). Measured, with the one evaluator (riverbed.training.evaluate.HeldoutEvaluator):
 
-* per entropy bucket (``eval_loss_by_bucket``: deterministic / low / mid / high), the decay's drop
-  of held-out loss; the claim's number is the high bucket's drop minus the largest other bucket's;
+* per entropy bucket (deterministic / low / mid / high), the decay's held-out loss drop against the
+  control at the same tokens; the claim's number is the high bucket's drop minus the largest other
+  bucket's (the drop against the fork, 40-80 steps earlier, is kept in the extras);
 * the loss along the straight line between the mid-run and the last stable checkpoint (11 points):
   min(both ends) minus the lowest interior point (positive: an interior minimum below both ends);
 * the loss along the line from the last stable checkpoint toward the decayed one: its largest rise
@@ -17,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from riverbed.claims import tiny
+from riverbed.experiments import small
 
 POINTS = 11
 SIZES: dict[str, dict[str, int]] = {
@@ -27,37 +30,35 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     from riverbed.checkpoints import layout
     from riverbed.data import load_dataset
     from riverbed.experiments import bigram as exp
     from riverbed.landscape import interpolate, open_checkpoints
-    from riverbed.runs.fork import plan_requests, run_requests
-    from riverbed.training import read_metrics
+    from riverbed.training.evaluate import optimal_loss
 
     g = SIZES[size]
-    steps = g["steps"]
-    cfg = exp.config(seed, steps, g["ckpt"], g["ckpt"], exp.LR)
+    steps, end = g["steps"], g["steps"] + g["decay"]
+    cfg = exp.config(seed, end, g["ckpt"], g["ckpt"], exp.LR)
     data = load_dataset(cfg.data)
-    run = tiny.train_root(cfg, root / "bigram", steps, data)
-    (rec,) = run_requests(run, plan_requests(run, [steps], "linear", g["decay"]), cfg=cfg, data=data, progress=False)
-
-    def last_eval(branch: str, step: int) -> dict[str, Any]:
-        rows = read_metrics(layout.metrics_path(run.path, branch))
-        return [r for r in rows if r.get("kind") == "eval" and r["step"] == step][-1]
-
-    fork, end = last_eval(layout.MAIN, steps), last_eval(rec.name, steps + g["decay"])
-    drop = {b: fork["eval_loss_by_bucket"][b] - end["eval_loss_by_bucket"][b] for b in fork["eval_loss_by_bucket"]}
-    mains = [r for r in layout.list_checkpoints(run.path, layout.MAIN) if r.step > 0]
+    # main to the decay's end (the control), with a checkpoint at the fork
+    run = small.train_root(cfg, root / "bigram", end, data, extra_stops=(steps,))
+    decayed = small.fork_decay(run, cfg, data, steps, "linear", g["decay"])
+    ev = small.evaluator(cfg, data)
+    fork, control, dec = (ev.stats(p, str(p)) for p in (small.checkpoint(run, steps), small.checkpoint(run, end), decayed))
+    drop = {b: control.buckets[b] - dec.buckets[b] for b in dec.buckets if dec.buckets[b] is not None
+            and control.buckets[b] is not None}
+    drop_fork = {b: fork.buckets[b] - dec.buckets[b] for b in drop if fork.buckets[b] is not None}
+    mains = [r for r in layout.list_checkpoints(run.path, layout.MAIN) if 0 < r.step <= steps]
     mid = mains[len(mains) // 2 - 1]
-    setup, (a, f, d) = open_checkpoints([mid.path, mains[-1].path, layout.list_checkpoints(run.path, rec.name)[-1].path],
-                                        data=data)
+    setup, (a, f, d) = open_checkpoints([mid.path, mains[-1].path, decayed], data=data)
     stable = interpolate(setup.objective, a, f, points=POINTS).losses
     toward = interpolate(setup.objective, f, d, points=POINTS).losses
     others = [v for b, v in drop.items() if b != "high"]
     return {"values": {"decay-lowers-high-entropy": drop["high"] - max(others),
                        "stable-line-interior-min": min(stable[0], stable[-1]) - min(stable[1:-1]),
                        "decay-line-monotone": max(b - a for a, b in zip(toward, toward[1:]))},
-            "extras": {"bucket_drop": drop, "stable_line": list(stable), "toward_decay_line": list(toward),
-                       "stable_from_step": mid.step, "fork_loss": fork["eval_loss"], "decayed_loss": end["eval_loss"],
-                       "optimal_loss": end.get("eval_optimal_loss")}}
+            "extras": {"bucket_drop_vs_control": drop, "bucket_drop_vs_fork": drop_fork, "stable_line": list(stable),
+                       "toward_decay_line": list(toward), "stable_from_step": mid.step, "fork_loss": fork.loss,
+                       "control_loss": control.loss, "decayed_loss": dec.loss,
+                       "optimal_loss": optimal_loss(data.language, ev.batches)}}

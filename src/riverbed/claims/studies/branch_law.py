@@ -23,7 +23,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     import numpy as np
 
     from riverbed.data import load_dataset

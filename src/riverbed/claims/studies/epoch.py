@@ -12,7 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-#: Epoch AI's published grid + L-BFGS fit (Besiroglu et al. 2024, table 1).
+#: The reference fit: Epoch AI's approach-3 refit of these points (Besiroglu et al. 2024, "Chinchilla
+#: Scaling: A replication attempt", arXiv 2404.10102: their grid + L-BFGS fit after dropping the 5
+#: highest-loss points, as printed by the analysis notebook the paper links; the paper's Table 1
+#: rounds them). riverbed/claims/data/SOURCE.md says what is and is not verified of that provenance.
 PUBLISHED = {"A": 477.84, "B": 2143.86, "E": 1.8172, "alpha": 0.3473, "beta": 0.3672}
 DATA = "chinchilla_svg_extracted.csv"
 
@@ -29,6 +32,6 @@ def refit(grid: Any = None) -> dict[str, Any]:
             "starts": fit.n_starts, "warnings": list(fit.warnings)}
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     out = refit()
     return {"values": {"epoch-refit": max(out["rel_errors"].values())}, "extras": out}

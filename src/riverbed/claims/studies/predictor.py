@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from riverbed.claims import tiny
+from riverbed.experiments import small
 
 WARMUP = 10
 SIZES: dict[str, dict[str, Any]] = {
@@ -26,17 +26,18 @@ SIZES: dict[str, dict[str, Any]] = {
              "branches": ((150, "1-sqrt", 50), (300, "1-sqrt", 100), (400, "linear", 150), (450, "1-sqrt", 150))},
 }
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     from riverbed.data import DataConfig, load_dataset
     from riverbed.predict.check import loo_check
-    from riverbed.runs.fork import plan_requests, run_requests
+    from riverbed.runs.fork import plan_requests
+    from riverbed.orchestration.fork import run_requests
 
     geom = SIZES[size]
     data = load_dataset(DataConfig())
-    cfg = tiny.config(seed, geom["lr"], {"type": "warmup-stable", "warmup": WARMUP}, batch_size=geom["batch"],
-                      seq_len=geom["seq"], ckpt_every=geom["ckpt"], eval_every=geom["eval"],
-                      eval_batches=geom["eval_batches"])
-    run = tiny.train_root(cfg, root / "tree", geom["steps"], data)
+    cfg = small.small_config(seed, geom["lr"], {"type": "warmup-stable", "warmup": WARMUP}, batch_size=geom["batch"],
+                              seq_len=geom["seq"], ckpt_every=geom["ckpt"], eval_every=geom["eval"],
+                              eval_batches=geom["eval_batches"])
+    run = small.train_root(cfg, root / "tree", geom["steps"], data)
     for fork, shape, length in geom["branches"]:
         run_requests(run, plan_requests(run, [fork], shape, length), cfg=cfg, data=data, progress=False,
                      eval_every=geom["eval"])

@@ -31,7 +31,7 @@ def _gap(r: dict[str, Any]) -> float:
     return float(g)
 
 
-def measure(size: str, seed: int, root: Path) -> dict[str, Any]:
+def measure(size: str, seed: int, root: Path, model: str = "tiny") -> dict[str, Any]:
     from riverbed.data import load_dataset
 
     geom = SIZES[size]
