@@ -11,7 +11,6 @@ from rich.console import Console
 
 from riverbed.checkpoints.outputs import check_output
 from riverbed.errors import RunError
-from riverbed.reports.run_plots import plot_run
 from riverbed.runs import Run
 from riverbed.runs.view import as_json, render
 
@@ -38,6 +37,8 @@ def _finite(obj):
 
 def _plot(r, out: str) -> None:
     check_output(out, flag="--plot", suffixes=(".png", ".svg", ".pdf"), error=RunError)
+    from riverbed.reports.run_plots import plot_run  # lazy: the reports package (numpy, scaling, figures) only for --plot
+
     plot_run(r.path, Path(out))
 
 
