@@ -97,7 +97,8 @@ def check_output(out: str | os.PathLike[str], *, flag: str, inputs: Iterable[str
     if out_path.name in ("", "..") or str(out).endswith(("/", os.sep)):
         raise error(f"{label}: name the output itself (a path ending in '..' or '/' names a folder around it)")
     if suffixes is not None and out_path.suffix.lower() not in suffixes:
-        raise error(f"{label}: expected a {' or '.join(suffixes)} file")
+        names = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise error(f"{label}: expected a {names} file")
     if out_path.is_symlink():
         state = "a dangling symbolic link" if not out_path.exists() else "a symbolic link"
         raise error(f"{label} is {state} (-> {os.readlink(out_path)}); give the real output path instead")
