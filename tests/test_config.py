@@ -17,7 +17,7 @@ from riverbed.config import (
     load_config_text,
 )
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
+from riverbed.merging.pma_snapshots import PMAConfig
 from riverbed.config.guard import GuardConfig
 from riverbed.config.init import InitConfig
 from riverbed.schedules import WarmupStable, schedule_from_spec

@@ -62,10 +62,11 @@ def test_merge_user_errors_exit_2(tmp_path, capsys):
 
 def test_progress_lines_when_not_a_terminal(tmp_path, capsys, monkeypatch):
     """A bar written to a log or CI stays at its first frame; plain lines show the progress instead."""
+    from riverbed.io import progress
     from riverbed.merging import engine
 
     monkeypatch.setattr(engine, "CHUNK_ELEMS", 256)  # many chunks from tiny inputs
-    monkeypatch.setattr(engine, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
     real_read = engine._Reader.read
 
     def slow_read(self, *a):  # a merge long enough for the 0.1 s progress poll to see it move

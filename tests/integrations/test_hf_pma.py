@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from riverbed.errors import ConfigError  # noqa: E402
 from riverbed.integrations.hf import PMAMonitorCallback  # noqa: E402
-from riverbed.merging.monitor import PMAConfig  # noqa: E402
+from riverbed.merging.pma_snapshots import PMAConfig  # noqa: E402
 
 from ._tiny import Patterned, tiny_llama  # noqa: E402
 

@@ -14,7 +14,7 @@ except ImportError as exc:  # not installed, or installed but broken: skip, sayi
 
 from riverbed.errors import ConfigError  # noqa: E402
 from riverbed.integrations.lightning import PMAGuardCallback, PMAMonitorCallback  # noqa: E402
-from riverbed.merging.monitor import PMAConfig  # noqa: E402
+from riverbed.merging.pma_snapshots import PMAConfig  # noqa: E402
 from riverbed.config.guard import GuardConfig  # noqa: E402
 
 SPIKE_AT = 30

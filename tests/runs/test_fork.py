@@ -7,7 +7,8 @@ from riverbed.checkpoints import layout
 from riverbed.cli.main import main
 from riverbed.errors import CheckpointError, ConfigError, RunError
 from riverbed.runs.fork import branch_eval_every, parse_length, plan_requests
-from riverbed.orchestration.fork import fork_branches, run_requests
+from riverbed import fork_branches
+from riverbed.orchestration.fork import run_requests
 from riverbed.runs.metrics import read_metrics
 
 

@@ -13,7 +13,7 @@ from tests.runs.conftest import tiny_config
 def tiny_tree(tmp_path_factory):
     from riverbed.data import load_dataset
     from riverbed.runs import Run
-    from riverbed.orchestration.fork import fork_branches
+    from riverbed import fork_branches
     from riverbed.orchestration.drive import train_main
 
     cfg = tiny_config()

@@ -14,7 +14,7 @@ from riverbed.checkpoints.state import read_state
 from riverbed.errors import RunError
 from riverbed.training import Callback, read_metrics, train_branch
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard_callback import SpikeGuard
+from riverbed.training.spike_guard import SpikeGuard
 from riverbed.training.recovery import pick_checkpoints
 
 STEPS, CORRUPT_AT = 40, 25

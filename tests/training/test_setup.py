@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
+from riverbed.merging.pma_snapshots import PMAConfig
 from riverbed.training.callbacks import Callback
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard_callback import SpikeGuard
-from riverbed.training.pma_callback import PMAMonitor
+from riverbed.training.spike_guard import SpikeGuard
+from riverbed.training.pma_monitor import PMAMonitor
 from riverbed.training.setup import callbacks_from_config
 
 

@@ -33,13 +33,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from riverbed.io.atomic import atomic_dir
-from riverbed.io.strict_json import dumps as strict_dumps
 from riverbed.checkpoints.layout import HF_CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE
 from riverbed.checkpoints import schedule_free as SF
 from riverbed.checkpoints.optimizer_state import OPTIMIZER_FORMAT, load_optimizer_tensors, optimizer_tensors
 from riverbed.checkpoints.schema import FORMAT, CheckpointState, as_state, read_state
 from riverbed.errors import CheckpointError
+from riverbed.io.atomic import atomic_dir
+from riverbed.io.strict_json import dumps as strict_dumps, read_json
 from riverbed.model.config import ModelConfig
 from riverbed.model.hf import hf_config_dict
 
@@ -210,6 +210,14 @@ def component_texts(path: Path, files: Mapping[str, Any] | None) -> dict[str, st
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path / name}: not JSON-serialisable: {exc}") from None
     return out
+
+
+def read_component_files(path: str | Path) -> dict[str, Any]:
+    """Every component file (``*.json`` beside the tensors, other than state.json and config.json)
+    of the checkpoint ``path``, parsed: what callbacks' ``checkpoint_files`` wrote there, handed back
+    to their ``load_checkpoint_files`` on resume. An unreadable one raises CheckpointError naming it."""
+    return {f.name: read_json(f, CheckpointError) for f in sorted(Path(path).glob("*.json"))
+            if f.name not in _RESERVED and f.is_file()}
 
 
 def model_hf_config(model: torch.nn.Module) -> dict[str, Any] | None:

@@ -35,10 +35,9 @@ from rich.table import Table
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.errors import ConfigError, RunError
+from riverbed.executors.branches import fork_branches
+from riverbed.io.progress import name_column
 from riverbed.runs import Run
-from riverbed.executors.branches import run_requests
-from riverbed.runs.fork import plan_requests
-from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.view import human
 from riverbed.units import JoinWords, parse_count
 
@@ -82,30 +81,18 @@ def parse_steps(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    r = Run.open(args.run)
-    executor = executor_from_args(args)
     if args.wait and args.plan is None and all(v is None for v in (args.from_steps, args.shape, args.length)):
         from riverbed.executors.fanout import wait_for_run
 
-        return _finish(lambda: wait_for_run(r, progress=not args.no_progress))
-    kw = {"executor": executor, "wait": args.wait or executor is None or executor.backend != "slurm"}
-    if executor is not None:
-        # A fan-out that partly failed is re-run as it was: its finished branches are kept.
-        kw["skip_finished"] = True
-    if args.plan is not None:
-        given = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length),
-                                ("--name", args.name), ("--min-ratio", args.min_ratio)) if v is not None]
-        if given:
-            raise RunError(f"--plan takes the branches from the plan; drop {', '.join(given)}")
-        reqs = requests_from_plan(r, args.plan)
-        kw["skip_finished"] = True
-        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
-    else:
+        return _finish(lambda: wait_for_run(Run.open(args.run), progress=not args.no_progress))
+    if args.plan is None:  # the command line names every part of a branch (the library has defaults)
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
-        reqs = plan_requests(r, parse_steps(args.from_steps), args.shape, args.length, min_ratio=args.min_ratio, name=args.name)
-        return _finish(lambda: run_requests(r, reqs, progress=not args.no_progress, eval_every=args.eval_every, **kw))
+    steps = parse_steps(args.from_steps) if args.from_steps is not None else None
+    return _finish(lambda: fork_branches(args.run, steps, args.shape, args.length, plan=args.plan, min_ratio=args.min_ratio,
+                                         name=args.name, eval_every=args.eval_every, executor=executor_from_args(args),
+                                         wait=args.wait, progress=not args.no_progress))
 
 
 def _finish(train) -> int:
@@ -127,8 +114,9 @@ def _finish(train) -> int:
 
 def print_results(records) -> None:
     t = Table(title="decay branches (held-out loss)", caption="tokens: of the finished model, main up to the fork + the decay")
-    for col in ("branch", "fork", "main @ fork", "tokens", "final loss", "status"):
-        t.add_column(col, justify="left" if col in ("branch", "status") else "right", no_wrap=col == "branch")
+    name_column(t, "branch")
+    for col in ("fork", "main @ fork", "tokens", "final loss", "status"):
+        t.add_column(col, justify="left" if col == "status" else "right")
     for b in records:
         last = b.final or b.progress
         fork_loss = "-" if b.fork is None or b.fork.eval_loss is None else f"{b.fork.eval_loss:.4f}"

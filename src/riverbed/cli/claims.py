@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-SIZES = ("tiny", "quick", "full")
-
 from riverbed.executors.flags import add_executor_arguments, executor_from_args
+from riverbed.io.progress import Progress
+
+SIZES = ("tiny", "quick", "full")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -68,15 +69,11 @@ def _run_jobs(jobs: list[Any], processes: int, progress: bool) -> list[dict[str,
 
     if not progress:
         return runner.run_local(jobs, processes=processes)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{len(jobs)} jobs", total=len(jobs))
+    with Progress(transient=True) as bar:
+        task = bar.add(f"{len(jobs)} jobs", len(jobs), unit="jobs")
 
         def advance(job: Any, result: dict[str, Any]) -> None:
-            bar.update(task, description=f"done: {job.study} seed {job.seed}")
+            bar.update(task, label=f"done: {job.study} seed {job.seed}")
             bar.advance(task)
 
         return runner.run_local(jobs, processes=processes, on_job=advance)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from riverbed.errors import ConfigError
+from riverbed.io.progress import Progress, name_column
 from riverbed.merging.weights import explicit
 from riverbed.reports.landscape_plots import plot_hill, plot_interpolation, plot_plane
 from riverbed.units import arg, parse_count
@@ -128,7 +128,10 @@ def _positive(name: str, value: float, minimum: float) -> None:
 def _table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
     t = Table(title=title, caption=caption)
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        if i == 0:
+            name_column(t, c)
+        else:
+            t.add_column(c, justify="right")
     for r in rows:
         t.add_row(*r)
     Console().print(t)
@@ -138,24 +141,19 @@ class _Bar:
     """A rich progress bar with ETA over ``total`` loss evaluations; a no-op when disabled."""
 
     def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
-        self._p: Any = None
+        self._p = Progress(enabled=enabled, transient=True)
+        self.total, self.label = total, label
 
     def __enter__(self) -> _Bar:
-        if self.enabled:
-            self._p = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                               transient=True)
-            self._p.start()
-            self._task = self._p.add_task(self.label, total=self.total)
+        self._p.__enter__()
+        self._task = self._p.add(self.label, self.total, unit="evaluations")
         return self
 
     def __call__(self) -> None:
-        if self._p is not None:
-            self._p.advance(self._task)
+        self._p.advance(self._task)
 
     def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
+        self._p.__exit__(None, None, None)
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.errors import ScalingError
+from riverbed.io.progress import name_column
 from riverbed.reports.scaling_plots import plot_fit
 from riverbed.scaling import drop_highest, fit_law, frontier, load_fit, load_points, predict, save_fit
 from riverbed.scaling.fit import FitWarning
@@ -173,7 +174,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def print_merge_rows(studies) -> None:
     t = Table(title="PMA merges of main checkpoints vs decayed branches (held-out loss)")
-    for col in ("run", "decay branch", "tokens", "decayed", "merge (steps)", "merge", "gap", "last ckpt"):
+    name_column(t, "run")
+    name_column(t, "decay branch")
+    for col in ("tokens", "decayed", "merge (steps)", "merge", "gap", "last ckpt"):
         t.add_column(col, justify="right")
     for st in studies:
         for r in st.rows:

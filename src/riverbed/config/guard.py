@@ -1,5 +1,5 @@
-"""``[guard]``: the configuration of the loss-spike guard (riverbed.training.guard detects,
-riverbed.training.guard_callback acts). Light on purpose (no torch): riverbed.config types the
+"""``[guard]``: the configuration of the loss-spike guard (riverbed.training.spike_detector detects,
+riverbed.training.spike_guard acts). Light on purpose (no torch): riverbed.config types the
 ``[guard]`` section with it.
 
 >>> GuardConfig(window=20, min_history=5).action

@@ -16,6 +16,7 @@ from typing import Any
 
 from riverbed.executors import as_executor
 from riverbed.executors.base import JobError, Task
+from riverbed.io.progress import Progress
 
 POLL_S = 0.2
 
@@ -30,20 +31,16 @@ def run_cells(executor: Any, tasks: Sequence[Task], *, folder: str | Path, progr
     ex, owned = as_executor(executor, folder=folder)
     try:
         handles = ex.submit(list(tasks))
-        bar = _bar(progress, len(handles))
         pending = set(range(len(handles)))
-        try:
+        with Progress(enabled=progress) as bar:
+            task = bar.add("jobs", len(handles), unit="jobs")
             while pending:
                 for i in sorted(pending):
                     if handles[i].done():
                         pending.discard(i)
-                        if bar is not None:
-                            bar[0].advance(bar[1])
+                        bar.advance(task)
                 if pending:
                     time.sleep(POLL_S)
-        finally:
-            if bar is not None:
-                bar[0].stop()
     finally:
         if owned:
             ex.close()
@@ -59,12 +56,3 @@ def run_cells(executor: Any, tasks: Sequence[Task], *, folder: str | Path, progr
         raise JobError(f"{len(failed)} of {len(handles)} job(s) did not finish: " + "; ".join(failed))
     return results
 
-
-def _bar(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    p.start()
-    return p, p.add_task("[bold]jobs", total=total)

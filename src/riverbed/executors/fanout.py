@@ -23,10 +23,11 @@ from dataclasses import replace
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.io.lock import read_holder
 from riverbed.errors import ConfigError, RunError
 from riverbed.executors import as_executor
 from riverbed.executors.base import Executor, Handle, JobError, Outcome, Task
+from riverbed.io.lock import read_holder
+from riverbed.io.progress import Progress
 from riverbed.runs.manifest import BranchRecord, locked, read_manifest, write_manifest
 from riverbed.runs.run import Run, _pid_alive
 
@@ -217,29 +218,27 @@ def failed_message(failures: Sequence[str], n: int) -> str:
 
 
 class BranchBoard:
-    """A rich progress bar per branch (steps of its decay) and one over the branches, read from run.json."""
+    """Progress per branch (steps of its decay) and over the branches, read from run.json
+    (riverbed.io.progress: bars on a terminal, plain lines in a log)."""
 
     def __init__(self, run: Run, names: Sequence[str], *, enabled: bool = True) -> None:
         self.run, self.names, self.enabled = run, list(names), enabled and bool(names)
-        self._progress: Any = None
-        self._tasks: dict[str, Any] = {}
+        self._progress = Progress(enabled=self.enabled)
+        self._tasks: dict[str, int] = {}
+        self._all = -1
 
     def __enter__(self) -> BranchBoard:
         if not self.enabled:
             return self
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[state]}"), TimeRemainingColumn())
-        self._progress.start()
-        self._all = self._progress.add_task("[bold]branches", total=len(self.names), state="")
+        self._progress.__enter__()
+        self._all = self._progress.add("branches", len(self.names), unit="branches")
         for n in self.names:
-            self._tasks[n] = self._progress.add_task(f"  {n}", total=None, state="queued")
+            self._tasks[n] = self._progress.add(f"  {n}", None, unit="steps", info="queued")
         self.refresh()
         return self
 
     def refresh(self) -> None:
-        if self._progress is None:
+        if not self.enabled:
             return
         branches = self.run.manifest.branches
         ended = 0
@@ -250,14 +249,14 @@ class BranchBoard:
             total = _length(b)
             done = (b.last.step - b.fork.step) if b.last is not None and b.fork is not None else 0
             state = b.status + (f" · {b.job.backend}:{b.job.id[:16]}" if b.job else "") + (f" on {b.host}" if b.status == "running" and b.host else "")
-            self._progress.update(task, total=total, completed=max(0, done), state=state)
+            self._progress.update(task, total=total, completed=max(0, done), info=state)
             ended += b.status in ("finished", "failed", "stopped")
         self._progress.update(self._all, completed=ended)
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
+        if self.enabled:
             self.refresh()
-            self._progress.stop()
+            self._progress.__exit__(None, None, None)
 
 
 def _length(b: BranchRecord) -> int | None:

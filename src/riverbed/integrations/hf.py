@@ -43,7 +43,7 @@ here, and the step counter (hence the LR schedule) keeps going. Single-process o
 (every rank restores identically); not for sharded (FSDP / DeepSpeed ZeRO-3) parameters.
 
 **PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
-(:class:`~riverbed.merging.monitor.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
+(:class:`~riverbed.merging.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
 and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
 to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
 ``trainer_state.json``), beside ``eval_loss``.
@@ -67,7 +67,7 @@ from riverbed.checkpoints.optimizer_state import (  # noqa: F401  (re-exported: 
     optimizer_state_by_name,
 )
 from riverbed.integrations.snapshot_guard import SnapshotGuard
-from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
+from riverbed.merging.pma_snapshots import METRIC, PMAConfig, PMASnapshots
 from riverbed.schedules.core import Schedule
 from riverbed.schedules.torch import OnChange, RiverbedLR
 from riverbed.schedules.wsd import WSD

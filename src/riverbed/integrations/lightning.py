@@ -12,7 +12,7 @@ Example::
 
     import lightning as L
     from riverbed.integrations.lightning import PMAGuardCallback, PMAMonitorCallback
-    from riverbed.merging.monitor import PMAConfig
+    from riverbed.merging.pma_snapshots import PMAConfig
     from riverbed.config.guard import GuardConfig
 
     guard = PMAGuardCallback(GuardConfig(action="pma-init", pma_count=3), every=100)
@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without lightnin
 
 from riverbed.errors import ConfigError
 from riverbed.integrations.snapshot_guard import SnapshotGuard
-from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
+from riverbed.merging.pma_snapshots import METRIC, PMAConfig, PMASnapshots
 
 
 def _loss_of(outputs: Any) -> float | None:

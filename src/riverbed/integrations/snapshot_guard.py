@@ -4,7 +4,7 @@
 (:mod:`riverbed.integrations.hf`, :mod:`riverbed.integrations.lightning`): it keeps the newest
 ``keep`` snapshots (model and, by policy, optimizer state; in host memory or as safetensors on
 disk), judges each observed loss / grad norm (and the weights' finiteness) with riverbed's
-:class:`~riverbed.training.guard.SpikeDetector`, and on a spike restores the merge of the last
+:class:`~riverbed.training.spike_detector.SpikeDetector`, and on a spike restores the merge of the last
 ``pma_count`` healthy snapshots (``action = "pma-init"``) or the newest healthy one
 (``"rollback"``) into the model, sets the optimizer state by policy and optionally scales the LR
 down for a while. The adapters only translate their framework's events into these calls and apply
@@ -28,7 +28,7 @@ from riverbed.errors import ConfigError, RiverbedError
 from riverbed.merging.memory import merge_state_dicts
 from riverbed.merging.select import pick_spaced
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard import SpikeDetector
+from riverbed.training.spike_detector import SpikeDetector
 from riverbed.training.recovery import (
     describe_merge,
     merge_coefficients,

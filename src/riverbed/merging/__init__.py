@@ -25,7 +25,7 @@ _LAZY = {
     "select_checkpoints": "riverbed.merging.select",
     "open_input": "riverbed.checkpoints.formats",
     "read_header": "riverbed.checkpoints.formats",
-    "PMAConfig": "riverbed.merging.monitor",
+    "PMAConfig": "riverbed.merging.pma_snapshots",
 }
 
 __all__ = ["decay_weights", "ema", "explicit", "format_weights", "sma", "weights_for", "wma", *_LAZY]

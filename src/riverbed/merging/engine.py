@@ -19,20 +19,19 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from riverbed.io.atomic import atomic_dir, atomic_path, write_json
-from riverbed.errors import MergeError, RiverbedError
 from riverbed.checkpoints.formats import DTYPES, Source, TensorEntry
+from riverbed.errors import MergeError, RiverbedError
+from riverbed.io.atomic import atomic_dir, atomic_path, write_json
+from riverbed.io.progress import Progress
 from riverbed.merging.kernels import Buffers, accumulate as kernel_accumulate, decode, encode
 from riverbed.merging.merge_plan import INDEX_FILE, MergePlan, OutTensor
 from riverbed.merging.writer import ShardWriter
@@ -214,48 +213,21 @@ def _explain(exc: BaseException, t: OutTensor, plan: MergePlan, writers: list[Sh
     return exc
 
 
-PLAIN_EVERY_S = 10.0  # a plain progress line at most this often when stderr is not a terminal
-
-
 class _progress:
-    """A rich progress bar in bytes and bytes/s (on stderr, when it is a terminal), plain
-    ``merging: 42% ...`` lines every ``PLAIN_EVERY_S`` seconds otherwise (a log file or CI
-    would only ever see rich's first frame), or nothing."""
+    """Bytes merged so far, shown by riverbed.io.progress (a bar on a terminal, plain
+    ``merging: 42% ...`` lines in a log), or nothing."""
 
     def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self.bar = None
-        self.plain = False
+        self.display = Progress(enabled=enabled, bytes=True)
+        self.total = total
 
-    def _line(self, n: int) -> None:
-        now = time.perf_counter()
-        if n < self.total and now - self.last < PLAIN_EVERY_S:
-            return
-        if n == self.printed:
-            return
-        self.last, self.printed = now, n
-        elapsed = now - self.t0
-        rate = n / elapsed if elapsed > 0 else 0.0
-        eta = f", ETA {(self.total - n) / rate:.0f} s" if 0 < n < self.total and rate > 0 else ""
-        pct = 100.0 * n / self.total if self.total else 100.0
-        print(f"merging: {pct:3.0f}% ({n / 1e6:.1f} of {self.total / 1e6:.1f} MB, {rate / 1e6:.0f} MB/s{eta})", file=sys.stderr, flush=True)
+    def __enter__(self) -> Callable[[int], None]:
+        self.display.__enter__()
+        task = self.display.add("merging", self.total, unit="bytes")
+        return lambda n: self.display.update(task, completed=n)
 
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        if not sys.stderr.isatty():
-            self.plain, self.t0, self.printed = True, time.perf_counter(), -1
-            self.last = self.t0
-            return self._line
-
-        self.bar = Progress("merging", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self.bar.__enter__()
-        task = self.bar.add_task("merge", total=self.total)
-        return lambda n: self.bar.update(task, completed=n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
+    def __exit__(self, *exc: Any) -> None:
+        self.display.__exit__(*exc)
 
 
 def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate: str = "fp32", threads: int | None = None,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riverbed.checkpoints import layout
-from riverbed.errors import MergeError
+from riverbed.checkpoints.schema import CheckpointState
+from riverbed.errors import CheckpointError, MergeError
 
 TRAINER_STATE = "trainer_state.json"
 ORDERS = ("step", "given")
@@ -62,9 +63,13 @@ def position(path: str | os.PathLike[str]) -> Position | None:
     state = directory / layout.STATE_FILE
     if state.is_file():
         data = _read_json(state) or {}
-        step = _int(data.get("step"))
-        if step is not None:
-            return Position(step, _int(data.get("tokens")), layout.STATE_FILE)
+        if "step" in data:  # riverbed's state.json, read by its one reader (another tool's file falls through)
+            try:
+                st = CheckpointState.from_json(data, source=str(state))
+            except CheckpointError as exc:
+                raise MergeError(f"{state}: unreadable checkpoint state ({exc})") from None
+            if st.step >= 0:
+                return Position(st.step, st.tokens if "tokens" in data else None, layout.STATE_FILE)
     trainer = directory / TRAINER_STATE
     if trainer.is_file():
         data = _read_json(trainer) or {}

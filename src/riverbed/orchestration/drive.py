@@ -25,14 +25,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import RunConfig
 from riverbed.data import load_dataset
+from riverbed.data.dataset import TokenData
 from riverbed.runs.manifest import BranchRecord, Point
-from riverbed.training.manifest_callback import ManifestCallback
 from riverbed.runs.run import Run, point_from_state, read_state
 from riverbed.schedules import schedule_to_spec
+from riverbed.training.callbacks import Callback
+from riverbed.training.manifest_callback import ManifestCallback
+
+if TYPE_CHECKING:  # the trainer's result type; importing the loop loads torch, which importing this module must not
+    from riverbed.training.loop import BranchResult
 
 # Schedule class name -> kind of the root branch (literal on purpose).
 ROOT_KINDS: dict[str, str] = {"WSDS": "wsds", "CyclicCosine": "cyclic", "Cosine": "cosine"}
@@ -79,16 +85,16 @@ def _point(res: Any, run_dir: Path) -> Point:
 
 
 def train_main(
-    cfg: Any,
+    cfg: RunConfig,
     run_dir: str | Path,
     run: Run | None,
     *,
     until_step: int | None = None,
     extra_stops: Sequence[int] = (),
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[Callback] = (),
     progress: bool = True,
-    data: Any = None,
-) -> Any:
+    data: TokenData | None = None,
+) -> BranchResult:
     """Train the root branch to ``until_step`` (default: the schedule's end, else indefinitely).
 
     ``run`` is the Run to record into (None on non-zero DDP ranks: they train the same
@@ -115,6 +121,11 @@ def train_main(
     if run is not None:
         _recover_milestones(run, run_dir, mark, start)
     cbs = tuple(callbacks)
+    if cfg.forecast is not None:
+        from riverbed.orchestration.forecast_monitor import ForecastMonitor  # lazy: loads scipy, only with [forecast]
+
+        if not any(isinstance(cb, ForecastMonitor) for cb in cbs):
+            cbs = (*cbs, ForecastMonitor(cfg.forecast))
     if run is not None:  # record each checkpoint as main's progress in run.json
 
         cbs = (ManifestCallback(run, layout.MAIN), *cbs)

@@ -31,7 +31,12 @@ from typing import Any
 
 from riverbed.checkpoints import layout
 from riverbed.errors import MergeError, RiverbedError
+from riverbed.merging.engine import MergeResult
+from riverbed.merging.pipeline import run_recipe
+from riverbed.merging.recipe import MergeRecipe
 from riverbed.merging.weights import decay_weights
+from riverbed.runs import Run
+from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 
 
 @dataclass(frozen=True)
@@ -105,15 +110,13 @@ def emulation_weights(multipliers: Sequence[float], fork: int, saved: Sequence[i
     return Emulation(fork, k, tuple(s for s, _ in kept), tuple(w for _, w in kept), tuple(per_step), gap)
 
 
-def decay_multipliers(run: Any, from_step: int, shape: str, length: int, min_ratio: float | None = None,
+def decay_multipliers(run: Run, from_step: int, shape: str, length: int, min_ratio: float | None = None,
                       extra: dict[str, Any] | None = None) -> list[float]:
     """r_0..r_{K-1} of the decay branch ``shape`` from main's ``from_step``, relative to the main LR.
 
     The main branch must hold a constant LR over the window (the emulation is of a constant-LR
     trajectory); a main schedule that moves there is refused, naming the step.
     """
-    from riverbed.runs.fork import ForkRequest, decay_schedule
-
     req = ForkRequest(f"emulate-{shape}", from_step, length, shape, min_ratio, tuple((extra or {}).items()))
     try:
         decay = decay_schedule(run, req)
@@ -131,7 +134,7 @@ def decay_multipliers(run: Any, from_step: int, shape: str, length: int, min_rat
     return out
 
 
-def emulate_decay(run: str | os.PathLike[str] | Any, from_step: int, shape: str, length: int | str, *,
+def emulate_decay(run: str | os.PathLike[str] | Run, from_step: int, shape: str, length: int | str, *,
                   min_ratio: float | None = None, max_gap: int | None = None, extra: dict[str, Any] | None = None) -> Emulation:
     """The :class:`Emulation` of a decay branch of a riverbed run from its saved main checkpoints.
 
@@ -139,9 +142,6 @@ def emulate_decay(run: str | os.PathLike[str] | Any, from_step: int, shape: str,
 
     >>> # e = emulate_decay("runs/r1", 800, "1-sqrt", 200); e.steps, e.weights
     """
-    from riverbed.runs import Run
-    from riverbed.runs.fork import parse_length, tokens_per_step
-
     if not isinstance(run, Run):
         if not Path(run).is_dir():
             raise MergeError(f"run directory {run} does not exist")
@@ -163,12 +163,9 @@ def emulate_decay(run: str | os.PathLike[str] | Any, from_step: int, shape: str,
 def merge_emulated_decay(out: str | os.PathLike[str], run: str | os.PathLike[str], from_step: int, shape: str, length: int | str, *,
                          min_ratio: float | None = None, max_gap: int | None = None, dtype: str | None = None,
                          accumulate: str = "fp32", threads: int | None = None, dry_run: bool = False, overwrite: bool = False,
-                         progress: bool = True, verbose: bool = True) -> Any:
+                         progress: bool = True, verbose: bool = True) -> MergeResult:
     """Write the merge that stands in for the decay into ``out`` (method ``weights``; the recipe's
     ``selection`` records the emulation, so ``riverbed merge --recipe`` replays it)."""
-    from riverbed.merging.pipeline import run_recipe
-    from riverbed.merging.recipe import MergeRecipe
-
     emu = emulate_decay(run, from_step, shape, length, min_ratio=min_ratio, max_gap=max_gap)
     selection = {"run": str(run), "branch": layout.MAIN,
                  "emulate_decay": {"shape": shape, "from": from_step, "length": emu.length, "min_ratio": min_ratio,

@@ -12,6 +12,9 @@ leaves the run exactly as it was.
 
 >>> from riverbed import Run, fork_branches                         # doctest: +SKIP
 >>> fork_branches(Run.open("runs/x"), 800, "1-sqrt", "20%")        # doctest: +SKIP
+
+``riverbed.fork_branches`` (riverbed.executors.branches) is the entry point: it plans the
+requests and trains them here (:func:`run_requests`) or as executor jobs.
 """
 
 from __future__ import annotations
@@ -19,20 +22,23 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import RunConfig
 from riverbed.data import load_dataset
+from riverbed.data.dataset import TokenData
 from riverbed.errors import LockedError, RiverbedError
 from riverbed.runs.config_io import load_run_config
-from riverbed.runs.fork import ForkRequest, branch_config, branch_eval_every, fork_record, pending_requests, plan_requests
+from riverbed.runs.fork import ForkRequest, branch_config, branch_eval_every, fork_record, pending_requests
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.run import Run
+from riverbed.schedules import DecayBranch
+from riverbed.training.callbacks import Callback
 from riverbed.training.manifest_callback import ManifestCallback
 
 
-def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, progress: bool = True,
-               data: Any = None, callbacks: Sequence[Any] = ()) -> BranchRecord:
+def train_fork(run: Run, req: ForkRequest, schedule: DecayBranch, *, cfg: RunConfig | None = None, progress: bool = True,
+               data: TokenData | None = None, callbacks: Sequence[Callback] = ()) -> BranchRecord:
     """Train one validated request to its end and record its final point."""
     from riverbed.training import train_branch  # lazy: loads torch, which importing this module must not
 
@@ -64,8 +70,8 @@ def train_fork(run: Run, req: ForkRequest, schedule: Any, *, cfg: Any = None, pr
     return run.branch(req.name)
 
 
-def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: Any = None,
-                 data: Any = None, allow_resume: bool = True, skip_finished: bool = False,
+def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = True, cfg: RunConfig | None = None,
+                 data: TokenData | None = None, allow_resume: bool = True, skip_finished: bool = False,
                  eval_every: int | None = None) -> list[BranchRecord]:
     """Validate all requests, then train each in this process (oldest fork first). Returns the
     branch records.
@@ -88,24 +94,3 @@ def run_requests(run: Run, requests: Sequence[ForkRequest], *, progress: bool = 
         done.append(train_fork(run, req, schedule, cfg=branch_config(cfg, req, eval_every), progress=progress, data=data))
     return done
 
-
-def fork_branches(
-    run: Run,
-    from_step: int | Sequence[int],
-    shape: str = "1-sqrt",
-    length: int | str = "20%",
-    *,
-    min_ratio: float | None = None,
-    name: str | None = None,
-    progress: bool = True,
-    **schedule_fields: Any,
-) -> list[BranchRecord]:
-    """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them.
-
-    ``length``: steps (int or "200"), tokens ("2M tok") or a percentage of the budget
-    ("20%"). ``name`` defaults to ``<shape>-from<step>-len<length>`` (with several
-    steps, ``<name>-<step>``). Every request is validated before any training.
-    """
-    steps = [from_step] if isinstance(from_step, int) else list(from_step)
-    reqs = plan_requests(run, steps, shape, length, min_ratio=min_ratio, name=name, extra=schedule_fields)
-    return run_requests(run, reqs, progress=progress)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
+from os import PathLike
 from typing import Any
 
 from riverbed.checkpoints import layout
-from riverbed.config import dumps_toml, load_config
+from riverbed.config import RunConfig, dumps_toml, load_config
 from riverbed.errors import RunError
 
 
-def config_dict(cfg: Any) -> dict[str, Any]:
+def config_dict(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The RunConfig as a JSON-able dict (``RunConfig.to_dict``); a plain dict passes through."""
-    if isinstance(cfg, dict):
+    if isinstance(cfg, Mapping):
         return dict(cfg)
     to_dict = getattr(cfg, "to_dict", None)
     if to_dict is None:
@@ -20,7 +22,7 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return to_dict()
 
 
-def config_toml(cfg: Any) -> str:
+def config_toml(cfg: RunConfig | Mapping[str, Any]) -> str:
     to_toml = getattr(cfg, "to_toml", None)
     if to_toml is not None:
         return to_toml()
@@ -28,7 +30,7 @@ def config_toml(cfg: Any) -> str:
     return dumps_toml(config_dict(cfg))
 
 
-def model_info(cfg: Any) -> dict[str, Any]:
+def model_info(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Parameter count and training FLOPs per token of the run's model (for scaling points)."""
     model = getattr(cfg, "model", None)
     train = getattr(cfg, "train", None)
@@ -41,7 +43,7 @@ def model_info(cfg: Any) -> dict[str, Any]:
     return info
 
 
-def load_run_config(run_dir: Any) -> Any:
+def load_run_config(run_dir: str | PathLike[str]) -> RunConfig:
     """The RunConfig a run was created with (its config.toml)."""
 
     path = Path(run_dir) / layout.CONFIG

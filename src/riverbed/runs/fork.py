@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import RunConfig
 from riverbed.errors import CheckpointError, ConfigError, RiverbedWarning, RunError
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.metrics import read_metrics
@@ -114,7 +115,7 @@ def check_name(name: str) -> None:
         raise RunError(f"branch name {name!r}: use letters, digits and . _ + - (not 'main'), at most 100 characters")
 
 
-def decay_schedule(run: Run, req: ForkRequest) -> Any:
+def decay_schedule(run: Run, req: ForkRequest) -> DecayBranch:
     """The DecayBranch of a request over the main branch's schedule (shape errors name the field)."""
     main_spec = _main_schedule_spec(run)
     kw: dict[str, Any] = dict(req.extra)
@@ -130,7 +131,7 @@ def _main_schedule_spec(run: Run) -> dict[str, Any]:
     return dict(m.config.get("schedule") or {})
 
 
-def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, Any, bool]]:
+def validate(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True) -> list[tuple[ForkRequest, DecayBranch, bool]]:
     """Check every request; returns (request, schedule, resume?) triples. Nothing is written."""
     out = []
     seen: set[str] = set()
@@ -179,7 +180,7 @@ def loss_at(run: Run, branch: str, step: int) -> float | None:
     return found
 
 
-def fork_record(run: Run, req: ForkRequest, schedule: Any) -> BranchRecord:
+def fork_record(run: Run, req: ForkRequest, schedule: DecayBranch) -> BranchRecord:
     """The manifest record of a validated request: its schedule and fork point (not yet written)."""
     from riverbed.schedules import schedule_to_spec
 
@@ -240,7 +241,7 @@ def branch_eval_every(length: int, eval_every: int) -> int:
 
 
 def pending_requests(run: Run, requests: Sequence[ForkRequest], *, allow_resume: bool = True,
-                     skip_finished: bool = False) -> tuple[list[BranchRecord], list[tuple[ForkRequest, Any, bool]]]:
+                     skip_finished: bool = False) -> tuple[list[BranchRecord], list[tuple[ForkRequest, DecayBranch, bool]]]:
     """Split ``requests`` into branches already finished with the same schedule (returned as
     they are when ``skip_finished``: re-running a plan) and validated (request, schedule, resume)
     triples still to train; a bad request is refused before anything trains."""
@@ -255,7 +256,7 @@ def pending_requests(run: Run, requests: Sequence[ForkRequest], *, allow_resume:
     return done, validate(run, todo, allow_resume=allow_resume)
 
 
-def branch_config(cfg: Any, req: ForkRequest, eval_every: int | None) -> Any:
+def branch_config(cfg: RunConfig, req: ForkRequest, eval_every: int | None) -> RunConfig:
     """The run config a branch trains under: the run's, with the branch's evaluation cadence."""
     if eval_every is None:
         return cfg

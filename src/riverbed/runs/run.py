@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from riverbed.checkpoints import layout
 from riverbed.io.atomic import atomic_dir, cleanup_stale_tmp, write_text
 from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, read_state  # also imported from here by runs.fork, runs.drive
+from riverbed.config import RunConfig
 from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
 from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, utc_now, write_manifest
@@ -103,7 +104,7 @@ class Run:
         return cls(path)
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], cfg: Any, *, resume: bool = False) -> Run:
+    def create(cls, path: str | os.PathLike[str], cfg: RunConfig | Mapping[str, Any], *, resume: bool = False) -> Run:
         """Create a run directory for ``cfg`` (a RunConfig), atomically.
 
         An existing run is refused unless ``resume``; resuming checks the config against the

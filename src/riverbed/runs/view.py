@@ -63,7 +63,7 @@ def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
     return " · ".join(parts)
 
 
-def render(run: Run) -> Any:
+def render(run: Run) -> Group:
     """A rich renderable: the tree of branches (with milestones and events) and the accounting."""
 
     branches = run.branches
@@ -94,7 +94,7 @@ def render(run: Run) -> Any:
     acc = accounting(run)
     table = Table(title="compute accounting (tokens; % of the largest budget)", show_header=True)
     for col in ("", "tokens", "FLOPs", "% of one run"):
-        table.add_column(col, justify="right" if col else "left")
+        table.add_column(col, justify="right" if col else "left", overflow="fold")
     table.add_row("this run tree (all branches)", human(acc.tree_tokens), human(acc.tree_flops), f"{acc.tree_pct:.0f} %")
     if acc.needed_tokens is not None and acc.needed_tokens != acc.tree_tokens:
         table.add_row("  of which the finished models use", human(acc.needed_tokens), human(acc.needed_flops),

@@ -2,8 +2,8 @@
 
 >>> from riverbed.training import train_branch, BranchResult, Callback      # doctest: +SKIP
 
-Public names are imported lazily so that ``import riverbed.training.guard`` (a config
-section) does not pull in the loop.
+Public names are imported lazily so that ``import riverbed.training.spike_detector`` (pure,
+no torch) does not pull in the loop.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ doing nothing)::
     on_eval(ctx, metrics)         after each held-out evaluation; metrics = {"eval_loss": ...}
     checkpoint_files(ctx)         {file name: JSON object} to store inside the checkpoint being
                                   written, before it becomes visible (the spike guard's guard.json)
+    load_checkpoint_files(ctx, files)  its mirror: before the first step of a resumed branch, the
+                                  {file name: JSON object} files of the checkpoint it resumes from
     on_checkpoint(ctx, ref)       after a checkpoint is on disk; ref = CheckpointRef(step, path)
 
 Order at the end of step s: metrics row (every log_every) -> ``on_step_end`` -> a requested
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, CheckpointRef
 from riverbed.checkpoints.schema import read_state
+from riverbed.config import RunConfig
 from riverbed.runs.metrics import MetricsLogger
 
 if TYPE_CHECKING:  # torch-free at import: experiments define their callbacks while the CLI parses
@@ -70,6 +73,11 @@ class Callback:
         becomes visible, so the checkpoint and the component's state never disagree (rank 0)."""
         return {}
 
+    def load_checkpoint_files(self, ctx: TrainContext, files: Mapping[str, Any]) -> None:
+        """The mirror of :meth:`checkpoint_files`: once, before the first step of a branch that
+        resumes, the component files of the checkpoint it resumes from (``{name: object}``, every
+        rank). A fork or a fresh start calls nothing: its state starts afresh."""
+
     def on_checkpoint(self, ctx: TrainContext, ref: CheckpointRef) -> None:
         """After a checkpoint is on disk (every rank, after a barrier)."""
 
@@ -90,7 +98,7 @@ class TrainContext:
     def __init__(
         self,
         *,
-        cfg: Any,  # the RunConfig (not imported: RunConfig's sections import their callbacks' modules)
+        cfg: RunConfig,
         run_dir: Path,
         branch: str,
         model: torch.nn.Module,
@@ -118,6 +126,8 @@ class TrainContext:
         """Batches skipped so far: step s trains on global batch s + data_offset (the spike
         guard's "skip" action raises it; persisted in state.json "data"."offset")."""
         self.last_eval_loss: float | None = None
+        self.bar_extra: dict[str, str] = {}
+        """Labelled values a callback adds to the progress bar's text (the forecast monitor's)."""
         self._loss: torch.Tensor | None = None
         self._grad_norm: torch.Tensor | None = None
         self._loss_value: float | None = None

@@ -92,6 +92,19 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     return st
 
 
+def load_checkpoint(path: str | Path, model: torch.nn.Module | None, optimizer: torch.optim.Optimizer | None = None, *,
+                    rng: bool = False) -> CheckpointState:
+    """The public loader (``riverbed.load_checkpoint``): the trainer's own :func:`load`, so a checkpoint
+    that the trainer would refuse (NaN/inf weights, per-rank shards only, DCP's pickled format) is
+    refused here too, and a sharded (FSDP2) model is filled from the consolidated file. ``model=None``
+    reads and returns the state only; ``rng=True`` also restores the global RNG."""
+    path = Path(path)
+    if model is None:
+        refuse_unreshardable(path)
+        return S.load_checkpoint(path, None, None, rng=rng)
+    return load(path, model, optimizer, rng=rng)
+
+
 def refuse_unreshardable(path: Path) -> None:
     """CheckpointError for a directory holding only per-rank shards or DCP's default format:
     riverbed reshards from the consolidated ``model.safetensors`` alone, and will not unpickle

@@ -28,6 +28,7 @@ from riverbed.checkpoints import layout
 from riverbed.io.atomic import cleanup_stale_tmp
 from riverbed.checkpoints.layout import writer_lock
 from riverbed.checkpoints.schema import CheckpointState, DataPosition
+from riverbed.checkpoints.state import read_component_files
 from riverbed.config import RunConfig
 from riverbed.data import get_batch
 from riverbed.errors import ConfigError
@@ -36,7 +37,7 @@ from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback
 from riverbed.checkpoints.schedule_free import eval_weights
 from riverbed.training.evaluate import eval_row, evaluate_stats
-from riverbed.training.progress import StepProgress
+from riverbed.training.step_progress import StepProgress
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.setup import Branch, check_vocab, start_branch
 from riverbed.training.step import apply_restore, train_step
@@ -107,6 +108,10 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
                   **({"init": str(b.init)} if b.start.event == "init" else {})})
     last_ckpt: Path | None = None
     last_eval_step = last_ckpt_step = -1
+    if b.start.event == "resume" and b.start.checkpoint is not None:
+        files = read_component_files(b.start.checkpoint)
+        for cb in b.callbacks:
+            cb.load_checkpoint_files(ctx, files)
     bar = StepProgress(enabled=progress and b.dist.is_main, start=ctx.step, total=until_step, branch=b.branch)
     tick_time, tick_step = time.perf_counter(), ctx.step
     b.model.train()
@@ -129,7 +134,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
                 tick_time, tick_step = now, ctx.step
                 b.logger.log({"kind": "train", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops, "lr": ctx.lr,
                               "loss": ctx.train_loss, "grad_norm": ctx.grad_norm, "tokens_per_s": rate})
-                bar.show(loss=ctx.train_loss, tokens_per_s=rate, eval_loss=ctx.last_eval_loss)
+                bar.show(loss=ctx.train_loss, tokens_per_s=rate, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)
             for cb in b.callbacks:
                 cb.on_step_end(ctx)
             if ctx.restore_request is not None and apply_restore(ctx, b.position):
@@ -139,7 +144,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
             if t.eval_every and ctx.step % t.eval_every == 0 and not final:
                 _evaluate(b)
                 last_eval_step = ctx.step
-                bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)  # the bar shows this step's eval
+                bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)  # the bar shows this step's eval
             if _ckpt_due(t, ctx.step, tps) and not final:
                 last_ckpt, last_ckpt_step = _save(b, "periodic"), ctx.step
             if ctx.stop_reason is not None:
@@ -151,7 +156,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
         # The end of a branch is always evaluated and saved (unless that step just was).
         if last_eval_step != ctx.step:
             _evaluate(b)
-            bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)
+            bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)
         if last_ckpt_step != ctx.step:
             last_ckpt = _save(b, "final" if ctx.stop_reason is None else "stopped")
     return BranchResult(ctx.step, ctx.tokens, ctx.flops, ctx.train_loss, ctx.last_eval_loss, last_ckpt, ctx.stop_reason)

@@ -1,6 +1,6 @@
 """Recovering from a loss spike: pick the healthy checkpoints, merge them, set the optimizer state.
 
-These pieces are shared by riverbed's trainer guard (:mod:`riverbed.training.guard_callback`),
+These pieces are shared by riverbed's trainer guard (:mod:`riverbed.training.spike_guard`),
 merged initialisation (:mod:`riverbed.training.merged_init`) and the Hugging Face callback
 (:mod:`riverbed.integrations.hf`). Tensors are plain ``{name: tensor}`` dicts; optimizer states
 are flat ``{"<param_name>.exp_avg": t, ...}`` dicts (names, not indices, so the states of several

@@ -25,7 +25,7 @@ from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.config import RunConfig
 from riverbed.data import load_dataset
 from riverbed.errors import CheckpointError, ConfigError, RunError
-from riverbed.training.pma_callback import PMAMonitor
+from riverbed.training.pma_monitor import PMAMonitor
 from riverbed.training.retention_callback import RetentionCallback
 from riverbed.model import build_model
 from riverbed.schedules import schedule_to_spec
@@ -34,7 +34,7 @@ from riverbed.training import parallel as P
 from riverbed.training.callbacks import Callback, TrainContext
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.evaluate import autocast_factory, evaluate, heldout_set
-from riverbed.training.guard_callback import SpikeGuard
+from riverbed.training.spike_guard import SpikeGuard
 from riverbed.training.merged_init import ensure_merged_init
 from riverbed.runs.metrics import MetricsLogger
 from riverbed.training.optim import build_optimizer
@@ -56,6 +56,8 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
     * ``[guard]``: a :class:`SpikeGuard` judges every step (unless ``given`` holds one);
     * ``[pma]``: a :class:`PMAMonitor` evaluates the merge of the last N checkpoints at each
       evaluation (unless ``given`` holds one);
+    * ``[forecast]`` is added by riverbed.orchestration.drive.train_main (its monitor uses the predictor, a layer
+      above training);
     * ``[train] keep``: a :class:`RetentionCallback` prunes the main branch's checkpoints that the
       retention plan does not need (riverbed.runs.retention).
 
@@ -88,6 +90,8 @@ class StartState:
     lr_scale: float = 1.0
     data_offset: int = 0
     eval_loss: float | None = None
+    checkpoint: Path | None = None
+    """The checkpoint it resumes or forks from (None from scratch)."""
 
 
 def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -104,7 +108,7 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and ref.step >= until_step:
             return read_state(ref.path), ref.path
         state = DC.load(ref.path, model, optimizer, rng=True)
-        return _from_state(state, "resume")
+        return _from_state(state, "resume", ref.path)
     if init is not None:
         init = Path(init)
         if not (init / layout.STATE_FILE).is_file():
@@ -113,7 +117,7 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
         if until_step is not None and state.step > until_step:
             raise RunError(f"init checkpoint {init} is at step {state.step}, past until_step={until_step}")
         # A fork inherits lr_scale (a guard's LR cut): "decay from whatever the LR was at k".
-        return _from_state(state, "init")
+        return _from_state(state, "init", init)
     torch.manual_seed(cfg.train.seed)
     return StartState(0, 0, 0.0, "start")
 
@@ -131,8 +135,8 @@ def _check_schedule_free(cfg: RunConfig, parallel: str) -> None:
                               "checkpoints on disk instead (they hold the averaged weights)")
 
 
-def _from_state(state: CheckpointState, event: str) -> StartState:
-    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss)
+def _from_state(state: CheckpointState, event: str, path: Path) -> StartState:
+    return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss, path)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """PMA as a training monitor: the ``[pma]`` config section (torch-free; the trainer callback is
-:class:`riverbed.training.pma_callback.PMAMonitor`, the integrations' in ``riverbed.integrations``).
+:class:`riverbed.training.pma_monitor.PMAMonitor`, the integrations' in ``riverbed.integrations``).
 
 At every evaluation the monitor merges the last N main-branch weights spaced V apart (the PMA
 paper's count N and interval V, arXiv 2505.12082), evaluates the merge on the held-out split and
@@ -81,7 +81,7 @@ class PMAConfig:
 
 class PMASnapshots:
     """The newest ``cfg.count`` weight snapshots at multiples of V, and their merge: the one
-    snapshot rule of the ``[pma]`` monitor (riverbed.training.pma_callback) and of the HF /
+    snapshot rule of the ``[pma]`` monitor (riverbed.training.pma_monitor) and of the HF /
     Lightning callbacks (riverbed.integrations). A snapshot is taken at the first position at or
     past each multiple of V (for steps: exactly the multiples), as float32 host copies; a loop
     that goes back (a spike-guard rollback) forgets the snapshots of the abandoned future.

@@ -25,19 +25,19 @@ next spike ends the branch with a RunError.
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from riverbed.checkpoints import layout
+from riverbed.config.guard import GuardConfig
 from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.run import Run
 from riverbed.training import distributed as D
 from riverbed.training.callbacks import Callback, TrainContext
-from riverbed.config.guard import GuardConfig
-from riverbed.training.guard import SpikeDetector, Verdict
 from riverbed.training.recovery import merge_checkpoints, pick_checkpoints, weights_finite
+from riverbed.training.spike_detector import SpikeDetector, Verdict
 
 
 class SpikeGuard(Callback):
@@ -51,7 +51,6 @@ class SpikeGuard(Callback):
         self.events: list[dict[str, Any]] = []
         self._scale_until: int | None = None
         self._scale_prev = 1.0
-        self._started = False
 
     # ---- persistence: a resumed branch continues with the guard's memory -------------------
     def state_dict(self) -> dict[str, Any]:
@@ -64,13 +63,11 @@ class SpikeGuard(Callback):
         self._scale_until = state.get("scale_until")
         self._scale_prev = float(state.get("scale_prev", 1.0))
 
-    def _maybe_resume(self, ctx: TrainContext) -> None:
-        self._started = True
-        first = ctx.step - 1  # the step just executed is the first of this call of train_branch
-        file = layout.checkpoint_dir(ctx.run_dir, ctx.branch, first) / layout.GUARD_FILE
-        if file.is_file():
-            self.load_state_dict(json.loads(file.read_text(encoding="utf-8")))
-            self.detector.rewind(first)
+    def load_checkpoint_files(self, ctx: TrainContext, files: Mapping[str, Any]) -> None:
+        # the mirror of checkpoint_files: the state saved in the checkpoint this branch resumes from
+        if layout.GUARD_FILE in files:
+            self.load_state_dict(files[layout.GUARD_FILE])
+            self.detector.rewind(ctx.step)
 
     def checkpoint_files(self, ctx: TrainContext) -> dict[str, Any]:
         # inside the checkpoint before it is visible: a resume never sees weights without it
@@ -78,8 +75,6 @@ class SpikeGuard(Callback):
 
     # ---- the per-step check ---------------------------------------------------------------
     def on_step_end(self, ctx: TrainContext) -> None:
-        if not self._started:
-            self._maybe_resume(ctx)
         if self._scale_until is not None and ctx.step >= self._scale_until:
             ctx.lr_scale = self._scale_prev
             self._event(ctx, {"event": "lr-scale-end", "step": ctx.step, "lr_scale": ctx.lr_scale})

@@ -3,7 +3,7 @@
 The PMA paper (arXiv 2505.12082, section "PMA-init") restarts a run that spiked irrecoverably
 from the average of the last few healthy checkpoints. Detecting the spike is a pure function of
 the loss / gradient-norm history, so it lives here with no torch dependency; acting on it (merge,
-load, resume) lives in :mod:`riverbed.training.guard_callback` (and the HF callback).
+load, resume) lives in :mod:`riverbed.training.spike_guard` (and the HF callback).
 
 Example::
 

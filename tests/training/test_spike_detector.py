@@ -10,7 +10,7 @@ import pytest
 from riverbed import config
 from riverbed.errors import ConfigError
 from riverbed.config.guard import GuardConfig
-from riverbed.training.guard import SpikeDetector
+from riverbed.training.spike_detector import SpikeDetector
 from riverbed.config.init import InitConfig
 
 

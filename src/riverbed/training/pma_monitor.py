@@ -1,4 +1,4 @@
-"""The ``[pma]`` monitor in riverbed's step loop (riverbed.merging.monitor has the section and
+"""The ``[pma]`` monitor in riverbed's step loop (riverbed.merging.pma_snapshots has the section and
 the rows it logs): at every evaluation, the merge of the last N snapshots spaced V apart is
 evaluated on the held-out split and logged as ``pma_eval_loss``.
 """
@@ -14,14 +14,14 @@ import torch
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import read_state
 from riverbed.checkpoints.state import read_safetensors
-from riverbed.merging.monitor import METRIC, PMAConfig, PMASnapshots
+from riverbed.merging.pma_snapshots import METRIC, PMAConfig, PMASnapshots
 from riverbed.training.callbacks import Callback, TrainContext
 
 
 class PMAMonitor(Callback):
     """Trainer callback: ``train_branch(..., callbacks=[PMAMonitor(cfg.pma)])``.
 
-    The snapshots follow :class:`~riverbed.merging.monitor.PMASnapshots` (the rule the HF and
+    The snapshots follow :class:`~riverbed.merging.pma_snapshots.PMASnapshots` (the rule the HF and
     Lightning callbacks use too); after a start or a resume they are refilled from the branch's
     checkpoints on disk at the positions the monitor would have copied.
 

@@ -10,8 +10,8 @@ import riverbed
 from riverbed.checkpoints import layout
 from riverbed.config import load_config_text
 from riverbed.errors import ConfigError
-from riverbed.merging.monitor import PMAConfig
-from riverbed.training.pma_callback import PMAMonitor
+from riverbed.merging.pma_snapshots import PMAConfig
+from riverbed.training.pma_monitor import PMAMonitor
 from riverbed.model import build_model
 from riverbed.training import Callback, read_metrics, train_branch
 
