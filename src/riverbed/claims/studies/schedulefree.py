@@ -12,7 +12,8 @@ on the embedded corpus):
 * **schedule-free AdamW** (``optim.name = "schedulefree-adamw"``), for each LR of ``LRS``: one run
   with the same warmup and no decay, its (eval-mode) weights checkpointed at every B_k.
 
-Each method's LR is tuned per seed on the grid ``LRS`` = 1e-3, 3e-3, 1e-2, 3e-2 (the same grid for both):
+Each method's LR is tuned per seed on the grid ``LRS`` = 3e-4, 1e-3, 3e-3, 1e-2 (the same grid for both;
+3e-2 was never the best of either in a wider trial):
 the LR with the lowest held-out loss at the largest budget, separately for WSD's decayed models, WSD's
 main branch and schedule-free (tuned on the same held-out set the claims are measured on, for every
 method alike); a tuned LR at an end of the grid is listed in the extras (``grid_edge``). Measured, from the one evaluator on 1,024 held-out windows with each difference's
@@ -32,7 +33,7 @@ from typing import Any
 from riverbed.claims.studies import multibudget
 from riverbed.experiments import small
 
-LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 WARMUP, DECAY_FRACTION, MIN_RATIO = 10, 0.1, 0.1
 EVAL_WINDOWS = {"tiny": 64, "quick": 1024, "full": 1024}
 
