@@ -52,3 +52,8 @@ class ReportError(RiverbedError):
 class LogError(RiverbedError, ValueError):
     """A training log (CSV / W&B export, JSONL, trainer_state.json, TensorBoard events) is unusable.
     The message names the file and the column, tag or line."""
+
+
+class DiskFullError(RiverbedError, OSError):
+    """The device ran out of space (or quota) while riverbed wrote. The message names the output;
+    nothing half-written is visible, so the same command resumes once space is freed."""
