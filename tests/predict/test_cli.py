@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from riverbed.cli.main import main
+from riverbed.cli.predict import LAW_CHOICES
 
 DATA = Path(__file__).parent / "data" / "mpl400"
 
@@ -59,7 +60,7 @@ def test_run_tree_fit_branch_schedule(predict_tree, tmp_path, capsys):
     assert main(["predict", "branch", str(predict_tree), "--from", "45", "--shape", "linear", "--length", "25%",
                  "--law", "all", "--bootstrap", "3", "--plot", str(png), "-o", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [p["law"] for p in doc["predictions"]] == ["mpl", "tissue"] and doc["law_spread"] >= 0
+    assert [p["law"] for p in doc["predictions"]] == list(LAW_CHOICES) and doc["law_spread"] >= 0
     assert doc["predictions"][0]["curve"][-1]["step"] == 60  # 25 % of the budget: 15 steps from 45
     assert json.loads(out.read_text()) == doc and png.read_bytes()[:4] == b"\x89PNG"
     assert "trained" not in doc  # no linear branch was trained
@@ -94,8 +95,14 @@ def test_check_json_shape(predict_tree, capsys):
     assert main(["predict", "check", str(predict_tree), "--no-merge", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) >= {"branches", "summary"}
-    assert set(doc["summary"]) == {"mpl", "tissue", "main"}
+    assert set(doc["summary"]) == {*LAW_CHOICES, "main"}
     for m in doc["summary"].values():
         assert m["mean_abs_error"] >= 0 and 0 <= m["mean_rel_error"] < 1
     assert main(["predict", "check", str(predict_tree), "--no-merge", "--law", "tissue"]) == 0
     assert "leave-one-out" in capsys.readouterr().out
+
+
+def test_the_cli_offers_every_law_and_defaults_to_the_library_default():
+    from riverbed.predict.laws import DEFAULT_LAW, LAWS
+
+    assert set(LAW_CHOICES) == set(LAWS) and LAW_CHOICES[0] == DEFAULT_LAW

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riverbed.errors import RunError
-from riverbed.predict import LawFit, PredictError
+from riverbed.predict import LAWS, LawFit, PredictError
 from riverbed.predict.check import loo_check
 from riverbed.predict.runs import best_decay, branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
 from riverbed.runs import Run
@@ -66,7 +66,7 @@ def test_leave_one_out_reports_every_method(predict_tree):
     report = loo_check(predict_tree, merge=True, merge_last=2)
     doc = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert [b["branch"] for b in doc["branches"]] == ["1-sqrt-from30-len15", "1-sqrt-from30-len30", "1-sqrt-from45-len15"]
-    assert set(doc["summary"]) == {"mpl", "tissue", "main", "merge"}
+    assert set(doc["summary"]) == {*LAWS, "main", "merge"}
     for b in report.branches:
         assert b.estimates["merge"] is not None and b.fit_s["mpl"] > 0
         for m in ("mpl", "tissue", "main", "merge"):

@@ -30,3 +30,16 @@ def test_each_branch_is_its_own_tensorboard_run(tmp_path):
             log.log({"kind": "eval", "step": 1, "eval_loss": 2.0})
     for branch in ("main", "decay"):
         assert list((tmp_path / "branches" / branch / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_forecast_rows_reach_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install 'riverbed[tensorboard]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with MetricsLogger(tmp_path / "main" / "metrics.jsonl", tensorboard=True) as log:
+        log.log({"kind": "forecast", "step": 40, "forecast_loss": 2.5, "forecast_lo": 2.4, "forecast_hi": 2.6,
+                 "forecast_law": "valley"})
+    acc = EventAccumulator(str(tmp_path / "main" / "tensorboard"))
+    acc.Reload()
+    assert {"forecast/forecast_loss", "forecast/forecast_lo", "forecast/forecast_hi"} <= set(acc.Tags()["scalars"])
+    assert acc.Scalars("forecast/forecast_loss")[0].value == pytest.approx(2.5)

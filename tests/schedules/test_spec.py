@@ -9,6 +9,7 @@ import pytest
 
 from riverbed.errors import ConfigError
 from riverbed.schedules import (
+    Tabulated,
     TYPES,
     WSD,
     WSDS,
@@ -26,6 +27,7 @@ from riverbed.schedules import (
 )
 
 EXAMPLES = [
+    Tabulated((0.5, 1.0, 0.75, 0.1), warmup=2),
     Constant(0.5, steps=10),
     Warmup(steps=5, start=0.1, shape="cosine"),
     WarmupStable(warmup=100),
@@ -157,3 +159,20 @@ def test_cli_reads_a_wsd_spec_file_with_steps(tmp_path, capsys):
     bad.write_text('type = "wsd"\nwarmup = 0\nsteps = 100\nstable = 50\ndecay = 20\n')
     assert main(["schedule", "values", str(bad)]) == 2
     assert "steps=100 disagrees" in capsys.readouterr().err
+
+
+def test_tabulated_spec_round_trips_through_json_and_toml_and_names_bad_values():
+    import re
+    from riverbed.toml_writer import dumps_toml as toml_dumps
+
+    s = Tabulated((0.25, 0.5, 1.0, 1.0, 0.6, 0.1), warmup=3)
+    spec = schedule_to_spec(s)
+    assert spec == {"type": "tabulated", "table": [0.25, 0.5, 1.0, 1.0, 0.6, 0.1], "warmup": 3}
+    assert schedule_from_spec(json.loads(json.dumps(spec))) == s
+    assert schedule_from_spec(tomllib.loads(toml_dumps({"schedule": spec}))["schedule"]) == s
+    assert s.values(8)[-3:] == [0.1, 0.1, 0.1] and s.total_steps == 6
+    assert [p.name for p in s.phases()] == ["warmup", "decay"]
+    for bad, key in (({"table": []}, "tabulated.table"), ({"table": [1.0, -0.1]}, "table[1]"),
+                     ({"table": [1.0, "x"]}, "table[1]"), ({"table": [1.0], "warmup": 2}, "tabulated.warmup")):
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            schedule_from_spec({"type": "tabulated", **bad})

@@ -112,6 +112,11 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("mpl-beats-merge", "The MPL prediction beats a PMA merge as an estimate of the decayed loss", MPL,
               "predictor", "leave-one-out mean relative error of the SMA of main's last 4 checkpoints minus the "
               "MPL's (percentage points)", 0.0),
+    ClaimSpec("optimal-beats-cosine", "The schedule that minimises the fitted law's final loss beats cosine", MPL,
+              "optimal-schedule", "cosine-run loss minus the law-optimised schedule's loss at the same steps (nats)", 0.0),
+    ClaimSpec("optimal-beats-wsd", "The law-optimised schedule ends slightly lower than WSD", MPL, "optimal-schedule",
+              "loss of the better of WSD linear / 1-sqrt (each at its best decay fraction under the law) minus the "
+              "law-optimised schedule's, same steps (nats)", 0.0),
     ClaimSpec("decay-lowers-high-entropy", "On bigram data the decay mostly lowers the loss of high-entropy contexts",
               RIVER, "bigram", "held-out loss drop of the decay against the constant-LR control at equal tokens, in "
               "the high-entropy bucket minus the largest of the other buckets (nats)", 0.0),

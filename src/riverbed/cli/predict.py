@@ -26,9 +26,12 @@ from rich.table import Table
 
 from riverbed.io.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
+from riverbed.cli.predict_optimize import add_optimize_parsers
 from riverbed.units import JoinWords, arg, parse_count
 
-LAW_CHOICES = ("mpl", "tissue")
+# The laws of riverbed.predict.laws (LAWS, default first; tests/predict/test_cli.py keeps them in step): literal here so
+# that `riverbed --help` does not load scipy.
+LAW_CHOICES = ("valley", "mpl", "tissue", "momentum")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="predict_cmd", metavar="CMD", required=True)
 
     def law_arg(q: argparse.ArgumentParser, extra: tuple[str, ...] = ()) -> None:
-        q.add_argument("--law", choices=LAW_CHOICES + extra, default="mpl", help="Multi-Power Law (mpl, default) or annealing-area law (tissue)"
-                       + (" or all (both, and their spread)" if extra else ""))
+        q.add_argument("--law", choices=LAW_CHOICES + extra, default=LAW_CHOICES[0], help="valley law (default: lowest held-out error in bench/laws.py), Multi-Power "
+                       "Law (mpl), annealing-area law (tissue) or forward-momentum law (momentum)"
+                       + (" or all (every law, and their spread)" if extra else ""))
         q.add_argument("--lam", type=float, default=None, help="tissue: annealing-momentum decay factor (default 0.999)")
 
     f = sub.add_parser("fit", help="fit a law to a run tree or to step,lr,loss CSV files")
@@ -83,13 +87,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     k = sub.add_parser("check", help="leave-one-out over the finished decay branches vs the main and merge baselines")
     k.add_argument("run", metavar="RUN")
-    k.add_argument("--law", nargs="+", choices=LAW_CHOICES, default=list(LAW_CHOICES), help="laws to check (default both)")
+    k.add_argument("--law", nargs="+", choices=LAW_CHOICES, default=list(LAW_CHOICES), help="laws to check (default all)")
     k.add_argument("--no-merge", action="store_true", help="skip the PMA-merge baseline (it evaluates merged checkpoints)")
     k.add_argument("--merge-last", type=int, default=4, metavar="N", help="checkpoints per merge (default 4)")
     k.add_argument("--merge-method", choices=("sma", "ema", "wma"), default="sma", help="merge weights (default sma)")
     k.add_argument("--json", action="store_true", help='print {"branches": [...], "summary": {...}}')
     k.add_argument("--no-progress", action="store_true", help="no progress bars")
     k.set_defaults(func=run_check)
+    add_optimize_parsers(sub)
 
 
 def _common_run(q: argparse.ArgumentParser) -> None:

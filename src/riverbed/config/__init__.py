@@ -8,6 +8,7 @@ A run is fully described by its ``config.toml``::
     [schedule]   a schedule spec for riverbed.schedules.schedule_from_spec (LR multiplier)
     [train]      TrainConfig (batch, lengths, checkpoint/eval cadence, seed, device, dtype)
     [pma]        riverbed.merging.pma_snapshots.PMAConfig (optional: absent = no PMA snapshots)
+    [forecast]   riverbed.config.forecast.ForecastConfig (optional: absent = no decay forecast)
     [guard]      riverbed.training.spike_detector.GuardConfig (optional: absent = no spike guard)
     [init]       riverbed.config.init.InitConfig (optional: absent = fresh init)
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from riverbed.checkpoints.keep_rules import parse_keep
+from riverbed.config.forecast import ForecastConfig
 from riverbed.config_types import check_number, coerce
 from riverbed.data.config import DataConfig
 from riverbed.errors import ConfigError
@@ -177,7 +179,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {"type": "warmup-stable", "warmup": 100}
 # --------------------------------------------------------------------------------------------
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
-OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
+OPTIONAL_SECTIONS: dict[str, type] = {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig, "forecast": ForecastConfig}
 SCHEDULE = "schedule"  # a free-form spec dict, validated by riverbed.schedules
 
 
@@ -193,6 +195,7 @@ class RunConfig:
     pma: PMAConfig | None = None
     guard: GuardConfig | None = None
     init: InitConfig | None = None
+    forecast: ForecastConfig | None = None
 
     # ---- conversions -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -121,6 +121,11 @@ def train_main(
     if run is not None:
         _recover_milestones(run, run_dir, mark, start)
     cbs = tuple(callbacks)
+    if cfg.forecast is not None:
+        from riverbed.orchestration.forecast_monitor import ForecastMonitor  # lazy: loads scipy, only with [forecast]
+
+        if not any(isinstance(cb, ForecastMonitor) for cb in cbs):
+            cbs = (*cbs, ForecastMonitor(cfg.forecast))
     if run is not None:  # record each checkpoint as main's progress in run.json
 
         cbs = (ManifestCallback(run, layout.MAIN), *cbs)

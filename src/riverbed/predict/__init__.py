@@ -1,6 +1,7 @@
 """riverbed.predict: schedule-aware loss laws that predict a loss curve without training it.
 
-Fit the Multi-Power Law (Luo et al. 2025) or the annealing-area law (Tissue et al. 2024) on a few
+Fit the valley law (riverbed's, the default), the Multi-Power Law (Luo et al. 2025), the annealing-area law
+(Tissue et al. 2024) or the forward-momentum law (Wang et al. 2025) on a few
 curves (a run tree's main branch and a decay branch, or a user's CSV logs), then predict the
 curve of any other LR schedule: an untrained decay branch, a cosine run, the best decay at a budget.
 
@@ -11,10 +12,19 @@ curve of any other LR schedule: an untrained decay branch, a cosine run, the bes
 
 from riverbed.predict.curves import Curve, PredictError, curve_from_rows, curve_from_schedule, read_curve_csv
 from riverbed.predict.fit import CurveResiduals, LawFit, bootstrap_fits, fit_law
-from riverbed.predict.laws import LAWS, MPLTerms, TissueTerms, mpl_loss, tissue_loss
+from riverbed.predict.laws import DEFAULT_LAW, LAW_SPECS, LAWS, LawSpec, MPLTerms, TissueTerms, mpl_loss, tissue_loss
+from riverbed.predict.momentum import MomentumTerms, momentum_loss
+from riverbed.predict.valley import ValleyTerms, valley_loss
 
 __all__ = [
+    "DEFAULT_LAW",
     "LAWS",
+    "LAW_SPECS",
+    "LawSpec",
+    "MomentumTerms",
+    "ValleyTerms",
+    "momentum_loss",
+    "valley_loss",
     "Curve",
     "CurveResiduals",
     "LawFit",

@@ -28,30 +28,18 @@ from scipy.stats import linregress
 
 from riverbed.io.progress import Progress
 from riverbed.predict.curves import Curve, PredictError
-from riverbed.predict.laws import (
-    LAWS,
-    MPL_PARAMS,
-    TISSUE_LAMBDA,
-    TISSUE_PARAMS,
-    MPLTerms,
-    TissueTerms,
-    mpl_physical,
-    tissue_physical,
-)
+from riverbed.predict.laws import DEFAULT_LAW, LAW_SPECS, LAWS, TISSUE_LAMBDA
 
 FORMAT = "riverbed.predict.law/1"
 HUBER_DELTA = 1e-3  # both papers' Huber threshold on the log residual
 MIN_POINTS = 8  # fewer known eval points than this cannot pin down 7 (or 4) parameters
-_BOUNDS = {
-    "mpl": ([0.0, 0.0, 0.01, 0.0, 1e-8, 0.01, 0.0], [np.inf, np.inf, 3.0, np.inf, np.inf, 5.0, 2.0]),
-    "tissue": ([0.0, 0.0, 0.01, 0.0], [np.inf, np.inf, 3.0, np.inf]),
-}
+_BOUNDS = {law: (list(spec.lower), list(spec.upper)) for law, spec in LAW_SPECS.items()}
 
 
 def law_params(law: str) -> tuple[str, ...]:
     if law not in LAWS:
         raise PredictError(f"--law must be one of {', '.join(LAWS)}, got {law!r}")
-    return MPL_PARAMS if law == "mpl" else TISSUE_PARAMS
+    return LAW_SPECS[law].params
 
 
 @dataclass(frozen=True)
@@ -97,8 +85,7 @@ class LawFit:
         return _predict(self.law, self.params, self.lam, curve.lr / self.lr_scale, pts, curve.warmup)
 
     def physical_params(self) -> dict[str, float]:
-        conv = mpl_physical if self.law == "mpl" else tissue_physical
-        return conv(self.params, self.lr_scale)
+        return LAW_SPECS[self.law].physical(self.params, self.lr_scale)
 
     @property
     def mean_rel_error(self) -> float:
@@ -158,9 +145,7 @@ class LawFit:
 
 
 def _terms(law: str, lr: np.ndarray, steps: np.ndarray, warmup: int, lam: float | None):
-    if law == "mpl":
-        return MPLTerms.build(lr, steps, warmup)
-    return TissueTerms.build(lr, steps, warmup, lam=TISSUE_LAMBDA if lam is None else lam)
+    return LAW_SPECS[law].build(lr, steps, warmup, lam)
 
 
 def _predict(law: str, params: dict[str, float], lam: float | None, lr: np.ndarray, steps: np.ndarray, warmup: int) -> np.ndarray:
@@ -186,14 +171,12 @@ def _starts(law: str, terms: list, losses: list[np.ndarray]) -> list[np.ndarray]
     """Initial points: a power law in the LR area fitted by regression (as the MPL code does), crossed with a few
     scales for the decay terms."""
     loss = np.concatenate(losses)
-    s1 = np.concatenate([t.s1_plus_sw if law == "mpl" else t.s1 for t in terms])
+    s1 = np.concatenate([t.s1 for t in terms])
     lo = float(loss.min())
     span = float(loss.max() - lo) or 0.1
     reg = linregress(np.log(s1), np.log(loss - lo + 0.01 * span))
     A0, a0 = float(np.exp(reg.intercept)), float(np.clip(-reg.slope, 0.05, 2.0))
-    if law == "mpl":
-        return [np.array([lo - f * span, A0, a0, 0.3 * span, c, 0.5, 0.5]) for f in (0.1, 0.5) for c in (0.03, 0.3)]
-    return [np.array([lo - f * span, A0, a0, c * span]) for f in (0.1, 0.5) for c in (1e-3, 1e-2)]
+    return LAW_SPECS[law].starts(lo, span, A0, a0, float(s1.max()))
 
 
 def _solve(law: str, terms: list, losses: list[np.ndarray], x0s: list[np.ndarray], max_nfev: int) -> tuple[np.ndarray, float]:
@@ -249,9 +232,9 @@ def _check(curves: Sequence[Curve], law: str) -> None:
                            "decay to calibrate on (a finished decay branch, a cosine or WSD run)")
 
 
-def fit_law(curves: Sequence[Curve], law: str = "mpl", *, max_points: int = 32, lam: float | None = None,
+def fit_law(curves: Sequence[Curve], law: str = DEFAULT_LAW, *, max_points: int = 32, lam: float | None = None,
             max_nfev: int = 400, init: dict[str, float] | None = None, meta: dict[str, Any] | None = None) -> LawFit:
-    """Fit ``law`` ("mpl" or "tissue") to the known points of ``curves``; PredictError on unusable input.
+    """Fit ``law`` (one of ``LAWS``; default the valley law) to the known points of ``curves``; PredictError on unusable input.
 
     ``init`` (parameters in ``lr_scale`` units, e.g. a previous fit's) replaces the default starts.
     """
@@ -325,10 +308,6 @@ def _solve_weighted(law: str, terms: list, losses: list[np.ndarray], reps: list[
 class _Repeat:
     terms: Any
     idx: np.ndarray
-
-    @property
-    def s1_plus_sw(self) -> np.ndarray:
-        return self.terms.s1_plus_sw[self.idx]
 
     @property
     def s1(self) -> np.ndarray:

@@ -19,16 +19,18 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import lfilter
 
+from riverbed.predict.momentum import MOMENTUM_PARAMS, MomentumTerms, momentum_physical
+from riverbed.predict.valley import VALLEY_PARAMS, ValleyTerms, valley_physical
+
 #: Parameter names, in the order the fitter's vectors use.
 MPL_PARAMS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 TISSUE_PARAMS = ("L0", "A", "alpha", "C")
-LAWS = ("mpl", "tissue")
 #: Tissue et al. 2024 use a momentum decay factor of 0.999 per step for the annealing area.
 TISSUE_LAMBDA = 0.999
 # Above this many LR-change terms the MPL's LD sum is binned (see MPLTerms); exact below.
@@ -58,6 +60,11 @@ class MPLTerms:
     log_lr: np.ndarray  # (b,) log LR at the bin centre
     area: np.ndarray  # (m, b) S_k(n): LR area from the bin centre to n (0 where the bin is after n)
     mask: np.ndarray  # (m, b) bool: bin lies before eval point n
+
+    @property
+    def s1(self) -> np.ndarray:
+        """The LR area at each eval point (the name every law's terms share)."""
+        return self.s1_plus_sw
 
     @staticmethod
     def build(lr: np.ndarray, steps: Sequence[int], warmup: int, *, max_terms: int = MAX_TERMS) -> MPLTerms:
@@ -192,3 +199,54 @@ def tissue_physical(params: dict[str, float], lr_scale: float) -> dict[str, floa
     p["A"] = params["A"] * lr_scale ** params["alpha"]
     p["C"] = params["C"] / lr_scale
     return p
+
+
+@dataclass(frozen=True)
+class LawSpec:
+    """One law as the fitter sees it: its parameters, their bounds, its terms, its starts, its units.
+
+    ``build(lr, steps, warmup, lam)`` gives the law's terms (``.s1``, ``.loss(**p)``, ``.loss_and_jac(**p)``) for
+    LRs divided by the fit's LR scale; ``starts(lo, span, A0, a0, s_max)`` the initial points from the lowest
+    loss, the loss span, a power law in the LR area fitted by regression and the largest LR area.
+    """
+
+    name: str
+    title: str
+    params: tuple[str, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    build: Callable[[np.ndarray, np.ndarray, int, float | None], MPLTerms | TissueTerms | MomentumTerms | ValleyTerms]
+    physical: Callable[[dict[str, float], float], dict[str, float]]
+    starts: Callable[[float, float, float, float, float], list[np.ndarray]]
+
+
+_INF = float("inf")
+LAW_SPECS: dict[str, LawSpec] = {
+    "mpl": LawSpec(
+        "mpl", "Multi-Power Law (Luo et al. 2025)", MPL_PARAMS,
+        (0.0, 0.0, 0.01, 0.0, 1e-8, 0.01, 0.0), (_INF, _INF, 3.0, _INF, _INF, 5.0, 2.0),
+        lambda lr, st, w, lam: MPLTerms.build(lr, st, w), mpl_physical,
+        lambda lo, span, A0, a0, smax: [np.array([lo - f * span, A0, a0, 0.3 * span, c, 0.5, 0.5])
+                                        for f in (0.1, 0.5) for c in (0.03, 0.3)]),
+    "tissue": LawSpec(
+        "tissue", "annealing-area law (Tissue et al. 2024)", TISSUE_PARAMS,
+        (0.0, 0.0, 0.01, 0.0), (_INF, _INF, 3.0, _INF),
+        lambda lr, st, w, lam: TissueTerms.build(lr, st, w, lam=TISSUE_LAMBDA if lam is None else lam), tissue_physical,
+        lambda lo, span, A0, a0, smax: [np.array([lo - f * span, A0, a0, c * span]) for f in (0.1, 0.5) for c in (1e-3, 1e-2)]),
+    "momentum": LawSpec(
+        "momentum", "forward-momentum law (Wang et al. 2025)", MOMENTUM_PARAMS,
+        (0.0, 0.0, 0.01, 0.0), (_INF, _INF, 3.0, _INF),
+        lambda lr, st, w, lam: MomentumTerms.build(lr, st, w), momentum_physical,
+        lambda lo, span, A0, a0, smax: [np.array([lo - f * span, A0, a0, c * span]) for f in (0.1, 0.5) for c in (1e-5, 1e-3)]),
+    "valley": LawSpec(
+        "valley", "valley law (riverbed)", VALLEY_PARAMS,
+        (0.0, 0.0, 0.01, 0.0, 1e-3, 0.01, 0.5), (_INF, _INF, 3.0, _INF, _INF, 10.0, 4.0),
+        lambda lr, st, w, lam: ValleyTerms.build(lr, st, w), valley_physical,
+        lambda lo, span, A0, a0, smax: [np.array([lo - f * span, A0, a0, 0.1 * span, c * smax, 1.5, 2.0])
+                                        for f in (0.1, 0.5) for c in (0.003, 0.03)]),
+}
+#: Law names, in the order the CLI lists them.
+LAWS = tuple(LAW_SPECS)
+#: The law `riverbed predict` fits unless told otherwise: the one with the lowest held-out error on the MPL paper's
+#: 400M curves (bench/laws.py, BENCHMARKS.md).
+DEFAULT_LAW = "valley"

@@ -25,6 +25,7 @@ from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.predict.curves import Curve, PredictError
 from riverbed.predict.fit import LawFit, bootstrap_fits, fit_law
+from riverbed.predict.laws import DEFAULT_LAW
 from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
@@ -161,7 +162,7 @@ def default_calibration(run: Run, exclude: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def fit_run(run: Run | str | Path, law: str = "mpl", calibrate: Sequence[str] | None = None, **kw: Any) -> LawFit:
+def fit_run(run: Run | str | Path, law: str = DEFAULT_LAW, calibrate: Sequence[str] | None = None, **kw: Any) -> LawFit:
     """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`)."""
     run = open_run(run)
     names = list(calibrate) if calibrate else default_calibration(run)
@@ -225,7 +226,7 @@ def decay_request(run: Run, from_step: int, shape: str, length: str | int, min_r
     return decay_schedule(run, req), n
 
 
-def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = "mpl",
+def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = DEFAULT_LAW,
                    fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
                    progress: bool = False) -> Prediction:
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
@@ -238,7 +239,7 @@ def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: st
     return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
 
 
-def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = "mpl", fit: LawFit | None = None,
+def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                      steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False) -> Prediction:
     """Predicted curve of any schedule on the run's model and data (same peak LR)."""
     run = open_run(run)
@@ -268,7 +269,7 @@ class DecayOption:
         return {"shape": self.shape, "length": self.length, "fork": self.fork, "final_loss": self.final_loss, "saved": self.saved}
 
 
-def best_decay(run: Run | str | Path, budget: int, *, law: str = "mpl", fit: LawFit | None = None,
+def best_decay(run: Run | str | Path, budget: int, *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                shapes: Sequence[str] = SEARCH_SHAPES, fractions: Sequence[float] = SEARCH_FRACTIONS) -> list[DecayOption]:
     """Every (shape, decay length) at ``budget`` steps, best predicted final loss first."""
     run = open_run(run)

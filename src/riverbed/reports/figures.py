@@ -29,6 +29,7 @@ X_LABELS = {"tokens": "tokens", "flops": "training FLOPs (cumulative along the l
 X_NAMES = {"tokens": "tokens", "flops": "training FLOPs"}
 LOSS_LABEL = "held-out loss (nats/token)"
 PMA_STYLE = {"color": "darkorange", "linestyle": "--", "linewidth": 1.6, "marker": "s", "markersize": 3}
+FORECAST_STYLE = {"color": "purple", "linestyle": ":", "linewidth": 1.6, "marker": "^", "markersize": 3}
 MILESTONE_STYLE = {"color": "crimson", "marker": "*", "markersize": 12, "linestyle": "none", "zorder": 5}
 RUN_COLOURS = ("black", "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
@@ -107,7 +108,7 @@ def _x(c: Curves, series: str, x: str) -> list[float]:
 
 
 def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
-    """Held-out loss against tokens (or FLOPs): every branch, PMA merges, WSD-S decayed points."""
+    """Held-out loss against tokens (or FLOPs): every branch, PMA merges, decay forecasts, WSD-S decayed points."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 5.2))
     styles = _styles(data.curves)
@@ -119,6 +120,11 @@ def loss_figure(data: RunData, *, x: str = "tokens") -> Any:
         if c.pma_loss:
             ax.plot(_x(c, "pma", x), c.pma_loss, label=f"{c.name}: PMA merge (pma_eval_loss)", **PMA_STYLE)
             values += c.pma_loss
+        if c.forecast_loss:
+            xs = _x(c, "forecast", x)
+            ax.plot(xs, c.forecast_loss, label=f"{c.name}: forecast of a decay started then (at its end)", **FORECAST_STYLE)
+            ax.fill_between(xs, c.forecast_lo, c.forecast_hi, color=FORECAST_STYLE["color"], alpha=0.15, linewidth=0)
+            values += c.forecast_loss
     if data.milestones:
         xs = [m.point.tokens if x == "tokens" else m.point.flops for m in data.milestones if m.point.eval_loss is not None]
         ys = [m.point.eval_loss for m in data.milestones if m.point.eval_loss is not None]

@@ -36,6 +36,12 @@ class Curves:
     pma_tokens: list[float] = field(default_factory=list)
     pma_flops: list[float] = field(default_factory=list)
     pma_loss: list[float] = field(default_factory=list)
+    # [forecast] rows: the predicted loss of a decay forked at the row's step, placed at that decay's end.
+    forecast_tokens: list[float] = field(default_factory=list)
+    forecast_flops: list[float] = field(default_factory=list)
+    forecast_loss: list[float] = field(default_factory=list)
+    forecast_lo: list[float] = field(default_factory=list)
+    forecast_hi: list[float] = field(default_factory=list)
 
 
 def _number(v: Any) -> float | None:
@@ -66,6 +72,14 @@ def branch_curves(run_dir: str | Path, name: str, kind: str = "main", fork: Any 
             c.loss_tokens.append(tokens)
             c.loss_flops.append(flops)
             c.loss.append(loss)
+        fc = _number(row.get("forecast_loss"))
+        step, end = _number(row.get("step")), _number(row.get("forecast_end"))
+        if row.get("kind") == "forecast" and fc is not None and step and end:
+            c.forecast_tokens.append(tokens * end / step)
+            c.forecast_flops.append(flops * end / step)
+            c.forecast_loss.append(fc)
+            c.forecast_lo.append(_number(row.get("forecast_lo")) or fc)
+            c.forecast_hi.append(_number(row.get("forecast_hi")) or fc)
         if row.get("kind") == "pma" and pma is not None:
             c.pma_tokens.append(tokens)
             c.pma_flops.append(flops)

@@ -84,7 +84,7 @@ class MetricsLogger:
         # Strict JSON: a NaN/inf loss is written as null with "<key>_nonfinite": "nan" beside it.
         self._fh.write(strict_dumps({**row, "time": round(time.time(), 3)} if "time" not in row else dict(row)) + "\n")
         self._fh.flush()
-        if self._tb is not None and row.get("kind") in ("train", "eval"):
+        if self._tb is not None and row.get("kind") in ("train", "eval", "forecast"):
             step = int(row["step"])
             for k, v in row.items():
                 if k not in ("kind", "step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool):

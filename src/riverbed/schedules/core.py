@@ -1,4 +1,4 @@
-"""The schedule contract and the simple schedules: Constant, Warmup, WarmupStable, Piecewise.
+"""The schedule contract and the simple schedules: Constant, Warmup, WarmupStable, Piecewise, Tabulated.
 
 A schedule is a frozen value object answering ``multiplier(step)``: the factor applied to the
 peak LR for the optimizer update of 0-based ``step`` (step 0 is the first update). Nothing
@@ -323,3 +323,44 @@ def tokens_to_steps(tokens: float, tokens_per_step: int, *, field: str = "tokens
 def steps_to_tokens(steps: int, tokens_per_step: int) -> int:
     """Tokens seen after ``steps`` steps."""
     return steps * tokens_per_step
+
+
+@dataclass(frozen=True)
+class Tabulated(Schedule):
+    """One multiplier per step, as written out (a schedule found by optimisation, or taken from a log).
+
+    ``table[s]`` is the multiplier of step s; past the end the last value holds. ``warmup`` names the
+    first steps as the warmup phase (the predictor's laws count LR decreases only after it).
+
+    >>> Tabulated((0.5, 1.0, 0.8, 0.2), warmup=2).values(6)
+    [0.5, 1.0, 0.8, 0.2, 0.2, 0.2]
+    """
+
+    table: tuple[float, ...] = ()
+    warmup: int = 0
+
+    def __post_init__(self) -> None:
+        vals = tuple(self.table)
+        if not vals:
+            raise ConfigError("tabulated.table: needs at least one multiplier, got none")
+        for i, v in enumerate(vals):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"tabulated.table[{i}]: must be a finite number >= 0, got {v!r}")
+        object.__setattr__(self, "table", tuple(float(v) for v in vals))
+        check_int("tabulated", "warmup", self.warmup)
+        if self.warmup > len(vals):
+            raise ConfigError(f"tabulated.warmup: {self.warmup} is longer than the {len(vals)} values")
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.table)
+
+    def _at(self, step: int) -> float:
+        return self.table[min(step, len(self.table) - 1)]
+
+    def phases(self) -> tuple[Phase, ...]:
+        rest = (Phase("decay", self.warmup, len(self.table)),) if self.warmup < len(self.table) else ()
+        return ((Phase("warmup", 0, self.warmup),) if self.warmup else ()) + rest
+
+    def target_min(self) -> float:
+        return self.table[-1]

@@ -28,7 +28,7 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from riverbed.errors import ConfigError
-from riverbed.schedules.core import Constant, Piecewise, Schedule, Segment, Warmup, WarmupStable
+from riverbed.schedules.core import Constant, Piecewise, Schedule, Segment, Tabulated, Warmup, WarmupStable
 from riverbed.schedules.presets import preset
 from riverbed.schedules.wsd import WSD, WSDS, Cosine, CyclicCosine, DecayBranch
 
@@ -43,6 +43,7 @@ TYPES: dict[str, type[Schedule]] = {
     "wsds": WSDS,
     "cyclic-cosine": CyclicCosine,
     "piecewise": Piecewise,
+    "tabulated": Tabulated,
 }
 _NAMES = {cls: name for name, cls in TYPES.items()}
 
@@ -50,7 +51,7 @@ _NAMES = {cls: name for name, cls in TYPES.items()}
 def _kind(annotation: str) -> str:
     # Field annotations are strings (from __future__ import annotations); few kinds exist.
     a = annotation.replace(" | None", "")
-    return {"int": "int", "float": "float", "str": "str", "Schedule": "schedule", "tuple[int, ...]": "ints",
+    return {"int": "int", "float": "float", "str": "str", "Schedule": "schedule", "tuple[int, ...]": "ints", "tuple[float, ...]": "floats",
             "tuple[Segment, ...]": "segments"}[a]
 
 
@@ -71,7 +72,7 @@ def schedule_to_spec(schedule: Schedule) -> dict[str, Any]:
         kind = _kind(str(f.type))
         if kind == "schedule":
             value = schedule_to_spec(value)
-        elif kind == "ints":
+        elif kind in ("ints", "floats"):
             value = list(value)
         elif kind == "segments":
             value = [
@@ -108,6 +109,10 @@ def _convert(where: str, kind: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: must be a list of integers, got {value!r}")
         return tuple(_as_int(f"{where}[{i}]", v) for i, v in enumerate(value))
+    if kind == "floats":
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: must be a list of numbers, got {value!r}")
+        return tuple(_convert(f"{where}[{i}]", "float", v) for i, v in enumerate(value))
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"{where}: must be a list of {{schedule, steps}} tables, got {value!r}")
     segs = []

@@ -134,7 +134,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
                 tick_time, tick_step = now, ctx.step
                 b.logger.log({"kind": "train", "step": ctx.step, "tokens": ctx.tokens, "flops": ctx.flops, "lr": ctx.lr,
                               "loss": ctx.train_loss, "grad_norm": ctx.grad_norm, "tokens_per_s": rate})
-                bar.show(loss=ctx.train_loss, tokens_per_s=rate, eval_loss=ctx.last_eval_loss)
+                bar.show(loss=ctx.train_loss, tokens_per_s=rate, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)
             for cb in b.callbacks:
                 cb.on_step_end(ctx)
             if ctx.restore_request is not None and apply_restore(ctx, b.position):
@@ -144,7 +144,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
             if t.eval_every and ctx.step % t.eval_every == 0 and not final:
                 _evaluate(b)
                 last_eval_step = ctx.step
-                bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)  # the bar shows this step's eval
+                bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)  # the bar shows this step's eval
             if _ckpt_due(t, ctx.step, tps) and not final:
                 last_ckpt, last_ckpt_step = _save(b, "periodic"), ctx.step
             if ctx.stop_reason is not None:
@@ -156,7 +156,7 @@ def _loop(b: Branch, until_step: int | None, progress: bool) -> BranchResult:
         # The end of a branch is always evaluated and saved (unless that step just was).
         if last_eval_step != ctx.step:
             _evaluate(b)
-            bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss)
+            bar.show(loss=ctx.train_loss, eval_loss=ctx.last_eval_loss, extra=ctx.bar_extra)
         if last_ckpt_step != ctx.step:
             last_ckpt = _save(b, "final" if ctx.stop_reason is None else "stopped")
     return BranchResult(ctx.step, ctx.tokens, ctx.flops, ctx.train_loss, ctx.last_eval_loss, last_ckpt, ctx.stop_reason)

@@ -56,6 +56,8 @@ def callbacks_from_config(cfg: RunConfig, run_dir: str | Path, branch: str, *, i
     * ``[guard]``: a :class:`SpikeGuard` judges every step (unless ``given`` holds one);
     * ``[pma]``: a :class:`PMAMonitor` evaluates the merge of the last N checkpoints at each
       evaluation (unless ``given`` holds one);
+    * ``[forecast]`` is added by riverbed.orchestration.drive.train_main (its monitor uses the predictor, a layer
+      above training);
     * ``[train] keep``: a :class:`RetentionCallback` prunes the main branch's checkpoints that the
       retention plan does not need (riverbed.runs.retention).
 

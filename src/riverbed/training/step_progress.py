@@ -31,7 +31,8 @@ class StepProgress:
     def advance(self) -> None:
         self._progress.advance(self._task)
 
-    def show(self, *, loss: float | None, tokens_per_s: float | None = None, eval_loss: float | None) -> None:
+    def show(self, *, loss: float | None, tokens_per_s: float | None = None, eval_loss: float | None,
+             extra: dict[str, str] | None = None) -> None:
         """Update the text; ``tokens_per_s=None`` keeps the last rate (after an evaluation)."""
         if tokens_per_s is None:
             tokens_per_s = self._rate
@@ -40,6 +41,8 @@ class StepProgress:
         if eval_loss is not None:
             info += f"  eval {eval_loss:.4f}"
         info += f"  {tokens_per_s:,.0f} tok/s"
+        for k, v in (extra or {}).items():  # callbacks' values (the forecast monitor's "decay now")
+            info += f"  {k} {v}"
         self._progress.update(self._task, info=info)
 
     def __exit__(self, *exc: object) -> None:
