@@ -64,7 +64,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--eval-batches", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a seconds-long run (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.steps, args.eval_batches = 200, 1  # the fork at steps // 4 needs a checkpoint (every 50)
     base = load_config_text(TOML.format(eval_batches=args.eval_batches))
     data = load_dataset(base.data)
     tmp = Path(tempfile.mkdtemp(prefix="forecast-bench-"))
