@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.io.atomic import write_text
 from riverbed.toml_writer import dumps_toml
 from riverbed.units import arg, parse_count
@@ -49,6 +50,7 @@ def add_optimize_parsers(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     w.add_argument("--json", action="store_true", help="print JSON")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--force", action="store_true", help="use a fit its diagnostics call unreliable")
     w.set_defaults(func=run_when)
 
 
@@ -73,7 +75,7 @@ def run_when(args: argparse.Namespace) -> int:
     fit = _law_file(args.fit) if args.fit else None
     w = decay_reaching(args.run, args.target, law=args.law or DEFAULT_LAW, fit=fit, shape=args.shape,
                        decay_fraction=args.decay_fraction, horizon=args.horizon, bootstrap=args.bootstrap, seed=args.seed,
-                       progress=not (args.no_progress or args.json))
+                       progress=not (args.no_progress or args.json), force=args.force)
     if args.json:
         print(_dumps(w.to_dict()), end="")
         return 0
@@ -94,10 +96,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     from riverbed.predict.optimize import optimize_schedule  # lazy: as above
 
     src = Path(args.law)
-    if args.out is not None and Path(args.out).resolve() == src.resolve():
-        raise PredictError(f"output {args.out}: would write over the input {src}")
-    if args.out is not None and Path(args.out).suffix not in (".toml", ".json"):
-        raise PredictError(f"output {args.out}: must end in .toml (a [schedule] table) or .json")
+    if args.out is not None:  # the one output check; the suffix says the format
+        check_output(args.out, flag="output", inputs=[src], suffixes=(".toml", ".json"), error=PredictError)
     fit = _law_file(args.law)
     opt = optimize_schedule(fit, args.steps, warmup=args.warmup_steps, peak_lr=args.peak_lr, min_lr=args.min_lr,
                             knots=args.knots, progress=not (args.no_progress or args.json))

@@ -59,15 +59,10 @@ def t_interval(xs: list[float], level: float = 0.95) -> dict[str, float | int | 
 
 
 def _config(seed: int, g: dict[str, Any], schedule: dict[str, Any], eval_every: int = 0) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
+    from riverbed.experiments.small import small_config  # the one small-run builder
 
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(), optim=OptimConfig(lr=g["lr"]),
-                     schedule=schedule,
-                     train=TrainConfig(batch_size=g["batch"], seq_len=g["seq"], ckpt_every=g["ckpt"], eval_every=eval_every,
-                                       eval_batches=g["eval_batches"], log_every=10, device="cpu", tensorboard=False,
-                                       seed=seed, threads=1))
+    return small_config(seed, g["lr"], schedule, batch_size=g["batch"], seq_len=g["seq"], ckpt_every=g["ckpt"],
+                        eval_every=eval_every, eval_batches=g["eval_batches"])
 
 
 def _train(cfg: Any, path: Path, steps: int, data: Any) -> Any:
@@ -94,7 +89,7 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
 
     from riverbed.checkpoints import layout
     from riverbed.training.evaluate import HeldoutEvaluator
-    from riverbed.predict import bootstrap_fits
+    from riverbed.predict import bootstrap_curve_fits
     from riverbed.predict.optimize import final_loss, optimize_schedule
     from riverbed.predict.runs import _calibration_curves, fit_run
     from riverbed.runs import Run
@@ -107,7 +102,7 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
     calib = ck * max(1, round(CALIB_FRACTION * n / ck))
     _decay(run, main_cfg, data, n - calib, "1-sqrt", calib, g["eval"])
     fit = fit_run(run, law)
-    boot = bootstrap_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
+    boot = bootstrap_curve_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
     post = n - w
     fractions = [d / post for d in range(ck, n - w + 1, ck) if (n - d) % ck == 0 and n - d >= w]
     opt = optimize_schedule(fit, n, warmup=w, peak_lr=g["lr"], min_lr=MIN_RATIO * g["lr"], bootstrap=boot,
@@ -207,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     out = fresh_output(args.out, NAME)
     data = load_dataset(DataConfig())
     results = []
-    from riverbed.predict.fit import progress_steps  # lazy: scipy
+    from riverbed.predict.bootstrap import progress_steps  # lazy: scipy
 
     for seed in progress_steps(o.seeds, f"optimal-schedule ({size}, {o.seeds} seeds)", o.progress):
         results.append(one_seed(out / f"seed{seed}", seed, size, law, data))
