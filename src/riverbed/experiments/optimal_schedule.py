@@ -59,15 +59,10 @@ def t_interval(xs: list[float], level: float = 0.95) -> dict[str, float | int | 
 
 
 def _config(seed: int, g: dict[str, Any], schedule: dict[str, Any], eval_every: int = 0) -> Any:
-    from riverbed.config import OptimConfig, RunConfig, TrainConfig
-    from riverbed.data import DataConfig
-    from riverbed.model import ModelConfig
+    from riverbed.experiments.small import small_config  # the one small-run builder
 
-    return RunConfig(model=ModelConfig.preset("tiny", max_seq_len=64), data=DataConfig(), optim=OptimConfig(lr=g["lr"]),
-                     schedule=schedule,
-                     train=TrainConfig(batch_size=g["batch"], seq_len=g["seq"], ckpt_every=g["ckpt"], eval_every=eval_every,
-                                       eval_batches=g["eval_batches"], log_every=10, device="cpu", tensorboard=False,
-                                       seed=seed, threads=1))
+    return small_config(seed, g["lr"], schedule, batch_size=g["batch"], seq_len=g["seq"], ckpt_every=g["ckpt"],
+                        eval_every=eval_every, eval_batches=g["eval_batches"])
 
 
 def _train(cfg: Any, path: Path, steps: int, data: Any) -> Any:
