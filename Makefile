@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # the CPU build already on disk instead of resolving a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench-smoke clean
 
 $(BIN)/riverbed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: venv
 # Slow experiments in a bounded form (what CI runs after the default suite).
 test-slow: venv
 	RIVERBED_BOUNDED=1 $(BIN)/python -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+# Every benchmark at a toy size (seconds each, no timing asserted): a bench that no longer runs
+# fails here, so CI catches it. A new script in bench/ must take --smoke.
+bench-smoke: venv
+	@set -e; for f in bench/*.py; do echo "== $$f --smoke"; $(BIN)/python $$f --smoke; done
+	@echo "== bench/gpu.sh --dry"; PYTHON=$(BIN)/python bench/gpu.sh --dry --out bench/out/gpu-dry.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

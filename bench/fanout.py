@@ -4,16 +4,18 @@ One small run (a main branch with a checkpoint at the fork) is trained once unde
 each contender forks the same K decay branches (1-sqrt, --length steps each) on its own copy:
 
   (a) sequential  `run_requests` in this process, one branch after another (data loaded once)
-  (b) local       `--executor local --jobs K`: K spawned processes (--jobs J: J at a time)
+  (b) local       `--executor local`: one process per branch, forked from the executor's warm
+                  fork server, min(K, cores) at a time as the CLI's default (--jobs J: J at a time)
   (c) ray         `--executor ray`: Ray tasks on a local cluster of min(K, cores) CPUs
                   (the cluster's start is timed apart and not counted in the fan-out)
 
 Every job trains on one thread (train.threads = 1), as the sequential branches do. Reported:
 wall time; the parallel efficiency against the ideal, sequential / min(K, cores); and the
 per-job start-up overhead: a one-step branch as one job minus the same branch in this process
-(a fresh interpreter, imports, reading the run, the data and the fork checkpoint; Ray reuses
-warm worker processes, so its figure is a warm start). The weights of
-every branch are checked to be byte-identical across the contenders.
+(a fork from the warm server -- whose own start, once per command, is part of the fan-out's
+wall time --, reading the run, the data and the fork checkpoint; Ray reuses warm worker
+processes too). The weights of every branch are checked to be byte-identical across the
+contenders, and the exit code is 1 when they are not.
 
   .venv/bin/python bench/fanout.py                 # K=4 branches of 60 steps
   .venv/bin/python bench/fanout.py --k 2 --length 30 --contenders sequential,local
@@ -22,6 +24,7 @@ every branch are checked to be byte-identical across the contenders.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -82,12 +85,13 @@ def requests(run, k: int, fork: int, length: int):
 def fan_out(base: Path, dest: Path, k: int, length: int, args: argparse.Namespace, contender: str) -> float:
     from riverbed.executors import ExecutorConfig
     from riverbed.runs import Run
-    from riverbed.orchestration.fork import run_requests
+    from riverbed.executors.branches import run_requests
 
     shutil.copytree(base, dest)
     run = Run.open(dest)
     reqs = requests(run, k, args.fork, length)
-    executor = None if contender == "sequential" else ExecutorConfig(contender, jobs=min(k, args.jobs or k))
+    jobs = min(k, args.jobs or os.cpu_count() or 1)
+    executor = None if contender == "sequential" else ExecutorConfig(contender, jobs=jobs)
     t0 = time.perf_counter()
     recs = run_requests(run, reqs, progress=False, executor=executor, eval_every=length)
     wall = time.perf_counter() - t0
@@ -106,7 +110,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--k", type=int, default=4, help="decay branches (and jobs)")
     p.add_argument("--length", type=int, default=60, help="steps per decay branch")
-    p.add_argument("--jobs", type=int, default=None, help="local jobs at once (default: K)")
+    p.add_argument("--jobs", type=int, default=None, help="local jobs at once (default: the cores, as the CLI)")
     p.add_argument("--fork", type=int, default=20, help="main-branch steps before the fork")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--n-layers", type=int, default=4)
@@ -114,7 +118,11 @@ def main() -> int:
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--contenders", default="sequential,local,ray")
     p.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one, removed)")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = p.parse_args()
+    if args.smoke:  # ray too where it is installed: its path is the one most likely to rot
+        args.k, args.length, args.fork, args.d_model, args.n_layers, args.batch, args.seq = 2, 3, 4, 32, 1, 2, 16
+        args.contenders = "sequential,local" + (",ray" if importlib.util.find_spec("ray") else "")
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()

@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,15 +35,17 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def llama_shape(size_gb: float) -> dict:
-    """A Llama config whose bf16 weights take about ``size_gb`` GB (hidden 1536, MHA)."""
-    d, ff, vocab = 1536, 4096, 32000
+def llama_shape(size_gb: float, smoke: bool = False) -> dict:
+    """A Llama config whose bf16 weights take about ``size_gb`` GB (hidden 1536, MHA; ``smoke``:
+    hidden 64, vocab 256, a few hundred KB)."""
+    d, ff, vocab = (64, 128, 256) if smoke else (1536, 4096, 32000)
     per_layer = 4 * d * d + 3 * d * ff + 2 * d
     target = size_gb * 1e9 / 2
     layers = max(1, round((target - 2 * vocab * d - d) / per_layer))
     return {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": d, "intermediate_size": ff,
-        "num_hidden_layers": layers, "num_attention_heads": 12, "num_key_value_heads": 12, "vocab_size": vocab,
+        "num_hidden_layers": layers, "num_attention_heads": 4 if smoke else 12, "num_key_value_heads": 4 if smoke else 12,
+        "vocab_size": vocab,
         "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
         "torch_dtype": "bfloat16", "hidden_act": "silu",
     }
@@ -60,11 +63,11 @@ def tensor_shapes(cfg: dict) -> list[tuple[str, tuple[int, ...]]]:
     return out + [("model.norm.weight", (d,)), ("lm_head.weight", (v, d))]
 
 
-def generate(root: Path, k: int, size_gb: float, shard_bytes: int) -> list[Path]:
+def generate(root: Path, k: int, size_gb: float, shard_bytes: int, smoke: bool = False) -> list[Path]:
     import torch
     from safetensors.torch import save_file
 
-    cfg = llama_shape(size_gb)
+    cfg = llama_shape(size_gb, smoke)
     shapes = tensor_shapes(cfg)
     paths = []
     for i in range(k):
@@ -184,10 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="riverbed --threads")
     ap.add_argument("--contenders", default="floor,riverbed,mergekit,naive")
     ap.add_argument("--mergekit-python", default="/tmp/mergekit-venv/bin/python")
+    ap.add_argument("--smoke-shape", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows (seconds, GB/s, bytes) to this JSON file")
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args(argv)
+    if args.smoke:  # every contender that needs no other install, on two toy checkpoints in a temporary folder
+        tmp = tempfile.mkdtemp(prefix="riverbed-bench-merge-")
+        try:
+            return main(["--size-gb", "0.001", "--k", "2", "--shard-mb", "1", "--dir", tmp, "--contenders",
+                         "floor,riverbed,naive", "--smoke-shape", *(["--json", str(args.json)] if args.json else [])])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
-    root = args.dir / f"{args.size_gb:g}GB"  # checkpoint i is the same whatever K: runs share them
-    inputs = generate(root, args.k, args.size_gb, args.shard_mb * 10**6)
+    root = args.dir / f"{args.size_gb:g}GB{'-smoke' if args.smoke_shape else ''}"  # checkpoint i is the same whatever K
+    inputs = generate(root, args.k, args.size_gb, args.shard_mb * 10**6, args.smoke_shape)
     files = sorted(str(p) for d in inputs for p in d.glob("*.safetensors"))
     in_bytes = sum(os.path.getsize(f) for f in files)
     for f in files:  # warm the page cache: every contender reads from memory
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
     py = sys.executable
     outd = root / "merged"
-    rows = {}
+    rows, failed = {}, []
     for name in args.contenders.split(","):
         shutil.rmtree(outd, ignore_errors=True)
         if name == "floor":
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown contender {name!r}")
         if r["rc"] != 0:
             print(f"{name} failed (rc {r['rc']}):\n{r['log'][-3000:]}")
+            failed.append(name)
             continue
         r["durable"] = r["wall"] + r["sync"]  # wall excludes the fsync part here
         rows[name] = r
@@ -243,7 +257,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rss'] / 1e9:>12.2f} {r['anon'] / 1e9:>13.2f} {rc:>18} {rd:>20}")
     print("to cache: process wall time until the output is written (page cache), start-up included; fsync: riverbed's and "
           "the floor's own fsync, a timed `sync` after the others; durable = to cache + fsync.")
-    return 0
+    if args.json is not None:
+        args.json.write_text(json.dumps({"k": args.k, "bytes_in": in_bytes, "failed": failed, "rows": {
+            n: {"to_cache_s": r["wall"], "fsync_s": r["sync"], "durable_s": r["durable"], "peak_rss": r["rss"],
+                "peak_anon": r["anon"], "gb_per_s_in": in_bytes / r["durable"] / 1e9} for n, r in rows.items()}}, indent=1))
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4, help="number of checkpoints")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.mb, args.k, args.repeats = 4, 2, 1
 
     import torch
     from safetensors.torch import save_file

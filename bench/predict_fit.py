@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from pathlib import Path
@@ -48,19 +49,25 @@ def timed(fn, reps=3):
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of each timing (median reported)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a seconds-long run (make bench-smoke): checks the bench works, its figures mean nothing")
+    args = ap.parse_args()
+    reps = 1 if args.smoke else args.reps
     curves = {n: read_curve_csv(DATA / f"{n}.csv") for n in TRAIN + TEST}
     fits = {}
     for law in ("mpl", "tissue"):
-        t, fit = timed(lambda law=law: fit_law([curves[n] for n in TRAIN], law))
+        t, fit = timed(lambda law=law: fit_law([curves[n] for n in TRAIN], law), reps)
         fits[law] = fit
         errs = [np.mean(np.abs(fit.predict(curves[n]) - curves[n].loss) / curves[n].loss) for n in TEST]
-        print(f"fit {law:6s}: {t:6.2f} s (median of 3), held-out mean relative error {100 * np.mean(errs):.3f} %")
+        print(f"fit {law:6s}: {t:6.2f} s (median of {reps}), held-out mean relative error {100 * np.mean(errs):.3f} %")
     c = curves["cosine_72000"]
     p = fits["mpl"].params
     u = c.lr / fits["mpl"].lr_scale
-    t_naive, ref = timed(lambda: naive_ld_loss(u, c.steps, c.warmup, **p))
-    t_exact, exact = timed(lambda: MPLTerms.build(u, c.steps, c.warmup, max_terms=10**9).loss(**p))
-    t_bin, binned = timed(lambda: MPLTerms.build(u, c.steps, c.warmup).loss(**p))
+    t_naive, ref = timed(lambda: naive_ld_loss(u, c.steps, c.warmup, **p), reps)
+    t_exact, exact = timed(lambda: MPLTerms.build(u, c.steps, c.warmup, max_terms=10**9).loss(**p), reps)
+    t_bin, binned = timed(lambda: MPLTerms.build(u, c.steps, c.warmup).loss(**p), reps)
     terms = MPLTerms.build(u, c.steps, c.warmup)
     t_eval, _ = timed(lambda: terms.loss(**p), reps=10)
     print(f"MPL on cosine_72000 ({c.steps.size} points): naive loop {t_naive:.3f} s, exact vectorised {t_exact:.3f} s "

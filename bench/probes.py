@@ -130,7 +130,10 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--eval-batches", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = ap.parse_args()
+    if args.smoke:
+        args.threads, args.repeats, args.seq, args.batch, args.eval_batches = 1, 1, 16, 2, 1
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
 

@@ -27,6 +27,8 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from riverbed.training.callbacks import Callback
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -46,8 +48,9 @@ def _optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
                              lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
-def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> float:
-    """Tokens/s of the plainest correct loop over the same batches (``hf``: transformers' Llama)."""
+def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False, compile_backend: str | None = None) -> float:
+    """Tokens/s of the plainest correct loop over the same batches (``hf``: transformers' Llama;
+    ``compile_backend``: the model under ``torch.compile`` with that backend, e.g. "inductor")."""
     from riverbed.data import get_batch
     from riverbed.model import build_model
 
@@ -67,9 +70,10 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
             return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
     else:
         model = build_model(m, seed=t.seed, device=device)
+        fwd = model if compile_backend is None else torch.compile(model, backend=compile_backend)
 
         def loss_of(x, y):
-            return model(x, y).loss
+            return fwd(x, y).loss
 
     opt = _optimizer(model, cfg.optim)
     sched = cfg.schedule_object()
@@ -96,7 +100,7 @@ def bare_loop(cfg, data, device, warmup: int, steps: int, hf: bool = False) -> f
     return n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
 
-class _Timer:
+class _Timer(Callback):
     """Times steps warmup+1 .. warmup+steps from inside riverbed's loop (a callback)."""
 
     def __init__(self, warmup: int, steps: int, device: torch.device) -> None:
@@ -165,7 +169,10 @@ def main() -> None:
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak (dense) for model FLOP utilisation")
     p.add_argument("--no-hf", action="store_true")
     p.add_argument("--progress", action="store_true", help="show riverbed's progress bar (off: keeps the table clean)")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run at a toy size (make bench-smoke): checks the bench works, its figures mean nothing")
     args = p.parse_args()
+    if args.smoke:
+        args.sizes, args.threads, args.batch, args.seq, args.warmup, args.steps, args.repeats = ["tiny"], 1, 2, 32, 1, 2, 1
 
     from rich.console import Console
     from rich.table import Table

@@ -8,7 +8,7 @@ import pytest
 
 import riverbed
 
-ENTRY_POINTS = ("train_run", "fork_branches", "merge", "build_report")
+ENTRY_POINTS = ("train_run", "fork_branches", "merge", "build_report", "init_from_merge")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

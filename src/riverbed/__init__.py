@@ -13,7 +13,7 @@ from riverbed.extras import missing_extra
 from riverbed.version import __version__
 
 __all__ = [
-    "RiverbedError", "Run", "train_run", "fork_branches", "merge", "build_report", "__version__", "merge_state_dicts",
+    "RiverbedError", "Run", "train_run", "fork_branches", "merge", "build_report", "init_from_merge", "__version__", "merge_state_dicts",
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "Run": "riverbed.runs",
     "fork_branches": "riverbed.executors.branches",
     "train_run": "riverbed.orchestration.train",
+    "init_from_merge": "riverbed.orchestration.init_from_merge",
     "build_report": "riverbed.reports.build",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",

@@ -88,3 +88,30 @@ def test_job_killed_mid_training_is_failed_and_a_rerun_resumes_it_exactly(tiny_m
     assert kept.path.joinpath(layout.MODEL_FILE).stat().st_mtime_ns == mtime  # resumed, not retrained
     run_requests(Run.open(ref), plan_requests(Run.open(ref), [20], "linear", 200), progress=False, data=tiny_data)
     assert final_weights(tiny_main.path, name) == final_weights(ref, name)
+
+
+def test_jobs_fork_from_a_server_that_imported_torch_once():
+    import importlib
+    import multiprocessing as mp
+
+    from riverbed.executors.local import PRELOAD, job_context
+
+    for name in PRELOAD:  # a moved module would silently leave every job to import it again
+        importlib.import_module(name)
+    ctx = job_context()
+    expected = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    assert ctx.get_start_method() == expected
+
+
+def test_cli_gives_each_local_job_its_share_of_the_cores(monkeypatch):
+    import argparse
+
+    from riverbed.executors.flags import add_executor_arguments, executor_from_args
+
+    p = argparse.ArgumentParser()
+    add_executor_arguments(p, what="branch")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert executor_from_args(p.parse_args(["--jobs", "2"])).threads == 4
+    assert executor_from_args(p.parse_args(["--jobs", "8"])).threads == 1
+    assert executor_from_args(p.parse_args(["--jobs", "16"])).threads == 1
+    assert executor_from_args(p.parse_args(["--executor", "local"])).threads == 1  # jobs = cores

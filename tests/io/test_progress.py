@@ -96,3 +96,15 @@ def test_a_name_column_folds_instead_of_cutting():
     assert "…" not in out.getvalue()
     cells = [ln.split("│")[1].strip() for ln in out.getvalue().splitlines() if ln.startswith("│")]
     assert "".join(cells) == LONG, out.getvalue()
+
+
+def test_training_in_a_log_prints_plain_lines_with_percent(tmp_path, tiny_run_config, capsys, monkeypatch):
+    from riverbed.training import train_branch
+
+    monkeypatch.setattr(P, "PLAIN_EVERY_S", 0.0)
+    train_branch(tiny_run_config, tmp_path, "main", until_step=4, progress=True)
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.err.splitlines() if ln.startswith("main:")]
+    assert lines and lines[-1].startswith("main: 100% (4/4 steps"), captured.err
+    assert any("ETA" in ln for ln in lines[:-1]) and "loss" in lines[-1]
+    assert "main:" not in captured.out  # stdout keeps only results

@@ -10,8 +10,9 @@ from riverbed.scaling import drop_highest, fit_law, load_csv
 from .helpers import DATA, EPOCH
 
 # A documented sub-grid of the 4,500 starts (alpha, beta in {0.5, 1}, e in {-0.5, 0, 0.5},
-# a, b in {5, 10}): 48 interior starts inside the optimum's basin, so the default suite stays
-# fast; the full grid runs in the slow test below and in bench/scaling_fit.py.
+# a, b in {5, 10}): 48 interior starts inside the optimum's basin, for the tests that fit
+# often; the full grid runs below (25 projected rows, a fraction of a second) and in
+# bench/scaling_fit.py.
 SUB_GRID = np.array([[a, b, e, al, be] for al, be, e, a, b in itertools.product((0.5, 1.0), (0.5, 1.0), (-0.5, 0.0, 0.5), (5.0, 10.0), (5.0, 10.0))])
 
 
@@ -50,13 +51,12 @@ def test_epoch_fit_reproduced_on_subgrid(epoch_points):
     assert fit.n_starts == 48 and fit.n_starts_at_optimum >= 1
 
 
-@pytest.mark.slow
 def test_epoch_fit_reproduced_on_full_grid(epoch_points):
     pts, dropped = epoch_points
     fit = fit_law(pts, "chinchilla", dropped=dropped)
     check_epoch(fit)
     assert fit.n_starts == 4500
-    assert fit.n_starts_at_optimum > 100
+    assert fit.n_starts_at_optimum >= 180  # whole exponent groups (180 starts each) reach it
     assert fit.warnings == ()  # an interior start reaches the optimum
 
 

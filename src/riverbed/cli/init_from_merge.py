@@ -11,17 +11,13 @@ a config alone with ``[init] from_merge = "RUN"``.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from riverbed.checkpoints import layout
-from riverbed.checkpoints.layout import writer_lock
 from riverbed.cli import train as train_cli
-from riverbed.config import load_config
-from riverbed.errors import ConfigError, RunError
+from riverbed.errors import ConfigError
 from riverbed.merging.weights import format_weights
-from riverbed.runs import BranchRecord, Run
-from riverbed.config.init import InitConfig
+from riverbed.orchestration.init_from_merge import init_from_merge
 from riverbed.units import arg, parse_count
 
 
@@ -46,43 +42,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from riverbed.training.merged_init import ensure_merged_init  # lazy: loads torch; every verb module is imported for `riverbed --help`
-
-    source = args.run
-    if not (source / layout.MANIFEST).is_file() and not (source / layout.CONFIG).is_file():
-        raise RunError(f"--run {source}: not a riverbed run (no {layout.MANIFEST})")
     if args.steps is not None and args.steps < 0:
         raise ConfigError(f"--steps={args.steps} must be >= 0")
-    config = args.config if args.config is not None else source / layout.CONFIG
-    if not config.is_file():
-        raise ConfigError(f"no --config given and {config} does not exist")
-    cfg = load_config(config, args.overrides)
-    init = InitConfig(from_merge=str(source), branch=args.branch, last=args.last, every=args.every,
-                      method=args.method, alpha=args.alpha, optimizer_state=args.optimizer_state)
-    cfg = cfg.replace(init=init)
-    existed = args.new_run.exists()
-    run_obj = Run.create(args.new_run, cfg)
-    try:
-        with writer_lock(args.new_run, layout.MAIN):  # one writer of the new run's main branch
-            out = ensure_merged_init(init, args.new_run, seed=cfg.train.seed)
-    except Exception:
-        if not existed:
-            shutil.rmtree(args.new_run, ignore_errors=True)  # nothing half-made is left behind
-        raise
-    from riverbed.checkpoints.state import read_state  # lazy: loads torch; every verb module is imported for `riverbed --help`
-
-    prov = read_state(out).init_from_merge or {}
-    run_obj.add_branch(BranchRecord(layout.MAIN, "main", dict(cfg.schedule), status="stopped"))
-    run_obj.record_event(layout.MAIN, {"event": "init-from-merge", **{k: v for k, v in prov.items() if k != "paths"}})
-    labels = [layout.checkpoint_name(s) for s in prov["checkpoints"]]
-    print(f"{args.new_run}: starts from the {prov['method']} merge of {len(labels)} checkpoints of {source} "
+    made = init_from_merge(args.new_run, args.run, last=args.last, every=args.every, branch=args.branch, method=args.method,
+                           alpha=args.alpha, optimizer_state=args.optimizer_state, config=args.config,
+                           overrides=args.overrides)
+    print(f"{args.new_run}: starts from the {made.method} merge of {len(made.checkpoints)} checkpoints of {args.run} "
           f"(branch {args.branch}), optimizer state: {args.optimizer_state}")
-    print(format_weights(prov["weights"], labels))
-    for r in prov.get("rejected", []):
+    print(format_weights(list(made.weights), [layout.checkpoint_name(s) for s in made.checkpoints]))
+    for r in made.rejected:
         print(f"  passed over step {r['step']}: {r['reason']}")
     if args.steps is None:
         print(f"train it with: riverbed train --run {args.new_run} [--steps S]")
         return 0
-
     return train_cli.run(argparse.Namespace(config=None, overrides=[], run=args.new_run, plan=None, steps=args.steps,
                                             no_progress=args.no_progress))

@@ -10,7 +10,6 @@ from pathlib import Path
 from rich.console import Console
 
 from riverbed.errors import RunError
-from riverbed.reports.run_plots import plot_run
 from riverbed.runs import Run
 from riverbed.runs.view import as_json, render
 
@@ -41,6 +40,8 @@ def _plot(r, out: str) -> None:
         raise RunError(f"--plot {out}: expected a .png, .svg or .pdf file")
     if r.path.resolve() / "branches" in path.resolve().parents or path.resolve().name == "run.json":
         raise RunError(f"--plot {out} would write into the run's own files; choose another path")
+    from riverbed.reports.run_plots import plot_run  # lazy: the reports package (numpy, scaling, figures) only for --plot
+
     plot_run(r.path, path)
 
 

@@ -8,11 +8,14 @@ so ``riverbed --help`` and ``riverbed merge`` start fast.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import os
 import re
 import sys
 import warnings
+from pathlib import Path
 
 from riverbed.version import __version__
 from riverbed.errors import RiverbedError, RiverbedWarning
@@ -55,14 +58,44 @@ class _Parser(argparse.ArgumentParser):
         return _RST.sub(lambda m: m.group(1) or m.group(2), super().format_help())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The whole command line (every verb module imported), or a start-up-light one.
+
+    ``only``: import that verb's module alone; the other verbs are bare names (enough to parse
+    or refuse a command line that runs ``only``). ``lazy``: import no verb module; each verb's
+    one-line help is read from its module's source (``riverbed --help``). Verb modules import
+    what they run at their top, so importing all of them costs a second of numpy, the reports
+    and the run tree that ``riverbed --help`` or ``riverbed ls`` do not need.
+    """
     parser = _Parser(prog="riverbed", description="riverbed: WSD main branches, rewind-and-decay branches, WSD-S, checkpoint averaging (PMA) and scaling laws.")
 
     parser.add_argument("--version", action="version", version=f"riverbed {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for module_name in VERBS.values():
-        importlib.import_module(module_name).add_parser(sub)
+    for verb, module_name in VERBS.items():
+        if only == verb or (only is None and not lazy):
+            importlib.import_module(module_name).add_parser(sub)
+        elif only is not None:
+            sub.add_parser(verb)
+        else:
+            text = _verb_help(verb, module_name)
+            if text is None:  # not a literal: ask the module itself
+                importlib.import_module(module_name).add_parser(sub)
+            else:
+                sub.add_parser(verb, help=text)
     return parser
+
+
+def _verb_help(verb: str, module_name: str) -> str | None:
+    # The literal help= of the module's `add_parser("VERB", help=...)` call, read without importing it.
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        return None
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_parser"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == verb):
+            value = next((kw.value for kw in node.keywords if kw.arg == "help"), None)
+            return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+    return None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -77,7 +110,9 @@ _default_showwarning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    verb = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(verb) if verb in VERBS else build_parser(lazy=True)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage error (2) or --help/--version (0): a return code, like every verb

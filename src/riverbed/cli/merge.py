@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 
 from riverbed.errors import MergeError
-from riverbed.merging.pipeline import replay, run_recipe
-from riverbed.merging.recipe import MergeRecipe
-from riverbed.merging.select import select_checkpoints, spacing_note
+from riverbed.merging.pipeline import merge, replay
 from riverbed.units import JoinWords, arg, parse_count
 
 # Flags that shape the merge (recorded in its recipe); None as default tells "given" from "not given".
@@ -88,43 +86,20 @@ def run(args: argparse.Namespace) -> int:
             raise MergeError(f"--recipe replays a recipe as written: {what} cannot be combined with it (edit the recipe instead)")
         result = replay(args.recipe, args.out, allow_nonfinite=args.allow_nonfinite, **common)
         return _report(result)
-    inputs = list(args.inputs)
-    selection = None
-    steps = tokens = None
-    wma_by = args.wma_by
-    if args.run is not None:
-        if inputs:
-            raise MergeError(f"give either input checkpoints or --run, not both (got --run {args.run} and {inputs[0]})")
-        if args.last is None or args.every is None:
-            raise MergeError("--run needs --last N and --every V")
-        unit, branch = args.unit or "steps", args.branch or "main"
-        picked = select_checkpoints(args.run, args.last, args.every, unit=unit, branch=branch)
-        inputs = [str(s.path) for s in picked]
-        steps = tuple(s.step for s in picked)
-        tokens = tuple(s.tokens for s in picked) if unit == "tokens" else None
-        if wma_by == "step" and unit == "tokens":
-            wma_by = "tokens"  # --wma-by step --unit tokens: weights proportional to the tokens seen
-        shown = steps if unit == "steps" else tokens
-        note = spacing_note(shown, args.every, unit)
-        selection = {"run": str(args.run), "last": args.last, "every": args.every, "unit": unit, "branch": branch,
-                     **({"spacing_used": [b - a for a, b in zip(shown, shown[1:])], "spacing_note": note} if note else {})}
-        print(f"selected {len(picked)} checkpoints of {args.run} ({branch}): {unit} " + ", ".join(str(x) for x in shown))
-        if note:
-            print(f"note: {note}")
-    else:
+    if args.run is None:
         stray = [_flag(k) for k in SELECT_FLAGS if getattr(args, k) is not None]
         if stray:
             raise MergeError(f"{stray[0]} selects checkpoints of a run: pass --run RUN too")
     if args.max_shard_size is not None and args.out.endswith(".safetensors"):
         raise MergeError(f"--max-shard-size does not apply to a single-file OUT ({args.out}); give a directory OUT to shard")
-    if not inputs:
+    if not args.inputs and args.run is None:
         raise MergeError("nothing to merge: give input checkpoints (IN1 IN2 ...), --run RUN --last N --every V, or --recipe FILE")
-    recipe = MergeRecipe(
-        tuple(inputs), method=args.method, weights=tuple(args.weights) if args.weights is not None else None, alpha=args.alpha,
-        ema_form=args.ema_form, wma_by=wma_by, steps=steps, tokens=tokens, order=args.order or "step", dtype=args.dtype,
-        accumulate=args.accumulate or "fp32", max_shard_size=args.max_shard_size or "5GB", allow_nonfinite=args.allow_nonfinite,
-    )
-    return _report(run_recipe(recipe, args.out, selection=selection, **common))
+    result = merge(args.out, list(args.inputs), args.method, run=args.run, last=args.last, every=args.every,
+                   unit=args.unit or "steps", branch=args.branch or "main", weights=args.weights, alpha=args.alpha,
+                   ema_form=args.ema_form, wma_by=args.wma_by, order=args.order or "step", dtype=args.dtype,
+                   accumulate=args.accumulate or "fp32", max_shard_size=args.max_shard_size or "5GB",
+                   allow_nonfinite=args.allow_nonfinite, **common)
+    return _report(result)
 
 
 def _emulate(args: argparse.Namespace, common: dict) -> int:

@@ -59,4 +59,6 @@ def executor_from_args(args: argparse.Namespace) -> ExecutorConfig | None:
         raise ConfigError(f"--slurm-option is for --executor slurm, not {backend}")
     if jobs is None:  # local: one job per core; slurm: submitit's own array default; ray: as local
         jobs = 256 if backend == "slurm" else (os.cpu_count() or 1)
-    return ExecutorConfig(backend, jobs=jobs, gpus_per_job=args.gpus_per_job, options=tuple(options))
+    # Local and Ray jobs share this machine's cores: each gets its share (1 when jobs >= cores).
+    threads = 1 if backend == "slurm" else max(1, (os.cpu_count() or 1) // jobs)
+    return ExecutorConfig(backend, jobs=jobs, gpus_per_job=args.gpus_per_job, threads=threads, options=tuple(options))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import RunConfig
 from riverbed.io.atomic import write_json, write_text
 from riverbed.data import DataConfig, load_dataset
 from riverbed.errors import ConfigError
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments_common(p, "bigram", seeds=3, quick=True)
 
 
-def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> Any:
+def config(seed: int, steps: int, ckpt: int, eval_every: int, lr: float) -> RunConfig:
     return small_config(seed, lr, {"type": "warmup-stable", "warmup": 10},
                         model=ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64),
                         data=DataConfig(source="bigram", vocab_size=64, bigram_tokens=1 << 18, bigram_successors=16),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from riverbed.checkpoints import layout
+from riverbed.config import RunConfig
 from riverbed.io.atomic import write_json, write_text
 from riverbed.data import DataConfig, load_dataset
 from riverbed.data.sources import default_corpus
@@ -59,7 +60,7 @@ def corpus_files(out: Path) -> tuple[Path, Path]:
     return a, b
 
 
-def config(source: Path, steps: int, seed: int, init: Any = None, ckpt: int = CKPT) -> Any:
+def config(source: Path, steps: int, seed: int, init: InitConfig | None = None, ckpt: int = CKPT) -> RunConfig:
     return small_config(seed, LR, {"type": "warmup-stable", "warmup": 20}, data=DataConfig(source=str(source)),
                         batch_size=16, seq_len=64, max_steps=steps, ckpt_every=ckpt, eval_every=EVAL_EVERY,
                         eval_batches=4, log_every=1, init=init)

@@ -24,6 +24,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from riverbed.config import RunConfig
 from riverbed.experiments.preamble import bounded
 from riverbed.units import arg, parse_count
 
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def config(seed: int, steps: int, ckpt: int, lr: float) -> Any:
+def config(seed: int, steps: int, ckpt: int, lr: float) -> RunConfig:
     from riverbed.experiments.small import small_config
 
     return small_config(seed, lr, {"type": "warmup-stable", "warmup": 10}, batch_size=8, seq_len=64, max_steps=steps,

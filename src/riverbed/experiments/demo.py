@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -102,7 +101,7 @@ class DemoResult:
     scratch_tokens: int
 
 
-def demo_config(spec: DemoSpec) -> Any:
+def demo_config(spec: DemoSpec) -> RunConfig:
     model = ModelConfig(vocab_size=256, d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
                         n_kv_heads=spec.n_heads, d_ff=spec.d_ff, max_seq_len=max(64, spec.seq_len))
     train = TrainConfig(batch_size=spec.batch_size, seq_len=spec.seq_len, ckpt_every=0, eval_every=spec.eval_every,

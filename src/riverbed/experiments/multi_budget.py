@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riverbed.config import RunConfig
 from riverbed.experiments.preamble import bounded, fresh_output, mean_se
 
 BUDGETS, WARMUP, DECAY_FRACTION, MIN_RATIO = (120, 240, 480), 12, 0.1, 0.1
@@ -96,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def config(data: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None) -> Any:
+def config(data: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None) -> RunConfig:
     from riverbed.data import DataConfig
     from riverbed.experiments.small import small_config
     from riverbed.model import ModelConfig

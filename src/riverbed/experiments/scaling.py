@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.config import RunConfig
 from riverbed.io.atomic import write_json, write_text
 from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.data import load_dataset
@@ -61,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_executor_arguments(p, what="decay branch")
 
 
-def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> Any:
+def config(size: str, sched: dict[str, Any], geom: dict[str, Any], seed: int, max_steps: int | None = None) -> RunConfig:
     ckpt = checkpoint_every(geom["forks"]) if max_steps is None else 0
     return small_config(seed, LR, sched, model=ModelConfig.preset("tiny", max_seq_len=max(64, geom["seq"]), **SIZES[size]),
                         batch_size=geom["batch"], seq_len=geom["seq"], max_steps=max_steps, ckpt_every=ckpt,

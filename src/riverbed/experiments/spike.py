@@ -109,7 +109,7 @@ def smooth(values: list[float], w: int = WINDOW) -> list[float]:
     return out
 
 
-def model_config() -> Any:
+def model_config() -> ModelConfig:
     return ModelConfig.preset("tiny-moe", d_model=64, n_experts=8, top_k=2, max_seq_len=64)
 
 
@@ -161,7 +161,7 @@ class Setup:
     cause: str = "blip"
     blip_len: int = BLIP_LEN
 
-    def config(self, seed: int, steps: int, arm: str) -> Any:
+    def config(self, seed: int, steps: int, arm: str) -> RunConfig:
         return run_config(seed, steps, self.lr, arm, self.stable_lr, self.jump, self.cause, self.blip_len)
 
 

@@ -14,23 +14,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from riverbed.version import __version__
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.formats import open_input
 from riverbed.errors import MergeError
 from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
 from riverbed.merging.engine import MergeResult, execute
-from riverbed.checkpoints.formats import open_input
 from riverbed.merging.guard import check_output
 from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.order import Position, order_inputs
 from riverbed.merging.recipe import MergeRecipe, load_recipe
+from riverbed.merging.select import select_checkpoints, spacing_note
 from riverbed.merging.weights import weights_for
+from riverbed.version import __version__
 
 
 def merge(
     out: str | os.PathLike[str],
-    inputs: Sequence[str | os.PathLike[str]],
+    inputs: Sequence[str | os.PathLike[str]] = (),
     method: str | None = None,
     *,
+    run: str | os.PathLike[str] | None = None,
+    last: int | None = None,
+    every: int | None = None,
+    unit: str = "steps",
+    branch: str = layout.MAIN,
     weights: Sequence[float] | None = None,
     alpha: float | None = None,
     ema_form: str | None = None,
@@ -61,18 +68,42 @@ def merge(
     ``out`` is a directory (Hugging Face layout, sharded above ``max_shard_size``, the newest
     input's model and tokenizer files, ``merge.json`` and a model card ``README.md``) or a single
     ``.safetensors`` file; it may never be, contain or lie inside an input or a run directory.
+    ``run`` (instead of ``inputs``): the last ``last`` checkpoints of ``branch``, ``every`` steps (or
+    tokens, ``unit``) apart (:func:`riverbed.merging.select.select_checkpoints`), recorded as the
+    recipe's ``selection``.
 
     >>> # r = riverbed.merge("merged", ["ckpt_a", "ckpt_b", "ckpt_c"], method="ema", alpha=0.2)
     >>> # r.weights  -> (0.64, 0.16, 0.2)
     """
-    if not inputs:
-        raise MergeError("merge needs at least one input checkpoint")
     if method == "wma" and steps is not None and wma_by is None:
         wma_by = "step"  # merge(..., "wma", steps=[...]) has always meant weights by step
+    tokens = selection = None
+    if run is not None:
+        if inputs:
+            raise MergeError(f"give either input checkpoints or --run, not both (got --run {run} and {inputs[0]})")
+        if last is None or every is None:
+            raise MergeError("--run needs --last N and --every V")
+        picked = select_checkpoints(run, last, every, unit=unit, branch=branch)
+        inputs = [str(s.path) for s in picked]
+        steps = tuple(s.step for s in picked)
+        tokens = tuple(s.tokens for s in picked) if unit == "tokens" else None
+        if wma_by == "step" and unit == "tokens":
+            wma_by = "tokens"  # --wma-by step --unit tokens: weights proportional to the tokens seen
+        shown = steps if unit == "steps" else tokens
+        note = spacing_note(shown, every, unit)
+        selection = {"run": str(run), "last": last, "every": every, "unit": unit, "branch": branch,
+                     **({"spacing_used": [b - a for a, b in zip(shown, shown[1:])], "spacing_note": note} if note else {})}
+        _say(verbose, f"selected {len(picked)} checkpoints of {run} ({branch}): {unit} " + ", ".join(str(x) for x in shown))
+        if note:
+            _say(verbose, f"note: {note}")
+    if not inputs:
+        raise MergeError("merge needs at least one input checkpoint")
     recipe = MergeRecipe(tuple(str(p) for p in inputs), method=method, weights=tuple(weights) if weights is not None else None,
                          alpha=alpha, ema_form=ema_form, wma_by=wma_by, steps=tuple(steps) if steps is not None else None,
-                         order=order, dtype=dtype, accumulate=accumulate, max_shard_size=max_shard_size, allow_nonfinite=allow_nonfinite)
-    return run_recipe(recipe, out, threads=threads, dry_run=dry_run, overwrite=overwrite, progress=progress, verbose=verbose)
+                         tokens=tokens, order=order, dtype=dtype, accumulate=accumulate, max_shard_size=max_shard_size,
+                         allow_nonfinite=allow_nonfinite)
+    return run_recipe(recipe, out, selection=selection, threads=threads, dry_run=dry_run, overwrite=overwrite,
+                      progress=progress, verbose=verbose)
 
 
 def replay(recipe: str | os.PathLike[str], out: str | os.PathLike[str], *, threads: int | None = None, dry_run: bool = False,

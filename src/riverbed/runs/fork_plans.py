@@ -41,7 +41,7 @@ def load_plan(path: str | Path) -> Plan:
         raise ConfigError(f"--plan {path}: not a riverbed plan: {exc!r}") from None
 
 
-def _to_steps(plan: Any, positions: int, tokens_per_step: int | None) -> int:
+def _to_steps(plan: Plan, positions: int, tokens_per_step: int | None) -> int:
     if plan.position_unit == "steps":
         return int(positions)
     if tokens_per_step is None:
@@ -49,7 +49,7 @@ def _to_steps(plan: Any, positions: int, tokens_per_step: int | None) -> int:
     return -(-int(positions) // tokens_per_step)  # ceil: at least the planned tokens
 
 
-def plan_branches(plan: Any, tokens_per_step: int | None = None) -> list[dict[str, Any]]:
+def plan_branches(plan: Plan, tokens_per_step: int | None = None) -> list[dict[str, Any]]:
     """[{fork_step, decay_steps, shape, min_ratio}] of a Plan's WSD decay branches, in steps."""
     if plan.tokens_per_step is not None and tokens_per_step is not None and plan.tokens_per_step != tokens_per_step:
         raise ConfigError(f"--plan: tokens_per_step={plan.tokens_per_step} but the run trains {tokens_per_step} tokens per step")
@@ -63,7 +63,7 @@ def plan_fork_steps(path: str | Path, tokens_per_step: int | None = None) -> lis
     return sorted({b["fork_step"] for b in plan_branches(load_plan(path), tokens_per_step)})
 
 
-def check_main_schedule(plan: Any, run_main_spec: dict[str, Any], path: str | Path) -> None:
+def check_main_schedule(plan: Plan, run_main_spec: dict[str, Any], path: str | Path) -> None:
     """The plan's forks assume its own main schedule; refuse a run whose main differs."""
     planned = schedule_to_spec(plan.main_schedule())
     if plan.position_unit != "steps" or not run_main_spec:

@@ -37,6 +37,7 @@ from typing import Any
 from riverbed.checkpoints.keep_rules import RULES, KeepRules, parse_keep
 from riverbed.config import RunConfig
 from riverbed.errors import ConfigError
+from riverbed.schedules.budget_plan import Plan
 
 #: What a checkpoint of a riverbed run weighs per parameter: fp32 weights + two fp32 AdamW moments.
 BYTES_PER_PARAM = 12
@@ -190,7 +191,7 @@ def config_with_plan(cfg: RunConfig, plan: str | Path | None = None) -> RunConfi
     return cfg
 
 
-def plan_retention(plan: Any, keep: Sequence[str], *, ckpt_every: int, tokens_per_step: int | None = None,
+def plan_retention(plan: Plan, keep: Sequence[str], *, ckpt_every: int, tokens_per_step: int | None = None,
                    n_params: int | None = None, main_steps: int | None = None) -> dict[str, Any]:
     """What ``riverbed plan --keep-for`` reports for a Plan: the checkpoints kept and why, against all
     main saves, and their disk space (``12 bytes x n_params`` each: fp32 weights + AdamW moments)."""

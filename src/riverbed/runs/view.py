@@ -63,7 +63,7 @@ def branch_line(b: BranchRecord, *, missing: bool = False) -> str:
     return " · ".join(parts)
 
 
-def render(run: Run) -> Any:
+def render(run: Run) -> Group:
     """A rich renderable: the tree of branches (with milestones and events) and the accounting."""
 
     branches = run.branches

@@ -2,10 +2,11 @@
 
 Refitting every resample from the full 4,500-start grid would cost 4,500 x B local fits. A
 resample perturbs the data only slightly, so each refit starts from the full fit's optimum
-plus the grid starts that led to the best two distinct optima (``extra_starts``, so a
-resample can still leave the full fit's basin); all resamples x starts run as rows of one
-batched L-BFGS, each row with its own resampled data, and scipy's L-BFGS-B polishes the best
-row of each resample.
+plus any other distinct optimum close enough in objective to overtake it (``extra_starts``,
+so a resample can still leave the full fit's basin); all resamples x starts run as rows of one
+damped Gauss-Newton (:func:`riverbed.scaling.varpro.gauss_newton`), each row with its own
+resampled data; the starts of one resample that meet are merged, and the best row of each
+resample is its refit.
 The resample indices are drawn up front from ``seed``, so the result does not depend on how
 the rows are chunked (chunks are independent and could run in parallel processes).
 
@@ -26,9 +27,9 @@ import numpy as np
 
 from riverbed.errors import ScalingError
 from riverbed.io.progress import Progress
-from riverbed.scaling.laws import Law, center, objective_and_grad, uncenter
-from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
+from riverbed.scaling.laws import Law, center, uncenter
 from riverbed.scaling.points import Points
+from riverbed.scaling.varpro import gauss_newton
 
 
 
@@ -43,11 +44,12 @@ class FitLike(Protocol):
     def theta(self) -> tuple[float, ...]: ...
     @property
     def delta(self) -> float: ...
-    @property
-    def loss_reduction(self) -> str: ...
 
 #: Resamples per batched call (bounds memory; the progress bar advances per chunk).
-CHUNK = 64
+CHUNK = 256
+#: Relative objective decrease at which a refit stops: parameters then agree to ~1e-6, far
+#: inside any bootstrap interval.
+BOOT_FTOL = 1e-10
 
 
 def resample_indices(n_points: int, n_boot: int, seed: int) -> np.ndarray:
@@ -78,25 +80,13 @@ def bootstrap_fits(fit: FitLike, n_boot: int, *, seed: int = 0, extra_starts: np
     out = np.empty((n_boot, spec.n_params))
 
     def chunk_fit(lo: int, hi: int) -> None:
-        bx, by = logx[idx[lo:hi]], logy[idx[lo:hi]]  # (b, n, K), (b, n)
-
-        def fun(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            r = rows // m
-            return objective_and_grad(x, bx[r], by[r], k, fit.delta, fit.loss_reduction)
-
-        x0 = np.tile(starts, (hi - lo, 1))
+        rows = np.repeat(idx[lo:hi], m, axis=0)  # resample j's starts are rows j*m .. j*m+m-1
         with np.errstate(all="ignore"):
-            res = batched_lbfgs(fun, x0, ftol=BATCH_FTOL, gtol=1e-10, max_iter=BATCH_MAX_ITER)
-        f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(hi - lo, m)
-        best = res.x.reshape(hi - lo, m, -1)[np.arange(hi - lo), f.argmin(axis=1)]
-        # The batched stop can halt early in the flat a-alpha valley; scipy finishes each refit.
-        for j in range(hi - lo):
-
-            def single(x: np.ndarray, j=j) -> tuple[float, np.ndarray]:
-                fj, gj = objective_and_grad(x[None], bx[j], by[j], k, fit.delta, fit.loss_reduction)
-                return float(fj[0]), gj[0]
-
-            out[lo + j] = uncenter(polish(single, best[j])[0], mu, k)
+            x, f = gauss_newton(np.tile(starts, (hi - lo, 1)), logx[rows], logy[rows], delta=fit.delta,
+                                ftol=BOOT_FTOL, groups=np.repeat(np.arange(hi - lo), m))
+        f = np.where(np.isfinite(f), f, np.inf).reshape(hi - lo, m)
+        best = x.reshape(hi - lo, m, -1)[np.arange(hi - lo), f.argmin(axis=1)]
+        out[lo:hi] = uncenter(best, mu, k)
 
     chunks = [(lo, min(lo + CHUNK, n_boot)) for lo in range(0, n_boot, CHUNK)]
     if progress:

@@ -1,10 +1,13 @@
-"""Fitting a law: the full initialisation grid, batched L-BFGS, a scipy polish, the best start.
+"""Fitting a law: the full initialisation grid, variable projection, a scipy polish, the best start.
 
-This is Chinchilla's approach 3 exactly as Epoch AI's replication runs it (background
-section 4): minimise the **sum** of Huber(delta = 1e-3) on log-loss residuals with L-BFGS from
-every start of the grid and keep the lowest optimum. riverbed advances all starts at once
-(:func:`riverbed.scaling.optimize.batched_lbfgs`), then polishes the best few distinct optima
-with scipy's L-BFGS-B; ``bench/scaling_fit.py`` checks the optimum against Epoch's loop.
+This is Chinchilla's approach 3 as Epoch AI's replication runs it (background section 4):
+minimise the **sum** of Huber(delta = 1e-3) on log-loss residuals from every start of the grid
+and keep the lowest optimum. The law is linear in (E, A, B) once (alpha, beta) are fixed
+(:mod:`riverbed.scaling.varpro`): the grid's starts that share (alpha, beta) share their
+projected start -- the best (a, b, e) for those exponents -- so Epoch's 4,500 starts are 25
+rows; a damped Gauss-Newton (IRLS for the Huber loss) takes every row to its optimum, rows that
+meet are merged, and scipy's L-BFGS-B polishes the best few distinct optima.
+``bench/scaling_fit.py`` checks the optimum against Epoch's loop of 4,500 L-BFGS-B calls.
 
 >>> import numpy as np
 >>> n = np.repeat([1e7, 3e7, 1e8, 3e8], 4); d = np.tile([1e8, 3e8, 1e9, 3e9], 4)
@@ -23,14 +26,19 @@ import numpy as np
 
 from riverbed.errors import ScalingError
 from riverbed.scaling.bootstrap import bootstrap_fits, law_data
-from riverbed.scaling.laws import HUBER_DELTA, Law, center, get_law, objective_and_grad, uncenter
-from riverbed.scaling.optimize import BATCH_FTOL, BATCH_MAX_ITER, batched_lbfgs, polish
+from riverbed.scaling.laws import HUBER_DELTA, Law, get_law, objective_and_grad, uncenter
+from riverbed.scaling.optimize import polish
 from riverbed.scaling.points import Points, data_range, design_warnings, distinct_points, validate
+from riverbed.scaling.varpro import gauss_newton, inner_solve
 
-#: Distinct optima polished with scipy L-BFGS-B after the batched phase.
+#: Distinct optima polished with scipy L-BFGS-B after the Gauss-Newton phase.
 N_POLISH = 5
-#: Relative objective window above the best batched optimum inside which optima are polished.
+#: Relative objective window above the best Gauss-Newton optimum inside which optima are polished.
 POLISH_WINDOW = 1e-2
+#: Gauss-Newton iterations of the projection (a start for the joint solve, not an optimum).
+PROJECT_ITER = 10
+#: Other distinct optima within this factor of the best objective also start each bootstrap refit.
+BOOTSTRAP_WINDOW = 1.5
 
 class FitWarning(UserWarning):
     """A fit that needs a caveat (few degrees of freedom, an unidentifiable design, extrapolation).
@@ -62,11 +70,13 @@ class FitResult:
     loss_reduction: str = "sum"
     """``sum`` (Chinchilla/Epoch) or ``mean`` (explicit opt-in only)."""
     best_start: dict[str, float] = field(default_factory=dict)
-    """The grid start that reached the optimum (an interior one when several did)."""
+    """The grid start that reached the optimum (an interior one when several did). Starts with
+    the same exponents share one projected start, so its (a, b, e) are the grid's, not a path."""
     n_starts: int = 0
     """Grid starts tried."""
     n_starts_at_optimum: int = 0
-    """Starts whose batched optimum lies within 1e-6 (relative) of the best objective."""
+    """Starts whose optimum lies within 1e-6 (relative) of the best objective (counted per
+    grid start: every start of an exponent pair that reached it)."""
     dropped: tuple[str, ...] = ()
     """Labels of the points removed by ``drop_highest``."""
     warnings: tuple[str, ...] = ()
@@ -226,21 +236,23 @@ def fit_law(
     # Optimise in centred coordinates (same law, same optima; see laws.center), report raw ones.
     k, mu = spec.n_terms, logx.mean(axis=0)
     logx_c = logx - mu
-
-    def batched(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return objective_and_grad(x, logx_c, logy, k, delta, loss_reduction)
+    exps, group = np.unique(starts[:, k + 1 :], axis=0, return_inverse=True)
+    group = np.asarray(group).reshape(-1)
 
     def single(x: np.ndarray) -> tuple[float, np.ndarray]:
         f, g = objective_and_grad(x[None], logx_c, logy, k, delta, loss_reduction)
         return float(f[0]), g[0]
 
     with np.errstate(all="ignore"):
-        res = batched_lbfgs(batched, center(starts, mu, k), ftol=BATCH_FTOL, gtol=1e-10, max_iter=BATCH_MAX_ITER)
-    if not np.isfinite(res.f).any():
+        q, _ = inner_solve(exps, logx_c, logy, delta=delta, max_iter=PROJECT_ITER)
+        x, f = gauss_newton(np.concatenate([q, exps], axis=1), logx_c, logy, delta=delta,
+                            groups=np.zeros(len(exps), dtype=np.int64))
+    f = np.where(np.isfinite(f), f, np.inf) / (len(logy) if loss_reduction == "mean" else 1)
+    if not np.isfinite(f).any():
         raise ScalingError("every start diverged; check the points (loss in nats? N and D in raw counts?)")
-    theta_c, f_best = _polish_best(res.x, res.f, single)
-    theta, xs = uncenter(theta_c, mu, k), uncenter(res.x, mu, k)
-    same = _same_optimum(xs, res.f, theta, f_best)
+    theta_c, f_best = _polish_best(x, f, single)
+    theta, xs = uncenter(theta_c, mu, k), uncenter(x, mu, k)
+    same = _same_optimum(xs, f, theta, f_best)[group]
     best_idx = _pick_start(starts, same, spec)
     notes += _boundary_warnings(starts, best_idx, spec)
 
@@ -260,8 +272,9 @@ def fit_law(
     )
     _quantiles(ci)
     if bootstrap:
-        # Warm starts: the optimum itself plus the grid starts of the next-best distinct optima.
-        extra = starts[_distinct_order(res.x, res.f)[:2]]
+        # Warm starts: the optimum itself plus the next-best distinct optima that a resample
+        # could plausibly make the best (objective within BOOTSTRAP_WINDOW of the best).
+        extra = [xs[i] for i in _distinct_order(x, f)[1:3] if f[i] <= BOOTSTRAP_WINDOW * f_best]
         samples = bootstrap_fits(fit, bootstrap, seed=seed, extra_starts=extra, progress=progress)
         fit = _replace(fit, bootstrap=samples, bootstrap_seed=seed)
     return fit
@@ -302,7 +315,7 @@ def _same_optimum(x: np.ndarray, f: np.ndarray, theta: np.ndarray, f_best: float
     close_f = np.isfinite(f) & (f <= f_best + 1e-6 * abs(f_best) + 1e-15)
     close_x = np.all(np.abs(x - theta) <= 1e-3 * np.maximum(1.0, np.abs(theta)), axis=1)
     same = close_f & close_x
-    if not same.any():  # the polish moved past every batched optimum: credit the nearest one
+    if not same.any():  # the polish moved past every Gauss-Newton optimum: credit the nearest one
         same[int(np.argmin(np.where(np.isfinite(f), f, np.inf)))] = True
     return same
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed.checkpoints.layout import MODEL_FILE, OPTIMIZER_FILE, CheckpointRef
 from riverbed.checkpoints.schema import read_state
+from riverbed.config import RunConfig
 from riverbed.runs.metrics import MetricsLogger
 
 if TYPE_CHECKING:  # torch-free at import: experiments define their callbacks while the CLI parses
@@ -97,7 +98,7 @@ class TrainContext:
     def __init__(
         self,
         *,
-        cfg: Any,  # the RunConfig (not imported: RunConfig's sections import their callbacks' modules)
+        cfg: RunConfig,
         run_dir: Path,
         branch: str,
         model: torch.nn.Module,

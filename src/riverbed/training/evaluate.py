@@ -27,8 +27,9 @@ import torch
 from riverbed.checkpoints.layout import STATE_FILE
 from riverbed.checkpoints.schema import CheckpointState, read_state
 from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
-from riverbed.config import config_from_dict, load_config
+from riverbed.config import RunConfig, config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
+from riverbed.data.dataset import TokenData
 from riverbed.errors import CheckpointError, ConfigError
 from riverbed.checkpoints.formats import open_input
 from riverbed.model import build_model
@@ -67,7 +68,7 @@ def autocast_factory(device: torch.device, dtype: str) -> Callable[[], contextli
     return contextlib.nullcontext
 
 
-def heldout_set(cfg: Any, data: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def heldout_set(cfg: RunConfig, data: TokenData) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The run's fixed evaluation batches (``train.eval_batches`` batches of
     ``train.eval_batch_size`` or ``train.batch_size`` windows of the held-out split)."""
     eval_bs = cfg.train.eval_batch_size or cfg.train.batch_size
@@ -174,7 +175,7 @@ class CheckpointEval:
 
 def evaluate_checkpoints(
     paths: Sequence[str | Path],
-    cfg: Any | None = None,
+    cfg: RunConfig | None = None,
     *,
     run: str | Path | None = None,
     config: str | Path | None = None,
@@ -286,8 +287,8 @@ def evaluate_windows(model: torch.nn.Module, batches: Batches, *, device: torch.
     return torch.cat(out).cpu()
 
 
-def resolve_eval_config(paths: Sequence[str | Path], cfg: Any | None = None, *, run: str | Path | None = None,
-                        config: str | Path | None = None) -> Any:
+def resolve_eval_config(paths: Sequence[str | Path], cfg: RunConfig | None = None, *, run: str | Path | None = None,
+                        config: str | Path | None = None) -> RunConfig:
     """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`)."""
     given = [n for n, v in (("cfg", cfg), ("--run", run), ("--config", config)) if v is not None]
     if len(given) > 1:

@@ -29,6 +29,7 @@ import torch
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
+from riverbed.config import RunConfig
 from riverbed.errors import ConfigError
 from riverbed.training.distributed import DistInfo
 
@@ -52,7 +53,7 @@ def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return list(layers)
 
 
-def wrap_model(model: torch.nn.Module, cfg: Any, dist: DistInfo, device: torch.device) -> torch.nn.Module:
+def wrap_model(model: torch.nn.Module, cfg: RunConfig, dist: DistInfo, device: torch.device) -> torch.nn.Module:
     """The module the training step calls for ``cfg.train.parallel``: ``DistributedDataParallel(
     model)`` for ``ddp``, ``model`` itself sharded in place for ``fsdp``, ``model`` for a single
     process. Call it before building the optimizer."""

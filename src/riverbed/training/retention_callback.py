@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from riverbed.checkpoints import layout
 from riverbed.checkpoints.schema import read_state
+from riverbed.config import RunConfig
 from riverbed.errors import CheckpointError
 from riverbed.runs.manifest import read_manifest
 from riverbed.runs.retention import RetentionPlan, build_retention
@@ -89,7 +90,7 @@ class RetentionCallback(Callback):
         self._started = False
 
     @classmethod
-    def from_config(cls, cfg: Any, base: str | Path | None = None) -> RetentionCallback:
+    def from_config(cls, cfg: RunConfig, base: str | Path | None = None) -> RetentionCallback:
         """From ``[train] keep`` (plus the [guard] / [pma] counts the newest checkpoints must cover)."""
         guard, pma = getattr(cfg, "guard", None), getattr(cfg, "pma", None)
         floor = max(1, getattr(guard, "pma_count", 0) if guard is not None else 0, getattr(pma, "count", 0) if pma is not None else 0)

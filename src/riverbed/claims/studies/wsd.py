@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riverbed.config import RunConfig
 from riverbed.experiments import decay_vs_merge as dvm
 from riverbed.experiments import small
 
@@ -63,7 +64,7 @@ SIZES = {
 SHAPE = "1-sqrt"
 
 
-def config(spec: StudySpec, seed: int, lr: float, schedule: dict[str, Any]) -> Any:
+def config(spec: StudySpec, seed: int, lr: float, schedule: dict[str, Any]) -> RunConfig:
     from riverbed.model import ModelConfig
 
     batch = min(64, spec.eval_windows)
