@@ -47,9 +47,11 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     d = [1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9, 6.4e9]
     (tmp_path / "l.csv").write_text("params,tokens,eval/loss\n" + "".join(f"1e8,{x:g},{1.9 + 3000 / x**0.4:.6f}\n" for x in d))
     (tmp_path / "c.toml").write_text('[model]\npreset = "tiny"\n[train]\nmax_steps = 2\n')
+    _dcp_folders(tmp_path)
     t = str(tmp_path)
     argvs = [
         ["merge", f"{t}/merged", f"{t}/ck0.safetensors", f"{t}/ck1.safetensors", "--no-progress"],
+        ["merge", f"{t}/merged_dcp", f"{t}/dcp0", f"{t}/dcp1", "--no-progress"],  # torch DCP folders: read without torch
         ["scaling", "fit", f"{t}/l.csv", "--law", "data", "--bootstrap", "0", "-o", f"{t}/fit.json", "--plot", f"{t}/fit.png"],
         ["scaling", "predict", f"{t}/fit.json", "--d", "1e10"],
         ["schedule", "values", "--type", "wsd", "--warmup", "2", "--stable", "5", "--decay-steps", "3"],
@@ -73,6 +75,20 @@ def test_torch_free_verbs_and_train_names_the_extra(tmp_path):
     from safetensors.numpy import load_file
 
     assert np.array_equal(load_file(str(merged[0]))["w"], np.full((2, 3), 2.0, np.float32))
+    assert np.array_equal(load_file(str(tmp_path / "merged_dcp" / "model.safetensors"))["w"], np.full((2, 3), 2.0, np.float32))
+
+
+def _dcp_folders(tmp_path: Path) -> None:
+    """Two torch DCP checkpoints (written here, with torch; merged above by a process without it)."""
+    import warnings
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    for i, v in enumerate((1.0, 3.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "assuming the intent is to save in a single process"
+            dcp.save({"w": torch.full((2, 3), v)}, checkpoint_id=str(tmp_path / f"dcp{i}"))
 
 
 def test_missing_extra_error_from_the_python_api(tmp_path):

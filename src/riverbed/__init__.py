@@ -13,7 +13,7 @@ from riverbed.extras import missing_extra
 from riverbed.version import __version__
 
 __all__ = [
-    "RiverbedError", "Run", "train_run", "fork_branches", "merge", "build_report", "init_from_merge", "__version__", "merge_state_dicts",
+    "RiverbedError", "Run", "train_run", "fork_branches", "merge", "build_report", "init_from_merge", "__version__", "merge_state_dicts", "merge_sweep",
     "WSD", "WarmupStable", "DecayBranch", "schedule_from_spec", "schedule_to_spec", "plan_budgets",
     "RunConfig", "load_config", "train_branch", "BranchResult", "save_checkpoint", "load_checkpoint",
     "ModelConfig", "build_model", "DataConfig", "load_dataset",
@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "build_report": "riverbed.reports.build",
     "merge": "riverbed.merging",
     "merge_state_dicts": "riverbed.merging",
+    "merge_sweep": "riverbed.training.merge_sweep",
     "WSD": "riverbed.schedules",
     "WarmupStable": "riverbed.schedules",
     "DecayBranch": "riverbed.schedules",

@@ -40,7 +40,8 @@ def test_pma_monitor_adds_the_merged_eval_loss(tmp_path):
     pma, weights = PMAMonitorCallback(PMAConfig(every=4, count=3)), _Weights()
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Patterned(), eval_dataset=eval_set,
                                    callbacks=[weights, pma])
-    trainer.train()
+    with pytest.warns(UserWarning, match="not attached"):  # not attached: log_history only
+        trainer.train()
     assert [row["step"] for row in pma.history] == [16]  # at step 8 only 2 snapshots exist
     row = pma.history[0]
     assert row["pma_positions"] == [8, 12, 16]
@@ -59,3 +60,56 @@ def test_pma_monitor_adds_the_merged_eval_loss(tmp_path):
 def test_pma_monitor_counts_steps_only():
     with pytest.raises(ConfigError, match="pma.unit='tokens'"):
         PMAMonitorCallback(PMAConfig(every=4, count=2, unit="tokens"))
+
+
+class _Logged(transformers.TrainerCallback):
+    """What a report_to integration sees: every on_log call's logs."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append({**logs, "step": state.global_step})
+
+
+def test_attached_pma_monitor_logs_through_trainer_log_to_report_to_dashboards(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = tiny_llama()
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=16, per_device_train_batch_size=16, per_device_eval_batch_size=16,
+        learning_rate=1e-2, lr_scheduler_type="constant", eval_strategy="steps", eval_steps=8, logging_steps=8,
+        save_strategy="no", report_to=["tensorboard"], use_cpu=True, disable_tqdm=True,
+        seed=0, dataloader_num_workers=0)
+    logged = _Logged()
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=Patterned(), eval_dataset=Patterned(16), callbacks=[logged])
+    pma = PMAMonitorCallback(PMAConfig(every=4, count=3)).attach(trainer)
+    assert pma in trainer.callback_handler.callbacks and pma.attach(trainer) is pma
+    assert sum(c is pma for c in trainer.callback_handler.callbacks) == 1  # attaching twice adds it once
+    trainer.train()
+    loss = pma.history[0]["pma_eval_loss"]
+    # every on_log listener (report_to integrations included) saw it, at the evaluation's step
+    assert [(row["pma_eval_loss"], row["step"]) for row in logged.logs if "pma_eval_loss" in row] == [(loss, 16)]
+    assert [row for row in trainer.state.log_history if "pma_eval_loss" in row][0]["pma_eval_loss"] == loss
+    # ... and TensorBoard wrote it
+    events = list(tmp_path.rglob("events.out.tfevents.*"))
+    scalars = {}
+    for path in events:
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    (tag,) = [t for t in scalars if t.endswith("pma_eval_loss")]
+    assert scalars[tag] == [(16, pytest.approx(loss, rel=1e-6))]
+
+
+def test_an_unattached_pma_monitor_warns_that_dashboards_miss_it(tmp_path):
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=8, per_device_train_batch_size=16, per_device_eval_batch_size=16,
+        learning_rate=1e-2, eval_strategy="steps", eval_steps=8, logging_steps=8, save_strategy="no", report_to="none",
+        use_cpu=True, disable_tqdm=True, seed=0, dataloader_num_workers=0)
+    pma = PMAMonitorCallback(PMAConfig(every=4, count=2))
+    trainer = transformers.Trainer(model=tiny_llama(), args=args, train_dataset=Patterned(), eval_dataset=Patterned(16), callbacks=[pma])
+    with pytest.warns(UserWarning, match=r"not attached .*pma.attach\(trainer\)"):
+        trainer.train()
+    assert [row["step"] for row in trainer.state.log_history if "pma_eval_loss" in row] == [8]

@@ -188,3 +188,54 @@ def test_load_hf_refuses_traversal(tmp_path, tiny_model_config, outside):
     (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}}))
     with pytest.raises(CheckpointError, match="unreadable checkpoint index"):
         load_hf(out)
+
+
+def _nanogpt_ckpt(path, seed: int, iter_num: int, compiled: bool):
+    """A checkpoint as nanoGPT's train.py writes it (``torch.save(checkpoint, 'ckpt.pt')``): the
+    model's state dict (``_orig_mod.``-prefixed when the model was torch.compile'd), AdamW's state
+    dict, model_args, iter_num, best_val_loss and the config dict."""
+    g = torch.Generator().manual_seed(seed)
+    wte = torch.randn(50, 16, generator=g)
+    model = {"transformer.wte.weight": wte, "transformer.wpe.weight": torch.randn(8, 16, generator=g),
+             "transformer.h.0.attn.c_attn.weight": torch.randn(48, 16, generator=g),
+             "transformer.h.0.ln_1.weight": torch.ones(16), "lm_head.weight": wte}  # tied, as in nanoGPT
+    params = [torch.nn.Parameter(v.clone()) for v in model.values()]
+    opt = torch.optim.AdamW(params)
+    sum((p ** 2).sum() for p in params).backward()
+    opt.step()
+    prefix = "_orig_mod." if compiled else ""  # torch.compile's OptimizedModule names its module _orig_mod
+    path.mkdir(parents=True)
+    torch.save({"model": {prefix + k: v for k, v in model.items()}, "optimizer": opt.state_dict(),
+                "model_args": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 8, "bias": False, "vocab_size": 50, "dropout": 0.0},
+                "iter_num": iter_num, "best_val_loss": torch.tensor(2.5), "config": {"out_dir": str(path), "compile": compiled}},
+               path / "ckpt.pt")
+    return model
+
+
+def test_nanogpt_ckpt_pt_merges_with_its_model_entry_and_without_the_compile_prefix(tmp_path):
+    a = _nanogpt_ckpt(tmp_path / "iter1000", 0, 1000, compiled=True)
+    b = _nanogpt_ckpt(tmp_path / "iter2000", 1, 2000, compiled=False)
+    src = open_input(tmp_path / "iter1000" / "ckpt.pt")
+    assert src.kind == "nanogpt" and set(src.tensors) == set(a)
+    assert main(["merge", str(tmp_path / "m"), str(tmp_path / "iter1000"), str(tmp_path / "iter2000" / "ckpt.pt"), "--no-progress"]) == 0
+    from safetensors.torch import load_file
+
+    m = load_file(tmp_path / "m" / "model.safetensors")
+    assert set(m) == set(a)
+    for k in a:
+        assert torch.allclose(m[k], (a[k] + b[k]) / 2), k
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_a_pickle_with_code_in_ckpt_pt_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad").mkdir()
+    torch.save({"model": {"w": torch.zeros(2)}, "extra": _Payload()}, tmp_path / "bad" / "ckpt.pt")
+    assert main(["merge", str(tmp_path / "m"), str(tmp_path / "bad"), str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "ckpt.pt" in err and "weights-only" in err and not (tmp_path / "m").exists()
+    assert not (tmp_path / "pwned.txt").exists()

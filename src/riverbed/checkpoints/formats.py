@@ -6,9 +6,12 @@ Supported inputs (resolved by :func:`open_input`):
 * a Hugging Face model directory, single-file (``model.safetensors``) or sharded
   (``model.safetensors.index.json`` naming ``model-0000i-of-0000n.safetensors``),
 * a single ``.safetensors`` file (or an ``*.safetensors.index.json`` file),
-* import only: ``pytorch_model.bin`` (or its shards with ``pytorch_model.bin.index.json``), read
-  with ``torch.load(weights_only=True, mmap=True)``. Those are converted on the fly and not
-  streamed from the file by offset: their tensors are memory-mapped by torch, not preadv'd.
+* a torch distributed-checkpoint (DCP) folder (``.metadata`` + ``*.distcp``: torchtitan,
+  OLMo-core), streamed from its data files by offset (:mod:`riverbed.checkpoints.dcp`),
+* import only: ``pytorch_model.bin`` (or its shards with ``pytorch_model.bin.index.json``) and a
+  nanoGPT ``ckpt.pt`` (its ``model`` entry, without the ``_orig_mod.`` prefix ``torch.compile``
+  adds), read with ``torch.load(weights_only=True, mmap=True)``. Those are converted on the fly
+  and not streamed from the file by offset: their tensors are memory-mapped by torch, not preadv'd.
 
 A safetensors file is ``u64 little-endian header length`` + ``JSON header`` + raw data. The
 header is parsed here, by hand, so that planning a merge touches no tensor data, and data is
@@ -21,62 +24,19 @@ import json
 import math
 import os
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from riverbed.errors import CheckpointError
+from riverbed.checkpoints.dcp import METADATA as DCP_METADATA, open_dcp
+from riverbed.checkpoints.entries import DTYPES, FLOAT_DTYPES, Source, TensorEntry
 
-# safetensors dtype name -> (torch dtype attribute name, bytes per element)
-DTYPES: dict[str, tuple[str, int]] = {
-    "F64": ("float64", 8),
-    "F32": ("float32", 4),
-    "F16": ("float16", 2),
-    "BF16": ("bfloat16", 2),
-    "F8_E4M3": ("float8_e4m3fn", 1),
-    "F8_E5M2": ("float8_e5m2", 1),
-    "I64": ("int64", 8),
-    "I32": ("int32", 4),
-    "I16": ("int16", 2),
-    "I8": ("int8", 1),
-    "U8": ("uint8", 1),
-    "BOOL": ("bool", 1),
-}
-FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
+__all__ = ["DTYPES", "FLOAT_DTYPES", "Source", "TensorEntry", "load_tensors", "open_input", "read_header", "read_index", "read_span"]
+
 MAX_HEADER = 100_000_000  # the safetensors library's own limit (MAX_HEADER_SIZE)
-
-
-@dataclass(frozen=True)
-class TensorEntry:
-    """One tensor of one input: where its bytes live (``offset`` is absolute in ``file``)."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    file: Path
-    offset: int
-    nbytes: int
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class Source:
-    """One merge input: its tensors (in file order) and the directory its extra files come from."""
-
-    label: str
-    kind: str  # "riverbed" | "hf" | "safetensors" | "bin"
-    tensors: dict[str, TensorEntry]
-    files: list[Path]
-    directory: Path | None = None
-    # pytorch_model.bin inputs only: the loaded (memory-mapped) tensors, flattened.
-    loaded: dict[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tensors.values())
 
 
 def _strict_constant(name: str) -> None:
@@ -207,30 +167,87 @@ def _open_sharded(index: Path, label: str, directory: Path | None) -> Source:
     return Source(label, "hf", tensors, files, directory)
 
 
+NANOGPT_PREFIX = "_orig_mod."  # torch.compile's wrapper module, in the names nanoGPT saves when compile=True
+
+
+def _state_dict_of(obj: object, path: Path) -> tuple[dict, str]:
+    """The state dict a torch.load'ed object holds: itself, or a nanoGPT checkpoint's ``model``."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    model = obj.get("model")
+    if isinstance(model, dict) and not all(type(v).__name__ in ("Tensor", "Parameter") for v in obj.values()):
+        # a nanoGPT ckpt.pt: {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config"}
+        return {k.removeprefix(NANOGPT_PREFIX): v for k, v in model.items()}, "nanogpt"
+    return obj, "bin"
+
+
 def _open_bin(paths: list[Path], label: str, directory: Path | None) -> Source:
     import torch  # lazy: loads torch, which importing this module must not
 
     tensors: dict[str, TensorEntry] = {}
     loaded: dict[str, Any] = {}
     names = {getattr(torch, v[0]): k for k, v in DTYPES.items()}
+    kind = "bin"
     for path in paths:
         try:
             try:
-                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
-                sd = torch.load(path, map_location="cpu", weights_only=True)
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure of a foreign file is a user error
             raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint: {exc}") from exc
-        if not isinstance(sd, dict):
-            raise CheckpointError(f"{path}: expected a state dict, found {type(sd).__name__}")
+        sd, kind = _state_dict_of(obj, path)
         for name, t in sd.items():
             if not isinstance(t, torch.Tensor) or t.dtype not in names:
-                raise CheckpointError(f"{path}: entry {name!r} is not a tensor of a supported dtype")
+                where = "entry" if kind == "bin" else "model entry"
+                raise CheckpointError(f"{path}: {where} {name!r} is not a tensor of a supported dtype")
             flat = t.contiguous().reshape(-1)
             loaded[name] = flat
             dtype = names[t.dtype]
             tensors[name] = TensorEntry(name, dtype, tuple(t.shape), path, -1, flat.numel() * DTYPES[dtype][1])
-    return Source(label, "bin", tensors, list(paths), directory, loaded)
+    return Source(label, kind, tensors, list(paths), directory, loaded)
+
+
+def read_span(entry: TensorEntry, start: int, count: int, view: memoryview, fd_of: Callable[[Path], int]) -> None:
+    """Read elements [start, start+count) of an offset-stored ``entry`` into ``view`` (bytes),
+    from its one range or from the pieces that cover the span."""
+    size = DTYPES[entry.dtype][1]
+    pieces = entry.pieces or ((0, entry.file, entry.offset, entry.numel),)
+    end = start + count
+    for first, file, offset, n in pieces:
+        lo, hi = max(start, first), min(end, first + n)
+        if lo >= hi:
+            continue
+        part, pos, done = view[(lo - start) * size:(hi - start) * size], offset + (lo - first) * size, 0
+        while done < len(part):
+            got = os.preadv(fd_of(file), [part[done:]], pos + done)
+            if got <= 0:
+                raise CheckpointError(f"{file}: truncated while reading tensor {entry.name!r} (the file changed after planning?)")
+            done += got
+
+
+def load_tensors(src: Source) -> dict[str, Any]:
+    """Every tensor of ``src`` as a torch tensor of its own dtype and shape, read through the same
+    offsets and pieces as a merge (what ``riverbed eval`` loads a checkpoint with)."""
+    import torch  # lazy: loads torch, which importing this module must not
+
+    fds: dict[Path, int] = {}
+    out: dict[str, Any] = {}
+    try:
+        for name, e in src.tensors.items():
+            dtype = getattr(torch, DTYPES[e.dtype][0])
+            if e.offset < 0:
+                flat = src.loaded[name] if src.loaded is not None else None
+                t = torch.from_numpy(flat.copy()).view(dtype) if isinstance(flat, np.ndarray) else flat
+            else:
+                raw = bytearray(e.nbytes)
+                read_span(e, 0, e.numel, memoryview(raw), lambda f: fds[f] if f in fds else fds.setdefault(f, os.open(f, os.O_RDONLY)))
+                t = torch.frombuffer(raw, dtype=torch.uint8).view(dtype) if e.nbytes else torch.empty(0, dtype=dtype)
+            out[name] = t.reshape(e.shape)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return out
 
 
 def open_input(path: str | os.PathLike[str]) -> Source:
@@ -252,9 +269,11 @@ def open_input(path: str | os.PathLike[str]) -> Source:
         if p.suffix == ".safetensors":
             tensors, _ = read_header(p)
             return Source(label, "safetensors", tensors, [p])
+        if p.name == DCP_METADATA:
+            return open_input(p.parent)
         if p.suffix in (".bin", ".pt", ".pth"):
             return _open_bin([p], label, None)
-        raise CheckpointError(f"{p}: not a checkpoint (expected .safetensors, .bin or a model directory)")
+        raise CheckpointError(f"{p}: not a checkpoint (expected .safetensors, .bin, .pt, a DCP .metadata or a model directory)")
     if p.is_dir():
         if (p / "model.safetensors.index.json").is_file():
             return _open_sharded(p / "model.safetensors.index.json", label, p)
@@ -267,8 +286,12 @@ def open_input(path: str | os.PathLike[str]) -> Source:
             return Source(label, "bin", src.tensors, src.files, p, src.loaded)
         if (p / "pytorch_model.bin").is_file():
             return _open_bin([p / "pytorch_model.bin"], label, p)
+        if (p / DCP_METADATA).is_file():
+            return open_dcp(p, label, read_header)
+        if (p / "ckpt.pt").is_file():  # a nanoGPT out_dir
+            return _open_bin([p / "ckpt.pt"], label, p)
         raise CheckpointError(
             f"{p}: no weights found (looked for model.safetensors, model.safetensors.index.json, "
-            "pytorch_model.bin, pytorch_model.bin.index.json)"
+            "pytorch_model.bin, pytorch_model.bin.index.json, a DCP .metadata, a nanoGPT ckpt.pt)"
         )
     raise CheckpointError(f"{p}: merge input does not exist")

@@ -117,6 +117,9 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec("optimal-beats-wsd", "The law-optimised schedule ends slightly lower than WSD", MPL, "optimal-schedule",
               "loss of the better of WSD linear / 1-sqrt (each at its best decay fraction under the law) minus the "
               "law-optimised schedule's, same steps (nats)", 0.0),
+    ClaimSpec("merge-interval-grows", "The best merge interval V grows with model size", PMA, "merge-interval",
+              "slope of log2(best V) against log10(parameters) over 3 model sizes (4 at full size), the best V "
+              "being that of the lowest-loss SMA of the last 4 checkpoints at the end of a constant-LR run", 0.0),
     ClaimSpec("decay-lowers-high-entropy", "On bigram data the decay mostly lowers the loss of high-entropy contexts",
               RIVER, "bigram", "held-out loss drop of the decay against the constant-LR control at equal tokens, in "
               "the high-entropy bucket minus the largest of the other buckets (nats)", 0.0),

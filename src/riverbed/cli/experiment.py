@@ -18,6 +18,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "lr-sweep": ("riverbed.experiments.lr_sweep", "decay drop and decayed loss against the stable LR (bigram data)"),
     "multi-budget": ("riverbed.experiments.multi_budget", "WSD branches vs WSD-S vs cyclic cosine vs cosine at equal compute"),
     "optimal-schedule": ("riverbed.experiments.optimal_schedule", "the law-optimised LR schedule vs WSD and cosine, trained over seeds"),
+    "merge-interval": ("riverbed.experiments.merge_interval", "best merge interval V against model size (>= 3 sizes, merge-sweep)"),
 }
 
 

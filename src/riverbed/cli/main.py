@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "eval": "riverbed.cli.eval",
     "demo": "riverbed.cli.demo",
     "merge": "riverbed.cli.merge",
+    "merge-sweep": "riverbed.cli.merge_sweep",
     "scaling": "riverbed.cli.scaling",
     "init-from-merge": "riverbed.cli.init_from_merge",
     "experiment": "riverbed.cli.experiment",

@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "merge",
         help="average checkpoints (PMA: sma, ema, wma, explicit weights) into a new checkpoint",
         description="Merge checkpoints into OUT, oldest first (inputs are put in step order). Inputs: riverbed checkpoint dirs, "
-        "Hugging Face model dirs (single or sharded safetensors, pytorch_model.bin), .safetensors files; or --run (a riverbed run "
+        "Hugging Face model dirs (single or sharded safetensors, pytorch_model.bin), .safetensors files, torch DCP folders "
+        "(torchtitan, OLMo-core), nanoGPT ckpt.pt; or --run (a riverbed run "
         "or a Trainer output_dir) with --last/--every; or --recipe (a merge.json, .toml or .yaml recipe) to replay a merge.",
     )
     p.add_argument("out", metavar="OUT", help="output directory (Hugging Face layout) or a .safetensors file")

@@ -45,13 +45,22 @@ here, and the step counter (hence the LR schedule) keeps going. Single-process o
 **PMA monitor.** :class:`PMAMonitorCallback` keeps the last N weights at multiples of V steps
 (:class:`~riverbed.merging.pma_snapshots.PMASnapshots`, as riverbed's own ``[pma]`` monitor)
 and at every evaluation measures the merge's loss on the evaluation set: ``pma_eval_loss`` is added
-to the metrics ``Trainer.evaluate()`` returns and to ``state.log_history`` (hence
-``trainer_state.json``), beside ``eval_loss``.
+to the metrics ``Trainer.evaluate()`` returns and logged through ``Trainer.log`` -- so it reaches
+``state.log_history`` (hence ``trainer_state.json``) and every ``report_to`` dashboard
+(TensorBoard, W&B, ...) beside ``eval_loss``. A callback cannot reach its Trainer by itself, so
+attach it once the Trainer exists::
+
+    pma = PMAMonitorCallback(PMAConfig(every=100, count=4)).attach(trainer)   # adds it too
+    trainer.train()
+
+Unattached, it still records ``pma_eval_loss`` in ``state.log_history`` and warns once that the
+dashboards do not see it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -186,6 +195,16 @@ class PMAMonitorCallback(TrainerCallback):
         self.cfg = cfg
         self.snapshots = PMASnapshots(cfg)
         self.history: list[dict[str, Any]] = []
+        self.trainer: Trainer | None = None
+        self._warned = False
+
+    def attach(self, trainer: Trainer) -> PMAMonitorCallback:
+        """Log through ``trainer`` (its ``log``: log_history and every report_to callback), adding
+        this callback to it if it is not there yet. Returns self."""
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+        self.trainer = trainer
+        return self
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if model is not None:
@@ -211,7 +230,14 @@ class PMAMonitorCallback(TrainerCallback):
         self.history.append(row)
         if metrics is not None:
             metrics[METRIC] = loss  # the dict Trainer.evaluate() returns
+        if self.trainer is not None:
+            self.trainer.log({METRIC: loss})  # log_history, and on_log of every report_to integration
+            return
         state.log_history.append({METRIC: loss, "step": state.global_step})
+        if not self._warned:
+            self._warned = True
+            warnings.warn("PMAMonitorCallback is not attached to its Trainer: pma_eval_loss goes to state.log_history "
+                          "only, not to the report_to dashboards (call pma.attach(trainer))", UserWarning, stacklevel=2)
 
 
 def _mean_loss(model: torch.nn.Module, loader: Any) -> float:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.checkpoints.formats import DTYPES, Source, TensorEntry
-from riverbed.errors import MergeError, RiverbedError
+from riverbed.checkpoints.formats import DTYPES, Source, TensorEntry, read_span
+from riverbed.errors import CheckpointError, MergeError, RiverbedError
 from riverbed.io.atomic import atomic_dir, atomic_path, write_json
 from riverbed.io.progress import Progress
 from riverbed.merging.kernels import Buffers, accumulate as kernel_accumulate, decode, encode
@@ -58,18 +58,18 @@ class MergeResult:
 
 
 class _Reader:
-    """Reads a chunk of one input tensor into a thread's buffer (safetensors) or slices it (bin)."""
+    """Reads a chunk of one input tensor into a thread's buffer (by file offset) or slices it
+    (tensors loaded in memory: a torch.load'ed .bin or ckpt.pt, a DCP tensor assembled from chunks)."""
 
     def __init__(self, sources: Sequence[Source]) -> None:
         self.fds: dict[Path, int] = {}
-        self.loaded: dict[tuple[Path, str], object] = {}
+        self.loaded: dict[tuple[Path, str], np.ndarray] = {}
         for src in sources:
-            if src.loaded is not None:
-                for name, entry in src.tensors.items():
-                    self.loaded[(entry.file, name)] = src.loaded[name]
-                continue
+            for name, entry in src.tensors.items():
+                if entry.offset < 0 and src.loaded is not None:
+                    self.loaded[(entry.file, name)] = _as_bytes(src.loaded[name])
             for f in src.files:
-                if f not in self.fds:
+                if f not in self.fds and any(e.offset >= 0 for e in src.tensors.values()):
                     self.fds[f] = os.open(f, os.O_RDONLY)
                     if hasattr(os, "posix_fadvise"):
                         os.posix_fadvise(self.fds[f], 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -78,25 +78,27 @@ class _Reader:
         """The raw bytes of elements [start, start+count) of ``entry`` (a view into ``buf``)."""
         size = DTYPES[entry.dtype][1]
         nbytes = count * size
-        if entry.offset < 0:  # a torch.load'ed .bin tensor (flat, contiguous)
-            import torch  # lazy: loads torch, which importing this module must not
-
-            flat = self.loaded[(entry.file, entry.name)]
-            return flat.view(torch.uint8)[start * size : start * size + nbytes].numpy()
-        view = buf.raw_view[:nbytes]
-        pos = entry.offset + start * size
-        done = 0
-        while done < nbytes:
-            n = os.preadv(self.fds[entry.file], [view[done:]], pos + done)
-            if n <= 0:
-                raise MergeError(f"{entry.file}: truncated while reading tensor {entry.name!r} (the file changed after planning?)")
-            done += n
+        if entry.offset < 0:  # a tensor in memory (flat, contiguous)
+            return self.loaded[(entry.file, entry.name)][start * size : start * size + nbytes]
+        try:
+            read_span(entry, start, count, buf.raw_view[:nbytes], self.fds.__getitem__)
+        except CheckpointError as exc:
+            raise MergeError(str(exc)) from exc
         return buf.raw[:nbytes]
 
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
+
+
+def _as_bytes(flat: object) -> np.ndarray:
+    """The bytes of a flat in-memory tensor (numpy, or torch: memory-mapped, never copied)."""
+    if isinstance(flat, np.ndarray):
+        return flat.view(np.uint8)
+    import torch  # lazy: only torch.load'ed inputs reach here, and they loaded torch already
+
+    return flat.view(torch.uint8).numpy()  # type: ignore[attr-defined]
 
 
 def _chunks(plan: MergePlan) -> Iterator[tuple[OutTensor, int, int]]:

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress
 from scipy.optimize import minimize
 
+from riverbed.io.progress import Progress
 from riverbed.predict.curves import Curve, PredictError
 from riverbed.predict.fit import LawFit
 from riverbed.schedules import WSD, Cosine, Schedule, Tabulated, WarmupStable, schedule_from_spec, schedule_to_spec
@@ -181,8 +180,8 @@ def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: floa
 
     best_f, best_v = None, math.inf
     starts = sorted(bases, key=lambda b: b.final_loss)[:2]  # the two best baselines
-    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
-        task = bar.add_task(f"optimising the schedule under the {fit.law} law", total=max_iter * len(starts))
+    with Progress(enabled=progress, transient=True) as bar:
+        task = bar.add(f"optimising the schedule under the {fit.law} law", max_iter * len(starts), unit="iterations")
         for i, b in enumerate(starts):
             start = np.array(schedule_from_spec(b.schedule).values(steps))[warmup:]
             with np.errstate(all="ignore"):

@@ -26,17 +26,19 @@ import torch
 
 from riverbed.checkpoints.layout import STATE_FILE
 from riverbed.checkpoints.schema import CheckpointState, read_state
-from riverbed.checkpoints.state import apply_model_tensors, read_safetensors
+from riverbed.checkpoints.state import apply_model_tensors
 from riverbed.config import RunConfig, config_from_dict, load_config
 from riverbed.data import heldout_batches, load_dataset
 from riverbed.data.dataset import TokenData
 from riverbed.errors import CheckpointError, ConfigError
-from riverbed.checkpoints.formats import open_input
+from riverbed.checkpoints.formats import load_tensors, open_input
+from riverbed.merging.order import position
 from riverbed.model import build_model
 from riverbed.checkpoints.hf import load_hf
 from riverbed.runs.config_io import load_run_config
 from riverbed.training.devices import micro_batch_size, resolve_device
 from riverbed.training.distributed import DistInfo, sum_
+from riverbed.training.evaluate_hf import check_hf_config, hf_heldout, load_hf_model, with_overrides
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -157,7 +159,7 @@ class CheckpointEval:
     """The held-out loss of one checkpoint, with what the trainer logged for it (if anything)."""
 
     path: str
-    kind: str  # "riverbed" (a run's checkpoint), "merge" (riverbed merge output), "hf", "safetensors", "bin"
+    kind: str  # "riverbed" (a run's checkpoint), "merge" (riverbed merge output), "hf", "safetensors", "bin", "nanogpt", "dcp"
     step: int | None  # the checkpoint's step where it records one
     loss: float
     buckets: dict[str, float | None] = field(default_factory=dict)
@@ -180,14 +182,25 @@ def evaluate_checkpoints(
     run: str | Path | None = None,
     config: str | Path | None = None,
     data: Any | None = None,
+    data_file: str | Path | None = None,
+    tokenizer: str | None = None,
+    seq_len: int | None = None,
+    eval_batches: int | None = None,
+    batch_size: int | None = None,
 ) -> list[CheckpointEval]:
     """Held-out loss of each checkpoint (a run's ``step_N`` dir, a merge output, a Hugging Face
-    dir or a ``.safetensors`` file) on the run's held-out split: the trainer's batches, chunking,
-    device and autocast, so a run checkpoint's loss equals the ``eval_loss`` logged at its step.
+    dir, a DCP folder, a ``.safetensors`` / ``.bin`` / ``ckpt.pt`` file) on a held-out split:
+    the trainer's batches, chunking, device and autocast, so a run checkpoint's loss equals the
+    ``eval_loss`` logged at its step.
 
     The run config comes from ``cfg``, ``run`` (its config.toml), ``config`` (a TOML file), or
-    else the first riverbed checkpoint's state.json. A checkpoint that does not fit the model
-    is a CheckpointError naming the file and the tensor.
+    else the first riverbed checkpoint's state.json; a Hugging Face directory's config.json must
+    then agree with its model (a ConfigError names the key). With no riverbed config at all,
+    Hugging Face directories are built by transformers from their own config.json and evaluated
+    on ``data_file`` (:mod:`riverbed.training.evaluate_hf`). ``data_file`` (with ``tokenizer``)
+    replaces the data source, ``seq_len`` / ``eval_batches`` / ``batch_size`` the evaluation
+    geometry. A checkpoint that does not fit the model is a CheckpointError naming the file and
+    the tensor.
 
     >>> [e.loss for e in evaluate_checkpoints(["runs/x/branches/main/checkpoints/step_0000000100"])]  # doctest: +SKIP
     [3.1742]
@@ -198,7 +211,14 @@ def evaluate_checkpoints(
     for path in paths:  # before any loading: a typo is named at once
         if not Path(path).exists():
             raise CheckpointError(f"{path}: checkpoint does not exist")
-    evaluator = HeldoutEvaluator(resolve_eval_config(paths, cfg, run=run, config=config), data)
+    cfg = resolve_eval_config(paths, cfg, run=run, config=config, required=data_file is None)
+    if cfg is None:
+        return _evaluate_hf(paths, data_file, tokenizer, seq_len, eval_batches, batch_size)  # type: ignore[arg-type]
+    cfg = with_overrides(cfg, data_file, tokenizer, seq_len, eval_batches, batch_size)
+    for path in paths:
+        if _state(path) is None:
+            check_hf_config(path, cfg.model)
+    evaluator = HeldoutEvaluator(cfg, data)
     out = []
     for path in paths:
         kind = load_weights(evaluator.model, path)
@@ -287,9 +307,24 @@ def evaluate_windows(model: torch.nn.Module, batches: Batches, *, device: torch.
     return torch.cat(out).cpu()
 
 
+def _evaluate_hf(paths: Sequence[str | Path], data_file: str | Path, tokenizer: str | None, seq_len: int | None,
+                 eval_batches: int | None, batch_size: int | None) -> list[CheckpointEval]:
+    """Hugging Face directories, each built from its own config.json, on the held-out split of ``data_file``."""
+    dataset, batches = hf_heldout(paths, data_file, tokenizer, seq_len, eval_batches, batch_size)
+    device = resolve_device("auto")
+    out = []
+    for path in paths:
+        stats = evaluate_stats(load_hf_model(path, device), batches, device=device, buckets=getattr(dataset, "buckets", None))
+        pos = position(path)
+        kind = "merge" if (Path(path) / "merge.json").is_file() else "hf"
+        out.append(CheckpointEval(str(path), kind, None if pos is None else pos.step, stats.loss, stats.buckets))
+    return out
+
+
 def resolve_eval_config(paths: Sequence[str | Path], cfg: RunConfig | None = None, *, run: str | Path | None = None,
-                        config: str | Path | None = None) -> RunConfig:
-    """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`)."""
+                        config: str | Path | None = None, required: bool = True) -> RunConfig | None:
+    """The RunConfig to evaluate with (see :func:`evaluate_checkpoints`); None when there is none
+    and ``required`` is False (Hugging Face directories evaluated on their own config.json)."""
     given = [n for n, v in (("cfg", cfg), ("--run", run), ("--config", config)) if v is not None]
     if len(given) > 1:
         raise ConfigError(f"evaluate: give one of {', '.join(given)}, not several")
@@ -303,20 +338,17 @@ def resolve_eval_config(paths: Sequence[str | Path], cfg: RunConfig | None = Non
         state = _state(path)
         if state is not None and isinstance(state.config, dict):
             return config_from_dict(state.config, source=f"{Path(path) / STATE_FILE} (config)")
+    if not required:
+        return None
     raise ConfigError("evaluate: none of the inputs is a riverbed checkpoint with its config; "
-                      "give --run RUN or --config CONFIG (the held-out split to evaluate on)")
+                      "give --run RUN or --config CONFIG (the held-out split to evaluate on), "
+                      "or --data FILE to evaluate Hugging Face directories as their config.json builds them")
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> str:
     """Load any supported checkpoint into ``model`` strictly; returns its kind."""
     src = open_input(path)
-    if src.loaded is not None:
-        tensors = dict(src.loaded)
-    else:
-        tensors = {}
-        for f in src.files:
-            tensors.update(read_safetensors(f))
-        tensors = {k: v for k, v in tensors.items() if k in src.tensors}
+    tensors = load_tensors(src)  # the merge's own reader of every format (safetensors, bin, ckpt.pt, DCP)
     kind = "merge" if src.directory is not None and (src.directory / "merge.json").is_file() else src.kind
     try:
         apply_model_tensors(model, tensors, source=str(path))

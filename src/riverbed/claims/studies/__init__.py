@@ -40,6 +40,7 @@ STUDIES: dict[str, str] = {
     "predictor": "predictor",
     "bigram": "bigram",
     "optimal-schedule": "optimal_schedule",
+    "merge-interval": "merge_interval",
 }
 #: Studies whose measurement does not depend on the seed: run once, judged without a standard error.
 DETERMINISTIC = frozenset({"epoch"})
@@ -49,4 +50,4 @@ MODELS: dict[str, tuple[str, ...]] = {"wsd": ("tiny", "1m")}
 #: decisive 95 % t-interval where that is affordable on a 2-core CPU machine (the full size takes
 #: ~50-100 s per seed and study there); the table says where a claim would need more.
 SEEDS: dict[str, int] = {"wsd": 5, "multibudget": 5, "schedulefree": 3, "spike": 3, "branch-law": 3, "epoch": 1, "predictor": 3,
-                         "bigram": 5, "optimal-schedule": 3}
+                         "bigram": 5, "optimal-schedule": 3, "merge-interval": 3}
