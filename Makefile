@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # the CPU build already on disk instead of resolving a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: venv demo test test-slow bench-smoke clean
+.PHONY: venv demo test test-slow bench-smoke clean docs-figures
 
 $(BIN)/riverbed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: venv
 # Slow experiments in a bounded form (what CI runs after the default suite).
 test-slow: venv
 	RIVERBED_BOUNDED=1 $(BIN)/python -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+# The README tables that come from commands, regenerated from those commands (tools/docs_figures.py):
+# the demo table (`riverbed demo`, ~3 min) and the `predict check` table (docs/configs/predict-check.toml
+# + four branches, ~4 min). Timing tables in BENCHMARKS.md come from bench/ and say their machine and load.
+docs-figures: venv
+	$(BIN)/python tools/docs_figures.py run demo
+	$(BIN)/python tools/docs_figures.py run predict-check
 
 # Every benchmark at a toy size (seconds each, no timing asserted): a bench that no longer runs
 # fails here, so CI catches it. A new script in bench/ must take --smoke.

@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/laws.py [--reps 3] [--json]
 
-Each law is fitted (``riverbed.predict.fit_law``, its defaults) on the paper's training split
+Each law is fitted (``riverbed.predict.fit_curve_law``, its defaults) on the paper's training split
 (cosine_24000, constant_24000, wsdcon_9) and scored on the six held-out curves at every logged
 point after the warmup:
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riverbed.predict import LAWS, fit_law, read_curve_csv
+from riverbed.predict import LAWS, fit_curve_law, read_curve_csv
 from riverbed.predict.laws import LAW_SPECS
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "predict" / "data" / "mpl400"
@@ -62,7 +62,7 @@ def main() -> None:
         times = []
         for _ in range(1 if args.smoke else args.reps):
             t = time.perf_counter()
-            fit = fit_law([curves[n] for n in TRAIN], law, **({"max_points": 8, "max_nfev": 20} if args.smoke else {}))
+            fit = fit_curve_law([curves[n] for n in TRAIN], law, **({"max_points": 8, "max_nfev": 20} if args.smoke else {}))
             times.append(time.perf_counter() - t)
         rows[law] = {**score(fit, curves), "fit_s": statistics.median(times), "params": len(fit.params)}
     load = os.getloadavg()[0]

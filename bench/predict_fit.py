@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/predict_fit.py
 
-- fit: ``riverbed.predict.fit_law`` on the paper's three training curves (cosine_24000,
+- fit: ``riverbed.predict.fit_curve_law`` on the paper's three training curves (cosine_24000,
   constant_24000, wsdcon_9), MPL and annealing-area law, median of 3; with the held-out error.
 - LD sum: one MPL evaluation of cosine_72000 (546 eval points, 69,840 decay steps): the naive
   double loop of the MPL repository's evaluation (O(points x steps), one numpy sum per point),
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riverbed.predict import fit_law, read_curve_csv
+from riverbed.predict import fit_curve_law, read_curve_csv
 from riverbed.predict.laws import MPLTerms
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "predict" / "data" / "mpl400"
@@ -58,7 +58,7 @@ def main() -> None:
     curves = {n: read_curve_csv(DATA / f"{n}.csv") for n in TRAIN + TEST}
     fits = {}
     for law in ("mpl", "tissue"):
-        t, fit = timed(lambda law=law: fit_law([curves[n] for n in TRAIN], law), reps)
+        t, fit = timed(lambda law=law: fit_curve_law([curves[n] for n in TRAIN], law), reps)
         fits[law] = fit
         errs = [np.mean(np.abs(fit.predict(curves[n]) - curves[n].loss) / curves[n].loss) for n in TEST]
         print(f"fit {law:6s}: {t:6.2f} s (median of {reps}), held-out mean relative error {100 * np.mean(errs):.3f} %")

@@ -1,8 +1,9 @@
 """The WSD signature on the demo's own model and corpus: a decay branch ends well below the
 undecayed main branch at the same tokens.
 
-Measured (FULL demo, seed 0, CPU): drops of +0.070, +0.062, +0.106 and +0.102 nats at the
-150, 300, 600 and 1200-step budgets. The bounded form (RIVERBED_BOUNDED=1) trains only the 240-step budget.
+The measured drops of the FULL demo are the README's demo table (generated from `riverbed demo` by
+`make docs-figures`, checked by .ci/demo_table.sh). The bounded form (RIVERBED_BOUNDED=1) trains only the
+240-step budget.
 """
 
 import dataclasses
@@ -13,7 +14,16 @@ import random
 import pytest
 
 from riverbed.checkpoints import layout
-from riverbed.experiments.demo import FULL, QUICK, run_demo
+from riverbed.experiments.demo import FULL, QUICK, DemoResult, DemoRow, print_result, run_demo
+
+
+def test_a_negative_drop_is_printed_with_its_explanation(tmp_path, capsys):
+    rows = (DemoRow("1-sqrt-from12-len3", 15, 12, 1500, 2.50, 2.40, 2.43), DemoRow("1-sqrt-from96-len24", 120, 96, 12000, 2.0, 1.95, 1.90))
+    print_result(DemoResult(tmp_path, rows, tmp_path / "b.png", 1.0, 13500, 13500))
+    out = capsys.readouterr().out
+    assert "-0.0300" in out and "+0.0500" in out
+    assert "15 steps: the decay hurt: the branch ends 0.0300 above the undecayed main branch" in out.replace("\n", " ")
+    assert "120 steps: the decay hurt" not in out
 
 
 @pytest.mark.slow

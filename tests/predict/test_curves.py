@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from riverbed.predict import LawFit, PredictError, curve_from_rows, fit_law, read_curve_csv
+from riverbed.predict import LawFit, PredictError, curve_from_rows, fit_curve_law, read_curve_csv
 from riverbed.predict.laws import MPLTerms
 
 
@@ -62,7 +62,7 @@ def _synthetic(name, lr, W, every=5):
 
 def test_law_file_round_trips_exactly_and_predicts_the_same():
     lr = np.r_[np.linspace(0.1, 1, 10), np.ones(150), np.linspace(1, 0.1, 141)[1:]]
-    fit = fit_law([_synthetic("a", lr, 10), _synthetic("b", np.r_[lr[:160], np.full(140, 0.4)], 10)], "mpl")
+    fit = fit_curve_law([_synthetic("a", lr, 10), _synthetic("b", np.r_[lr[:160], np.full(140, 0.4)], 10)], "mpl")
     text = fit.to_json()
     json.loads(text)  # strict JSON
     back = LawFit.from_json(text)
@@ -75,9 +75,9 @@ def test_too_few_points_and_bad_law_files():
     lr = np.r_[np.linspace(0.1, 1, 10), np.ones(20)]
     few = curve_from_rows("short", [15, 20, 25], lr[[14, 19, 24]], [3.0, 2.9, 2.8], warmup_steps=10)
     with pytest.raises(PredictError, match="too few eval points.*short"):
-        fit_law([few], "mpl")
+        fit_curve_law([few], "mpl")
     with pytest.raises(PredictError, match="--law"):
-        fit_law([few], "chinchilla")
+        fit_curve_law([few], "chinchilla")
     with pytest.raises(PredictError, match="x.json: not a riverbed law file"):
         LawFit.from_json('{"format": "other"}', where="x.json")
     with pytest.raises(PredictError, match="params"):
@@ -88,5 +88,11 @@ def test_a_constant_lr_alone_cannot_calibrate_the_decay_terms():
     lr = np.r_[np.linspace(0.1, 1, 10), np.ones(100)]
     steps = np.arange(15, 110, 5)
     c = curve_from_rows("flat", steps, lr[steps], 3.0 - 0.001 * steps, warmup_steps=10)
-    with pytest.raises(PredictError, match=r"none of the curves \(flat\) has a falling LR"):
-        fit_law([c], "tissue")
+    for law, decay_terms in (("tissue", "C"), ("mpl", "B, C, beta, gamma")):
+        fit = fit_curve_law([c], law)
+        d = fit.diagnostics
+        assert d.verdict == "unreliable" and not d.has_decay
+        assert set(decay_terms.split(", ")) <= set(d.unpinned)
+        assert any("no fitted curve has a falling LR" in r for r in d.reasons)
+        with pytest.raises(PredictError, match=f"the {law} fit is unreliable: .*no fitted curve has a falling LR"):
+            fit.require_usable()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riverbed.predict import Curve, fit_law
+from riverbed.predict import Curve, fit_curve_law
 from riverbed.predict.laws import MPLTerms, TissueTerms, mpl_loss, tissue_loss
 
 MPL_TRUE = dict(L0=2.0, A=0.5, alpha=0.45, B=0.4, C=0.3, beta=0.6, gamma=0.6)
@@ -96,7 +96,7 @@ def _curves(law: str, names: tuple[str, ...], scale: float = 3e-4) -> list[Curve
 
 @pytest.mark.parametrize("law,true", [("mpl", MPL_TRUE), ("tissue", TISSUE_TRUE)])
 def test_fit_recovers_known_parameters_and_predicts_an_unseen_schedule(law, true):
-    fit = fit_law(_curves(law, ("cosine", "constant", "two-stage")), law)
+    fit = fit_curve_law(_curves(law, ("cosine", "constant", "two-stage")), law)
     assert fit.lr_scale == pytest.approx(3e-4)
     for k, v in true.items():
         # Noise-free curves: the shape parameters are identified only as well as the curves constrain them.

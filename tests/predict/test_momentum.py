@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from riverbed.predict import Curve, fit_law
+from riverbed.predict import Curve, fit_curve_law
 from riverbed.predict.momentum import annealing_momentum, momentum_loss, momentum_physical
 
 TRUE = dict(L0=2.0, A=0.5, alpha=0.45, C=2e-4)
@@ -66,6 +66,6 @@ def test_physical_parameters_and_fit():
     for name in ("cosine", "two-stage", "wsd"):
         steps = np.arange(25, 301, 5)
         curves.append(Curve(name, lr[name] * s, steps, momentum_loss(lr[name], steps, 20, **TRUE), 20))
-    fit = fit_law(curves, "momentum")
+    fit = fit_curve_law(curves, "momentum")
     for k, v in TRUE.items():
         assert fit.params[k] == pytest.approx(v, rel=1e-3), k

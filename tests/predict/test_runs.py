@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from riverbed.errors import RunError
-from riverbed.predict import LAWS, LawFit, PredictError
+from riverbed.predict import LAWS, LawFit, PredictError, UnreliableFit
 from riverbed.predict.check import loo_check
-from riverbed.predict.runs import best_decay, branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
+from riverbed.predict.ranking import best_decay
+from riverbed.predict.runs import branch_curve, default_calibration, fit_run, predict_branch, predict_schedule
 from riverbed.runs import Run
 from riverbed.runs.metrics import read_metrics
 
@@ -34,24 +35,37 @@ def test_default_calibration_is_main_and_the_longest_decay(predict_tree):
 
 
 def test_fit_and_predict_an_untrained_branch(predict_tree):
-    fit = fit_run(predict_tree, "mpl")
+    # 60 steps of a 100K-parameter model cannot pin the MPL down: refused, with the reasons, unless forced.
+    with pytest.raises(UnreliableFit, match="the mpl fit is unreliable: .*bound"):
+        fit_run(predict_tree, "mpl")
+    fit = fit_run(predict_tree, "mpl", force=True)
+    assert fit.forced and not fit.diagnostics.usable and fit.diagnostics.at_bounds
     assert fit.meta["branches"] == ["main", "1-sqrt-from30-len30"]
     assert LawFit.from_json(fit.to_json()) == fit
+    with pytest.raises(UnreliableFit):
+        predict_branch(predict_tree, 45, "linear", 15, fit=LawFit.from_json(fit.to_json().replace('"forced": true', '"forced": false')))
     pred = predict_branch(predict_tree, 45, "linear", 15, fit=fit, bootstrap=4)
+    assert pred.forced and pred.to_dict()["forced"] is True
     assert pred.steps[0] == 46 and pred.steps[-1] == 60
-    assert np.all(pred.lo <= pred.hi + 1e-12) and pred.final_std > 0
+    assert np.all(pred.lo <= pred.loss + 1e-12) and np.all(pred.loss <= pred.hi + 1e-12) and pred.final_std > 0
+    assert pred.interval == "bootstrap (4 refits)" and pred.to_dict()["final_ci95"] == [pred.final_lo, pred.final_hi]
     assert pred.tokens[-1] == 60 * 4 * 32
     # The same schedule given as a spec predicts the same curve.
     spec = {"type": "decay-branch", "main": {"type": "warmup-stable", "warmup": 4}, "fork_step": 45, "decay_steps": 15, "shape": "linear"}
     same = predict_schedule(predict_tree, spec, fit=fit)
     np.testing.assert_allclose(same.loss[-15:], pred.loss)
-    opts = best_decay(predict_tree, 60, fit=fit)
+    ranking = best_decay(predict_tree, 60, fit=fit, bootstrap=4)
+    opts = ranking.options
     assert [o.final_loss for o in opts] == sorted(o.final_loss for o in opts) and len(opts) > 10
     assert {o.fork for o in opts if o.saved} <= {15, 30, 45}
+    assert all(o.lo <= o.final_loss <= o.hi for o in opts) and ranking.forced
+    # "tied" is exactly: the option's interval reaches into the best's.
+    assert [o.tied for o in opts[1:]] == [o.lo <= opts[0].hi for o in opts[1:]]
+    assert ("within its 95 % interval" in ranking.statement()) == (ranking.tied > 0)
 
 
 def test_unrepresentable_and_impossible_requests(predict_tree):
-    fit = fit_run(predict_tree, "tissue")
+    fit = fit_run(predict_tree, "tissue", force=True)
     with pytest.raises(RunError, match="no checkpoint at step 50.*saved steps: 15, 30, 45, 60"):
         predict_branch(predict_tree, 50, "linear", 10, fit=fit)
     with pytest.raises(PredictError, match="LR rises at step 40"):
@@ -63,7 +77,7 @@ def test_unrepresentable_and_impossible_requests(predict_tree):
 
 
 def test_leave_one_out_reports_every_method(predict_tree):
-    report = loo_check(predict_tree, merge=True, merge_last=2)
+    report = loo_check(predict_tree, merge=True, merge_last=2, force=True)
     doc = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert [b["branch"] for b in doc["branches"]] == ["1-sqrt-from30-len15", "1-sqrt-from30-len30", "1-sqrt-from45-len15"]
     assert set(doc["summary"]) == {*LAWS, "main", "merge"}
@@ -76,6 +90,13 @@ def test_leave_one_out_reports_every_method(predict_tree):
     assert s["mpl"]["mean_rel_error"] == pytest.approx(np.mean([b.rel_error("mpl") for b in report.branches]))
     # A 60-step, 100K-parameter tree is far from the papers' regime; still the laws land within a few percent.
     assert s["mpl"]["mean_rel_error"] < 0.05 and s["tissue"]["mean_rel_error"] < 0.05
+    # ... but their fits are unreliable there, so the verdict does not trust them, whatever the errors.
+    v = doc["verdict"]
+    assert v["laws"]["mpl"]["trust"] is False and v["laws"]["tissue"]["trust"] is False
+    assert "refused" in v["laws"]["mpl"]["why"] and all("mpl" in b.refused for b in report.branches)
+    # Without force the unreliable folds have no estimate at all.
+    plain = loo_check(predict_tree, merge=False, laws=("mpl",))
+    assert all(b.estimates["mpl"] is None for b in plain.branches) and plain.verdict()["trust"] is False
 
 
 def test_training_time_is_measured_from_the_rows(predict_tree):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riverbed.predict import Curve, LawFit, fit_law
+from riverbed.predict import Curve, LawFit, fit_curve_law
 from riverbed.predict.valley import ValleyTerms, valley_loss, valley_physical
 
 TRUE = dict(L0=2.0, A=0.5, alpha=0.45, B=0.05, lam=20.0, p=1.7, rho=1.8)
@@ -82,7 +82,7 @@ def test_fit_recovers_known_parameters_and_predicts_an_unseen_schedule():
         steps = np.arange(25, 301, 5)
         return Curve(name, sch[name] * scale, steps, ValleyTerms.build(sch[name], steps, 20).loss(**TRUE), 20)
 
-    fit = fit_law([curve(n) for n in ("cosine", "constant", "two-stage")], "valley")
+    fit = fit_curve_law([curve(n) for n in ("cosine", "constant", "two-stage")], "valley")
     held = curve("wsd")
     err = np.abs(fit.predict(held) - held.loss) / held.loss
     assert err.max() < 1e-3

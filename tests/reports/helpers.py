@@ -66,3 +66,39 @@ def wsds_run(path: Path) -> Run:
     for s in (50, 100):
         run.update_branch("main", lambda b, s=s: replace(b, milestones=(*b.milestones, pt(s, main_loss(s) - 0.1))))
     return Run.open(path)
+
+
+LAW = dict(L0=2.0, A=3.0, alpha=0.4, B=0.3, C=0.02, beta=0.6, gamma=0.5)  # MPL, LR in units of the peak
+
+
+def law_tree(path: Path, forks=((300, 100, "linear"), (500, 300, "1-sqrt"), (700, 200, "linear"), (200, 50, "1-sqrt"),
+                                    (400, 400, "linear"))) -> Run:
+    """A WSD tree whose held-out losses follow the Multi-Power Law exactly (tiny noise): main 1..1000, eval
+    every 10 steps, one decay branch per (fork, length, shape) with a complete decay-branch schedule spec."""
+    import numpy as np
+
+    from riverbed.predict.laws import mpl_loss
+    from riverbed.schedules import schedule_from_spec
+
+    peak, warm = 1e-2, 10
+    main_spec = {"type": "warmup-stable", "warmup": warm}
+    run = Run.create(path, {"model": {"d_model": 8}, "optim": {"lr": peak}, "schedule": main_spec})
+    rng = np.random.default_rng(0)
+
+    def write(name: str, spec: dict, first: int, last: int) -> float:
+        lr = np.asarray(schedule_from_spec(spec).values(last + 1))
+        steps = [s for s in range(first, last + 1) if s % 10 == 0 or s == last]
+        loss = mpl_loss(lr, steps, warm, **LAW) * np.exp(rng.normal(0, 1e-4, len(steps)))
+        ev = dict(zip(steps, loss.tolist()))
+        metrics(path, name, [{"kind": "eval", "step": s, "tokens": s * TPS, "flops": s * TPS * FPT, "eval_loss": v}
+                             for s, v in ev.items()])
+        return ev[last]
+
+    end = write("main", main_spec, 10, 1000)
+    run.add_branch(BranchRecord("main", "main", main_spec, status="stopped", progress=pt(1000, end)))
+    for fork, length, shape in forks:
+        name = f"{shape}-from{fork}-len{length}"
+        spec = {"type": "decay-branch", "main": main_spec, "fork_step": fork, "decay_steps": length, "shape": shape}
+        run.add_branch(BranchRecord(name, "decay", spec, parent="main", fork=pt(fork)))
+        run.finish_branch(name, pt(fork + length, write(name, spec, fork + 1, fork + length)))
+    return Run.open(path)

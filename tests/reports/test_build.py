@@ -31,6 +31,47 @@ def test_report_of_a_run_tree(tmp_path):
     assert "bootstrap intervals" in page and "beta" in page
 
 
+def test_four_finished_points_get_a_scaling_fit_with_its_caveat(tmp_path):
+    run = wsd_tree(tmp_path / "w", forks=(40, 80, 120, 160))
+    page = build_report(run.path, predictor=False).html.read_text()
+    assert "fitted to 4 finished points" in page and "few degrees of freedom" in page and "bootstrap intervals" in page
+
+
+def test_empty_sections_are_left_out(tmp_path):
+    from riverbed.runs import BranchRecord, Run
+
+    from .helpers import main_loss, metrics, pt
+
+    run = Run.create(tmp_path / "bare", {"model": {"d_model": 8}, "schedule": {"type": "warmup-stable"}})
+    run.add_branch(BranchRecord("main", "main", {"type": "warmup-stable", "warmup": 10}, status="stopped",
+                                progress=pt(50, main_loss(50))))
+    metrics(run.path, "main", [{"kind": "eval", "step": s, "eval_loss": main_loss(s)} for s in range(10, 51, 10)])
+    page = build_report(run.path).html.read_text()
+    for gone in ("Spike-guard events", "Scaling fit", "Compute accounting", "Decay branches against the main branch",
+                 "Trajectory predictor"):
+        assert f">{gone}</h2>" not in page, gone
+    assert "No finished budgets yet" in page
+
+
+def test_the_manifest_records_the_software_that_created_the_run_and_old_ones_still_read(tmp_path):
+    import json
+
+    import numpy
+    from riverbed import __version__
+    from riverbed.runs import Run
+
+    run = wsd_tree(tmp_path / "w", forks=(40,))
+    sw = run.manifest.software
+    assert sw["riverbed"] == __version__ and sw["numpy"] == numpy.__version__ and set(sw) == {"riverbed", "torch", "python", "numpy"}
+    page = build_report(run.path, predictor=False).html.read_text()
+    assert "versions of the software that created w (run.json software)" in page
+    doc = json.loads((run.path / "run.json").read_text())
+    del doc["software"]
+    (run.path / "run.json").write_text(json.dumps(doc))
+    assert Run.open(run.path).manifest.software == {}
+    assert "records no software versions" in build_report(run.path, predictor=False).html.read_text()
+
+
 def test_report_escapes_run_strings(tmp_path):
     run = wsd_tree(tmp_path / "w", forks=(40,))
     run.record_event("main", {"source": "guard", "event": "<script>alert(1)</script>"})

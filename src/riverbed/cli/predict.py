@@ -10,19 +10,21 @@
     riverbed predict optimize law.json --steps 2000 --peak-lr 3e-3   # the schedule the law likes best (cli/predict_optimize.py)
     riverbed predict when runs/tiny --target 2.05                    # when a decay reaches a loss, at what compute
 
-SPEC is a schedule spec as inline JSON or a TOML/JSON file (a [schedule] table). numpy/scipy and
-the predictor load inside the commands so ``riverbed --help`` stays fast.
+SPEC is a schedule spec as inline JSON or a TOML/JSON file (a [schedule] table). Every fit is
+judged (degrees of freedom, in-sample error, parameters at bounds, what the data cannot pin down):
+an unreliable one is refused with exit 2 and its reasons unless --force, which marks every output
+made with it "forced". Every prediction carries a 95 % interval. The computing lives in
+riverbed.predict.verbs; this module parses and prints. numpy/scipy and the predictor load inside
+the commands so ``riverbed --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -46,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "Law (mpl), annealing-area law (tissue) or forward-momentum law (momentum)"
                        + (" or all (every law, and their spread)" if extra else ""))
         q.add_argument("--lam", type=float, default=None, help="tissue: annealing-momentum decay factor (default 0.999)")
+        q.add_argument("--force", action="store_true", help="use a fit its diagnostics call unreliable (every output says forced)")
 
     f = sub.add_parser("fit", help="fit a law to a run tree or to step,lr,loss CSV files")
     f.add_argument("sources", metavar="SOURCE", nargs="+", help="one run directory, or CSV files with columns step,lr,loss")
@@ -64,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--warmup-steps", type=arg(parse_count), default=None, help="linear warmup over N steps (default: up to the first row)")
     c.add_argument("--schedule", metavar="SPEC", default=None, help="schedule (x the largest logged LR) before the first row")
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--force", action="store_true", help="use a law file whose fit was unreliable (marked forced)")
     c.set_defaults(func=run_curve)
 
     b = sub.add_parser("branch", help="predicted eval-loss curve and final loss of an untrained decay branch")
@@ -95,6 +99,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--merge-method", choices=("sma", "ema", "wma"), default="sma", help="merge weights (default sma)")
     k.add_argument("--json", action="store_true", help='print {"branches": [...], "summary": {...}}')
     k.add_argument("--no-progress", action="store_true", help="no progress bars")
+    k.add_argument("--force", action="store_true", help="predict with unreliable fold fits too (still not trusted in the verdict)")
     k.set_defaults(func=run_check)
     add_optimize_parsers(sub)
 
@@ -105,40 +110,11 @@ def _common_run(q: argparse.ArgumentParser) -> None:
     q.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("-o", "--output", dest="out", default=None, help="write the prediction as JSON")
-    q.add_argument("--plot", default=None, help="write a PNG beside the measured curves")
+    q.add_argument("--plot", default=None, help="write a PNG (the predicted curves beside the measured ones; --best-decay: the ranking)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-def parse_spec(text: str) -> dict[str, Any]:
-    """A schedule spec from inline JSON or a TOML/JSON file ([schedule] table or top-level keys)."""
-    from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-
-    s = text.strip()
-    if s.startswith("{"):
-        try:
-            spec = json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise PredictError(f"--schedule: invalid JSON ({exc})") from None
-    else:
-        path = Path(text)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise PredictError(f"--schedule {path}: cannot read ({exc.strerror})") from None
-        try:
-            if path.suffix == ".json":
-                spec = json.loads(raw)
-            else:
-                spec = tomllib.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PredictError(f"--schedule {path}: cannot parse ({exc})") from None
-        spec = spec.get("schedule", spec) if isinstance(spec, dict) else spec
-    if not isinstance(spec, dict):
-        raise PredictError(f"--schedule: must be a table/object with a 'type' key, got {spec!r}")
-    return spec
-
 
 def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
     """No output may be an input file or sit inside an input run directory."""
@@ -154,16 +130,6 @@ def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
                 raise PredictError(f"output {o}: would write over or inside the input {i}")
 
 
-def _load_fit(path: str):
-    from riverbed.predict import LawFit, PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PredictError(f"{path}: cannot read the law file ({exc.strerror})") from None
-    return LawFit.from_json(text, where=path)
-
-
 def _write(path: str | None, text: str) -> None:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -174,40 +140,48 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=1, allow_nan=False) + "\n"
 
 
+FORCED = "FORCED (unreliable fit kept by --force)"
+
+
+def _ci(lo: float | None, hi: float | None) -> str:
+    return "unbounded" if lo is None or hi is None else f"[{lo:.4g}, {hi:.4g}]"
+
+
 def _print_fit(fit) -> None:
-    t = Table(title=f"{fit.law} fit (Huber 1e-3 on log loss), LR scale {fit.lr_scale:g}")
-    t.add_column("param")
-    t.add_column("value", justify="right")
-    t.add_column("in raw-LR units", justify="right")
+    d = fit.diagnostics
+    title = f"{fit.law} fit (Huber 1e-3 on log loss), LR scale {fit.lr_scale:g}" + (f" -- {FORCED}" if fit.forced else "")
+    t = Table(title=title)
+    for col, just in (("param", "left"), ("value", "right"), ("95 % interval", "right"), ("in raw-LR units", "right"), ("note", "left")):
+        t.add_column(col, justify=just)
     phys = fit.physical_params()
+    checks = {c.name: c for c in d.params} if d is not None else {}
     for k, v in fit.params.items():
-        t.add_row(k, f"{v:.6g}", f"{phys[k]:.6g}")
+        c = checks.get(k)
+        note = "" if c is None else ", ".join(([f"at {c.bound} bound"] if c.bound else []) + ([] if c.pinned else ["not pinned down"]))
+        t.add_row(k, f"{v:.6g}", "-" if c is None else _ci(c.lo, c.hi), f"{phys[k]:.6g}", note)
     Console().print(t)
     for r in fit.residuals:
         print(f"{r.name}: {len(r.steps)} points, mean rel error {100 * r.mean_rel_error:.3f} %, max {100 * r.max_rel_error:.3f} %")
+    if d is None:
+        print("verdict: unknown (a law file written before fits carried diagnostics)")
+    else:
+        print(f"verdict: {d.verdict} ({d.points} points, {d.n_params} parameters, {d.dof} degrees of freedom)")
+        for reason in d.reasons:
+            print(f"  - {reason}")
+        for note in d.notes:
+            print(f"  note: {note}")
+    if fit.forced:
+        print(FORCED)
 
 
 # -- commands ------------------------------------------------------------------------------------
 
 def run_fit(args: argparse.Namespace) -> int:
-    from riverbed.predict import PredictError, fit_law, read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-    from riverbed.predict.runs import fit_run  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.verbs import fit_sources  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
-    srcs = [Path(s) for s in args.sources]
-    check_outputs([args.out], srcs)
-    dirs = [s for s in srcs if s.is_dir()]
-    if dirs:
-        if len(srcs) != 1:
-            raise PredictError(f"give one run directory or CSV files, not both/several ({', '.join(map(str, srcs))})")
-        if args.warmup_steps is not None or args.schedule is not None:
-            raise PredictError("--warmup-steps/--schedule are for CSV files; a run's schedules come from its run.json")
-        fit = fit_run(dirs[0], args.law, args.calibrate, lam=args.lam, max_points=args.max_points)
-    else:
-        if args.calibrate:
-            raise PredictError("--calibrate names branches of a run directory, not CSV files")
-        spec = parse_spec(args.schedule) if args.schedule else None
-        curves = [read_curve_csv(s, warmup_steps=args.warmup_steps, schedule=spec) for s in srcs]
-        fit = fit_law(curves, args.law, lam=args.lam, max_points=args.max_points, meta={"sources": [str(s) for s in srcs]})
+    check_outputs([args.out], [Path(s) for s in args.sources])
+    fit = fit_sources(args.sources, args.law, calibrate=args.calibrate, warmup_steps=args.warmup_steps, schedule=args.schedule,
+                      max_points=args.max_points, lam=args.lam, force=args.force)
     text = fit.to_json()
     _write(args.out, text)
     if args.json:
@@ -220,80 +194,50 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    from riverbed.predict import read_curve_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.verbs import load_law, predict_csv  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
-    fit = _load_fit(args.law)
-    spec = parse_spec(args.schedule) if args.schedule else None
-    curve = read_curve_csv(args.lr, warmup_steps=args.warmup_steps, schedule=spec, need_loss=False)
-    pred = fit.predict(curve)
-    rows = []
-    for s, p, y in zip(curve.steps, pred, curve.loss):
-        row: dict[str, Any] = {"step": int(s), "lr": float(curve.lr[min(int(s), curve.lr.size - 1)]), "pred": float(p)}
-        if np.isfinite(y):
-            row.update(loss=float(y), rel_error=float(abs(p - y) / y))
-        rows.append(row)
-    out: dict[str, Any] = {"law": fit.law, "csv": args.lr, "rows": rows}
-    known = curve.known
-    if np.any(known):
-        e = np.abs(pred[known] - curve.loss[known]) / curve.loss[known]
-        out.update(mean_rel_error=float(e.mean()), max_rel_error=float(e.max()))
+    res = predict_csv(load_law(args.law), args.lr, warmup_steps=args.warmup_steps, schedule=args.schedule, force=args.force)
+    doc = res.to_dict()
     if args.json:
-        print(_dumps(out), end="")
+        print(_dumps(doc), end="")
         return 0
-
-    t = Table(title=f"{fit.law} prediction for {args.lr}")
-    for col in ("step", "lr", "predicted", "loss", "rel error"):
+    t = Table(title=f"{res.law} prediction for {args.lr}" + (f" -- {FORCED}" if res.forced else ""))
+    for col in ("step", "lr", "predicted", "95 % interval", "loss", "rel error"):
         t.add_column(col, justify="right")
-    for r in rows:
-        t.add_row(str(r["step"]), f"{r['lr']:.4g}", f"{r['pred']:.4f}", f"{r['loss']:.4f}" if "loss" in r else "-",
+    for r in res.rows:
+        t.add_row(str(r["step"]), f"{r['lr']:.4g}", f"{r['pred']:.4f}", _ci(r["lo"], r["hi"]), f"{r['loss']:.4f}" if "loss" in r else "-",
                   f"{100 * r['rel_error']:.3f} %" if "rel_error" in r else "-")
     Console().print(t)
-    if "mean_rel_error" in out:
-        print(f"mean_rel_error {100 * out['mean_rel_error']:.3f} %, max_rel_error {100 * out['max_rel_error']:.3f} %")
+    if "mean_rel_error" in doc:
+        print(f"mean_rel_error {100 * doc['mean_rel_error']:.3f} %, max_rel_error {100 * doc['max_rel_error']:.3f} %")
     return 0
 
 
-def _fits(args: argparse.Namespace, run) -> dict[str, Any]:
-    from riverbed.predict.runs import fit_run  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-
-    if args.fit:
-        fit = _load_fit(args.fit)
-        return {fit.law: fit}
-    laws = LAW_CHOICES if args.law == "all" else (args.law,)
-    return {law: fit_run(run, law, lam=args.lam) for law in laws}
-
-
-def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -> int:
-    from riverbed.predict.runs import branch_curve, tokens_per_step  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-
-    # A branch of the run already trained on the predicted schedule is shown (and reported) beside the prediction.
-    trained = [b for b in run.branches if b.kind != "main" and b.final is not None and b.final.eval_loss is not None
-               and any(b.schedule == p.schedule for p in preds)]
-    if trained:
-        extra = {**extra, "trained": {b.name: b.final.eval_loss for b in trained}}
-    doc = {"run": str(run.path), "predictions": [p.to_dict() for p in preds], **extra}
+def _report(args: argparse.Namespace, pset) -> int:
+    doc = pset.to_dict()
     text = _dumps(doc)
     if args.plot:
-        from riverbed.reports.predict_plot import plot_predictions  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+        from riverbed.reports.predict_plot import plot_predictions  # lazy: loads matplotlib; every verb module is imported for `riverbed --help`
 
-        measured = [branch_curve(run, run.branch("main"))] + [branch_curve(run, b) for b in trained]
-        plot_predictions(measured, preds, args.plot, tokens_per_step=tokens_per_step(run), title=f"run {run.path.name}: predicted")
+        plot_predictions(pset.measured, pset.predictions, args.plot, tokens_per_step=pset.tokens_per_step,
+                         title=f"run {pset.run.path.name}: predicted" + (" -- FORCED (unreliable fit)" if pset.forced else ""))
     _write(args.out, text)
     if args.json:
         print(text, end="")
         return 0
-
-    for p in preds:
-        t = Table(title=f"{p.name} ({p.law}): predicted eval loss")
-        for col in ("step", "tokens", "loss", "5 %", "95 %"):
+    for p in pset.predictions:
+        t = Table(title=f"{p.name} ({p.law}): predicted eval loss, 95 % interval {p.interval}" + (f" -- {FORCED}" if p.forced else ""))
+        for col in ("step", "tokens", "loss", "2.5 %", "97.5 %"):
             t.add_column(col, justify="right")
         idx = sorted(set(list(range(0, len(p.steps), max(1, len(p.steps) // 10))) + [len(p.steps) - 1]))
         for i in idx:
             t.add_row(str(int(p.steps[i])), str(int(p.tokens[i])), f"{p.loss[i]:.4f}", f"{p.lo[i]:.4f}", f"{p.hi[i]:.4f}")
         Console().print(t)
-        print(f"final loss {p.final:.4f} +- {p.final_std:.4f} (bootstrap std, {args.bootstrap} refits)")
-    for k, v in extra.items():
-        print(f"{k}: {v}")
+        print(f"final loss {p.final:.4f}, 95 % interval {p.interval_text()} ({p.interval})" + (" FORCED" if p.forced else ""))
+    if pset.law_spread is not None:
+        print(f"law_spread: {pset.law_spread}")
+    for k, v in pset.trained.items():
+        print(f"trained: {k} {v:.4f}")
     for path in (args.plot, args.out):
         if path:
             print(f"wrote {path}")
@@ -301,63 +245,62 @@ def _report(args: argparse.Namespace, run, preds: list, extra: dict[str, Any]) -
 
 
 def run_branch(args: argparse.Namespace) -> int:
-    from riverbed.predict.runs import open_run, decay_request, predict_branch  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-
     from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.verbs import predict_branches  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     if args.decay is None:
         raise PredictError("--shape: required (the decay shape, e.g. 1-sqrt)")
-    run = open_run(args.run)
-    check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
-    decay_request(run, args.from_step, args.decay, args.length, args.min_ratio)  # bad fork/shape before any fit
-    fits = _fits(args, run)
-    preds = [predict_branch(run, args.from_step, args.decay, args.length, law=law, fit=fit, min_ratio=args.min_ratio,
-                            bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress) for law, fit in fits.items()]
-    extra: dict[str, Any] = {}
-    if len(preds) > 1:
-        finals = [p.final for p in preds]
-        extra["law_spread"] = float(max(finals) - min(finals))
-    return _report(args, run, preds, extra)
+    check_outputs([args.out, args.plot], [Path(args.run)] + ([Path(args.fit)] if args.fit else []))
+    pset = predict_branches(args.run, args.from_step, args.decay, args.length, law=args.law, fit=args.fit, min_ratio=args.min_ratio,
+                            bootstrap=args.bootstrap, seed=args.seed, force=args.force, progress=not args.no_progress)
+    return _report(args, pset)
 
 
 def run_schedule(args: argparse.Namespace) -> int:
     from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
-    from riverbed.predict.runs import open_run, best_decay, predict_schedule  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.ranking import best_decay  # lazy: loads scipy; every verb module is imported for `riverbed --help`
+    from riverbed.predict.verbs import load_law, parse_spec, predict_any_schedule  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
-    run = open_run(args.run)
-    check_outputs([args.out, args.plot], [run.path] + ([Path(args.fit)] if args.fit else []))
+    check_outputs([args.out, args.plot], [Path(args.run)] + ([Path(args.fit)] if args.fit else []))
     if args.best_decay == (args.schedule is not None):
         raise PredictError("give either --schedule SPEC or --best-decay --budget N")
-    if args.best_decay:
-        if args.budget is None:
-            raise PredictError("--best-decay needs --budget N (total steps)")
-        (law, fit), = _fits(args, run).items()
-        options = best_decay(run, args.budget, law=law, fit=fit)
-        doc = {"run": str(run.path), "law": law, "budget": args.budget, "options": [o.to_dict() for o in options]}
-        _write(args.out, _dumps(doc))
-        if args.json:
-            print(_dumps(doc), end="")
-            return 0
+    if not args.best_decay:
+        pset = predict_any_schedule(args.run, parse_spec(args.schedule), law=args.law, fit=args.fit, steps=args.steps,
+                                    bootstrap=args.bootstrap, seed=args.seed, force=args.force, progress=not args.no_progress)
+        return _report(args, pset)
+    if args.budget is None:
+        raise PredictError("--best-decay needs --budget N (total steps)")
+    ranking = best_decay(args.run, args.budget, law=args.law, fit=load_law(args.fit) if args.fit else None,
+                         bootstrap=args.bootstrap, seed=args.seed, force=args.force, progress=not args.no_progress)
+    doc = ranking.to_dict()
+    if args.plot:
+        from riverbed.reports.predict_plot import plot_ranking  # lazy: loads matplotlib; every verb module is imported for `riverbed --help`
 
-        t = Table(title=f"best decay at {args.budget} steps ({law}), lowest predicted final loss first")
-        for col in ("shape", "length", "fork", "final loss", "fork saved"):
-            t.add_column(col, justify="right")
-        for o in options[:15]:
-            t.add_row(o.shape, str(o.length), str(o.fork), f"{o.final_loss:.4f}", "yes" if o.saved else "no")
-        Console().print(t)
+        plot_ranking(ranking, args.plot)
+    _write(args.out, _dumps(doc))
+    if args.json:
+        print(_dumps(doc), end="")
         return 0
-    spec = parse_spec(args.schedule)
-    (law, fit), = _fits(args, run).items()
-    pred = predict_schedule(run, spec, law=law, fit=fit, steps=args.steps, bootstrap=args.bootstrap, seed=args.seed,
-                            progress=not args.no_progress)
-    return _report(args, run, [pred], {})
+    t = Table(title=f"best decay at {args.budget} steps ({ranking.law}), lowest predicted final loss first; 95 % interval "
+                    f"{ranking.interval}" + (f" -- {FORCED}" if ranking.forced else ""))
+    for col in ("shape", "length", "fork", "final loss", "95 % interval", "vs best", "fork saved"):
+        t.add_column(col, justify="right")
+    for i, o in enumerate(ranking.options[:15]):
+        vs = "best" if i == 0 else ("=" if o.tied else ">")
+        t.add_row(o.shape, str(o.length), str(o.fork), f"{o.final_loss:.4f}", _ci(*o.to_dict()["final_ci95"]), vs, "yes" if o.saved else "no")
+    Console().print(t)
+    print(ranking.statement())
+    for path in (args.plot, args.out):
+        if path:
+            print(f"wrote {path}")
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
     from riverbed.predict.check import fmt_pct, loo_check  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     report = loo_check(args.run, laws=args.law, merge=not args.no_merge, merge_last=args.merge_last, merge_method=args.merge_method,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, force=args.force)
     if args.json:
         print(_dumps(report.to_dict()), end="")
         return 0
@@ -373,7 +316,8 @@ def run_check(args: argparse.Namespace) -> int:
         cells = []
         for m in report.methods:
             v = b.estimates.get(m)
-            cells.append("-" if v is None else f"{v:.4f} ({fmt_pct(b.rel_error(m))})")
+            cell = "-" if v is None else f"{v:.4f} ({fmt_pct(b.rel_error(m))})"
+            cells.append(("refused" if v is None else cell + " FORCED") if m in b.refused else cell)
         fit_s = " / ".join(f"{b.fit_s[law]:.2f}" for law in args.law)
         t.add_row(b.branch, f"{b.loss:.4f}", *cells, fit_s, "-" if b.train_s is None else f"{b.train_s:.1f}" + ("" if b.train_s_source == "measured" else " (est.)"))
     summ = report.summary()
@@ -382,4 +326,8 @@ def run_check(args: argparse.Namespace) -> int:
         for m in report.methods], "", "")
     # A wide table: rich would squeeze it to 80 columns when stdout is not a terminal.
     Console(width=max(Console().width, 150)).print(t)
+    for b in report.branches:
+        for law, why in b.refused.items():
+            print(f"{b.branch} ({law}) refused: {why}")
+    print(report.verdict()["statement"])
     return 0

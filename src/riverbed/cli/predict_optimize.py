@@ -49,6 +49,7 @@ def add_optimize_parsers(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     w.add_argument("--json", action="store_true", help="print JSON")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--force", action="store_true", help="use a fit its diagnostics call unreliable")
     w.set_defaults(func=run_when)
 
 
@@ -73,7 +74,7 @@ def run_when(args: argparse.Namespace) -> int:
     fit = _law_file(args.fit) if args.fit else None
     w = decay_reaching(args.run, args.target, law=args.law or DEFAULT_LAW, fit=fit, shape=args.shape,
                        decay_fraction=args.decay_fraction, horizon=args.horizon, bootstrap=args.bootstrap, seed=args.seed,
-                       progress=not (args.no_progress or args.json))
+                       progress=not (args.no_progress or args.json), force=args.force)
     if args.json:
         print(_dumps(w.to_dict()), end="")
         return 0

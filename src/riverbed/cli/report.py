@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default RUN/report.html; required with --compare)")
     p.add_argument("--no-fit", action="store_true", help="skip the scaling fit of the finished points")
+    p.add_argument("--no-predictor", action="store_true", help="skip the loss-law section (fit, predictions, leave-one-out)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.run is None:
             raise ReportError("riverbed report needs a run directory (or --compare RUN1 RUN2 ...)")
-        rep = build_report(args.run, args.out, fit=not args.no_fit)
+        rep = build_report(args.run, args.out, fit=not args.no_fit, predictor=not args.no_predictor)
     print(f"report: {rep.html}")
     for img in rep.images:
         print(f"  figure: {img}")

@@ -63,7 +63,7 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
     import numpy as np
 
     from riverbed.experiments.small import checkpoint, evaluator, fork_decay, small_config, train_root
-    from riverbed.predict import bootstrap_fits
+    from riverbed.predict import bootstrap_curve_fits
     from riverbed.predict.optimize import final_loss, optimize_schedule
     from riverbed.predict.runs import _calibration_curves, fit_run
     from riverbed.runs import Run
@@ -80,7 +80,7 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
     calib = ck * max(1, round(CALIB_FRACTION * n / ck))
     fork_decay(run, main_cfg, data, n - calib, "1-sqrt", calib, min_ratio=MIN_RATIO, eval_every=g["eval"])
     fit = fit_run(run, law)
-    boot = bootstrap_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
+    boot = bootstrap_curve_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
     post = n - w
     fractions = [d / post for d in range(ck, n - w + 1, ck) if (n - d) % ck == 0 and n - d >= w]
     opt = optimize_schedule(fit, n, warmup=w, peak_lr=g["lr"], min_lr=MIN_RATIO * g["lr"], bootstrap=boot,
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     out = fresh_output(args.out, NAME)
     data = load_dataset(DataConfig())
     results = []
-    from riverbed.predict.fit import progress_steps  # lazy: scipy
+    from riverbed.predict.bootstrap import progress_steps  # lazy: scipy
 
     for seed in progress_steps(o.seeds, f"optimal-schedule ({size}, {o.seeds} seeds)", o.progress):
         results.append(one_seed(out / f"seed{seed}", seed, size, law, data))

@@ -11,8 +11,14 @@ fit + prediction took against the seconds the branch took to train, measured fro
 row, summed over sessions); a run logged before rows carried a time falls back to its tokens over
 its logged throughput, and says so (``train_s_source``).
 
+A fold whose fit is unreliable (its diagnostics) or whose prediction is no loss says why
+(``refused``) and has no estimate (with ``force``, an unreliable fold's estimate is kept, still refused
+in the verdict). The report ends with a plain statement (:meth:`CheckReport.verdict`): a law is
+trusted on this run when every fold's fit was usable and its mean leave-one-out error is below every
+baseline's; otherwise the statement names what failed.
+
 >>> report = loo_check("runs/tiny")                                          # doctest: +SKIP
->>> report.summary()["mpl"]["mean_rel_error"]                                # doctest: +SKIP
+>>> report.summary()["mpl"]["mean_rel_error"], report.verdict()["statement"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import numpy as np
 
 from riverbed.checkpoints import layout
 from riverbed.predict.curves import PredictError
-from riverbed.predict.fit import fit_law, progress_steps
+from riverbed.predict.bootstrap import progress_steps
+from riverbed.predict.fit import fit_curve_law
 from riverbed.predict.laws import LAWS
 from riverbed.predict.runs import branch_curve, check_same_setup, finished_decays
 from riverbed.runs import Run
@@ -54,6 +61,11 @@ class BranchCheck:
     """Seconds the branch took to train (measured from its metrics rows, else estimated)."""
     train_s_source: str | None = None
     """"measured" (wall clock of its metrics rows) or "estimated" (tokens / logged throughput)."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """law -> why its fit or prediction is not an answer here (an unreliable fit, a prediction that is no loss)."""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """law -> 95 % linearised interval of the measured loss it predicts (the fold's parameter covariance plus
+    its eval noise), where it has one."""
 
     def abs_error(self, method: str) -> float | None:
         v = self.estimates.get(method)
@@ -65,8 +77,9 @@ class BranchCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"branch": self.branch, "step": self.step, "loss": self.loss,
-                "methods": {m: {"loss": v, "abs_error": self.abs_error(m), "rel_error": self.rel_error(m)} for m, v in self.estimates.items()},
-                "fit_s": self.fit_s, "train_s": self.train_s, "train_s_source": self.train_s_source}
+                "methods": {m: {"loss": v, "abs_error": self.abs_error(m), "rel_error": self.rel_error(m),
+                                "ci95": list(self.intervals[m]) if m in self.intervals else None} for m, v in self.estimates.items()},
+                "fit_s": self.fit_s, "train_s": self.train_s, "train_s_source": self.train_s_source, "refused": self.refused}
 
 
 @dataclass(frozen=True)
@@ -84,8 +97,46 @@ class CheckReport:
                       "branches": len(a)}
         return out
 
+    @property
+    def laws(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m not in BASELINES)
+
+    def verdict(self) -> dict[str, Any]:
+        """Trust a law on this run or not, from its leave-one-out errors against the baselines.
+
+        ``{"trust": bool, "law": best trusted law or None, "statement": str, "laws": {law: {"trust", "why"}}}``.
+        """
+        summ = self.summary()
+        base = {m: summ[m]["mean_rel_error"] for m in BASELINES if m in self.methods and summ[m]["mean_rel_error"] is not None}
+        names = {"main": "the undecayed main branch", "merge": "the PMA merge"}
+        per: dict[str, dict[str, Any]] = {}
+        for law in self.laws:
+            refused = [b for b in self.branches if law in b.refused]
+            err = summ[law]["mean_rel_error"]
+            if refused:
+                why = (f"its fit was refused on {len(refused)} of {len(self.branches)} held-out branches "
+                       f"({refused[0].branch}: {refused[0].refused[law]})")
+                per[law] = {"trust": False, "why": why}
+                continue
+            worse = [m for m, v in base.items() if not err < v]
+            against = ", ".join(f"{names[m]} {fmt_pct(v)}" for m, v in base.items())
+            if worse:
+                why = (f"its leave-one-out error ({fmt_pct(err)}) is not below {' and '.join(names[m] for m in worse)} "
+                       f"({against}): the baseline already does as well")
+            else:
+                why = f"its leave-one-out error ({fmt_pct(err)}) is below " + (against if base else "no baseline (none measured)")
+            per[law] = {"trust": not worse, "why": why}
+        trusted = sorted((summ[law]["mean_rel_error"], law) for law in per if per[law]["trust"])
+        if trusted:
+            law = trusted[0][1]
+            statement = f"Trust the {law} law on this run: {per[law]['why']}."
+        else:
+            statement = "Do not trust the laws on this run: " + "; ".join(f"{law}: {v['why']}" for law, v in per.items()) + "."
+        return {"trust": bool(trusted), "law": trusted[0][1] if trusted else None, "statement": statement, "laws": per}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "branches": [b.to_dict() for b in self.branches], "summary": self.summary()}
+        return {"run": self.run, "branches": [b.to_dict() for b in self.branches], "summary": self.summary(),
+                "verdict": self.verdict()}
 
 
 def _main_loss_at(run: Run, step: int) -> float | None:
@@ -134,7 +185,7 @@ def train_seconds(run: Run, b: BranchRecord) -> tuple[float | None, str | None]:
 
 
 def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool = True, merge_last: int = 4,
-              merge_method: str = "sma", max_points: int = 32, progress: bool = False) -> CheckReport:
+              merge_method: str = "sma", max_points: int = 32, progress: bool = False, force: bool = False) -> CheckReport:
     """Leave-one-out errors of each law and the ``main``/``merge`` baselines over the finished decay branches."""
     run = run if isinstance(run, Run) else Run.open(run)
     decays = [b for b in finished_decays(run) if b.final.eval_loss is not None]
@@ -152,16 +203,34 @@ def loo_check(run: Run | str | Path, *, laws: Sequence[str] = LAWS, merge: bool 
         b = decays[i]
         est: dict[str, float | None] = {}
         secs: dict[str, float] = {}
+        refused: dict[str, str] = {}
+        bands: dict[str, tuple[float, float]] = {}
         target = curves[b.name]
         for law in laws:
             t0 = time.perf_counter()
-            fit = fit_law([main] + [curves[o.name] for o in decays if o.name != b.name], law, max_points=max_points)
-            est[law] = float(fit.predict(target, [b.final.step])[-1])
-            secs[law] = time.perf_counter() - t0
+            est[law] = None
+            try:
+                fit = fit_curve_law([main] + [curves[o.name] for o in decays if o.name != b.name], law, max_points=max_points)
+                if not fit.usable:
+                    refused[law] = f"unreliable fit: {'; '.join(fit.diagnostics.reasons)}"
+                    if not force:
+                        continue
+                with np.errstate(all="ignore"):
+                    v = fit.predict(target, [b.final.step])
+                fit.check_prediction(v, [b.final.step], f"{b.name} ({law})")
+                est[law] = float(v[-1])
+                band = fit.linear_interval(target, [b.final.step], observed=True)
+                if band is not None and np.all(np.isfinite(band)):
+                    bands[law] = (float(band[0][-1]), float(band[1][-1]))
+            except PredictError as exc:
+                est[law] = None
+                refused[law] = str(exc)
+            finally:
+                secs[law] = time.perf_counter() - t0
         est["main"] = _main_loss_at(run, b.final.step)
         if merge:
             est["merge"] = merged.get(b.name)
-        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, *train_seconds(run, b)))
+        rows.append(BranchCheck(b.name, b.final.step, float(b.final.eval_loss), est, secs, *train_seconds(run, b), refused, bands))
     methods = tuple(laws) + (("main", "merge") if merge else ("main",))
     return CheckReport(str(run.path), methods, tuple(rows))
 

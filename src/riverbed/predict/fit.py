@@ -1,14 +1,18 @@
 """Fit a schedule-aware loss law to one or more loss curves; predict any other schedule's curve.
 
-As both papers do, the fit minimises a Huber loss (delta = 1e-3) of the log residual
-``log(pred) - log(loss)`` over the eval points of every curve (scipy's trust-region least squares
-with ``loss="huber"``), from several starts, keeping the best. LRs are divided by the largest LR
+As both papers do, the fit minimises a Huber loss (delta = 1e-3, :func:`riverbed.scaling.robust.huber`, the
+same function the scaling-law fit minimises) of the log residual ``log(pred) - log(loss)`` over the
+eval points of every curve (scipy's trust-region least squares), from several starts, keeping the best.
+Every fit carries its diagnostics (:mod:`riverbed.predict.diagnose`: degrees of freedom, in-sample
+error, parameters at bounds, what the data cannot pin down) and a verdict; :meth:`LawFit.require_usable`
+refuses an unreliable one unless forced, and a forced fit says so in its JSON. LRs are divided by the largest LR
 seen (``lr_scale``) so the parameters are O(1); :meth:`LawFit.physical_params` gives them in the
 LRs' own units (comparable with the papers' tables). Each curve is subsampled to at most
 ``max_points`` eval points for the fit (its full LR sequence is always used); residuals are
 reported on every point it could be fitted on (every known point after the warmup).
 
->>> fit = fit_law([curve_a, curve_b], law="mpl")            # doctest: +SKIP
+>>> fit = fit_curve_law([curve_a, curve_b], law="mpl")      # doctest: +SKIP
+>>> fit.diagnostics.verdict, fit.diagnostics.reasons        # doctest: +SKIP
 >>> fit.predict(other_curve)                                # doctest: +SKIP
 >>> LawFit.from_json(fit.to_json()) == fit                  # doctest: +SKIP
 True
@@ -16,23 +20,25 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import least_squares
 from scipy.stats import linregress
 
-from riverbed.io.progress import Progress
 from riverbed.predict.curves import Curve, PredictError
+from riverbed.predict.diagnose import FitDiagnostics, UnreliableFit, check_loss, diagnose, loss_ceiling
 from riverbed.predict.laws import DEFAULT_LAW, LAW_SPECS, LAWS, TISSUE_LAMBDA
 
+from riverbed.scaling.robust import HUBER_DELTA, huber, huber_rho
+
 FORMAT = "riverbed.predict.law/1"
-HUBER_DELTA = 1e-3  # both papers' Huber threshold on the log residual
-MIN_POINTS = 8  # fewer known eval points than this cannot pin down 7 (or 4) parameters
 _BOUNDS = {law: (list(spec.lower), list(spec.upper)) for law, spec in LAW_SPECS.items()}
 
 
@@ -78,6 +84,52 @@ class LawFit:
     cost: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
     """Free-form provenance (run, branches), strict JSON."""
+    diagnostics: FitDiagnostics | None = None
+    """Degrees of freedom, bounds, identifiability and the verdict (None: a bootstrap refit, or a law
+    file written before fits carried diagnostics)."""
+    forced: bool = False
+    """An unreliable fit kept on request (``--force``): every output that uses it says so."""
+
+    @property
+    def usable(self) -> bool:
+        return self.diagnostics is None or self.diagnostics.usable
+
+    def check_prediction(self, values: np.ndarray, steps: Sequence[int] | np.ndarray, what: str) -> None:
+        """PredictError unless ``values`` (predicted at ``steps``) can be a loss here: finite, positive, and, for a
+        prediction that ends inside or past the fitted stretch, not above the highest loss fitted on."""
+        first = min((r.steps[0] for r in self.residuals if r.steps), default=None)
+        ends_inside = first is not None and len(steps) > 0 and int(np.asarray(steps)[-1]) >= first
+        check_loss(values, what, loss_ceiling(self.residuals) if ends_inside else None)
+
+    def require_usable(self, force: bool = False) -> LawFit:
+        """This fit if usable (or already forced: it says so wherever it is used); with ``force``, an unreliable one
+        marked ``forced``; otherwise UnreliableFit with every reason."""
+        if self.usable or self.forced:
+            return self
+        if force:
+            return dataclasses.replace(self, forced=True)
+        raise UnreliableFit(f"the {self.law} fit is unreliable: {'; '.join(self.diagnostics.reasons)}. "
+                            "Add curves or eval points that pin it down, or --force (force=True) to use it anyway, marked as forced")
+
+    def param_jacobian(self, curve: Curve, steps: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted loss at ``steps`` and its derivatives in the parameters (law order), LR units of ``lr_scale``."""
+        pts = curve.steps if steps is None else np.asarray(steps, np.int64)
+        return _terms(self.law, curve.lr / self.lr_scale, pts, curve.warmup, self.lam).loss_and_jac(**self.params)
+
+    def linear_interval(self, curve: Curve, steps: Sequence[int] | None = None, *,
+                        observed: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """95 % linearised (delta-method) interval of the prediction from the parameter covariance; None
+        where the fit has none (a parameter the data do not see). ``observed``: the interval of one *measured*
+        eval loss (the law's uncertainty plus the eval noise of the fitted points), to compare a trained loss with."""
+        d = self.diagnostics
+        if d is None or d.covariance is None:
+            return None
+        pred, J = self.param_jacobian(curve, steps)
+        var = np.einsum("ij,jk,ik->i", J, np.asarray(d.covariance), J)
+        if observed:
+            var = var + (d.residual_sd * pred) ** 2
+        half = stats.t.ppf(0.975, max(d.dof, 1)) * np.sqrt(np.maximum(var, 0.0))
+        return pred - half, pred + half
 
     def predict(self, curve: Curve, steps: Sequence[int] | None = None) -> np.ndarray:
         """Predicted loss of ``curve`` (its LR sequence) at its eval steps or at ``steps``."""
@@ -103,6 +155,9 @@ class LawFit:
             "huber_delta": HUBER_DELTA,
             "cost": self.cost,
             "mean_rel_error": self.mean_rel_error,
+            "verdict": None if self.diagnostics is None else self.diagnostics.verdict,
+            "forced": self.forced,
+            "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),
             "curves": [
                 {"name": r.name, "points": len(r.steps), "mean_rel_error": r.mean_rel_error, "max_rel_error": r.max_rel_error,
                  "steps": list(r.steps), "loss": list(r.loss), "pred": list(r.pred)}
@@ -140,8 +195,12 @@ class LawFit:
         except (KeyError, TypeError, ValueError) as exc:
             raise PredictError(f"{where}: curves: malformed ({exc})") from exc
         lam = doc.get("lam")
+        try:
+            diag = None if doc.get("diagnostics") is None else FitDiagnostics.from_dict(doc["diagnostics"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PredictError(f"{where}: diagnostics: malformed ({exc})") from exc
         return LawFit(law, {k: float(params[k]) for k in names}, float(scale), None if lam is None else float(lam), res,
-                      float(doc.get("cost", 0.0)), dict(doc.get("meta") or {}))
+                      float(doc.get("cost", 0.0)), dict(doc.get("meta") or {}), diag, bool(doc.get("forced", False)))
 
 
 def _terms(law: str, lr: np.ndarray, steps: np.ndarray, warmup: int, lam: float | None):
@@ -205,13 +264,35 @@ def _solve(law: str, terms: list, losses: list[np.ndarray], x0s: list[np.ndarray
             # Plain least squares first: from a far start every residual is past the Huber threshold and the
             # Huber loss alone only sees their signs; then the Huber fit the papers use, from there.
             r = least_squares(resid, x0, jac, bounds=(lo_b, hi_b), x_scale="jac", max_nfev=max_nfev, method="trf")
-            r = least_squares(resid, r.x, jac, bounds=(lo_b, hi_b), loss="huber", f_scale=HUBER_DELTA, x_scale="jac",
+            r = least_squares(resid, r.x, jac, bounds=(lo_b, hi_b), loss=huber_rho(HUBER_DELTA), f_scale=1.0, x_scale="jac",
                               max_nfev=max_nfev, method="trf")
-        if np.all(np.isfinite(r.fun)) and r.cost < best_cost:
-            best_x, best_cost = r.x, float(r.cost)
+        if np.all(np.isfinite(r.fun)):
+            cost = float(huber(r.fun, HUBER_DELTA).sum())
+            if cost < best_cost:
+                best_x, best_cost = r.x, cost
     if best_x is None:
         raise PredictError(f"the {law} fit did not converge from any start")
     return best_x, best_cost
+
+
+def _log_jacobian(law: str, terms: list, losses: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobian of log(prediction) in the parameters at ``x``, and the log residuals, over the fitted points."""
+    p = dict(zip(law_params(law), x))
+    parts = [t.loss_and_jac(**p) for t in terms]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pred = np.concatenate([v for v, _ in parts])
+        J = np.concatenate([j for _, j in parts]) / pred[:, None]
+        r = np.log(pred) - np.concatenate([np.log(y) for y in losses])
+    return np.where(np.isfinite(J), J, 0.0), np.where(np.isfinite(r), r, 1e3)
+
+
+def _has_decay(curves: Sequence[Curve]) -> bool:
+    """Does the LR fall after the warmup before the last fitted point of any curve?"""
+    for c in curves:
+        pts = c.steps[_fit_points(c)]
+        if pts.size and np.any(np.diff(c.lr[max(c.warmup - 1, 0): int(pts[-1])]) < 0):
+            return True
+    return False
 
 
 def _check(curves: Sequence[Curve], law: str) -> None:
@@ -219,23 +300,23 @@ def _check(curves: Sequence[Curve], law: str) -> None:
     if not curves:
         raise PredictError("no curves to fit")
     n = sum(int(_fit_points(c).sum()) for c in curves)
-    if n < MIN_POINTS:
+    p = len(law_params(law))
+    if n <= p:
+        # Fewer points than parameters cannot even be fitted; a few more are fitted and judged (diagnose).
         names = ", ".join(c.name for c in curves)
-        raise PredictError(f"too few eval points to fit the {law} law: {n} after the warmup in {names} (need >= {MIN_POINTS})")
+        raise PredictError(f"too few eval points to fit the {law} law: {n} after the warmup in {names} (its {p} parameters "
+                           f"need more than {p}, and at least {2 * p} for a usable fit)")
     for c in curves:
         if np.any(c.loss[c.known] <= 0):
             raise PredictError(f"curve {c.name}: losses must be positive")
-    if not any(np.any(np.diff(c.lr[max(c.warmup - 1, 0):]) < 0) for c in curves):
-        # Without a falling LR the decay terms (B, C, beta, gamma / C) are not identified at all.
-        names = ", ".join(c.name for c in curves)
-        raise PredictError(f"none of the curves ({names}) has a falling LR after the warmup: the {law} law needs at least one "
-                           "decay to calibrate on (a finished decay branch, a cosine or WSD run)")
 
 
-def fit_law(curves: Sequence[Curve], law: str = DEFAULT_LAW, *, max_points: int = 32, lam: float | None = None,
-            max_nfev: int = 400, init: dict[str, float] | None = None, meta: dict[str, Any] | None = None) -> LawFit:
-    """Fit ``law`` (one of ``LAWS``; default the valley law) to the known points of ``curves``; PredictError on unusable input.
+def fit_curve_law(curves: Sequence[Curve], law: str = DEFAULT_LAW, *, max_points: int = 32, lam: float | None = None,
+                  max_nfev: int = 400, init: dict[str, float] | None = None, meta: dict[str, Any] | None = None) -> LawFit:
+    """Fit ``law`` (one of ``LAWS``; default the valley law) to the known points of ``curves``, with its diagnostics
+    and verdict (``fit.diagnostics``); PredictError on input that cannot be fitted at all.
 
+    The fit is returned whatever its verdict: callers that answer with it call :meth:`LawFit.require_usable`.
     ``init`` (parameters in ``lr_scale`` units, e.g. a previous fit's) replaces the default starts.
     """
     _check(curves, law)
@@ -256,66 +337,8 @@ def fit_law(curves: Sequence[Curve], law: str = DEFAULT_LAW, *, max_points: int 
         k = c.with_points(_fit_points(c))
         pred = _predict(law, params, lam, k.lr / scale, k.steps, k.warmup)
         res.append(CurveResiduals(c.name, tuple(int(s) for s in k.steps), tuple(float(v) for v in k.loss), tuple(float(v) for v in pred)))
-    return LawFit(law, params, scale, lam, tuple(res), cost, dict(meta or {}))
+    J, r = _log_jacobian(law, terms, losses, x)
+    diag = diagnose(names, x, _BOUNDS[law], J, r, res, has_decay=_has_decay(sub))
+    return LawFit(law, params, scale, lam, tuple(res), cost, dict(meta or {}), diag)
 
 
-def progress_steps(n: int, label: str, enabled: bool) -> Iterator[int]:
-    """range(n), with a transient rich bar (ETA) on stderr when ``enabled``, so --json output stays clean."""
-    if not enabled:
-        yield from range(n)
-        return
-
-    with Progress(transient=True) as bar:
-        task = bar.add(label, n, unit="fits")
-        for i in range(n):
-            yield i
-            bar.advance(task)
-
-
-def bootstrap_fits(curves: Sequence[Curve], fit: LawFit, *, n: int = 20, seed: int = 0, max_points: int = 32,
-                   progress: bool = False) -> list[LawFit]:
-    """Refits on the fitted curves' points resampled with replacement (started from ``fit``): the spread of their
-    predictions is the fit's uncertainty."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in progress_steps(n, f"bootstrap {fit.law} ({n} refits)", progress):
-        boot = []
-        for c in curves:
-            s = _subsample(c, max_points)
-            pick = np.sort(rng.integers(0, s.steps.size, s.steps.size)) if s.steps.size else np.zeros(0, int)
-            # Steps must increase, so a curve keeps each drawn point once and its residual is repeated per draw.
-            u, counts = np.unique(pick, return_counts=True)
-            keep = np.zeros(s.steps.size, bool)
-            keep[u] = True
-            b = s.with_points(keep)
-            reps = np.repeat(np.arange(u.size), counts)
-            boot.append((b, reps))
-        terms = [_terms(fit.law, b.lr / fit.lr_scale, b.steps, b.warmup, fit.lam) for b, _ in boot]
-        losses = [b.loss for b, _ in boot]
-        x0 = np.array([fit.params[k] for k in law_params(fit.law)])
-        x, cost = _solve_weighted(fit.law, terms, losses, [r for _, r in boot], x0)
-        out.append(LawFit(fit.law, dict(zip(law_params(fit.law), map(float, x))), fit.lr_scale, fit.lam, (), cost, fit.meta))
-    return out
-
-
-def _solve_weighted(law: str, terms: list, losses: list[np.ndarray], reps: list[np.ndarray], x0: np.ndarray) -> tuple[np.ndarray, float]:
-    # A bootstrap draw repeats points; repeating their residuals gives each its drawn weight.
-    rep_terms = [_Repeat(t, r) for t, r in zip(terms, reps)]
-    return _solve(law, rep_terms, [y[r] for y, r in zip(losses, reps)], [x0], max_nfev=100)
-
-
-@dataclass(frozen=True)
-class _Repeat:
-    terms: Any
-    idx: np.ndarray
-
-    @property
-    def s1(self) -> np.ndarray:
-        return self.terms.s1[self.idx]
-
-    def loss(self, **p: float) -> np.ndarray:
-        return self.terms.loss(**p)[self.idx]
-
-    def loss_and_jac(self, **p: float) -> tuple[np.ndarray, np.ndarray]:
-        v, j = self.terms.loss_and_jac(**p)
-        return v[self.idx], j[self.idx]

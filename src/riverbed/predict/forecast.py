@@ -4,7 +4,7 @@
 previous fit, so each refit is warm-started and short (``ForecastConfig.max_nfev``). Calibration:
 
 * with finished decay branches of the run (``decays``): the whole law is fitted on the main curve and
-  those branches (:func:`riverbed.predict.fit_law`, warm-started) when that set of branches changes;
+  those branches (:func:`riverbed.predict.fit_curve_law`, warm-started) when that set of branches changes;
   in between, its decay parameters are kept and only the forward part is refitted (as with a prior);
 * else with a ``prior`` law file: its decay parameters are kept and only the forward part
   (L0, A, alpha) is refitted on the main curve (Huber on the log residual, as the fitter does);
@@ -29,8 +29,9 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from riverbed.predict.curves import Curve, PredictError, _warmup_of
-from riverbed.predict.fit import HUBER_DELTA, LawFit, _subsample, fit_law
+from riverbed.predict.fit import LawFit, _subsample, fit_curve_law
 from riverbed.predict.laws import LAW_SPECS
+from riverbed.scaling.robust import HUBER_DELTA, huber_rho
 from riverbed.schedules import DecayBranch, Schedule
 
 FORWARD = ("L0", "A", "alpha")  # the parameters every law shares: what a main branch alone identifies
@@ -133,7 +134,7 @@ class Forecaster:
     def _fit_all(self, main: Curve, decays: Sequence[Curve]) -> LawFit:
         init = self._calib[1].params if self._calib is not None else None
         kw: dict[str, Any] = {"init": init, "max_nfev": self.max_nfev} if init else {}
-        return fit_law([main, *decays], self.law, meta={"calibration": "decay branches"}, **kw)
+        return fit_curve_law([main, *decays], self.law, meta={"calibration": "decay branches"}, **kw)
 
     def _fit_forward(self, main: Curve, prior: LawFit) -> LawFit:
         """``prior``'s decay parameters, L0 / A / alpha refitted on the main curve (warm-started from the last fit)."""
@@ -162,7 +163,7 @@ class Forecaster:
         hi = [spec.upper[i] for i in idx]
         x0 = np.clip([start[k] for k in FORWARD], np.array(lo) + 1e-12, hi)
         with np.errstate(all="ignore"):
-            r = least_squares(resid, x0, jac, bounds=(lo, hi), loss="huber", f_scale=HUBER_DELTA, x_scale="jac",
+            r = least_squares(resid, x0, jac, bounds=(lo, hi), loss=huber_rho(HUBER_DELTA), f_scale=1.0, x_scale="jac",
                               max_nfev=self.max_nfev * (1 if self._last is not None else 5), method="trf")
         if not np.all(np.isfinite(r.fun)):
             raise PredictError("the forward refit did not converge")

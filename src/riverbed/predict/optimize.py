@@ -162,7 +162,7 @@ def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: floa
                       fractions: Sequence[float] = FRACTIONS, progress: bool = False) -> OptimalSchedule:
     """The non-increasing-after-warmup schedule of ``steps`` updates with the lowest final loss under ``fit``.
 
-    ``bootstrap`` (refits, e.g. :func:`riverbed.predict.bootstrap_fits`) gives the interval of the final loss;
+    ``bootstrap`` (refits, e.g. :func:`riverbed.predict.bootstrap_curve_fits`) gives the interval of the final loss;
     without it the interval is the fit's own residual band. ``fractions``: the WSD decay fractions (of the steps
     after the warmup) the baselines are searched over. PredictError on unusable input.
     """

@@ -8,7 +8,11 @@ the loss responds to a falling LR.
 
 >>> fit = fit_run("runs/tiny", law="mpl")                                   # doctest: +SKIP
 >>> pred = predict_branch("runs/tiny", from_step=800, shape="1-sqrt", length="20%")   # doctest: +SKIP
->>> pred.final, pred.final_std                                               # doctest: +SKIP
+>>> pred.final, pred.final_lo, pred.final_hi                                 # doctest: +SKIP
+
+Every answer here goes through the fit's verdict: an unreliable fit is refused (UnreliableFit) unless
+``force=True``, which marks every prediction made with it ``forced``; a predicted loss that no loss can
+be (non-finite, <= 0, above the highest loss fitted on) is refused whatever ``force`` says.
 """
 
 from __future__ import annotations
@@ -24,18 +28,15 @@ import numpy as np
 from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.predict.curves import Curve, PredictError
-from riverbed.predict.fit import LawFit, bootstrap_fits, fit_law
+from riverbed.predict.bootstrap import bootstrap_curve_fits
+from riverbed.predict.fit import LawFit, fit_curve_law
 from riverbed.predict.laws import DEFAULT_LAW
 from riverbed.runs import Run
 from riverbed.runs.fork import ForkRequest, decay_schedule, parse_length, tokens_per_step
 from riverbed.runs.manifest import BranchRecord
-from riverbed.schedules import DecayBranch, Schedule, schedule_from_spec, schedule_to_spec
 from riverbed.runs.metrics import read_metrics
+from riverbed.schedules import Schedule, schedule_from_spec, schedule_to_spec
 
-#: Decay shapes the best-decay search tries (those that need no extra parameter).
-SEARCH_SHAPES = ("linear", "cosine", "1-sqrt", "square", "mirror-cosine", "exp-megatron")
-#: Decay lengths the best-decay search tries, as fractions of the budget.
-SEARCH_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
 def open_run(run: Run | str | Path) -> Run:
@@ -162,18 +163,25 @@ def default_calibration(run: Run, exclude: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def fit_run(run: Run | str | Path, law: str = DEFAULT_LAW, calibrate: Sequence[str] | None = None, **kw: Any) -> LawFit:
-    """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`)."""
+def fit_run(run: Run | str | Path, law: str = DEFAULT_LAW, calibrate: Sequence[str] | None = None, *, force: bool = False,
+            max_points: int = 32, lam: float | None = None) -> LawFit:
+    """Fit ``law`` to the run's main branch and calibration branches (default: :func:`default_calibration`);
+    UnreliableFit (the reasons) when its diagnostics say it cannot be trusted, unless ``force``."""
     run = open_run(run)
     names = list(calibrate) if calibrate else default_calibration(run)
     check_same_setup(run, names)
     curves = [branch_curve(run, run.branch(n)) for n in names]
-    return fit_law(curves, law, meta={"run": str(run.path), "branches": names}, **kw)
+    fit = fit_curve_law(curves, law, meta={"run": str(run.path), "branches": names}, max_points=max_points, lam=lam)
+    return fit.require_usable(force)
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted curve with its bootstrap band."""
+    """A predicted curve with its 95 % interval."""
 
     name: str
     law: str
@@ -181,34 +189,70 @@ class Prediction:
     tokens: np.ndarray
     loss: np.ndarray
     lo: np.ndarray
-    """5th percentile over the bootstrap refits (= loss without a bootstrap)."""
+    """Lower end of the 95 % interval at each step (NaN: none, the fit does not bound it)."""
     hi: np.ndarray
-    """95th percentile over the bootstrap refits."""
+    """Upper end of the 95 % interval."""
     final_std: float
-    """Standard deviation of the predicted final loss over the bootstrap refits (0 without one)."""
+    """Standard deviation of the predicted final loss over the bootstrap refits (linearised without one)."""
     schedule: dict[str, Any] = field(default_factory=dict)
+    interval: str = "none"
+    """How the interval was found: "bootstrap (N refits)", "linearised" or "none"."""
+    forced: bool = False
+    """Made with an unreliable fit kept by --force."""
 
     @property
     def final(self) -> float:
         return float(self.loss[-1])
 
+    @property
+    def final_lo(self) -> float:
+        return float(self.lo[-1])
+
+    @property
+    def final_hi(self) -> float:
+        return float(self.hi[-1])
+
+    def interval_text(self, digits: int = 4) -> str:
+        if not (math.isfinite(self.final_lo) and math.isfinite(self.final_hi)):
+            return "[unbounded]"
+        return f"[{self.final_lo:.{digits}f}, {self.final_hi:.{digits}f}]"
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "law": self.law, "schedule": self.schedule, "final_loss": self.final,
-                "final_std": self.final_std,
-                "curve": [{"step": int(s), "tokens": int(t), "loss": float(v), "lo": float(a), "hi": float(b)}
+                "final_ci95": [_num(self.final_lo), _num(self.final_hi)], "interval": self.interval,
+                "final_std": _num(self.final_std), "forced": self.forced,
+                "curve": [{"step": int(s), "tokens": int(t), "loss": float(v), "lo": _num(a), "hi": _num(b)}
                           for s, t, v, a, b in zip(self.steps, self.tokens, self.loss, self.lo, self.hi)]}
 
 
 def predict_curve(fit: LawFit, curve: Curve, *, boot: Sequence[LawFit] = (), tokens_per_step: int = 1,
                   schedule: dict[str, Any] | None = None) -> Prediction:
-    pred = fit.predict(curve)
+    """``fit``'s prediction of ``curve`` with a 95 % interval: percentiles over ``boot`` refits, else linearised
+    from the fit's parameter covariance. PredictError when the prediction is no loss (:meth:`LawFit.check_prediction`)."""
+    with np.errstate(all="ignore"):
+        pred = fit.predict(curve)
+    fit.check_prediction(pred, curve.steps, f"{curve.name} ({fit.law})")
     if boot:
-        ens = np.stack([b.predict(curve) for b in boot])
-        lo, hi = np.percentile(ens, 5, axis=0), np.percentile(ens, 95, axis=0)
-        std = float(np.std(ens[:, -1]))
+        with np.errstate(all="ignore"):
+            ens = np.stack([b.predict(curve) for b in boot])
+        ens = ens[np.all(np.isfinite(ens), axis=1)]
+        if len(ens) >= 2:
+            lo, hi = np.percentile(ens, 2.5, axis=0), np.percentile(ens, 97.5, axis=0)
+            lo, hi = np.minimum(lo, pred), np.maximum(hi, pred)
+            std, kind = float(np.std(ens[:, -1])), f"bootstrap ({len(boot)} refits)"
+        else:
+            lo = hi = np.full(pred.size, np.nan)
+            std, kind = math.nan, "none"
     else:
-        lo, hi, std = pred, pred, 0.0
-    return Prediction(curve.name, fit.law, curve.steps, curve.steps * tokens_per_step, pred, lo, hi, std, schedule or {})
+        band = fit.linear_interval(curve)
+        if band is None:
+            lo = hi = np.full(pred.size, np.nan)
+            std, kind = math.nan, "none"
+        else:
+            lo, hi = band
+            std, kind = float((hi[-1] - lo[-1]) / (2 * 1.96)), "linearised"
+    return Prediction(curve.name, fit.law, curve.steps, curve.steps * tokens_per_step, pred, lo, hi, std, schedule or {},
+                      kind, fit.forced)
 
 
 def _calibration_curves(run: Run, fit: LawFit) -> list[Curve]:
@@ -228,21 +272,19 @@ def decay_request(run: Run, from_step: int, shape: str, length: str | int, min_r
 
 def predict_branch(run: Run | str | Path, from_step: int, shape: str, length: str | int, *, law: str = DEFAULT_LAW,
                    fit: LawFit | None = None, min_ratio: float | None = None, bootstrap: int = 20, seed: int = 0,
-                   progress: bool = False) -> Prediction:
+                   progress: bool = False, force: bool = False) -> Prediction:
     """Predicted eval-loss curve of the decay branch ``shape`` from main's ``from_step`` over ``length``."""
     run = open_run(run)
     schedule, n = decay_request(run, from_step, shape, length, min_ratio)
-    fit = fit or fit_run(run, law)
+    fit = (fit or fit_run(run, law, force=force)).require_usable(force)
     total = from_step + n
     curve = schedule_curve(f"{shape}-from{from_step}-len{n}", schedule, peak_lr(run), total, np.arange(from_step + 1, total + 1))
-    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
+    boot = bootstrap_curve_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
     return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
 
 
-def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
-                     steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False) -> Prediction:
-    """Predicted curve of any schedule on the run's model and data (same peak LR)."""
-    run = open_run(run)
+def schedule_request(spec: dict[str, Any], steps: int | None = None) -> tuple[Schedule, int, str]:
+    """The schedule of ``spec``, its length and name; PredictError when it has no end or the laws cannot describe it."""
     try:
         schedule = schedule_from_spec(spec, where="--schedule")
     except ConfigError as exc:
@@ -250,45 +292,18 @@ def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = 
     n = steps if steps is not None else schedule.total_steps
     if n is None:
         raise PredictError("--schedule: the schedule has no end (an indefinite main branch); give --steps N")
-    fit = fit or fit_run(run, law)
-    curve = schedule_curve(str(spec.get("type") or spec.get("preset")), schedule, peak_lr(run), int(n))
-    boot = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
-    return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))
+    name = str(spec.get("type") or spec.get("preset"))
+    check_representable(schedule, int(n), name)
+    return schedule, int(n), name
 
 
-@dataclass(frozen=True)
-class DecayOption:
-    shape: str
-    length: int
-    fork: int
-    final_loss: float
-    saved: bool
-    """Is the fork step a saved main checkpoint (can it be trained as is)?"""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shape": self.shape, "length": self.length, "fork": self.fork, "final_loss": self.final_loss, "saved": self.saved}
-
-
-def best_decay(run: Run | str | Path, budget: int, *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
-               shapes: Sequence[str] = SEARCH_SHAPES, fractions: Sequence[float] = SEARCH_FRACTIONS) -> list[DecayOption]:
-    """Every (shape, decay length) at ``budget`` steps, best predicted final loss first."""
+def predict_schedule(run: Run | str | Path, spec: dict[str, Any], *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
+                     steps: int | None = None, bootstrap: int = 0, seed: int = 0, progress: bool = False,
+                     force: bool = False) -> Prediction:
+    """Predicted curve of any schedule on the run's model and data (same peak LR)."""
     run = open_run(run)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
-        raise PredictError(f"--budget: must be a number of steps >= 2, got {budget!r}")
-    fit = fit or fit_run(run, law)
-    main = schedule_from_spec(run.branch(layout.MAIN).schedule)
-    saved = {c.step for c in run.checkpoints(layout.MAIN)}
-    lr = peak_lr(run)
-    out = []
-    for shape in shapes:
-        for f in fractions:
-            d = max(1, round(f * budget))
-            fork = budget - d
-            if fork <= _warmup(main):
-                continue
-            sched = DecayBranch(main, fork, d, shape)
-            curve = schedule_curve(f"{shape}-{d}", sched, lr, budget, [budget])
-            out.append(DecayOption(shape, d, fork, float(fit.predict(curve)[-1]), fork in saved))
-    if not out:
-        raise PredictError(f"--budget {budget}: no decay fits after the main branch's warmup")
-    return sorted(out, key=lambda o: o.final_loss)
+    schedule, n, name = schedule_request(spec, steps)
+    fit = (fit or fit_run(run, law, force=force)).require_usable(force)
+    curve = schedule_curve(name, schedule, peak_lr(run), int(n))
+    boot = bootstrap_curve_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
+    return predict_curve(fit, curve, boot=boot, tokens_per_step=tokens_per_step(run), schedule=schedule_to_spec(schedule))

@@ -21,7 +21,8 @@ import numpy as np
 
 from riverbed.checkpoints import layout
 from riverbed.predict.curves import Curve, PredictError
-from riverbed.predict.fit import LawFit, bootstrap_fits
+from riverbed.predict.bootstrap import bootstrap_curve_fits
+from riverbed.predict.fit import LawFit
 from riverbed.predict.laws import DEFAULT_LAW
 from riverbed.predict.runs import _calibration_curves, _warmup, fit_run, open_run, peak_lr
 from riverbed.runs import Run
@@ -81,9 +82,9 @@ def _first_end(fit: LawFit, main_lr: np.ndarray, main: Schedule, peak: float, wa
 
 def decay_reaching(run: Run | str | Path, target: float, *, law: str = DEFAULT_LAW, fit: LawFit | None = None,
                    shape: str = "1-sqrt", decay_fraction: float = 0.2, horizon: int | None = None, bootstrap: int = 20,
-                   seed: int = 0, progress: bool = False) -> WhenAnswer:
+                   seed: int = 0, progress: bool = False, force: bool = False) -> WhenAnswer:
     """The smallest budget at which a ``shape`` decay over ``decay_fraction`` of it reaches ``target``; PredictError on
-    unusable input."""
+    unusable input, UnreliableFit on a fit its diagnostics refuse (unless ``force``)."""
     run = open_run(run)
     if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
         raise PredictError(f"--target: must be a positive loss, got {target!r}")
@@ -100,12 +101,12 @@ def decay_reaching(run: Run | str | Path, target: float, *, law: str = DEFAULT_L
     lo = max(warmup + 2, 2)
     if horizon <= lo:
         raise PredictError(f"--horizon: must be above {lo} steps, got {horizon}")
-    fit = fit or fit_run(run, law)
+    fit = (fit or fit_run(run, law, force=force)).require_usable(force)
     peak = peak_lr(run)
     main_lr = peak * np.array(main.values(horizon))
     args = (main_lr, main, peak, warmup, lo, horizon, decay_fraction, shape, target)
     end = _first_end(fit, *args)
-    boots = bootstrap_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
+    boots = bootstrap_curve_fits(_calibration_curves(run, fit), fit, n=bootstrap, seed=seed, progress=progress) if bootstrap else []
     ends = [_first_end(b, *args) for b in boots]
     reached = sorted(e for e in ends if e is not None)
     end_lo = int(np.percentile(reached, 5)) if reached else None

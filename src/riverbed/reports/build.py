@@ -25,7 +25,10 @@ from riverbed.io.atomic import atomic_path, write_text
 from riverbed.errors import ReportError
 from riverbed.reports import figures
 from riverbed.reports.collect import RunData, collect_run, software_versions
+from riverbed.reports.decays import decay_rows, explain_drop
 from riverbed.reports.html import Page, check_page_out
+from riverbed.reports.predictor import PredictorSection, predictor_section
+from riverbed.runs.run import Run
 from riverbed.runs.view import human
 
 REPORT_NAME = "report.html"
@@ -107,8 +110,10 @@ def _run_sections(page: Page, images: _Images, data: RunData) -> None:
     if data.points:
         page.add_table("finished models (one per budget)", ["branch", "kind", "tokens", "FLOPs", "held-out loss"],
                        [[p.branch, p.kind, human(p.tokens), human(p.flops), _f(p.loss)] for p in data.points])
-    page.add_heading("Compute accounting")
+    _decay_section(page, data)
+    # Sections with nothing to show are left out (a note says how to get them where that helps).
     if data.accounting.n_budgets:
+        page.add_heading("Compute accounting")
         page.add_table("tokens and FLOPs; % of the largest budget (one full run)", ["", "tokens", "FLOPs", "% of one run"],
                        _accounting_rows(data))
         a = data.accounting
@@ -116,20 +121,69 @@ def _run_sections(page: Page, images: _Images, data: RunData) -> None:
                       f"separate from-scratch runs to the same {a.n_budgets} budget(s) would spend.")
     else:
         page.add_note("No finished budgets yet: fork a decay branch (riverbed branch RUN --from STEP ...).")
-    page.add_heading("Spike-guard events")
     if data.events:
+        page.add_heading("Spike-guard events")
         page.add_table("events recorded by the branches", ["branch", "step", "event", "details"],
                        [[e.branch, "-" if e.step is None else e.step, e.kind,
                          ", ".join(f"{k}={v}" for k, v in e.details.items())] for e in data.events])
-    else:
-        page.add_note("No spike-guard events recorded.")
+    if not data.points:
+        return
     page.add_heading("Scaling fit")
     page.add_note(data.fit_note)
     if data.fit is not None:
+        for w in data.fit.warnings:
+            page.add_note(f"Note: {w}.")
         images.add("fit", figures.fit_figure(data.fit), "scaling-law fit of the finished points",
                    "Log-log axes. Solid: the fit over the observed token range (shaded); dashed: extrapolated.")
         page.add_table(f"parameters ({data.fit.ci:.0%} bootstrap intervals)", ["parameter", "value", "interval"],
                        _fit_rows(data.fit))
+
+
+def _decay_section(page: Page, data: RunData) -> None:
+    rows = decay_rows(Run.open(data.path))
+    if not rows:
+        return
+    main = next((b for b in data.branches if b.name == layout.MAIN), None)
+    last = (main.final or main.progress).step if main is not None and (main.final or main.progress) is not None else None
+    page.add_heading("Decay branches against the main branch")
+    page.add_table("each decay branch beside the undecayed main branch at the same tokens; drop = main @ budget - branch "
+                   "(positive: the decay helped)",
+                   ["branch", "fork step", "budget step", "tokens", "main @ fork", "main @ budget", "decay branch", "drop"],
+                   [[r.branch, r.fork, r.budget, human(r.tokens), _f(r.main_at_fork),
+                     _f(r.main_at_budget) + (" (interpolated)" if r.interpolated else ""), _f(r.loss),
+                     "-" if r.drop is None else f"{r.drop:+.4f}" + (" (hurt)" if r.drop < 0 else "")] for r in rows])
+    for r in rows:
+        why = explain_drop(r.drop, r.main_at_fork, r.main_at_budget, fork=r.fork, budget=r.budget, main_last=last)
+        if why:
+            page.add_note(f"{r.branch}: {why}.")
+
+
+def _predictor_section(page: Page, sec: PredictorSection) -> None:
+    page.add_heading("Trajectory predictor")
+    page.add_note(f"{sec.law} law (riverbed predict fit RUN --law {sec.law}): {sec.note}")
+    fit = sec.fit
+    if fit is not None and fit.diagnostics is not None:
+        page.add_table("fitted parameters (LR units of the peak LR; 95 % linearised intervals)",
+                       ["parameter", "value", "95 % interval", "note"],
+                       [[c.name, f"{c.value:.4g}", "unbounded" if c.lo is None else f"[{c.lo:.4g}, {c.hi:.4g}]",
+                         ", ".join(([f"at {c.bound} bound"] if c.bound else []) + ([] if c.pinned else ["not pinned down"]))]
+                        for c in fit.diagnostics.params])
+        for reason in fit.diagnostics.reasons:
+            page.add_note(f"Unreliable: {reason}.")
+        for note in fit.diagnostics.notes:
+            page.add_note(f"Note: {note}.")
+    if sec.rows:
+        page.add_table("each finished decay branch predicted by a fit on the main branch and the other decay branches "
+                       "(leave-one-out), against the trained loss; 95 % linearised intervals of a measured loss (law + eval noise)",
+                       ["branch", "trained", "predicted", "95 % interval", "error"],
+                       [[r.branch, _f(r.trained), "refused" if r.predicted is None else _f(r.predicted),
+                         "-" if r.lo is None else f"[{r.lo:.4f}, {r.hi:.4f}]",
+                         "-" if r.predicted is None else f"{100 * (r.predicted - r.trained) / r.trained:+.2f} %"] for r in sec.rows])
+        for r in sec.rows:
+            if r.predicted is None and r.note:
+                page.add_note(f"{r.branch}: {r.note}")
+    if sec.verdict:
+        page.add_note(f"Leave-one-out (riverbed predict check RUN --law {sec.law} --no-merge): {sec.verdict}")
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -161,8 +215,15 @@ def _tail(page: Page, runs: Sequence[RunData]) -> None:
     for data in runs:
         page.add_pre({"config": data.config, "model": data.model}, summary=f"full config of {data.label} ({data.path})")
     page.add_heading("Software")
-    page.add_table("versions of the software that wrote this report (run manifests record none)",
-                   ["package", "version"], [[k, v] for k, v in software_versions().items()])
+    for data in runs:
+        trained = data.software
+        if trained:
+            page.add_table(f"versions of the software that created {data.label} (run.json software)", ["package", "version"],
+                           [[k, v] for k, v in trained.items()])
+        else:
+            page.add_note(f"{data.label}: its run.json records no software versions (written before runs recorded them).")
+    page.add_table("versions of the software that wrote this report", ["package", "version"],
+                   [[k, v] for k, v in software_versions().items()])
 
 
 def _write(out: Path, page: Page, images: _Images) -> Report:
@@ -181,8 +242,10 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def build_report(run: str | Path, out: str | Path | None = None, *, fit: bool = True) -> Report:
-    """Write the report of one run: ``out`` (default ``RUN/report.html``) and its PNGs beside it."""
+def build_report(run: str | Path, out: str | Path | None = None, *, fit: bool = True, predictor: bool = True) -> Report:
+    """Write the report of one run: ``out`` (default ``RUN/report.html``) and its PNGs beside it.
+
+    ``fit``: the scaling fit of the finished points; ``predictor``: the loss-law section (a few seconds)."""
     run = Path(run)
     out = Path(out) if out is not None else run / REPORT_NAME
     _check_out(out, [run])
@@ -192,6 +255,8 @@ def build_report(run: str | Path, out: str | Path | None = None, *, fit: bool = 
                 f"{data.path} · {human(n)} parameters · {len(data.branches)} branch(es) · written {_stamp()}")
     images = _Images(page, out.stem)
     _run_sections(page, images, data)
+    if predictor and any(b.kind == "decay" for b in data.branches):
+        _predictor_section(page, predictor_section(data.path))
     _tail(page, [data])
     return _write(out, page, images)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import platform
 import sys
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ from riverbed.scaling.points import Points
 from riverbed.runs.metrics import read_metrics
 
 #: Finished points a run needs before the report fits a law to them. The one-size ``data`` law
-#: L(D) = E + B/D^beta has 3 parameters; with 5 points two residual degrees of freedom remain,
-#: the least that lets the bootstrap interval say something.
-MIN_FIT_POINTS = 5
+#: L(D) = E + B/D^beta has 3 parameters; 4 points leave one residual degree of freedom. The demo
+#: makes 4 budgets: its report fits them and shows how wide the bootstrap intervals of so few points
+#: are (with the fit's "few degrees of freedom" note) rather than no fit at all; fork more to narrow them.
+MIN_FIT_POINTS = 4
 #: Bootstrap resamples of the report's fit (a few seconds at most for a handful of points).
 FIT_BOOTSTRAP = 200
 
@@ -74,6 +76,8 @@ class RunData:
     fit: Any | None
     """A ``riverbed.scaling.FitResult`` of the ``data`` law, or None (see ``fit_note``)."""
     fit_note: str
+    software: dict[str, str] = field(default_factory=dict)
+    """Versions of the software that created the run (run.json; empty for older runs)."""
 
 
 def _events(run: Run) -> list[Event]:
@@ -102,7 +106,9 @@ def _fit(points: list[FinishedPoint]) -> tuple[Any | None, str]:
     pts = Points.from_arrays([p.n_params for p in usable], [p.tokens for p in usable], [p.loss for p in usable],
                              labels=[f"{p.branch}@{p.tokens}" for p in usable], kinds=[p.kind for p in usable])
     try:
-        fit = fit_law(pts, "data", bootstrap=FIT_BOOTSTRAP, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fit keeps its design notes in fit.warnings; the report shows them
+            fit = fit_law(pts, "data", bootstrap=FIT_BOOTSTRAP, seed=0)
     except RiverbedError as exc:
         return None, f"no scaling fit: {exc}"
     return fit, f"L(D) = E + B/D^beta fitted to {len(usable)} finished points, {FIT_BOOTSTRAP} bootstrap resamples"
@@ -128,11 +134,12 @@ def collect_run(path: str | Path, *, label: str | None = None, fit: bool = True)
         events=tuple(_events(run)),
         fit=result,
         fit_note=note,
+        software=dict(m.software),
     )
 
 
 def software_versions() -> dict[str, str]:
-    """Versions of the software writing the report (the run manifest records none of its own)."""
+    """Versions of the software writing the report (the run's own are in run.json ``software``)."""
     import matplotlib  # lazy: loads matplotlib, which only drawing needs
 
     versions = {"riverbed": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,

@@ -1,7 +1,9 @@
 """Plot of predicted loss curves beside the curves the law was fitted on.
 
 The fitted curves (the main branch, calibration decays) are drawn as measured points; each
-prediction as a dashed line with its bootstrap band (5-95 %), against tokens.
+prediction as a dashed line with its 95 % band (bootstrap or linearised), against tokens; a
+prediction made with a forced (unreliable) fit says so in its legend. :func:`plot_ranking` draws a
+best-decay search: each option's predicted final loss with its interval, against decay length.
 
 >>> from riverbed.reports.predict_plot import plot_predictions     # doctest: +SKIP
 >>> plot_predictions([main_curve], [prediction], "branch.png")      # doctest: +SKIP
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from riverbed.predict.curves import Curve
+from riverbed.predict.ranking import DecayRanking
 from riverbed.predict.runs import Prediction
 from riverbed.reports.pyplot import pyplot, save
 
@@ -35,8 +38,9 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
     colours = plt.get_cmap("plasma")
     for i, p in enumerate(predictions):
         col = colours(0.15 + 0.7 * i / max(1, len(predictions) - 1))
-        ax.plot(p.tokens, p.loss, "--", color=col, linewidth=1.8, label=f"{p.name} ({p.law}, final {p.final:.4f})")
-        if p.final_std > 0:
+        label = f"{p.name} ({p.law}, final {p.final:.4f} {p.interval_text()})" + (" FORCED: unreliable fit" if p.forced else "")
+        ax.plot(p.tokens, p.loss, "--", color=col, linewidth=1.8, label=label)
+        if np.all(np.isfinite(p.lo)) and np.all(np.isfinite(p.hi)):
             ax.fill_between(p.tokens, p.lo, p.hi, color=col, alpha=0.25, linewidth=0)
         ys.extend(p.loss.tolist())
     if predictions:
@@ -46,7 +50,7 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
         measured_hi = max((float(c.steps[-1] * tokens_per_step) for c in measured if c.steps.size), default=hi_t)
         ax.set_xlim(max(0.0, lo_t - (hi_t - lo_t)), max(hi_t, measured_hi) + 0.02 * (hi_t - lo_t))
         ys = [y for c in measured for t, y in zip(c.steps * tokens_per_step, c.loss) if t >= lo_t - (hi_t - lo_t) and np.isfinite(y)]
-        ys += [y for p in predictions for y in np.concatenate([p.lo, p.hi])]
+        ys += [y for p in predictions for y in np.concatenate([p.lo, p.hi, p.loss]) if np.isfinite(y)]
     if ys:
         ys.sort()
         lo, hi = ys[0], ys[-1] if predictions else ys[int(0.9 * (len(ys) - 1))]
@@ -60,3 +64,34 @@ def plot_predictions(measured: Sequence[Curve], predictions: Sequence[Prediction
         ax.set_title(title)
     fig.tight_layout()
     return save(fig, out, dpi=120)
+
+
+def plot_ranking(ranking: DecayRanking, out: str | Path) -> Path:
+    """A best-decay search: predicted final loss (95 % interval as error bars) against decay length, one
+    line per shape; the best option's interval shaded across, so the options inside it stand out."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    shapes = list(dict.fromkeys(o.shape for o in ranking.options))
+    colours = plt.get_cmap("viridis")
+    for i, shape in enumerate(shapes):
+        opts = sorted((o for o in ranking.options if o.shape == shape), key=lambda o: o.length)
+        x = np.array([o.length for o in opts], float)
+        y = np.array([o.final_loss for o in opts])
+        lo = np.array([o.lo for o in opts])
+        hi = np.array([o.hi for o in opts])
+        col = colours(i / max(1, len(shapes) - 1))
+        err = np.where(np.isfinite(lo) & np.isfinite(hi), np.stack([y - lo, hi - y]), 0.0)
+        ax.errorbar(x * (1 + 0.01 * (i - len(shapes) / 2)), y, yerr=err, marker="o", markersize=3, capsize=2, color=col, label=shape)
+    best = ranking.options[0]
+    if np.isfinite(best.lo) and np.isfinite(best.hi):
+        ax.axhspan(best.lo, best.hi, color="grey", alpha=0.2, linewidth=0, label=f"best's 95 % interval ({ranking.tied} other(s) inside)")
+    ax.scatter([best.length], [best.final_loss], s=120, facecolors="none", edgecolors="red", zorder=5, label=f"best: {best.shape}, {best.length} steps")
+    ax.set_xlabel("decay length (steps)")
+    ax.set_ylabel(f"predicted final eval loss at step {ranking.budget}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    title = f"best decay at {ranking.budget} steps ({ranking.law}, 95 % interval {ranking.interval})"
+    ax.set_title(title + ("\nFORCED: unreliable fit" if ranking.forced else ""))
+    fig.tight_layout()
+    return save(fig, Path(out), dpi=120)

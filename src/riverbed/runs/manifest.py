@@ -34,6 +34,8 @@ import contextlib
 import json
 import math
 import os
+import platform
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -205,11 +207,14 @@ class Manifest:
     branches: dict[str, BranchRecord]
     created: str = field(default_factory=utc_now)
     format: str = FORMAT
+    software: dict[str, str] = field(default_factory=dict)
+    """Versions that created the run: riverbed, torch, python, numpy (empty in runs written before)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.format,
             "created": self.created,
+            "software": self.software,
             "config": self.config,
             "model": self.model,
             "branches": {name: b.to_dict() for name, b in self.branches.items()},
@@ -228,12 +233,30 @@ class Manifest:
             model=dict(d.get("model") or {}),
             branches={n: BranchRecord.from_dict(b, f"{where}: branches.{n}") for n, b in branches.items()},
             created=str(d.get("created", "")),
+            software={str(k): str(v) for k, v in (d.get("software") or {}).items()} if isinstance(d.get("software"), dict) else {},
         )
 
     def with_branch(self, record: BranchRecord) -> Manifest:
         branches = dict(self.branches)
         branches[record.name] = replace(record, updated=utc_now())
         return replace(self, branches=branches)
+
+
+def software_versions() -> dict[str, str]:
+    """riverbed, torch, python and numpy versions of this process, without importing torch (its installed
+    version when it is not loaded yet; "not installed" without it)."""
+    from importlib import metadata
+
+    from riverbed.version import __version__
+
+    torch = sys.modules.get("torch")
+    try:
+        tv = torch.__version__ if torch is not None else metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        tv = "not installed"
+    np_mod = sys.modules.get("numpy")
+    nv = np_mod.__version__ if np_mod is not None else metadata.version("numpy")
+    return {"riverbed": __version__, "torch": str(tv), "python": platform.python_version(), "numpy": str(nv)}
 
 
 def read_manifest(path: Path) -> Manifest:

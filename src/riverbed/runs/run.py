@@ -31,7 +31,7 @@ from riverbed.checkpoints.schema import CheckpointState, read_state  # also impo
 from riverbed.config import RunConfig
 from riverbed.errors import RiverbedError, RunError
 from riverbed.runs.config_io import config_dict, config_toml, model_info
-from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, utc_now, write_manifest
+from riverbed.runs.manifest import BranchRecord, Manifest, Point, locked, read_manifest, software_versions, utc_now, write_manifest
 from riverbed.runs.resume import check_resume
 
 
@@ -122,7 +122,7 @@ class Run:
             return run
         if path.exists() and any(path.iterdir()):
             raise RunError(f"{path} exists and is not an empty directory nor a riverbed run")
-        manifest = Manifest(config=config_dict(cfg), model=model_info(cfg), branches={})
+        manifest = Manifest(config=config_dict(cfg), model=model_info(cfg), branches={}, software=software_versions())
         with atomic_dir(path, overwrite=path.exists()) as tmp:
             write_text(tmp / layout.CONFIG, config_toml(cfg))
             write_manifest(tmp / layout.MANIFEST, manifest)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from riverbed.errors import ScalingError
+from riverbed.scaling.robust import HUBER_DELTA, huber, huber_grad
 
-#: Huber threshold on log-loss residuals used by Chinchilla and Epoch AI.
-HUBER_DELTA = 1e-3
+__all__ = ["HUBER_DELTA", "LAWS", "Law", "center", "get_law", "huber", "objective_and_grad", "uncenter"]
 
 
 @dataclass(frozen=True)
@@ -138,12 +138,6 @@ def _lse(z: np.ndarray) -> np.ndarray:
     return (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]
 
 
-def huber(r: np.ndarray, delta: float) -> np.ndarray:
-    """Huber loss elementwise: r^2/2 inside |r| <= delta, delta (|r| - delta/2) outside."""
-    a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
-
-
 def objective_and_grad(
     theta: np.ndarray,
     logx: np.ndarray,
@@ -170,9 +164,8 @@ def objective_and_grad(
     s = we + sum(w)
     pred = m + np.log(s)
     r = logy - pred
-    a = np.abs(r)
-    f = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
-    gs = -np.clip(r, -delta, delta) / s  # d huber / d pred, divided by the softmax denominator
+    f = huber(r, delta).sum(axis=-1)
+    gs = -huber_grad(r, delta) / s  # d huber / d pred, divided by the softmax denominator
     grad = np.empty_like(theta)
     for j in range(k):
         gz = gs * w[j]
