@@ -98,3 +98,24 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_toml, tmp_path_factory):
+    """A tiny run trained to step 4 (checkpoints 2 and 4) through the CLI at ``trained / "r"`` (config
+    ``trained / "t.toml"``); copy it (``run_copy``) before changing it."""
+    from riverbed.cli.main import main
+
+    root = tmp_path_factory.mktemp("trained")
+    (root / "t.toml").write_text(tiny_toml)
+    assert main(["train", str(root / "t.toml"), "--run", str(root / "r"), "--no-progress"]) == 0
+    return root
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """A private copy of :func:`trained` (its root: ``run_copy / "r"``, ``run_copy / "t.toml"``)."""
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "w")
+    return tmp_path / "w"

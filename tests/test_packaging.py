@@ -13,7 +13,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 def test_torch_is_the_train_extra_not_a_core_dependency():
     core = [re.split(r"[<>=!~ \[]", d)[0] for d in PROJECT["dependencies"]]
     assert "torch" not in core
-    assert set(core) == {"numpy", "scipy", "safetensors", "rich", "matplotlib"}
+    assert set(core) == {"numpy", "scipy", "safetensors", "rich", "matplotlib", "tomli-w"}
     extras = PROJECT["optional-dependencies"]
     assert any(d.startswith("torch") for d in extras["train"])
     assert any(d.startswith("tensorboard") for d in extras["tensorboard"])

@@ -45,21 +45,6 @@ def rename_mode(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_toml, tmp_path_factory) -> Path:
-    """A tiny run trained to step 4 (checkpoints 2 and 4) through the CLI; copy it before changing it."""
-    root = tmp_path_factory.mktemp("trained")
-    (root / "t.toml").write_text(tiny_toml)
-    assert main(["train", str(root / "t.toml"), "--run", str(root / "r"), "--no-progress"]) == 0
-    return root
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path) -> Path:
-    shutil.copytree(trained, tmp_path / "w")
-    return tmp_path / "w"
-
-
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

@@ -50,3 +50,9 @@ def test_errors_name_the_field(fn, text, msg):
     with pytest.raises(ConfigError, match=msg) as err:
         fn(text, field="--every")
     assert str(err.value).startswith("--every=")
+
+
+@pytest.mark.parametrize("text, want", [("9007199254740993", 9007199254740993), ("9_007_199_254_740_993", 9007199254740993),
+                                        ("9223372036854775807", 2**63 - 1), ("1.5K", 1500), ("12345678901234567M", 12345678901234567 * 10**6)])
+def test_parse_count_is_exact_beyond_float_precision(text, want):
+    assert parse_count(text) == want

@@ -47,3 +47,8 @@ class LockedError(RunError):
 
 class ReportError(RiverbedError):
     """A report cannot be written as asked (output path, runs to compare). The message names it."""
+
+
+class DiskFullError(RiverbedError, OSError):
+    """The device ran out of space (or quota) while riverbed wrote. The message names the output;
+    nothing half-written is visible, so the same command resumes once space is freed."""

@@ -1,9 +1,10 @@
-"""A minimal TOML writer for what configs hold: scalars, arrays, inline and nested tables.
+"""TOML text for what configs hold, written by tomli-w (the well-kept writer; strings, control
+characters and floats escaped and round-tripped as the TOML spec says).
 
-``tomllib.loads(dumps_toml(d)) == d`` for such dicts (None values are omitted: TOML has no
-null). Floats are written with ``repr``, which round-trips exactly.
+``tomllib.loads(dumps_toml(d)) == d`` for such dicts, with None values omitted (TOML has no null),
+paths written as strings and tuples as arrays.
 
->>> print(dumps_toml({"train": {"batch_size": 8, "lr": 1e-3}}), end="")
+>>> print(dumps_toml({"train": {"batch_size": 8, "lr": 1e-3, "note": None}}), end="")
 [train]
 batch_size = 8
 lr = 0.001
@@ -11,58 +12,29 @@ lr = 0.001
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
+
+import tomli_w
 
 from riverbed.errors import ConfigError
 
 
+def _plain(v: Any) -> Any:
+    """``v`` with None dropped from tables, paths as strings and tuples as lists (what TOML holds)."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, PurePath):
+        return str(v)
+    return v
+
+
 def dumps_toml(d: Mapping[str, Any]) -> str:
     """TOML text for a dict of tables; ``tomllib.loads(dumps_toml(d)) == d`` (None omitted)."""
-    lines: list[str] = []
-    _emit_table(lines, [], d)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _emit_table(lines: list[str], prefix: list[str], d: Mapping[str, Any]) -> None:
-    scalars = {k: v for k, v in d.items() if not isinstance(v, Mapping) and v is not None}
-    tables = {k: v for k, v in d.items() if isinstance(v, Mapping)}
-    if prefix and (scalars or not tables):
-        lines.append(f"\n[{'.'.join(_key(p) for p in prefix)}]")
-    for k, v in scalars.items():
-        lines.append(f"{_key(k)} = {_value(v)}")
-    for k, v in tables.items():
-        _emit_table(lines, [*prefix, k], v)
-
-
-def _key(k: str) -> str:
-    return k if k and all(c.isalnum() or c in "_-" for c in k) else _string(k)
-
-
-def _string(s: str) -> str:
-    out = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{out}"'
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)  # shortest round-tripping form; always has '.', 'e', or is an int-like repr
-    if isinstance(v, str):
-        return _string(v)
-    if isinstance(v, Path):
-        return _string(str(v))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
-    raise ConfigError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+    try:
+        return tomli_w.dumps(_plain(d))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot write this config to TOML: {exc}") from None

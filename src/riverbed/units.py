@@ -26,6 +26,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from riverbed.errors import ConfigError
@@ -94,14 +95,26 @@ def parse_float(text: str | float, *, field: str = "value", positive: bool = Fal
 def parse_count(text: str | int, *, field: str = "value", positive: bool = False) -> int:
     """A whole number >= 0 (> 0 with ``positive``): ``"100K"``, ``"1e5"``, ``"100_000"``."""
     if isinstance(text, int) and not isinstance(text, bool):
-        value: float = text
+        value: int = text
     else:
-        value = _plain(text, field)
-        if value != int(value):
+        _plain(text, field)  # the checks and messages every number gets (finite, a known suffix)
+        exact = _exact(text, field)  # never through float: 9007199254740993 stays exact
+        if exact != exact.to_integral_value():
             raise ConfigError(f"{field}={text!r}: expected a whole number {EXAMPLES}")
+        value = int(exact)
     if value < 0 or (positive and value == 0):
         raise ConfigError(f"{field}={text!r}: must be {'positive' if positive else '>= 0'}")
-    return int(value)
+    return value
+
+
+def _exact(text: str | float, field: str) -> Decimal:
+    """The exact decimal value of a number as typed (its suffix applied), for whole counts."""
+    if isinstance(text, float):
+        return Decimal(text)
+    _value, suffix, _unit = split_quantity(text, field=field)
+    m = _QUANTITY_RE.match(str(text))
+    assert m is not None  # split_quantity matched it
+    return Decimal(m.group(1).replace("_", "")) * SUFFIXES[suffix]
 
 
 def parse_list(text: str, parse: Callable[..., T], *, field: str = "value", **kw: Any) -> list[T]:

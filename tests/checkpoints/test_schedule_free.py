@@ -109,3 +109,14 @@ def test_an_adamw_checkpoint_is_refused_by_a_schedule_free_config(run, data, tmp
     model = build_model(adamw.model)
     with pytest.raises(CheckpointError, match="optim.name"):
         load_checkpoint(layout.checkpoint_dir(r.path, "main", 5), model, build_optimizer(model, _cfg().optim))
+
+
+def test_combinations_it_does_not_support_are_refused_before_training(data, tmp_path):
+    from dataclasses import replace
+
+    from riverbed.config import GuardConfig
+
+    cfg = replace(_cfg(), guard=GuardConfig())
+    with pytest.raises(ConfigError, match=r"\[guard\]"):
+        train_root(cfg, tmp_path / "g", 2, data)
+    assert not layout.list_checkpoints(tmp_path / "g", "main")

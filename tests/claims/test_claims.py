@@ -119,6 +119,17 @@ def test_precondition_gates_the_verdict():
         judge(spec, grows)
 
 
+def test_wsd_study_evaluates_on_a_large_held_out_set():
+    """32,768 held-out tokens at the quick and full sizes (was 1,024, the same for every seed)."""
+    from riverbed.claims.studies import wsd
+
+    for size in ("quick", "full"):
+        spec = wsd.SIZES[size]
+        assert spec.eval_windows * spec.seq_len >= 32768
+        cfg = wsd.config(spec, 0, spec.lr, {"type": "warmup-stable", "warmup": 10})
+        assert cfg.train.eval_batches * (cfg.train.eval_batch_size or cfg.train.batch_size) == spec.eval_windows
+
+
 def test_merge_approximates_decay_is_defined_for_every_seed():
     """A difference, not a ratio set to 0 when its denominator is not positive."""
     spec = by_id("merge-approximates-decay")
@@ -235,6 +246,15 @@ def test_run_claims_table_shape_on_the_tiny_size(tmp_path):
         if r.id == "pma-beats-last":  # the WSD study's held-out set is large; its sampling error is reported
             assert r.heldout_se is not None and 0 < r.heldout_se < 0.05
     json.dumps(results, allow_nan=False)  # plain JSON-able job results
+    for r in results:
+        x, v = r["extras"], r["values"]
+        if r["job"]["study"] == "bigram":  # the decay's drop against the constant-LR control at equal tokens
+            drop = x["bucket_drop_vs_control"]
+            assert v["decay-lowers-high-entropy"] == pytest.approx(drop["high"] - max(d for b, d in drop.items()
+                                                                                       if b != "high"))
+            assert x["control_loss"] != x["fork_loss"]
+        if r["job"]["study"] == "wsd":  # each number's held-out sampling error, from 64 windows at this size
+            assert x["heldout"]["windows"] == 64 and set(r["sampling"]) >= {"pma-beats-last", "wsd-vs-cosine"}
     assert list(tmp_path.iterdir()) == []  # the studies' runs were temporary
 
 

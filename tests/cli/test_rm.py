@@ -91,3 +91,31 @@ def test_rm_crash_between_rename_and_manifest_is_finished_by_rm(tree, monkeypatc
     assert Run.open(tree.path).delete_branch(B100) == [B100]
     assert B100 not in _names(tree)
     assert not any(p.name.startswith(".") for p in (tree.path / layout.BRANCHES).iterdir())
+
+
+def test_rm_of_a_symlinked_branch_removes_the_link_only_and_leaves_nothing_behind(tree, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    d = layout.branch_dir(tree.path, B100)
+    d.rename(elsewhere)
+    d.symlink_to(elsewhere, target_is_directory=True)
+    kept = sorted(p.name for p in elsewhere.rglob("*"))
+    assert main(["rm", str(tree.path), B100]) == 0
+    assert not os.path.lexists(d) and not [p for p in d.parent.iterdir() if p.name.startswith(".")]
+    assert sorted(p.name for p in elsewhere.rglob("*")) == kept  # the link's target is not riverbed's
+    # the same name again: a dangling link left by hand is removed by rm too, never a NotADirectoryError
+    tree.add_branch(BranchRecord(B100, "decay", {"kind": "decay_branch"}, parent="main", fork=point(100)))
+    d.symlink_to(tmp_path / "gone", target_is_directory=True)
+    assert main(["rm", str(tree.path), B100]) == 0
+    assert "Traceback" not in capsys.readouterr().err and not os.path.lexists(d)
+
+
+def test_branch_onto_a_dangling_link_exits_2_naming_it(run_copy, capsys):
+    run = run_copy / "r"
+    link = layout.branch_dir(run, "linear-from2-len2")
+    link.symlink_to(run_copy / "gone", target_is_directory=True)
+    argv = ["branch", str(run), "--from", "2", "--shape", "linear", "--length", "2", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "dangling symbolic link" in err and "Traceback" not in err
+    link.unlink()
+    assert main(argv) == 0

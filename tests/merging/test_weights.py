@@ -110,3 +110,20 @@ def test_merge_lands_where_the_decay_ends_with_fixed_gradients():
 def test_bad_multipliers_name_the_index(bad):
     with pytest.raises(MergeError, match="decay multipliers"):
         decay_weights(bad)
+
+
+@pytest.mark.parametrize("raw, want", [([1e308, 1e308], (0.5, 0.5)), ([1.7e308, 1.7e308, 1.7e308 / 2], (0.4, 0.4, 0.2)),
+                                       ([5e-324, 5e-324], (0.5, 0.5))])
+def test_explicit_weights_near_the_float_limits_normalise(raw, want):
+    assert W.explicit(raw) == pytest.approx(want)
+
+
+def test_huge_weights_on_the_cli_merge_or_refuse_without_a_traceback(tmp_path, capsys):
+    from riverbed.cli.main import main
+    from .helpers import random_state, write_dir
+
+    a, b = write_dir(tmp_path / "a", random_state(0)), write_dir(tmp_path / "b", random_state(1))
+    assert main(["merge", str(tmp_path / "m"), str(a), str(b), "--weights", "1e308,1e308", "--no-progress"]) == 0
+    assert main(["merge", str(tmp_path / "n"), str(a), str(b), "--weights", "1e308,-1e308", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "weights must sum to a positive number" in err and "Traceback" not in err

@@ -50,7 +50,7 @@ def test_fit_csv_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     src = tmp_path / "a.csv"
     shutil.copy(DATA / "wsdcon_9.csv", src)
     assert main(["predict", "fit", str(src), "-o", str(src)]) == 2
-    assert "would write over or inside the input" in capsys.readouterr().err
+    assert "is the input" in capsys.readouterr().err
     assert main(["predict", "fit", str(src), "--schedule", '{"type": "nope"}']) == 2
     assert "unknown schedule type" in capsys.readouterr().err
 

@@ -118,3 +118,19 @@ def test_an_existing_page_that_riverbed_did_not_write_is_never_replaced(tmp_path
     ours = tmp_path / "report.html"
     ours.write_text(Page("t").render())
     check_page_out(ours, "--out")  # an earlier riverbed page may be replaced
+
+
+def test_figures_beside_the_page_never_replace_a_users_file(tmp_path):
+    run = wsd_tree(tmp_path / "w", forks=(40,))
+    mine = tmp_path / "x-loss.png"
+    mine.write_bytes(PNG + b"my own figure")
+    with pytest.raises(ReportError, match="x-loss.png.*not written by riverbed"):
+        build_report(run.path, tmp_path / "x.html", fit=False)
+    assert mine.read_bytes() == PNG + b"my own figure"
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "x-lr.png").exists()  # nothing half-written
+    # riverbed's own figures (and those beside riverbed's own page) are replaced by the next report
+    mine.unlink()
+    first = build_report(run.path, tmp_path / "x.html", fit=False)
+    assert build_report(run.path, tmp_path / "x.html", fit=False).images == first.images
+    (tmp_path / "y-lr.png").write_bytes((tmp_path / "x-lr.png").read_bytes())  # a riverbed PNG, no page
+    build_report(run.path, tmp_path / "y.html", fit=False)

@@ -101,7 +101,9 @@ def test_reconcile_dead_process_and_newer_checkpoints(tmp_path):
     main = Run.open(tmp_path / "r").branch("main")
     assert main.status == "stopped" and main.pid is None
     assert main.progress.step == 600 and main.progress.eval_loss == 1.5
-    # ... and it was persisted.
+    # ... without writing (reading never writes: a read-only run reads the same); a writer persists it.
+    assert read_manifest(tmp_path / "r" / "run.json").branches["main"].status == "running"
+    Run.open(tmp_path / "r").reconcile()
     assert read_manifest(tmp_path / "r" / "run.json").branches["main"].progress.step == 600
 
 

@@ -76,7 +76,7 @@ def test_at_a_fork_step_shows_the_decayed_reference_and_unfillable_cells(run12, 
     (["--last", "0"], "--last must be positive"),
     (["--last", "20"], "no recipe of the grid fits"),
     (["--plot", "sweep.gif"], "expected a .png, .svg or .pdf"),
-    (["--plot", "{run}/sweep.png"], "would write inside the run"),
+    (["--plot", "{run}/sweep.png"], "is inside the input"),
 ])
 def test_bad_input_exits_2_naming_it(run12, capsys, argv, message):
     base = {"--last": "2", "--every": "2"}

@@ -66,7 +66,10 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorEntry], d
             if len(head) < 8:
                 raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, no header length)")
             (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER or 8 + n > size:
+            if n > MAX_HEADER:
+                raise CheckpointError(f"{path}: safetensors header of {n} bytes is larger than the {MAX_HEADER}-byte limit "
+                                      "safetensors itself enforces; corrupt, or not a safetensors file")
+            if 8 + n > size:
                 raise CheckpointError(f"{path}: corrupt or truncated safetensors file: header length {n} is beyond the file size {size}")
             raw = fh.read(n)
     except OSError as exc:

@@ -30,9 +30,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from riverbed.errors import RunError
 from riverbed.io.lock import lock_file
 
 MANIFEST = "run.json"
+RUN_LOCK = ".lock"  # RUN/.lock: held while run.json is rewritten (riverbed.runs.manifest)
 CONFIG = "config.toml"
 BRANCHES = "branches"
 CHECKPOINTS = "checkpoints"
@@ -50,10 +52,23 @@ WRITER_LOCK = ".writer.lock"  # per-branch writer lock (riverbed.io.lock)
 JOBS = "jobs"  # executor job files and logs (Slurm/submitit), RUN/jobs/<backend>
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
+# A branch name is one path component that cannot be ".", "..", empty, hidden (".NAME.removing" and the
+# temporaries are riverbed's) or hold a separator: RUN/branches/<name> is always a child of RUN/branches.
+BRANCH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def check_branch_name(name: object, where: str = "") -> str:
+    """``name`` if it is a valid branch name, else a RunError naming it (and ``where`` it came from)."""
+    if not isinstance(name, str) or not BRANCH_NAME_RE.fullmatch(name):
+        at = f"{where}: " if where else ""
+        raise RunError(f"{at}branch name {name!r} is not valid: use letters, digits and . _ + - "
+                       "(starting with a letter or digit), at most 100 characters")
+    return name
 
 
 def branch_dir(run: str | Path, branch: str) -> Path:
-    return Path(run) / BRANCHES / branch
+    """``RUN/branches/<branch>``; RunError for a name that is not a branch name."""
+    return Path(run) / BRANCHES / check_branch_name(branch)
 
 
 def checkpoints_dir(run: str | Path, branch: str) -> Path:

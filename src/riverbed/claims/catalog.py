@@ -85,11 +85,12 @@ CLAIMS: tuple[ClaimSpec, ...] = (
               "(nats)", 0.0),
     ClaimSpec("wsd-matches-schedulefree", "WSD with a short decay matches schedule-free AdamW at equal tokens", DEFAZIO,
               "schedulefree", "schedule-free AdamW loss minus the WSD decay branch's (linear, last 10 % of the budget) "
-              "at the same tokens, mean over the multi-budget study's budgets, each method's LR tuned on 3e-3, 1e-2, "
-              "3e-2 (nats; match = within 0.01)", -0.01),
+              "at the same tokens, mean over the multi-budget study's budgets, each method's LR tuned on 3e-4, 1e-3, "
+              "3e-3, 1e-2 (nats; match = within 0.01)", -0.01),
     ClaimSpec("schedulefree-beats-wsd-main", "Schedule-free AdamW's iterate beats WSD's undecayed main branch at every "
               "budget", DEFAZIO, "schedulefree", "smallest over the multi-budget study's budgets of the WSD main "
-              "branch's loss minus schedule-free's at the same tokens, each LR tuned on 3e-3, 1e-2, 3e-2 (nats)", 0.0),
+              "branch's loss minus schedule-free's at the same tokens, each LR tuned on 3e-4, 1e-3, 3e-3, 1e-2 "
+              "(nats)", 0.0),
     ClaimSpec("pma-init-passes-spike", "PMA-init passes a loss spike and returns to the original trajectory", PMA,
               "spike", "final training loss of the PMA-init arm minus the unspiked reference run's, same seed "
               "(nats; back = within 0.05; stopped = 1)", 0.05, larger_holds=False),

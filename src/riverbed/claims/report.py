@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints.outputs import check_output
+from riverbed.errors import ReportError
 from riverbed.reports.html import Page, check_page_out
 
 
@@ -14,6 +16,7 @@ def check_out(out: Path) -> None:
     """Refuse a path that is not an .html file or is a page riverbed did not write (before
     anything is measured)."""
     check_page_out(out, "--report")
+    check_output(out, flag="--report", error=ReportError)
 
 
 def _fmt(x: float | None) -> str:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         for c in runner.select(None):
-            print(f"{c.id:28s} {c.study:12s} {c.claim} ({c.source})")
+            print(f"{c.id:28s} {c.study:12s} {','.join(c.models):8s} {c.claim} ({c.source})")
         return 0
     if args.json and args.markdown:
         raise ConfigError("--json and --markdown: choose one output")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from riverbed.checkpoints import layout
+from riverbed.checkpoints.outputs import check_output
 from riverbed.experiments.demo import FULL, QUICK, print_result, run_demo
 
 
@@ -26,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (args.out / layout.MANIFEST).is_file():  # a demo run already there is resumed
+        check_output(args.out, flag="--out", directory=True, inside_run=False)
     result = run_demo(args.out, QUICK if args.quick else FULL, progress=not args.no_progress)
     print_result(result)
     # One more command from the demo to a page people can open and share.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.errors import RunError
 from riverbed.runs import Run
 from riverbed.runs.view import as_json, render
@@ -35,14 +36,10 @@ def _finite(obj):
 
 
 def _plot(r, out: str) -> None:
-    path = Path(out)
-    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise RunError(f"--plot {out}: expected a .png, .svg or .pdf file")
-    if r.path.resolve() / "branches" in path.resolve().parents or path.resolve().name == "run.json":
-        raise RunError(f"--plot {out} would write into the run's own files; choose another path")
+    check_output(out, flag="--plot", suffixes=(".png", ".svg", ".pdf"), error=RunError)
     from riverbed.reports.run_plots import plot_run  # lazy: the reports package (numpy, scaling, figures) only for --plot
 
-    plot_run(r.path, path)
+    plot_run(r.path, Path(out))
 
 
 def run(args: argparse.Namespace) -> int:

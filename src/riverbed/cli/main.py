@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import importlib.util
 import os
@@ -17,8 +18,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from riverbed.version import __version__
 from riverbed.errors import RiverbedError, RiverbedWarning
+from riverbed.io.atomic import disk_full_error, is_disk_full
+from riverbed.version import __version__
 from riverbed.extras import missing_extra
 
 # verb -> module. Literal on purpose: one place lists every verb.
@@ -144,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a full disk or a read-only mount met where no riverbed writer named it
+        if is_disk_full(exc):
+            where = getattr(exc, "filename", None) or "an output"
+            print(f"riverbed: error: {disk_full_error(where, exc)}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+            print(f"riverbed: error: {exc.filename}: {exc.strerror}; riverbed {args.verb} writes there", file=sys.stderr)
+            return 2
+        raise
     return int(rc or 0)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.errors import MergeError
 from riverbed.units import arg, parse_count, parse_counts
 
@@ -43,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from riverbed.training.merge_sweep import merge_sweep  # lazy: loads torch; every verb module is imported for --help
 
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
-    if args.plot is not None and args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise MergeError(f"--plot {args.plot}: expected a .png, .svg or .pdf file")
-    if args.plot is not None and args.run.resolve() in args.plot.resolve().parents:
-        raise MergeError(f"--plot {args.plot}: would write inside the run {args.run}; write it elsewhere")
+    if args.plot is not None:  # the one output check (not into the run it reads, nor any checkpoint)
+        check_output(args.plot, flag="--plot", inputs=[args.run], suffixes=(".png", ".svg", ".pdf"), error=MergeError)
     result = merge_sweep(args.run, last=args.last, every=args.every, methods=methods, at=args.at, alpha=args.alpha,
                          branch=args.branch, progress=not args.no_progress)
     if args.plot is not None:

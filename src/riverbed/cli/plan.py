@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.reports.schedule_plots import plot_plan
 from riverbed.schedules.budget_plan import plan_budgets
@@ -29,6 +30,9 @@ def _fmt(x: float | int | None) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
+    for flag, path in (("-o/--output", a.output), ("--plot", a.plot)):
+        if path:
+            check_output(path, flag=flag)
     plan = plan_budgets(
         a.budgets, unit=a.unit, decay=a.decay, shape=a.shape, warmup=a.warmup,
         tokens_per_step=a.tokens_per_step, n_params=a.n_params,

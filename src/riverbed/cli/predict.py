@@ -28,6 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.io.atomic import write_text
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.cli.predict_optimize import add_optimize_parsers
@@ -117,17 +118,12 @@ def _common_run(q: argparse.ArgumentParser) -> None:
 # -- helpers -------------------------------------------------------------------------------------
 
 def check_outputs(outputs: list[str | None], inputs: list[Path]) -> None:
-    """No output may be an input file or sit inside an input run directory."""
+    """Every output through the one output check (riverbed.checkpoints.outputs)."""
     from riverbed.predict import PredictError  # lazy: loads scipy; every verb module is imported for `riverbed --help`
 
     for o in outputs:
-        if o is None:
-            continue
-        out = Path(o).resolve()
-        for i in inputs:
-            src = i.resolve()
-            if out == src or (src.is_dir() and src in out.parents):
-                raise PredictError(f"output {o}: would write over or inside the input {i}")
+        if o is not None:
+            check_output(o, flag="output", inputs=inputs, error=PredictError)
 
 
 def _write(path: str | None, text: str) -> None:

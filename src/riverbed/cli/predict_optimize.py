@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.io.atomic import write_text
 from riverbed.toml_writer import dumps_toml
 from riverbed.units import arg, parse_count
@@ -95,10 +96,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     from riverbed.predict.optimize import optimize_schedule  # lazy: as above
 
     src = Path(args.law)
-    if args.out is not None and Path(args.out).resolve() == src.resolve():
-        raise PredictError(f"output {args.out}: would write over the input {src}")
-    if args.out is not None and Path(args.out).suffix not in (".toml", ".json"):
-        raise PredictError(f"output {args.out}: must end in .toml (a [schedule] table) or .json")
+    if args.out is not None:  # the one output check; the suffix says the format
+        check_output(args.out, flag="output", inputs=[src], suffixes=(".toml", ".json"), error=PredictError)
     fit = _law_file(args.law)
     opt = optimize_schedule(fit, args.steps, warmup=args.warmup_steps, peak_lr=args.peak_lr, min_lr=args.min_lr,
                             knots=args.knots, progress=not (args.no_progress or args.json))

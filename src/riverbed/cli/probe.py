@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.errors import ConfigError
 from riverbed.io.progress import Progress, name_column
 from riverbed.merging.weights import explicit
@@ -109,15 +110,8 @@ def _print_json(obj: Any) -> None:
 
 
 def _check_output(out: Path | None, inputs: list[Path]) -> None:
-    if out is None:
-        return
-    o = out.resolve()
-    for p in inputs:
-        r = p.resolve()
-        if o == r or r in o.parents:
-            raise ConfigError(f"--plot {out}: inside the input {p}; write the plot elsewhere")
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ConfigError(f"--plot {out}: expected a .png, .pdf or .svg file")
+    if out is not None:
+        check_output(out, flag="--plot", inputs=inputs, suffixes=(".png", ".pdf", ".svg"), error=ConfigError)
 
 
 def _positive(name: str, value: float, minimum: float) -> None:

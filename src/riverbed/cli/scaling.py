@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.errors import ScalingError
 from riverbed.io.progress import name_column
@@ -129,6 +130,9 @@ def _without_fit_warnings(func):
 @_without_fit_warnings
 def run_fit(args: argparse.Namespace) -> int:
     columns = Columns(n=args.n_col, d=args.d_col, c=args.c_col, loss=args.loss_col)
+    for flag, path in (("-o/--output", args.out), ("--plot", args.plot)):
+        if path:
+            check_output(path, flag=flag, inputs=args.sources, error=ScalingError)
 
     studies = []
     if args.points == "merge":

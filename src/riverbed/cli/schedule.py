@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.errors import ConfigError
 from riverbed.reports.schedule_plots import plot_boundaries, plot_schedules, plot_shapes
@@ -180,11 +181,13 @@ def _length(a: argparse.Namespace, schedule: Any) -> int:
 def run_plot(a: argparse.Namespace) -> int:
     if a.shapes or a.boundaries:
         out = a.plot or ("schedules_shapes.png" if a.shapes else "schedules_boundaries.png")
+        check_output(out, flag="--plot", error=ConfigError)
         (plot_shapes if a.shapes else plot_boundaries)(out)
         print(f"wrote {out}")
         return 0
     if not a.plot:
         raise ConfigError("--plot: where to write the PNG")
+    check_output(a.plot, flag="--plot", error=ConfigError)
     schedule = build(a)
     plot_schedules({a.spec or a.preset or a.stype: schedule}, a.plot, steps=_length(a, schedule), lr=a.lr)
     print(f"wrote {a.plot}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from riverbed.io.input_files import read_text
 from riverbed.checkpoints.keep_rules import parse_keep
 from riverbed.config.forecast import ForecastConfig
 from riverbed.config_types import check_number, coerce
@@ -250,10 +251,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(read_text(path, "config file"))
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return config_from_dict(raw, overrides, source=str(path))
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from riverbed.io.input_files import read_text, regular_file
 from riverbed.errors import ConfigError
 
 # (file, sha256 of the decompressed UTF-8 text); order = order in the token stream.
@@ -40,12 +42,7 @@ def default_corpus() -> list[tuple[str, str]]:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"data.source: {path} is not UTF-8 text ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"data.source: cannot read {path} ({exc.strerror})") from None
+    text = read_text(path, "data.source", limit=None)  # a corpus may be large: regular files only, no bound
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -59,8 +56,10 @@ def text_documents(path: Path) -> list[tuple[str, str]]:
         names = [p.relative_to(path).as_posix() for p in files]
         if not files:
             raise ConfigError(f"data.source: folder {path} holds no .txt files (and no train.bin/val.bin)")
-    else:
+    elif not os.path.lexists(path):
         raise ConfigError(f"data.source: {path} does not exist")
+    else:
+        regular_file(path, "data.source")  # /dev/zero, a FIFO: says what it is
     docs = [(n, _read_text(f)) for n, f in zip(names, files)]
     if not any(text for _, text in docs):
         raise ConfigError(f"data.source: {path} contains no text")
@@ -77,8 +76,9 @@ def resolve_bin_dtype(token_dtype: str | None, vocab_size: int | None) -> np.dty
 
 def open_bin(path: Path, dtype: np.dtype) -> np.memmap:
     """Memory-map a raw little-endian token array; errors name the file and the dtype."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(f"data.source: token file {path} not found")
+    regular_file(path, "data.source: token file")
     size = path.stat().st_size
     if size == 0:
         raise ConfigError(f"data.source: token file {path} is empty")

@@ -40,8 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from riverbed.errors import DiskFullError, OutputExistsError
 from riverbed.io.strict_json import dumps as strict_dumps
-from riverbed.errors import OutputExistsError
 
 TMP_MARK = ".tmp-"
 OLD_MARK = ".old-"
@@ -204,6 +204,37 @@ def _make_parent(path: Path) -> None:
         raise OutputExistsError(f"cannot create {path}: {blocker} is a file, not a directory") from None
 
 
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_FULL_WORDS = ("No space left", "StorageFull", "Disk quota", "FilesystemQuotaExceeded", "FileTooLarge", "File too large")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError for a full device, quota or file-size limit, or a writer library's (safetensors')
+    error wrapping one."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return not isinstance(exc, OSError) and type(exc).__name__ == "SafetensorError" and any(w in str(exc) for w in _DISK_FULL_WORDS)
+
+
+def disk_full_error(path: str | os.PathLike[str], exc: BaseException) -> DiskFullError:
+    """The one message for a full disk, naming what was being written."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no space left on the device"
+    return DiskFullError(f"{path}: {why} while writing it; nothing half-written was left in its place: "
+                         "free some space and run the same command again (it resumes)")
+
+
+@contextlib.contextmanager
+def _disk_full_is_an_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(path, exc) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling file path; on success fsync it and rename it onto ``path``.
@@ -215,13 +246,15 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     cleanup_stale_tmp(path.parent)  # first: it may put back an old copy an interrupted overwrite set aside
     if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists")
+    _make_parent(path)  # -o new/dir/out.json: the folders are made, a file in the way is named
     tmp = tmp_sibling(path)
     try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        _finish(tmp, path, overwrite)
-        fsync_dir(path.parent)
+        with _disk_full_is_an_error(path):
+            yield tmp
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            _finish(tmp, path, overwrite)
+            fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -242,12 +275,13 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
         raise OutputExistsError(f"{path} already exists")
     _make_parent(path)
     tmp = tmp_sibling(path)
-    tmp.mkdir()
     try:
-        yield tmp
-        _fsync_tree(tmp)
-        _finish(tmp, path, overwrite)
-        fsync_dir(path.parent)
+        with _disk_full_is_an_error(path):
+            tmp.mkdir()
+            yield tmp
+            _fsync_tree(tmp)
+            _finish(tmp, path, overwrite)
+            fsync_dir(path.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from riverbed.errors import LockedError
+from riverbed.errors import LockedError, RunError
 
 try:
     import fcntl
@@ -76,7 +76,6 @@ def _alive_here(holder: dict[str, Any]) -> bool:
 def lock_file(lock: str | os.PathLike[str], *, what: str) -> Iterator[None]:
     """Hold ``lock`` exclusively for the body; LockedError naming the holder if another has it."""
     lock = Path(lock)
-    lock.parent.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(lock)
     if key in _HELD:
         _HELD[key][1] += 1
@@ -85,7 +84,15 @@ def lock_file(lock: str | os.PathLike[str], *, what: str) -> Iterator[None]:
         finally:
             _HELD[key][1] -= 1
         return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        dangling = next((p for p in lock.parents if p.is_symlink() and not p.exists()), None)
+        if dangling is not None:
+            raise RunError(f"{what} cannot be written: {dangling} is a dangling symbolic link (-> {os.readlink(dangling)}); "
+                           "restore what it points to, or remove the link") from None
+        raise RunError(f"{what} cannot be written: {exc.strerror or exc} ({exc.filename or lock})") from None
     try:
         if fcntl is not None:
             try:

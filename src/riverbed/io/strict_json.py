@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 NONFINITE_SUFFIX = "_nonfinite"
+MAX_JSON_BYTES = 256 * 2**20  # a state.json, merge.json or law file is kilobytes: bound what is read
 
 
 def _word(v: float) -> str:
@@ -54,8 +56,15 @@ def read_json(path: str | os.PathLike[str], error: type[Exception], *, name: str
     to explain (what it should have been), so it is checked before this is called."""
     label = name if name is not None else str(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise error(f"{label}: not valid JSON ({exc})") from None
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise error(f"{label}: not a regular file")
+            data = fh.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise error(f"{label}: unreadable ({exc.strerror or exc})") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise error(f"{label}: larger than {MAX_JSON_BYTES // 2**20} MiB, too large to be riverbed's JSON")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise error(f"{label}: not valid JSON ({exc})") from None

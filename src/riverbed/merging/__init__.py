@@ -18,7 +18,7 @@ _LAZY = {
     "replay": "riverbed.merging.pipeline",
     "MergeRecipe": "riverbed.merging.recipe",
     "load_recipe": "riverbed.merging.recipe",
-    "check_output": "riverbed.merging.guard",
+    "check_merge_output": "riverbed.merging.overwrite",
     "order_inputs": "riverbed.merging.order",
     "MergeResult": "riverbed.merging.engine",
     "merge_state_dicts": "riverbed.merging.memory",

@@ -245,7 +245,7 @@ def execute(plan: MergePlan, sources: Sequence[Source], out: Path, *, accumulate
     threads = min(4, os.cpu_count() or 1) if threads is None else threads
     if threads < 1:
         raise MergeError(f"threads must be >= 1, got {threads}")
-    if out.exists() and not overwrite:  # the caller's guard (merging.guard) says why; this is the last line
+    if out.exists() and not overwrite:  # the caller's check (merging.overwrite) says why; this is the last line
         raise MergeError(f"output {out} already exists (pass --overwrite / overwrite=True to replace it)")
     if out.suffix == ".safetensors":
         with atomic_path(out, overwrite=overwrite) as tmp:

@@ -19,9 +19,9 @@ from riverbed.checkpoints.formats import open_input
 from riverbed.errors import MergeError
 from riverbed.merging.card import CONFIG, config_with_dtype, model_card, model_files
 from riverbed.merging.engine import MergeResult, execute
-from riverbed.merging.guard import check_output
 from riverbed.merging.merge_plan import OUT_DTYPES, build_plan, check_disk_space, parse_size
 from riverbed.merging.order import Position, order_inputs
+from riverbed.merging.overwrite import check_merge_output
 from riverbed.merging.recipe import MergeRecipe, load_recipe
 from riverbed.merging.select import select_checkpoints, spacing_note
 from riverbed.merging.weights import weights_for
@@ -150,6 +150,9 @@ def _weights(recipe: MergeRecipe) -> tuple[float, ...]:
                        weights=recipe.weights, steps=[float(v) for v in by] if recipe.method == "wma" and by is not None and recipe.wma_by != "position" else None)
 
 
+_BLOCK = 4096
+
+
 def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int | None = None, dry_run: bool = False,
                overwrite: bool = False, progress: bool = True, verbose: bool = True,
                recorded_weights: Sequence[float] | None = None, selection: dict[str, Any] | None = None) -> MergeResult:
@@ -158,7 +161,7 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
     out = Path(out)
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise MergeError(f"threads must be a positive integer, got {threads!r}")
-    check_output(out, recipe.inputs, overwrite=overwrite, dry_run=dry_run)
+    check_merge_output(out, recipe.inputs, overwrite=overwrite, dry_run=dry_run)
     recipe, warning = _ordered(recipe)
     for note in recipe.notes:
         _say(verbose, f"note: {note}")
@@ -171,7 +174,7 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
         raise MergeError(f"the recipe recorded weights {list(recorded_weights)} but its method gives {list(w)}: the inputs' steps changed since")
     sources = [open_input(p) for p in recipe.inputs]
     # shard files may be symlinks elsewhere (the Hugging Face cache): protect what is really read
-    check_output(out, [*recipe.inputs, *(f for s in sources for f in s.files)], overwrite=overwrite, dry_run=dry_run)
+    check_merge_output(out, [*recipe.inputs, *(f for s in sources for f in s.files)], overwrite=overwrite, dry_run=dry_run)
     written = recipe.to_dict(w, riverbed_version=__version__, **({"selection": selection} if selection else {}))
     written["inputs"] = [os.path.abspath(p) for p in recipe.inputs]  # replayable from any directory
     metadata = {
@@ -189,7 +192,6 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
         _say(verbose, "recipe (replay: riverbed merge --recipe FILE OUT):\n" + json.dumps(written, indent=2, allow_nan=False))
         return MergeResult(out, w, plan, [], time.perf_counter() - t0, dry_run=True, recipe=written)
     timings = {"plan": time.perf_counter() - t0}
-    check_disk_space(plan, out)
     extra: dict[str, Path | bytes] = {}
     if single is None:
         newest = sources[-1].directory
@@ -198,6 +200,12 @@ def run_recipe(recipe: MergeRecipe, out: str | os.PathLike[str], *, threads: int
         if recipe.dtype is not None and CONFIG in extra:
             extra[CONFIG] = config_with_dtype(extra[CONFIG], OUT_DTYPES[recipe.dtype])  # type: ignore[arg-type]
         extra["README.md"] = model_card(written, list(recipe.inputs), w, recipe.steps).encode("utf-8")
+        extra["merge.json"] = (json.dumps(written, indent=1, allow_nan=False) + "\n").encode("utf-8")  # its size, for the estimate
+    # Everything the output holds besides the shards (config.json, tokenizer files, merge.json, the card),
+    # each rounded up to a filesystem block, counts towards the free space needed.
+    sizes = [len(c) if isinstance(c, bytes) else c.stat().st_size for c in extra.values()]
+    check_disk_space(plan, out, extra=sum(-(-n // _BLOCK) * _BLOCK for n in sizes) + _BLOCK * (len(plan.shards) + 1))
+    extra.pop("merge.json", None)  # written by the engine from the recipe itself
     files = execute(plan, sources, out, accumulate=recipe.accumulate, threads=threads, overwrite=overwrite, progress=progress,
                     recipe=written if single is None else None, extra_files=extra, check_finite=not recipe.allow_nonfinite, timings=timings)
     return MergeResult(out, w, plan, files, time.perf_counter() - t0, timings=timings, recipe=written)

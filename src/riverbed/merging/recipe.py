@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from riverbed.io.input_files import read_text
 from riverbed.errors import MergeError
 from riverbed.merging.order import ORDERS
 from riverbed.merging.weights import EMA_FORMS
@@ -206,12 +207,7 @@ def load_recipe(path: str | os.PathLike[str]) -> tuple[MergeRecipe, tuple[float,
     p = Path(path)
     if p.is_dir():
         p = p / "merge.json"
-    if not p.is_file():
-        raise MergeError(f"recipe {p} does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MergeError(f"recipe {p}: unreadable ({exc})") from exc
+    text = read_text(p, "recipe", MergeError)
     if p.suffix == ".toml":
         try:
             data = tomllib.loads(text)

@@ -98,7 +98,16 @@ def explicit(weights: Sequence[float]) -> tuple[float, ...]:
 
 
 def _normalise(raw: list[float], what: str) -> tuple[float, ...]:
-    total = math.fsum(raw)
+    try:
+        total = math.fsum(raw)
+    except OverflowError:  # weights near the float limit (1e308, 1e308): normalise their ratios instead
+        top = max(abs(w) for w in raw)
+        raw = [w / top for w in raw]
+        total = math.fsum(raw)
+    if math.isinf(total):  # the sum itself overflows (no intermediate overflow): same remedy
+        top = max(abs(w) for w in raw)
+        raw = [w / top for w in raw]
+        total = math.fsum(raw)
     if not total > 0.0:
         raise MergeError(f"{what} must sum to a positive number, got {raw!r} (sum {total!r})")
     return tuple(w / total for w in raw)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError, RiverbedError
 from riverbed.schedules import Schedule, schedule_from_spec
 
@@ -117,12 +118,7 @@ def read_curve_csv(path: str | Path, *, warmup_steps: int | None = None, schedul
                    need_loss: bool = True) -> Curve:
     """One CSV of ``step,lr[,loss]`` rows; PredictError names the file, row or column."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PredictError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PredictError(f"{path}: cannot read ({exc})") from exc
+    text = read_text(path, "CSV file", PredictError)
     reader = csv.DictReader(text.splitlines())
     cols = [c.strip() for c in (reader.fieldnames or [])]
     missing = [c for c in ("step", "lr") + (("loss",) if need_loss else ()) if c not in cols]

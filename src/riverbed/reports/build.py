@@ -20,13 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from riverbed.checkpoints import layout
+from riverbed.checkpoints.outputs import check_beside, check_output
 from riverbed.io.atomic import atomic_path, write_text
 from riverbed.errors import ReportError
 from riverbed.reports import figures
 from riverbed.reports.collect import RunData, collect_run, software_versions
 from riverbed.reports.decays import decay_rows, explain_drop
-from riverbed.reports.html import Page, check_page_out
+from riverbed.reports.html import Page, check_page_out, is_report_page
 from riverbed.reports.predictor import PredictorSection, predictor_section
 from riverbed.runs.run import Run
 from riverbed.runs.view import human
@@ -42,14 +42,9 @@ class Report:
     images: tuple[Path, ...]
 
 
-def _check_out(out: Path, runs: Sequence[Path]) -> None:
+def _check_out(out: Path) -> None:
     check_page_out(out, "--out")
-    resolved = out.resolve()
-    for run in runs:
-        run = run.resolve()
-        for inp in (run / layout.MANIFEST, run / layout.BRANCHES, run / layout.CONFIG):
-            if resolved == inp or inp in resolved.parents:
-                raise ReportError(f"--out {out} would write into the run's own files ({inp}); choose another path")
+    check_output(out, flag="--out", error=ReportError)
 
 
 def _f(x: float | None, fmt: str = ".4f") -> str:
@@ -227,10 +222,12 @@ def _tail(page: Page, runs: Sequence[RunData]) -> None:
 
 
 def _write(out: Path, page: Page, images: _Images) -> Report:
+    beside = [out.parent / name for name in images.files]
+    ours = is_report_page(out)  # the PNGs beside riverbed's own page are that report's figures
+    check_beside(beside, flag="--out", owned=lambda p: ours or figures.is_report_png(p), error=ReportError)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, png in images.files.items():
-        path = out.parent / name
+    for path, png in zip(beside, images.files.values()):
         with atomic_path(path) as tmp:
             tmp.write_bytes(png)
         written.append(path)
@@ -248,7 +245,7 @@ def build_report(run: str | Path, out: str | Path | None = None, *, fit: bool = 
     ``fit``: the scaling fit of the finished points; ``predictor``: the loss-law section (a few seconds)."""
     run = Path(run)
     out = Path(out) if out is not None else run / REPORT_NAME
-    _check_out(out, [run])
+    _check_out(out)
     data = collect_run(run, fit=fit)
     n = data.model.get("n_params")
     page = Page(f"riverbed run {data.label}",
@@ -274,7 +271,7 @@ def build_compare(runs: Sequence[str | Path], out: str | Path) -> Report:
     if len({p.resolve() for p in paths}) < len(paths):
         raise ReportError("--compare: a run is named twice")
     out = Path(out)
-    _check_out(out, paths)
+    _check_out(out)
     datas = [collect_run(p, label=lab, fit=False) for p, lab in zip(paths, _labels(paths))]
     page = Page("riverbed comparison: " + " vs ".join(d.label for d in datas), f"written {_stamp()}")
     images = _Images(page, out.stem)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,27 @@ MILESTONE_STYLE = {"color": "crimson", "marker": "*", "markersize": 12, "linesty
 RUN_COLOURS = ("black", "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 
+# A tEXt chunk naming riverbed as the writer: a report replaces a PNG beside its page only when it
+# carries this (or the page itself is riverbed's), never a user's own figure of the same name.
+PNG_GENERATOR = {"Software": "riverbed report"}
+_PNG_MARK = b"tEXtSoftware\x00riverbed report"
+
+
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes; the figure is closed (reports build many)."""
+    """The figure as PNG bytes, marked as riverbed's; the figure is closed (reports build many)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_GENERATOR)
     pyplot().close(fig)
     return buf.getvalue()
+
+
+def is_report_png(path: Path) -> bool:
+    """Whether the PNG at ``path`` was written by a riverbed report (its header carries the mark)."""
+    try:
+        with open(path, "rb") as fh:
+            return _PNG_MARK in fh.read(4096)
+    except OSError:
+        return False
 
 
 def _label(c: Curves) -> str:

@@ -27,6 +27,15 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 GENERATOR = '<meta name="generator" content="riverbed">'
 
 
+def is_report_page(out: Path) -> bool:
+    """Whether ``out`` is an existing page riverbed wrote (its head carries the generator tag)."""
+    try:
+        with open(out, encoding="utf-8", errors="replace") as fh:
+            return GENERATOR in fh.read(4096)
+    except OSError:
+        return False
+
+
 def check_page_out(out: Path, flag: str) -> None:
     """Refuse an output that is not an .html file, is a directory, or is an existing page that
     riverbed did not write (nothing a user had is replaced); errors name ``flag``."""

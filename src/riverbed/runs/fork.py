@@ -36,7 +36,6 @@ from riverbed.runs.run import Run, point_from_state, read_state
 from riverbed.schedules import DecayBranch, schedule_from_spec, schedule_to_spec
 from riverbed.units import split_quantity
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 _TOKEN_UNITS = ("tok", "tokens", "token")
 _STEP_UNITS = ("steps", "step")
 _PLAIN_INT_RE = re.compile(r"^\s*[+-]?[0-9]+\s*$")
@@ -111,8 +110,10 @@ def default_name(shape: str, from_step: int, length: int) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME_RE.match(name) or name == layout.MAIN:
-        raise RunError(f"branch name {name!r}: use letters, digits and . _ + - (not 'main'), at most 100 characters")
+    """A new branch's name: a valid branch name (riverbed.checkpoints.layout) other than the root's."""
+    layout.check_branch_name(name)
+    if name == layout.MAIN:
+        raise RunError(f"branch name {name!r}: 'main' is the run's root branch; choose another name")
 
 
 def decay_schedule(run: Run, req: ForkRequest) -> DecayBranch:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError
 from riverbed.runs.fork import ForkRequest, _main_schedule_spec, check_name, default_name, tokens_per_step
 from riverbed.runs.run import Run
@@ -24,13 +25,10 @@ from riverbed.schedules.budget_plan import Plan
 def load_plan(path: str | Path) -> Plan:
     """The Plan object of a plan.json; a missing or malformed file names itself."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"--plan {path}: not found") from None
+    text = read_text(path, "--plan")
     try:
         json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"--plan {path}: not valid JSON: {exc}") from None
 
     try:

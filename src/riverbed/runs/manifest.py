@@ -42,16 +42,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
 from riverbed.io.atomic import write_json
 from riverbed.errors import RunError
+from riverbed.runs.manifest_schema import FORMAT, check_manifest
 
-FORMAT = "riverbed.run/1"
 KINDS = ("main", "decay", "wsds", "cosine", "cyclic", "merge")
 # queued: submitted to an executor (riverbed.executors), its job not started yet;
 # running: a process is training it; stopped: interrupted, can be resumed;
 # finished: reached its end (final results recorded); failed: raised or its job died (error recorded).
 STATUSES = ("queued", "running", "stopped", "finished", "failed")
-LOCK = ".lock"
+LOCK = layout.RUN_LOCK
 
 
 def utc_now() -> str:
@@ -74,6 +75,9 @@ class Point:
     eval_loss_nonfinite: str | None = None
 
     def __post_init__(self) -> None:
+        # What run.json cannot hold is refused here, so every point written reads back (manifest_schema).
+        if not (isinstance(self.flops, (int, float)) and math.isfinite(self.flops) and self.flops >= 0):
+            raise RunError(f"a point's flops must be a finite number >= 0, got {self.flops!r} (step {self.step})")
         loss = self.eval_loss
         if loss is not None and not math.isfinite(loss):
             word = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
@@ -139,6 +143,9 @@ class BranchRecord:
     job: JobInfo | None = None  # set when an executor runs the branch as a job
 
     def __post_init__(self) -> None:
+        layout.check_branch_name(self.name)
+        if self.parent is not None:
+            layout.check_branch_name(self.parent, f"branch {self.name!r}: parent")
         if self.kind not in KINDS:
             raise RunError(f"branch {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.status not in STATUSES:
@@ -190,7 +197,7 @@ class BranchRecord:
                 error=d.get("error"),
                 created=str(d.get("created", "")),
                 updated=str(d.get("updated", "")),
-                pid=d.get("pid"),
+                pid=None if d.get("pid") is None else int(d["pid"]),
                 host=d.get("host"),
                 job=None if d.get("job") is None else JobInfo.from_dict(d["job"], f"{where}.job"),
             )
@@ -222,16 +229,19 @@ class Manifest:
 
     @staticmethod
     def from_dict(d: dict[str, Any], where: str) -> Manifest:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            got = d.get("format") if isinstance(d, dict) else type(d).__name__
-            raise RunError(f"{where}: format is {got!r}, expected {FORMAT!r}")
-        branches = d.get("branches")
-        if not isinstance(branches, dict):
-            raise RunError(f"{where}: 'branches' must be an object, got {type(branches).__name__}")
+        check_manifest(d, where)
+        branches = d["branches"]
+        records = {}
+        for n, b in branches.items():
+            rec = BranchRecord.from_dict(b, f"{where}: branches.{n}")
+            if rec.name != n:
+                raise RunError(f"{where}: branches.{n} holds the record of a branch named {rec.name!r}")
+            records[n] = rec
+        check_lineage(records, where)
         return Manifest(
             config=dict(d.get("config") or {}),
             model=dict(d.get("model") or {}),
-            branches={n: BranchRecord.from_dict(b, f"{where}: branches.{n}") for n, b in branches.items()},
+            branches=records,
             created=str(d.get("created", "")),
             software={str(k): str(v) for k, v in (d.get("software") or {}).items()} if isinstance(d.get("software"), dict) else {},
         )
@@ -240,6 +250,20 @@ class Manifest:
         branches = dict(self.branches)
         branches[record.name] = replace(record, updated=utc_now())
         return replace(self, branches=branches)
+
+
+def check_lineage(branches: dict[str, BranchRecord], where: str) -> None:
+    """RunError naming the branches of a parent cycle (a hand-edited run.json): following parents from
+    any branch must end at a root, or ``rm --recursive`` could reach the main branch."""
+    for start in branches:
+        seen = [start]
+        b = branches[start].parent
+        while b is not None and b in branches:
+            if b in seen:
+                loop = " -> ".join([*seen[seen.index(b):], b])
+                raise RunError(f"{where}: the branches' parents form a cycle ({loop}); fix the 'parent' keys")
+            seen.append(b)
+            b = branches[b].parent
 
 
 def software_versions() -> dict[str, str]:
@@ -265,10 +289,16 @@ def read_manifest(path: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise RunError(f"{path.parent} is not a riverbed run: {path.name} not found") from exc
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: corrupt manifest (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: corrupt manifest ({exc})") from exc
+    except RecursionError:
+        raise RunError(f"{path}: corrupt manifest (nested too deeply to be a run manifest)") from None
     return Manifest.from_dict(data, str(path))
 
 
@@ -284,7 +314,11 @@ def locked(run_dir: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - non-POSIX: single writer assumed
         yield
         return
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RunError(f"{run_dir} cannot be changed: {exc.strerror or exc} ({run_dir / LOCK}); this command writes "
+                       "to the run (reading verbs such as ls and report do not)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

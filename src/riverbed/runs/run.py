@@ -86,6 +86,15 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
+def _remove_aside(path: Path) -> None:
+    """Delete a branch directory set aside by ``delete_branch``. A branch directory that is a symbolic
+    link loses the link only: what it points to lies outside the run and is never riverbed's to delete."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class Run:
     """A run directory: ``run.json`` + ``config.toml`` + ``branches/<name>/...``."""
 
@@ -95,7 +104,7 @@ class Run:
         if not self._manifest_path.is_file():
             what = "does not exist" if not self.path.exists() else f"has no {layout.MANIFEST}"
             raise RunError(f"{self.path} is not a riverbed run: the directory {what}")
-        self._reconcile()
+        read_manifest(self._manifest_path)  # a corrupt manifest is refused here, naming the key
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -131,7 +140,11 @@ class Run:
     # -- reading -----------------------------------------------------------------------
     @property
     def manifest(self) -> Manifest:
-        return read_manifest(self._manifest_path)
+        """run.json as the disk shows it now: a branch marked running by a process that is gone reads
+        as stopped, progress as the newest checkpoint on disk. Reading never writes (a read-only run is
+        read like any other); writers persist this through :meth:`reconcile`."""
+        m = read_manifest(self._manifest_path)
+        return replace(m, branches={name: self._reconciled(name, b) for name, b in m.branches.items()})
 
     @property
     def name(self) -> str:
@@ -231,6 +244,9 @@ class Run:
             doomed = [name]
             for b in doomed:  # grows while iterating: every descendant, parents first
                 doomed += [c.name for c in m.branches.values() if c.parent == b and c.name not in doomed]
+            roots = [b for b in doomed if b == layout.MAIN or m.branches[b].parent is None]
+            if roots:  # unreachable with a checked lineage; kept so that no path here can remove a root
+                raise RunError(f"{self.path}: removing {name!r} would reach the root branch {roots[0]!r}; refused")
             children = [c for c in doomed if m.branches[c].parent == name]
             if children and not recursive:
                 raise RunError(f"{self.path}: branch {name!r} has branches forked from it ({', '.join(children)}); "
@@ -247,15 +263,14 @@ class Run:
             for b in doomed:
                 src = layout.branch_dir(self.path, b)
                 dst = src.with_name(f".{b}.removing")
-                if dst.exists():  # set aside by an rm that crashed before rewriting run.json
-                    aside.append(dst)
-                if src.exists():
-                    shutil.rmtree(dst, ignore_errors=True)
+                if os.path.lexists(dst):  # set aside by an rm that crashed before rewriting run.json
+                    _remove_aside(dst)
+                if os.path.lexists(src):  # a directory, or a link (dangling or not): set aside as it is
                     os.replace(src, dst)
                     aside.append(dst)
             write_manifest(self._manifest_path, replace(m, branches={k: v for k, v in m.branches.items() if k not in doomed}))
         for d in aside:
-            shutil.rmtree(d, ignore_errors=True)
+            _remove_aside(d)
         return doomed
 
     def missing_dirs(self) -> list[str]:
@@ -297,6 +312,7 @@ class Run:
         # The branch's writer lock first: a second writer fails here, before touching the record.
         with writer_lock(self.path, record.name):
             cleanup_stale_tmp(self.path)  # a killed writer's leftovers (run.json, config.toml temporaries)
+            self.reconcile()
             yield from self._training(record)
 
     def _training(self, record: BranchRecord) -> Iterator[BranchRecord]:
@@ -319,44 +335,49 @@ class Run:
                 record.name, lambda b: b if b.status == "finished" else replace(b, status="stopped", pid=None)
             )
         finally:
-            self._reconcile()
+            self.reconcile()
 
     # -- crash recovery ----------------------------------------------------------------
-    def _reconcile(self) -> None:
-        """Bring the manifest in line with the checkpoints on disk and with dead processes.
+    def reconcile(self) -> None:
+        """Bring run.json in line with the checkpoints on disk and with dead processes (a writer's step).
 
         A crash can leave checkpoints newer than the manifest's ``progress`` (the trainer
         writes the checkpoint, then the manifest) or a branch marked ``running`` whose process
         is gone. Both are fixed here, under the lock; the checkpoints themselves are the truth.
+        A change is written only if the record is still exactly the one it was computed from:
+        a concurrent ``finish_branch`` in between (same second or not) is never overwritten.
         """
         m = read_manifest(self._manifest_path)
-        changes: dict[str, BranchRecord] = {}
-        for name, b in m.branches.items():
-            new = b
-            refs = layout.list_checkpoints(self.path, name)
-            if refs and (b.progress is None or refs[-1].step > b.progress.step):
-                try:
-                    state = read_state(refs[-1].path)
-                    rel = str(refs[-1].path.relative_to(self.path))
-                    new = replace(new, progress=point_from_state(state, rel))
-                except Exception:  # noqa: BLE001 - a corrupt newest checkpoint is reported when used
-                    pass
-            if new.status == "running" and not _pid_alive(new.pid, new.host):
-                new = replace(new, status="stopped", pid=None)
-            elif new.status == "queued" and new.pid is not None and not _pid_alive(new.pid, new.host):
-                # A local or Ray job lives as long as the process that queued it (pid); a Slurm
-                # job (pid None) outlives its submitter and stays queued until it starts.
-                new = replace(new, status="stopped", pid=None, error="its job never started: the process that queued it ended")
-            if new != b:
-                changes[name] = new
+        changes = {name: (b, new) for name, b in m.branches.items() if (new := self._reconciled(name, b)) != b}
         if not changes:
             return
         with locked(self.path):
             m = read_manifest(self._manifest_path)
-            for name, rec in changes.items():
-                if name in m.branches and m.branches[name].updated == rec.updated:
-                    m = m.with_branch(rec)
+            fresh = [rec for name, (seen, rec) in changes.items() if m.branches.get(name) == seen]
+            if not fresh:
+                return
+            for rec in fresh:
+                m = m.with_branch(rec)
             write_manifest(self._manifest_path, m)
+
+    def _reconciled(self, name: str, b: BranchRecord) -> BranchRecord:
+        """``b`` as the disk and the live processes show it (nothing is written)."""
+        new = b
+        refs = layout.list_checkpoints(self.path, name)
+        if refs and (b.progress is None or refs[-1].step > b.progress.step):
+            try:
+                state = read_state(refs[-1].path)
+                rel = str(refs[-1].path.relative_to(self.path))
+                new = replace(new, progress=point_from_state(state, rel))
+            except Exception:  # noqa: BLE001 - a corrupt newest checkpoint is reported when used
+                pass
+        if new.status == "running" and not _pid_alive(new.pid, new.host):
+            new = replace(new, status="stopped", pid=None)
+        elif new.status == "queued" and new.pid is not None and not _pid_alive(new.pid, new.host):
+            # A local or Ray job lives as long as the process that queued it (pid); a Slurm
+            # job (pid None) outlives its submitter and stays queued until it starts.
+            new = replace(new, status="stopped", pid=None, error="its job never started: the process that queued it ended")
+        return new
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.io.input_files import read_text
 from riverbed.errors import ScalingError
 
 #: Consecutive distinct N (or D) values more than this factor apart look like two units
@@ -275,10 +276,7 @@ def load_csv(path: str | Path, columns: Columns | None = None) -> Points:
     names the token unit per row. Rows are labelled ``<file>:row <k>`` (1-based data row).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ScalingError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = read_text(path, "CSV file", ScalingError, encoding="utf-8-sig")
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ScalingError(f"{path} is empty")

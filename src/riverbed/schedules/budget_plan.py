@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from riverbed.io.atomic import write_text
+from riverbed.io.input_files import read_text
 from riverbed.errors import ConfigError
 from riverbed.schedules.core import WarmupStable, tokens_to_steps
 from riverbed.schedules.shapes import validate_shape
@@ -271,11 +272,7 @@ def plan_budgets(
 
 def load_plan(path: str) -> Plan:
     """Read a plan saved with ``Plan.save`` / ``riverbed plan -o``; errors name the file."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"plan file {path}: cannot read ({exc.strerror})") from None
+    text = read_text(path, "plan file")
     try:
         return Plan.from_json(text)
     except ConfigError as exc:

@@ -122,6 +122,19 @@ def start_state(cfg: RunConfig, run_dir: Path, branch: str, model: torch.nn.Modu
     return StartState(0, 0, 0.0, "start")
 
 
+def _check_schedule_free(cfg: RunConfig, parallel: str) -> None:
+    """What schedule-free AdamW cannot be combined with (yet), refused before the first step."""
+    what = "schedulefree-adamw"
+    if parallel == "fsdp":
+        raise ConfigError(f'optim.name = "{what}" with FSDP: not supported (its averaged weights are computed '
+                          "per process from full parameters); train it with one process or DDP")
+    for section, why in (("guard", "its restores rewrite AdamW moments"),
+                         ("pma", "its in-memory snapshots hold the train-mode weights")):
+        if getattr(cfg, section) is not None:
+            raise ConfigError(f'optim.name = "{what}" with [{section}]: not supported ({why}); merge the '
+                              "checkpoints on disk instead (they hold the averaged weights)")
+
+
 def _from_state(state: CheckpointState, event: str, path: Path) -> StartState:
     return StartState(state.step, state.tokens, state.flops, event, state.lr_scale, state.data_offset, state.eval_loss, path)
 
@@ -172,9 +185,8 @@ def start_branch(cfg: RunConfig, run_dir: Path, branch: str, schedule: Any | Non
     model = build_model(cfg.model, seed=cfg.train.seed, device=device)
     net = P.wrap_model(model, cfg, dist, device)  # DDP | FSDP2 (in place: the optimizer after) | model
     optimizer = build_optimizer(model, cfg.optim)
-    if is_schedule_free(optimizer) and P.kind(net, dist) == "fsdp":
-        raise ConfigError('optim.name = "schedulefree-adamw" with FSDP: not supported (its averaged weights are '
-                          "computed per process from full parameters); train it with one process or DDP")
+    if is_schedule_free(optimizer):
+        _check_schedule_free(cfg, P.kind(net, dist))
     init, callbacks = callbacks_from_config(cfg, run_dir, branch, init=init, given=callbacks)
     start = start_state(cfg, run_dir, branch, model, optimizer, init, until_step)
     if not isinstance(start, StartState):
