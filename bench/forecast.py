@@ -44,8 +44,8 @@ lr = 0.006
 [train]
 batch_size = 8
 seq_len = 64
-ckpt_every = 50
-eval_every = 10
+ckpt_every = {ckpt}
+eval_every = {eval_every}
 eval_batches = {eval_batches}
 log_every = 10
 tensorboard = false
@@ -64,8 +64,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--eval-batches", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a seconds-long run (make bench-smoke): 60 steps, eval every 4 on 1 batch; its figures mean nothing")
     args = ap.parse_args()
-    base = load_config_text(TOML.format(eval_batches=args.eval_batches))
+    every = 4 if args.smoke else 10
+    if args.smoke:
+        args.steps, args.eval_batches = 60, 1
+    base = load_config_text(TOML.format(eval_batches=args.eval_batches, eval_every=every, ckpt=15 if args.smoke else 50))
     data = load_dataset(base.data)
     tmp = Path(tempfile.mkdtemp(prefix="forecast-bench-"))
     try:
@@ -80,7 +85,7 @@ def main() -> None:
         run = Run.create(tmp / "tree", base)
         train_main(base, run.path, run, until_step=half, progress=False, data=data)
         run_requests(run, plan_requests(run, [half // 2], "1-sqrt", half // 2), cfg=base, data=data, progress=False,
-                     eval_every=10)
+                     eval_every=every)
         cfg = base.replace(forecast=ForecastConfig())
         train_main(cfg, run.path, Run.open(run.path), until_step=args.steps, progress=False, data=data)
         results["decay branch"] = _rows(run.path)

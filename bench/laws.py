@@ -53,14 +53,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=1, help="fits per law for the timing (median)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a seconds-long run (make bench-smoke): one fit per law on 8 points per curve; its figures mean nothing")
     args = ap.parse_args()
     curves = {n: read_curve_csv(DATA / f"{n}.csv") for n in TRAIN + TEST}
     rows = {}
-    for law in LAWS:
+    for law in list(LAWS)[:2] if args.smoke else LAWS:
         times = []
-        for _ in range(args.reps):
+        for _ in range(1 if args.smoke else args.reps):
             t = time.perf_counter()
-            fit = fit_curve_law([curves[n] for n in TRAIN], law)
+            fit = fit_curve_law([curves[n] for n in TRAIN], law, **({"max_points": 8, "max_nfev": 20} if args.smoke else {}))
             times.append(time.perf_counter() - t)
         rows[law] = {**score(fit, curves), "fit_s": statistics.median(times), "params": len(fit.params)}
     load = os.getloadavg()[0]

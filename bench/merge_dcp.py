@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -43,12 +44,12 @@ for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):
 """
 
 
-def generate(root: Path, k: int, size_gb: float) -> list[Path]:
+def generate(root: Path, k: int, size_gb: float, smoke: bool = False) -> list[Path]:
     import torch
     import torch.distributed.checkpoint as dcp
     from safetensors.torch import save_file
 
-    cfg = llama_shape(size_gb)
+    cfg = llama_shape(size_gb, smoke)
     shapes = tensor_shapes(cfg)
     paths = []
     for i in range(k):
@@ -76,10 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gb", type=float, default=0.5, help="size of each checkpoint in GB (bf16)")
     ap.add_argument("--k", type=int, default=4, help="number of checkpoints")
     ap.add_argument("--dir", type=Path, default=HERE / "out" / "merge_dcp", help="where checkpoints and outputs go")
+    ap.add_argument("--smoke", action="store_true",
+                    help="two toy checkpoints in a temporary folder (make bench-smoke): checks the bench works")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.k, args.size_gb, args.dir = 2, 0.001, Path(tempfile.mkdtemp(prefix="riverbed-bench-dcp-"))
+        try:
+            return _run(args, smoke=True)
+        finally:
+            shutil.rmtree(args.dir, ignore_errors=True)
+    return _run(args)
 
+
+def _run(args: argparse.Namespace, smoke: bool = False) -> int:
     root = args.dir / f"{args.size_gb:g}GB"
-    inputs = generate(root, args.k, args.size_gb)
+    inputs = generate(root, args.k, args.size_gb, smoke)
     files = sorted(str(p) for d in inputs for p in d.glob("*.distcp"))
     in_bytes = sum(os.path.getsize(f) for f in files)
     for f in files + [f"{p}.safetensors" for p in inputs]:  # warm the page cache: every contender reads from memory

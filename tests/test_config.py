@@ -18,6 +18,7 @@ from riverbed.config import (
 )
 from riverbed.errors import ConfigError
 from riverbed.merging.pma_snapshots import PMAConfig
+from riverbed.config.forecast import ForecastConfig
 from riverbed.config.guard import GuardConfig
 from riverbed.config.init import InitConfig
 from riverbed.schedules import WarmupStable, schedule_from_spec
@@ -143,7 +144,7 @@ def test_dumps_toml_escapes_and_lists():
 
 
 def test_optional_sections_are_typed():
-    assert OPTIONAL_SECTIONS == {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig}
+    assert OPTIONAL_SECTIONS == {"pma": PMAConfig, "guard": GuardConfig, "init": InitConfig, "forecast": ForecastConfig}
     cfg = load_config_text("[pma]\nevery = 10\n[guard]\n")
     assert cfg.pma.every == 10 and cfg.guard is not None and cfg.init is None
     assert load_config_text(cfg.to_toml()) == cfg

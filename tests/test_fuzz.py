@@ -3,7 +3,7 @@ recipes and output paths. For every generated input: exit code 0 or 2, no traceb
 the user had is byte-identical afterwards (new outputs may appear only on exit 0).
 
 Each property runs twice: a few examples in the default suite (``FAST``, a second or two in all) and
-many in the slow tier (``THOROUGH``; ``make test-slow``, bounded by ``RIVERBED_BOUNDED=1``).
+many in the slow tier (``THOROUGH``; ``make test-slow``, 25 examples each with ``RIVERBED_BOUNDED=1``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from runs.helpers import fake_checkpoint, make_tree
 
 FAST = settings(max_examples=6, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-THOROUGH = settings(FAST, max_examples=60 if os.environ.get("RIVERBED_BOUNDED") else 400, derandomize=False)
+THOROUGH = settings(FAST, max_examples=25 if os.environ.get("RIVERBED_BOUNDED") else 400, derandomize=False)
 
 B100 = "linear-from100-len20"
 

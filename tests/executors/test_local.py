@@ -115,3 +115,30 @@ def test_cli_gives_each_local_job_its_share_of_the_cores(monkeypatch):
     assert executor_from_args(p.parse_args(["--jobs", "8"])).threads == 1
     assert executor_from_args(p.parse_args(["--jobs", "16"])).threads == 1
     assert executor_from_args(p.parse_args(["--executor", "local"])).threads == 1  # jobs = cores
+
+
+def _report_environment(conn, env):
+    from riverbed.executors.local import set_environment
+
+    set_environment(env)
+    conn.send_bytes(os.environ.get("RIVERBED_TEST_ENV_PROBE", "<unset>").encode())
+    conn.close()
+
+
+def test_a_job_sees_the_submitters_environment_as_of_its_submission(monkeypatch):
+    from riverbed.executors.local import job_context
+
+    ctx = job_context()
+    seen = []
+    for value in ("first", "second", None):  # the fork server started before the later values were set
+        if value is None:
+            monkeypatch.delenv("RIVERBED_TEST_ENV_PROBE")
+        else:
+            monkeypatch.setenv("RIVERBED_TEST_ENV_PROBE", value)
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_report_environment, args=(send, dict(os.environ)))
+        p.start()
+        send.close()
+        seen.append(recv.recv_bytes().decode())
+        p.join(timeout=60)
+    assert seen == ["first", "second", "<unset>"]

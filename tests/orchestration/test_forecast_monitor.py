@@ -13,7 +13,7 @@ PRIOR = LawFit("valley", dict(L0=1.5, A=2.0, alpha=0.3, B=0.05, lam=20.0, p=1.7,
                residuals=(CurveResiduals("calib", (10, 20), (3.0, 2.9), (3.01, 2.89)),))
 
 
-def _train(tmp_path, tiny_toml, forecast: str, steps: int = 30):
+def _train(tmp_path, tiny_toml, forecast: str, steps: int = 24):
     cfg = tmp_path / "f.toml"
     cfg.write_text(tiny_toml.replace("max_steps = 4", f"max_steps = {steps}").replace("ckpt_every = 2", "ckpt_every = 10")
                    + forecast)

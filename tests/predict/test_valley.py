@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from riverbed.predict import Curve, fit_curve_law
+from riverbed.predict import Curve, LawFit, fit_curve_law
 from riverbed.predict.valley import ValleyTerms, valley_loss, valley_physical
 
 TRUE = dict(L0=2.0, A=0.5, alpha=0.45, B=0.05, lam=20.0, p=1.7, rho=1.8)
@@ -87,3 +87,6 @@ def test_fit_recovers_known_parameters_and_predicts_an_unseen_schedule():
     err = np.abs(fit.predict(held) - held.loss) / held.loss
     assert err.max() < 1e-3
     assert fit.params["L0"] == pytest.approx(TRUE["L0"], rel=0.05)
+    again = LawFit.from_json(fit.to_json())
+    assert again.law == "valley" and again.params == fit.params
+    np.testing.assert_allclose(again.predict(held), fit.predict(held), rtol=1e-12)

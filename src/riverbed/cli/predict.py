@@ -1,4 +1,4 @@
-"""`riverbed predict fit|curve|branch|schedule|check`: loss curves of schedules never trained.
+"""`riverbed predict fit|curve|branch|schedule|check|optimize|when`: loss curves of schedules never trained.
 
     riverbed predict fit runs/tiny --law mpl -o law.json            # main + the longest decay branch
     riverbed predict fit a.csv b.csv --law tissue -o law.json        # a user's own step,lr,loss logs
@@ -7,6 +7,8 @@
     riverbed predict schedule runs/tiny --schedule '{"type": "cosine", "steps": 1000}'
     riverbed predict schedule runs/tiny --best-decay --budget 1000
     riverbed predict check runs/tiny --json                          # leave-one-out vs main/merge
+    riverbed predict optimize law.json --steps 2000 --peak-lr 3e-3   # the schedule the law likes best (cli/predict_optimize.py)
+    riverbed predict when runs/tiny --target 2.05                    # when a decay reaches a loss, at what compute
 
 SPEC is a schedule spec as inline JSON or a TOML/JSON file (a [schedule] table). Every fit is
 judged (degrees of freedom, in-sample error, parameters at bounds, what the data cannot pin down):

@@ -49,9 +49,16 @@ def job_context() -> Any:
     return ctx
 
 
+def set_environment(env: dict[str, str]) -> None:
+    """Make ``env`` (the submitter's whole environment as of the submission, plus the job's own
+    variables) this job's: a forked job would otherwise see the fork server's, frozen at its start."""
+    os.environ.clear()
+    os.environ.update(env)
+
+
 def _child(kind: str, payload: str, conn: Connection, env: dict[str, str]) -> None:
     """The job process: run the task, send its answer, exit."""
-    os.environ.update(env)
+    set_environment(env)
     answer = entry(kind, payload)
     conn.send_bytes(answer.encode("utf-8"))
     conn.close()
@@ -151,7 +158,7 @@ class LocalExecutor(Executor):
             self._running.append(h)
 
     def _start(self, h: LocalHandle) -> None:
-        env = {"RIVERBED_JOB_ID": h.job.id}
+        env = {**os.environ, "RIVERBED_JOB_ID": h.job.id}
         if self._gpus:
             busy = {r.gpu for r in self._running}
             h.gpu = next(g for g in self._gpus if g not in busy)

@@ -58,37 +58,11 @@ def t_interval(xs: list[float], level: float = 0.95) -> dict[str, float | int | 
     return {"mean": m, "lo": m - h, "hi": m + h, "n": len(xs)}
 
 
-def _config(seed: int, g: dict[str, Any], schedule: dict[str, Any], eval_every: int = 0) -> Any:
-    from riverbed.experiments.small import small_config  # the one small-run builder
-
-    return small_config(seed, g["lr"], schedule, batch_size=g["batch"], seq_len=g["seq"], ckpt_every=g["ckpt"],
-                        eval_every=eval_every, eval_batches=g["eval_batches"])
-
-
-def _train(cfg: Any, path: Path, steps: int, data: Any) -> Any:
-    from riverbed.orchestration.drive import train_main
-    from riverbed.runs import Run
-
-    run = Run.create(path, cfg)
-    train_main(cfg, run.path, run, until_step=steps, progress=False, data=data)
-    return Run.open(run.path)
-
-
-def _decay(run: Any, cfg: Any, data: Any, fork: int, shape: str, length: int, eval_every: int | None = None) -> Any:
-    from riverbed.orchestration.fork import run_requests
-    from riverbed.runs.fork import plan_requests
-
-    (rec,) = run_requests(run, plan_requests(run, [fork], shape, length, min_ratio=MIN_RATIO), cfg=cfg, data=data,
-                          progress=False, eval_every=eval_every)
-    return rec
-
-
 def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str, Any]:
     """Calibrate, fit, optimise and train every schedule for one seed: predicted and measured final losses."""
     import numpy as np
 
-    from riverbed.checkpoints import layout
-    from riverbed.training.evaluate import HeldoutEvaluator
+    from riverbed.experiments.small import checkpoint, evaluator, fork_decay, small_config, train_root
     from riverbed.predict import bootstrap_curve_fits
     from riverbed.predict.optimize import final_loss, optimize_schedule
     from riverbed.predict.runs import _calibration_curves, fit_run
@@ -97,10 +71,14 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
 
     g = SIZES[size]
     n, w, ck = g["steps"], g["warmup"], g["ckpt"]
-    main_cfg = _config(seed, g, {"type": "warmup-stable", "warmup": w}, g["eval"])
-    run = _train(main_cfg, root / "main", n, data)
+    def cfg(schedule: dict[str, Any], eval_every: int = 0) -> Any:
+        return small_config(seed, g["lr"], schedule, batch_size=g["batch"], seq_len=g["seq"], ckpt_every=ck,
+                            eval_every=eval_every, eval_batches=g["eval_batches"])
+
+    main_cfg = cfg({"type": "warmup-stable", "warmup": w}, g["eval"])
+    run = train_root(main_cfg, root / "main", n, data)
     calib = ck * max(1, round(CALIB_FRACTION * n / ck))
-    _decay(run, main_cfg, data, n - calib, "1-sqrt", calib, g["eval"])
+    fork_decay(run, main_cfg, data, n - calib, "1-sqrt", calib, min_ratio=MIN_RATIO, eval_every=g["eval"])
     fit = fit_run(run, law)
     boot = bootstrap_curve_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
     post = n - w
@@ -114,17 +92,16 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
         ens = [final_loss(b, lr, w) for b in boot]
         predicted[name] = {"value": final_loss(fit, lr, w), "lo": float(np.percentile(ens, 5)), "hi": float(np.percentile(ens, 95))}
     measured: dict[str, float] = {}
-    ev = HeldoutEvaluator(main_cfg, data)  # every schedule on the same held-out batches
+    ev = evaluator(main_cfg, data)  # every schedule on the same held-out batches
     for name in ("optimized", "cosine"):
-        c = _config(seed, g, specs[name])
-        r = _train(c, root / name, n, data)
-        measured[name] = ev.loss(layout.checkpoint_dir(r.path, layout.MAIN, n))
+        r = train_root(cfg(specs[name]), root / name, n, data)
+        measured[name] = ev.loss(checkpoint(r, n))
     for b in opt.baselines:
         if b.name == "cosine":
             continue
         d = round(b.decay_fraction * post)
-        rec = _decay(run, main_cfg, data, n - d, b.name.removeprefix("wsd-"), d)
-        measured[b.name] = ev.loss(run.path / rec.final.checkpoint)
+        end = fork_decay(run, main_cfg, data, n - d, b.name.removeprefix("wsd-"), d, min_ratio=MIN_RATIO)
+        measured[b.name] = ev.loss(end)
     return {"seed": seed, "law": fit.law, "params": fit.params, "predicted": predicted, "measured": measured,
             "decay_fraction": {b.name: b.decay_fraction for b in opt.baselines}, "optimized_lr": opt.to_dict()["lr"]}
 

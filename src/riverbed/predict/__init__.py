@@ -20,12 +20,18 @@ from riverbed.predict.bootstrap import bootstrap_curve_fits
 from riverbed.predict.curves import Curve, PredictError, curve_from_rows, curve_from_schedule, read_curve, read_curve_csv
 from riverbed.predict.diagnose import FitDiagnostics, ParamCheck, UnreliableFit
 from riverbed.predict.fit import CurveResiduals, LawFit, fit_curve_law
+from riverbed.predict.forecast import Forecast, Forecaster
 from riverbed.predict.laws import DEFAULT_LAW, LAW_SPECS, LAWS, LawSpec, MPLTerms, TissueTerms, mpl_loss, tissue_loss
 from riverbed.predict.momentum import MomentumTerms, momentum_loss
+from riverbed.predict.optimize import OptimalSchedule, optimize_schedule
 from riverbed.predict.valley import ValleyTerms, valley_loss
 
 __all__ = [
     "DEFAULT_LAW",
+    "Forecast",
+    "Forecaster",
+    "OptimalSchedule",
+    "optimize_schedule",
     "LAWS",
     "LAW_SPECS",
     "LawSpec",

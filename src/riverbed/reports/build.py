@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints import layout
 from riverbed.checkpoints.outputs import check_beside, check_output
 from riverbed.io.atomic import atomic_path, write_text
 from riverbed.errors import ReportError

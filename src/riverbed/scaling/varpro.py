@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from riverbed.scaling.laws import huber
+
 #: Relative objective decrease below which a Gauss-Newton row stops.
 GN_FTOL = 1e-14
 #: Iteration cap of one inner solve (a warm-started one needs a handful).
@@ -54,8 +56,7 @@ def _terms(q: np.ndarray, x: np.ndarray, lxt: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _huber_sum(r: np.ndarray, delta: float) -> np.ndarray:
-    a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
+    return huber(r, delta).sum(axis=-1)
 
 
 def _weights(r: np.ndarray, delta: float) -> np.ndarray:
