@@ -30,6 +30,7 @@ import numpy as np
 
 from riverbed.errors import LogError
 from riverbed.extras import missing_extra
+from riverbed.io.input_files import read_text, regular_file
 from riverbed.runs.logs.columns import LOG_ALIASES, LOG_FLAGS, delimiter, norm, resolve_columns
 
 TRAINER_STATE = "trainer_state.json"
@@ -273,12 +274,8 @@ def read_tensorboard(path: Path, columns: LogColumns = LogColumns()) -> Log:
 
 
 def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LogError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LogError(f"{path}: cannot read ({exc})") from None
+    # the one bounded reader: a FIFO or device is refused with its true kind, never read without end
+    return read_text(path, "log", LogError, encoding="utf-8-sig")
 
 
 def log_kind(path: Path) -> str:
@@ -291,6 +288,7 @@ def log_kind(path: Path) -> str:
         raise LogError(f"{path}: a folder with neither {TRAINER_STATE} nor TensorBoard event files ({_TB_PREFIX}.*)")
     if not path.exists():
         raise LogError(f"{path}: no such file")
+    regular_file(path, "log", LogError)  # a FIFO or device: say what it is before guessing a format by name
     if path.name.startswith(_TB_PREFIX):
         return "tensorboard"
     if path.name.endswith(".json") and path.name != "metrics.json":
