@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.executors import as_executor
 from riverbed.executors.base import JobError, Task
-from riverbed.executors.fanout import BranchBoard, check_free, queue, unqueue, watch_branches
+from riverbed.executors.fanout import BranchBoard, check_free, submit_and_watch
 from riverbed.orchestration.command_branch import CommandFailed, check_command, train_command_branch, validate
 from riverbed.runs.fork import ForkRequest
 from riverbed.runs.manifest import BranchRecord
@@ -60,17 +59,7 @@ def fan_out_commands(run: Run, checked: Sequence[tuple[Any, Any]], command: str,
                               "(only slurm jobs can be queued and left)")
         check_free(run, [req.name for req, _s in checked])
         tasks = [command_task(run, req, command, ex.name) for req, _s in checked]
-        before = queue(run, [(req, s, False) for req, s in checked], submitter_pid=None if ex.detached else os.getpid())
-        try:
-            handles = ex.submit(tasks)
-        except BaseException:
-            unqueue(run, before)
-            raise
-        for h in handles:
-            run.update_branch(h.task.label, lambda b, j=h.job: replace(b, job=j) if b.job is None else b)
-        if not wait:
-            return [run.branch(t.label) for t in tasks]
-        return watch_branches(run, handles, progress=progress)
+        return submit_and_watch(run, ex, tasks, [(req, s, False) for req, s in checked], wait=wait, progress=progress)
     finally:
         if owned:
             ex.close()

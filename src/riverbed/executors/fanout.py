@@ -55,20 +55,27 @@ def fan_out(run: Run, checked: Sequence[tuple[Any, Any, bool]], executor: Any, *
         load_run_config(run.path)  # a broken config.toml is the caller's error, before anything is queued
         check_free(run, [req.name for req, _s, _r in checked])
         tasks = [branch_task(run, req, ex, eval_every) for req, _s, _r in checked]
-        before = queue(run, checked, submitter_pid=None if ex.detached else os.getpid())
-        try:
-            handles = ex.submit(tasks)
-        except BaseException:
-            unqueue(run, before)
-            raise
-        for h in handles:  # job ids are known once submitted; a job that already started wrote its own
-            run.update_branch(h.task.label, lambda b, j=h.job: replace(b, job=j) if b.job is None else b)
-        if not wait:
-            return [run.branch(t.label) for t in tasks]
-        return watch_branches(run, handles, progress=progress)
+        return submit_and_watch(run, ex, tasks, checked, wait=wait, progress=progress)
     finally:
         if owned:
             ex.close()  # a local pool or Ray cluster of ours ends here; queued Slurm jobs stay queued
+
+
+def submit_and_watch(run: Run, ex: Any, tasks: Sequence[Any], queued: Sequence[tuple[Any, Any, bool]], *,
+                     wait: bool, progress: bool) -> list[BranchRecord]:
+    """Mark the branches queued in run.json, submit their tasks (undoing the marks if that fails), record the
+    job ids, and watch them to the end unless ``wait`` is false (then: the queued records)."""
+    before = queue(run, queued, submitter_pid=None if ex.detached else os.getpid())
+    try:
+        handles = ex.submit(tasks)
+    except BaseException:
+        unqueue(run, before)
+        raise
+    for h in handles:  # job ids are known once submitted; a job that already started wrote its own
+        run.update_branch(h.task.label, lambda b, j=h.job: replace(b, job=j) if b.job is None else b)
+    if not wait:
+        return [run.branch(t.label) for t in tasks]
+    return watch_branches(run, handles, progress=progress)
 
 
 def check_free(run: Run, names: Sequence[str]) -> None:
