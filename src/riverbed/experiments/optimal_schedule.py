@@ -79,7 +79,9 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
     run = train_root(main_cfg, root / "main", n, data)
     calib = ck * max(1, round(CALIB_FRACTION * n / ck))
     fork_decay(run, main_cfg, data, n - calib, "1-sqrt", calib, min_ratio=MIN_RATIO, eval_every=g["eval"])
-    fit = fit_run(run, law)
+    # The experiment measures the optimised schedule whatever the fit's verdict; a fit the diagnostics call
+    # unreliable is used marked as forced, and each seed's result says so (``fit_forced`` and the reasons).
+    fit = fit_run(run, law, force=True)
     boot = bootstrap_curve_fits(_calibration_curves(Run.open(run.path), fit), fit, n=g["boot"], seed=seed)
     post = n - w
     fractions = [d / post for d in range(ck, n - w + 1, ck) if (n - d) % ck == 0 and n - d >= w]
@@ -102,7 +104,8 @@ def one_seed(root: Path, seed: int, size: str, law: str, data: Any) -> dict[str,
         d = round(b.decay_fraction * post)
         end = fork_decay(run, main_cfg, data, n - d, b.name.removeprefix("wsd-"), d, min_ratio=MIN_RATIO)
         measured[b.name] = ev.loss(end)
-    return {"seed": seed, "law": fit.law, "params": fit.params, "predicted": predicted, "measured": measured,
+    return {"seed": seed, "law": fit.law, "params": fit.params, "fit_forced": fit.forced,
+            "fit_reasons": list(fit.diagnostics.reasons) if fit.forced else [], "predicted": predicted, "measured": measured,
             "decay_fraction": {b.name: b.decay_fraction for b in opt.baselines}, "optimized_lr": opt.to_dict()["lr"]}
 
 
