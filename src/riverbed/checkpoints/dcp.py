@@ -169,7 +169,8 @@ class _Window(io.RawIOBase):
 
 
 def read_metadata(folder: Path) -> Record:
-    """DCP's ``Metadata`` of ``folder`` as a :class:`Record` (allowlist unpickler; never ``pickle.load``)."""
+    """DCP's ``Metadata`` of ``folder`` as a :class:`Record`, read by :class:`MetadataUnpickler` (an allowlist of
+    DCP's own metadata types; any other global is a CheckpointError naming it, and nothing is ever executed)."""
     path = folder / METADATA
     try:
         with open(path, "rb") as fh:
