@@ -91,3 +91,22 @@ def test_the_written_spec_trains_with_its_lrs(tmp_path, tiny_toml):
     assert main(["train", str(cfg), "--run", str(tmp_path / "run"), "--no-progress"]) == 0
     rows = [r for r in read_metrics(tmp_path / "run" / "branches" / "main" / "metrics.jsonl") if r.get("kind") == "train"]
     assert [r["lr"] for r in rows] == pytest.approx([0.003 * v for v in table])
+
+
+def test_the_optimum_trains_as_a_branch_of_a_run_with_the_same_warmup_and_peak(run_copy):
+    """`predict optimize` -> `riverbed branch --schedule`: the tiny run (warmup 2, LR 3e-3, checkpoints 2
+    and 4) branches onto the optimum from the newest checkpoint before it leaves the peak, and the
+    branch's recorded multipliers are the optimum's from the fork on."""
+    from riverbed.runs import Run
+    from riverbed.runs.fork import departure_step
+
+    fit = _fit("mpl")
+    opt = optimize_schedule(fit, 12, warmup=2, peak_lr=PEAK, min_lr=MIN, knots=8, max_iter=20)
+    doc = run_copy / "opt.json"
+    doc.write_text(json.dumps(opt.to_dict()))
+    r = run_copy / "r"
+    assert main(["branch", str(r), "--schedule", str(doc), "--name", "opt", "--no-progress"]) == 0
+    b = Run.open(r).manifest.branches["opt"]
+    leaves = departure_step(schedule_from_spec({"type": "warmup-stable", "warmup": 2}), opt.schedule(), 12)
+    assert b.status == "finished" and b.fork.step == max(s for s in (2, 4) if s <= leaves) and b.final.step == 12
+    assert schedule_from_spec(b.schedule).values(12)[b.fork.step:] == pytest.approx(list(opt.multipliers[b.fork.step:]), abs=1e-12)

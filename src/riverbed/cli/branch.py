@@ -7,7 +7,10 @@ of the budget (20%: the decay is 20 % of fork step + decay); a plain integer (20
 any other bare number (2M, 1e6) is refused as ambiguous. A decay longer than the main branch
 before its fork is allowed, with a warning. --plan plan.json (from `riverbed plan`) forks
 every decay branch of the plan instead; re-running it skips branches that finished and
-resumes interrupted ones.
+resumes interrupted ones. --schedule SPEC follows a whole-run schedule after the fork instead of a
+decay shape (a `tabulated` spec from `riverbed predict optimize`, or any schedule with an end):
+it must equal the main branch's schedule up to the fork, and --from defaults to the newest saved
+checkpoint before the two part.
 
 All requests are checked before anything trains: a step that was never saved, an existing
 branch name, an unknown shape or a bad length is one error message, exit code 2, and the run
@@ -66,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None,
                    help="branch name (default <shape>-from<step>-len<length>; with several steps NAME-<step>)")
     p.add_argument("--plan", type=Path, default=None, help="fork every decay branch of a plan.json from `riverbed plan`")
+    p.add_argument("--schedule", default=None, metavar="SPEC",
+                   help="follow this whole-run schedule after the fork instead of a decay shape: inline JSON or a "
+                        "TOML/JSON file (e.g. what `riverbed predict optimize --json`/`-o` writes); it must equal the main "
+                        "branch's schedule up to the fork (--from: default the newest checkpoint before they part)")
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="held-out evaluation every N steps of each branch (default 0: the branch length / 10, "
                         "about 10 evaluations per branch, enough to draw its drop)")
@@ -91,18 +98,19 @@ def parse_steps(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.wait and args.plan is None and all(v is None for v in (args.from_steps, args.shape, args.length)):
+    if args.wait and args.plan is None and all(v is None for v in (args.from_steps, args.shape, args.length, args.schedule)):
         from riverbed.executors.fanout import wait_for_run
 
         return _finish(lambda: wait_for_run(Run.open(args.run), progress=not args.no_progress))
-    if args.plan is None:  # the command line names every part of a branch (the library has defaults)
+    if args.plan is None and args.schedule is None:  # the command line names every part of a branch (the library has defaults)
         missing = [f for f, v in (("--from", args.from_steps), ("--shape", args.shape), ("--length", args.length)) if v is None]
         if missing:
             raise RunError(f"riverbed branch needs {', '.join(missing)} (or --plan plan.json)")
     steps = parse_steps(args.from_steps) if args.from_steps is not None else None
     return _finish(lambda: fork_branches(args.run, steps, args.shape, args.length, plan=args.plan, min_ratio=args.min_ratio,
                                          name=args.name, eval_every=args.eval_every, executor=executor_from_args(args),
-                                         wait=args.wait, progress=not args.no_progress, command=args.command))
+                                         wait=args.wait, progress=not args.no_progress, command=args.command,
+                                         schedule=args.schedule))
 
 
 def _finish(train) -> int:

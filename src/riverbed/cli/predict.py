@@ -32,7 +32,7 @@ from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.cli.log_args import add_log_columns, log_columns, say_one
 from riverbed.io.atomic import write_text
-from riverbed.cli.predict_optimize import add_optimize_parsers
+from riverbed.cli.predict_optimize import FORCED, add_optimize_parsers
 from riverbed.units import JoinWords, arg, parse_count
 
 # The laws of riverbed.predict.laws (LAWS, default first; tests/predict/test_cli.py keeps them in step): literal here so
@@ -137,9 +137,6 @@ def _write(path: str | None, text: str) -> None:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=1, allow_nan=False) + "\n"
-
-
-FORCED = "FORCED (unreliable fit kept by --force)"
 
 
 def _ci(lo: float | None, hi: float | None) -> str:

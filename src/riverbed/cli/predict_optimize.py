@@ -35,6 +35,7 @@ def add_optimize_parsers(sub: argparse._SubParsersAction) -> None:
     o.add_argument("-o", "--output", dest="out", default=None, metavar="PATH",
                    help="write the schedule spec: a [schedule] table (.toml) or the JSON above (.json)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--force", action="store_true", help="use a law file whose fit was unreliable (the result is marked forced)")
     o.set_defaults(func=run_optimize)
 
     w = sub.add_parser("when", help="at which budget (steps, tokens, FLOPs) a decay of the run reaches a target loss")
@@ -52,6 +53,10 @@ def add_optimize_parsers(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.add_argument("--force", action="store_true", help="use a fit its diagnostics call unreliable")
     w.set_defaults(func=run_when)
+
+
+#: How an answer from a fit kept by --force says so (the wording of `riverbed predict fit`).
+FORCED = "FORCED (unreliable fit kept by --force)"
 
 
 def _dumps(obj: Any) -> str:
@@ -79,6 +84,8 @@ def run_when(args: argparse.Namespace) -> int:
     if args.json:
         print(_dumps(w.to_dict()), end="")
         return 0
+    if w.forced:
+        print(FORCED)
     if w.end is None:
         print(f"{w.law} law: a {w.shape} decay over {w.decay_fraction:.0%} of the budget does not reach {w.target:g} "
               f"within {w.horizon} steps (--horizon)")
@@ -100,7 +107,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         check_output(args.out, flag="output", inputs=[src], suffixes=(".toml", ".json"), error=PredictError)
     fit = _law_file(args.law)
     opt = optimize_schedule(fit, args.steps, warmup=args.warmup_steps, peak_lr=args.peak_lr, min_lr=args.min_lr,
-                            knots=args.knots, progress=not (args.no_progress or args.json))
+                            knots=args.knots, progress=not (args.no_progress or args.json), force=args.force)
     doc = opt.to_dict()
     if args.out is not None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +115,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.json:
         print(_dumps(doc), end="")
         return 0
-    t = Table(title=f"{fit.law} law: predicted final loss after {opt.steps} steps (peak LR {opt.peak_lr:g}, min {opt.min_lr:g})")
+    t = Table(title=f"{fit.law} law: predicted final loss after {opt.steps} steps (peak LR {opt.peak_lr:g}, min {opt.min_lr:g})"
+                    + (f" -- {FORCED}" if opt.forced else ""))
     for col in ("schedule", "final loss", "interval", "decay fraction", "vs optimum"):
         t.add_column(col, justify="right" if col != "schedule" else "left")
     t.add_row("optimized (free-form)", f"{opt.final_loss:.4f}", f"[{opt.lo:.4f}, {opt.hi:.4f}]", "-", "-")

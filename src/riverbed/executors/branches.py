@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from riverbed.config import RunConfig
 from riverbed.data.dataset import TokenData
@@ -30,6 +31,7 @@ from riverbed.runs import fork
 from riverbed.runs.fork_plans import requests_from_plan
 from riverbed.runs.manifest import BranchRecord
 from riverbed.runs.run import Run
+from riverbed.schedules import Schedule, spec_from_text
 
 #: What ``executor=`` accepts: a backend name ("local" | "ray" | "slurm"), its config, or a live executor.
 ExecutorSpec = str | ExecutorConfig | Executor
@@ -63,6 +65,7 @@ def fork_branches(
     wait: bool = True,
     progress: bool = True,
     command: str | None = None,
+    schedule: Schedule | dict[str, Any] | str | None = None,
     **schedule_fields: float | int,
 ) -> list[BranchRecord]:
     """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them;
@@ -77,11 +80,27 @@ def fork_branches(
     after the other); ``wait=False`` returns once Slurm jobs are queued. ``schedule_fields``:
     other DecayBranch fields (``half_life``, ``stages``). ``command``: train each branch with the
     user's own command instead of riverbed's trainer (riverbed.orchestration.command_branch: its
-    ``{fork}``, ``{schedule}``, ``{out}`` placeholders; the way to branch an adopted run). Every
+    ``{fork}``, ``{schedule}``, ``{out}`` placeholders; the way to branch an adopted run).
+    ``schedule``: a whole-run schedule to follow from the fork instead of a decay shape (a Schedule,
+    a spec dict, inline JSON or a TOML/JSON file, e.g. what ``riverbed predict optimize`` writes):
+    one branch, forked at ``from_step`` or by default at the newest main checkpoint before the
+    schedule leaves the main branch's (:func:`riverbed.runs.fork.schedule_request`). Every
     request is validated before anything trains; a bad one leaves the run as it was.
     """
     r = run if isinstance(run, Run) else Run.open(run)
-    if plan is not None:
+    if schedule is not None:
+        given = [f for f, v in (("--shape", shape), ("--length", length), ("--min-ratio", min_ratio), ("--plan", plan))
+                 if v is not None] + [f"--{k.replace('_', '-')}" for k in schedule_fields]
+        if given:
+            raise RunError(f"--schedule gives the whole LR schedule after the fork; drop {', '.join(given)}")
+        if not (from_step is None or isinstance(from_step, int)):
+            steps = list(from_step)
+            if len(steps) != 1:
+                raise RunError(f"--schedule forks one branch: give one --from step, got {len(steps)}")
+            from_step = steps[0]
+        spec = spec_from_text(schedule) if isinstance(schedule, str) else schedule
+        requests = [fork.schedule_request(r, spec, from_step=from_step, name=name)]
+    elif plan is not None:
         given = [f for f, v in (("--from", from_step), ("--shape", shape), ("--length", length), ("--name", name),
                                 ("--min-ratio", min_ratio)) if v is not None]
         if given:

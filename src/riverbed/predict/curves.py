@@ -145,6 +145,31 @@ def _warmup_of(schedule: Schedule) -> int:
     return 0
 
 
+def curve_name(source: Path, depth: int = 0) -> str:
+    """A log file's curve name: its stem, or the checkpoint folder of a Trainer's ``trainer_state.json``;
+    ``depth`` more parent folders in front (to tell apart logs of the same name from several runs).
+
+    >>> curve_name(Path("a/hf_lin/checkpoint-48/trainer_state.json"), 1), curve_name(Path("runs/x/loss.csv"))
+    ('hf_lin/checkpoint-48', 'loss')
+    """
+    parts = source.parent.parts if source.name == "trainer_state.json" else (*source.parent.parts, source.stem)
+    return "/".join(parts[-(depth + 1):]) if parts else source.name
+
+
+def distinct_curve_names(curves: Sequence[Curve], sources: Sequence[str | Path]) -> list[Curve]:
+    """``curves`` (read from ``sources``) with names that differ: where two share one, each gets as many
+    parent folders as it takes (three Trainer runs' ``checkpoint-48`` become ``lin/checkpoint-48``, ...)."""
+    names = [c.name for c in curves]
+    depth = 0
+    while len(set(names)) < len(names) and depth < 16:
+        depth += 1
+        dup = {n for n in names if names.count(n) > 1}
+        names = [curve_name(Path(s).absolute(), depth) if n in dup else n for s, n in zip(sources, names)]
+    if len(set(names)) < len(names):
+        names = [str(s) for s in sources]
+    return [c if c.name == n else replace(c, name=n) for c, n in zip(curves, names)]
+
+
 def read_curve(path: str | Path, *, warmup_steps: int | None = None, schedule: dict[str, Any] | None = None,
                need_loss: bool = True, columns: LogColumns | None = None) -> Curve:
     """One training log (CSV / W&B export, JSONL, trainer_state.json, TensorBoard events; see
@@ -180,7 +205,7 @@ def read_curve(path: str | Path, *, warmup_steps: int | None = None, schedule: d
             sched = schedule_from_spec(schedule, where="--schedule")
         except ConfigError as exc:
             raise PredictError(str(exc)) from exc
-    name = source.parent.name if source.name == "trainer_state.json" else source.stem
+    name = curve_name(source)
     curve = curve_from_rows(name, steps.tolist(), lrs.tolist(), losses, warmup_steps=warmup_steps,
                             schedule=sched, peak_lr=float(lr.values.max()), where=str(source))
     used = f"{source}: step, LR {lr.column!r}" + (f", loss {loss.column!r}" if loss is not None else "")

@@ -68,6 +68,8 @@ class OptimalSchedule:
     interval: str
     """How [lo, hi] was obtained."""
     baselines: tuple[Baseline, ...] = field(default_factory=tuple)
+    forced: bool = False
+    """The law's fit was unreliable and kept by --force: the optimum inherits its doubt."""
 
     @property
     def lr(self) -> np.ndarray:
@@ -79,7 +81,8 @@ class OptimalSchedule:
     def to_dict(self) -> dict[str, Any]:
         best = min(self.baselines, key=lambda b: b.final_loss) if self.baselines else None
         return {
-            "law": self.law, "steps": self.steps, "warmup_steps": self.warmup, "peak_lr": self.peak_lr, "min_lr": self.min_lr,
+            "law": self.law, "forced": self.forced, "steps": self.steps, "warmup_steps": self.warmup, "peak_lr": self.peak_lr,
+            "min_lr": self.min_lr,
             "final_loss": {"value": self.final_loss, "lo": self.lo, "hi": self.hi, "interval": self.interval},
             "lr": [float(v) for v in self.lr],
             "schedule": schedule_to_spec(self.schedule()),
@@ -159,14 +162,16 @@ def _interval(fit: LawFit, loss: float, lr: np.ndarray, warmup: int, boot: Seque
 
 def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: float, min_lr: float = 0.0,
                       knots: int = KNOTS, max_iter: int = 200, bootstrap: Sequence[LawFit] = (),
-                      fractions: Sequence[float] = FRACTIONS, progress: bool = False) -> OptimalSchedule:
+                      fractions: Sequence[float] = FRACTIONS, progress: bool = False, force: bool = False) -> OptimalSchedule:
     """The non-increasing-after-warmup schedule of ``steps`` updates with the lowest final loss under ``fit``.
 
     ``bootstrap`` (refits, e.g. :func:`riverbed.predict.bootstrap_curve_fits`) gives the interval of the final loss;
     without it the interval is the fit's own residual band. ``fractions``: the WSD decay fractions (of the steps
-    after the warmup) the baselines are searched over. PredictError on unusable input.
+    after the warmup) the baselines are searched over. PredictError on unusable input; UnreliableFit on a fit its
+    diagnostics refuse, unless it was kept forced or ``force`` (then the result is marked ``forced``).
     """
     _check(steps, warmup, peak_lr, min_lr)
+    fit = fit.require_usable(force)
     if isinstance(knots, bool) or not isinstance(knots, int) or knots < 2:
         raise PredictError(f"--knots: must be an integer >= 2, got {knots!r}")
     m = min_lr / peak_lr
@@ -198,4 +203,4 @@ def optimize_schedule(fit: LawFit, steps: int, *, warmup: int = 0, peak_lr: floa
     loss = final_loss(fit, lr, warmup)
     lo, hi, how = _interval(fit, loss, lr, warmup, bootstrap)
     return OptimalSchedule(fit.law, steps, warmup, float(peak_lr), float(min_lr), mult, loss, min(lo, loss), max(hi, loss),
-                           how, bases)
+                           how, bases, fit.forced)

@@ -10,8 +10,6 @@ Python caller gets the same answers, refusals and intervals.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from riverbed.predict.curves import Curve, PredictError, read_curve
+from riverbed.predict.curves import Curve, PredictError, distinct_curve_names, read_curve
 from riverbed.predict.fit import LawFit, fit_curve_law
 from riverbed.predict.laws import DEFAULT_LAW, LAWS
 from riverbed.predict.runs import (
@@ -33,32 +31,19 @@ from riverbed.predict.runs import (
     schedule_request,
     tokens_per_step,
 )
+from riverbed.errors import ConfigError
 from riverbed.runs import Run
 from riverbed.runs.logs.read import LogColumns
+from riverbed.schedules import spec_from_text
 
 
 def parse_spec(text: str) -> dict[str, Any]:
-    """A schedule spec from inline JSON or a TOML/JSON file ([schedule] table or top-level keys)."""
-    s = text.strip()
-    if s.startswith("{"):
-        try:
-            spec = json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise PredictError(f"--schedule: invalid JSON ({exc})") from None
-    else:
-        path = Path(text)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise PredictError(f"--schedule {path}: cannot read ({exc.strerror})") from None
-        try:
-            spec = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PredictError(f"--schedule {path}: cannot parse ({exc})") from None
-        spec = spec.get("schedule", spec) if isinstance(spec, dict) else spec
-    if not isinstance(spec, dict):
-        raise PredictError(f"--schedule: must be a table/object with a 'type' key, got {spec!r}")
-    return spec
+    """A schedule spec from inline JSON or a TOML/JSON file ([schedule] table or top-level keys):
+    :func:`riverbed.schedules.spec_from_text`, its refusal as a PredictError."""
+    try:
+        return spec_from_text(text, where="--schedule")
+    except ConfigError as exc:
+        raise PredictError(str(exc)) from None
 
 
 def load_law(path: str | Path) -> LawFit:
@@ -90,7 +75,7 @@ def fit_sources(sources: Sequence[str | Path], law: str = DEFAULT_LAW, *, calibr
     if calibrate:
         raise PredictError("--calibrate names branches of a run directory, not log files")
     spec = parse_spec(schedule) if schedule else None
-    curves = [read_curve(s, warmup_steps=warmup_steps, schedule=spec, columns=columns) for s in srcs]
+    curves = distinct_curve_names([read_curve(s, warmup_steps=warmup_steps, schedule=spec, columns=columns) for s in srcs], srcs)
     for note in (n for c in curves for n in c.notes):
         if on_note is not None:
             on_note(note)

@@ -50,10 +50,12 @@ class WhenAnswer:
     end_hi: int | None
     """5-95 % of ``end`` over the bootstrap refits (None for hi: some refits never reach it within the horizon)."""
     boot: int
+    forced: bool = False
+    """The fit was unreliable and kept by --force (the answer inherits its doubt)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("target", "law", "shape", "decay_fraction", "horizon", "trained", "end", "fork",
-                                             "loss", "tokens", "flops", "end_lo", "end_hi", "boot")} | {"reached": self.end is not None}
+        return {k: getattr(self, k) for k in ("target", "law", "forced", "shape", "decay_fraction", "horizon", "trained", "end",
+                                             "fork", "loss", "tokens", "flops", "end_lo", "end_hi", "boot")} | {"reached": self.end is not None}
 
 
 def _decayed(fit: LawFit, main_lr: np.ndarray, main: Schedule, peak: float, warmup: int, end: int, frac: float,
@@ -117,4 +119,4 @@ def decay_reaching(run: Run | str | Path, target: float, *, law: str = DEFAULT_L
     fork = end - max(1, round(decay_fraction * end)) if end is not None else None
     return WhenAnswer(float(target), fit.law, shape, float(decay_fraction), horizon, trained, end, fork, loss,
                       None if end is None else int(round(end * tps)), None if end is None else end * fps, end_lo, end_hi,
-                      len(boots))
+                      len(boots), fit.forced)

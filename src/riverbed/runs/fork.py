@@ -33,7 +33,8 @@ from riverbed.errors import CheckpointError, ConfigError, RiverbedWarning, RunEr
 from riverbed.runs.manifest import BranchRecord, Point
 from riverbed.runs.metrics import read_metrics
 from riverbed.runs.run import Run, point_from_state, read_state
-from riverbed.schedules import DecayBranch, schedule_from_spec, schedule_to_spec
+from riverbed.schedules import DecayBranch, Schedule, schedule_from_spec, schedule_to_spec
+from riverbed.schedules.wsd import TABULATED
 from riverbed.units import split_quantity
 
 _TOKEN_UNITS = ("tok", "tokens", "token")
@@ -227,6 +228,61 @@ def plan_requests(run: Run, from_steps: Sequence[int], shape: str, length: int |
             nm = name if len(from_steps) == 1 else f"{name}-{step}"
         reqs.append(ForkRequest(nm, step, n, shape, min_ratio, tuple(sorted((extra or {}).items()))))
     return reqs
+
+
+#: How far (in LR multiplier) a schedule may stray from the main branch's before the fork and still
+#: be the same schedule there: float noise, not a different LR.
+SPLICE_TOLERANCE = 1e-6
+
+
+def departure_step(main: Schedule, schedule: Schedule, end: int) -> int:
+    """The first step below ``end`` where ``schedule``'s multiplier differs from ``main``'s (``end``
+    if none does): a branch forked at or before it follows ``schedule`` exactly.
+
+    >>> from riverbed.schedules import WarmupStable, WSD
+    >>> departure_step(WarmupStable(2), WSD(warmup=2, stable=5, decay=3), 10)
+    7
+    """
+    for s in range(end):
+        if abs(schedule.multiplier(s) - main.multiplier(s)) > SPLICE_TOLERANCE:
+            return s
+    return end
+
+
+def schedule_request(run: Run, schedule: Schedule | dict[str, Any], *, from_step: int | None = None,
+                     name: str | None = None) -> ForkRequest:
+    """The decay branch that trains ``schedule`` (a whole-run schedule, e.g. the one ``riverbed
+    predict optimize`` writes) from a main checkpoint: the schedule must equal the main branch's up
+    to the fork, and the branch follows it from there to its end (a ``tabulated`` DecayBranch).
+    ``from_step`` defaults to the newest saved main checkpoint at or before the step where the
+    schedule leaves the main branch's; a later one is refused, naming that step."""
+    sched = schedule if isinstance(schedule, Schedule) else schedule_from_spec(schedule, where="--schedule")
+    end = sched.total_steps
+    if end is None:
+        raise ConfigError("--schedule: the schedule has no end (total steps); a branch needs one, e.g. a tabulated or "
+                          "wsd spec with its steps")
+    main = schedule_from_spec(_main_schedule_spec(run), where="main schedule")
+    leaves = departure_step(main, sched, end)
+    saved = [c.step for c in run.checkpoints(layout.MAIN)]
+    if from_step is None:
+        ok = [s for s in saved if s <= leaves and s < end]
+        if not ok:
+            raise RunError(f"--schedule: it leaves the main branch's schedule at step {leaves} (multiplier "
+                           f"{sched.multiplier(min(leaves, end - 1)):.6g} against main's {main.multiplier(min(leaves, end - 1)):.6g}); "
+                           f"no main checkpoint is saved at or before it (saved: {', '.join(map(str, saved)) or 'none'})")
+        from_step = ok[-1]
+    if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
+        raise RunError(f"--from: {from_step!r} is not a step number (>= 0)")
+    if from_step >= end:
+        raise RunError(f"--from {from_step}: the schedule ends at step {end}, nothing is left to train after the fork")
+    if from_step > leaves:
+        raise RunError(f"--from {from_step}: the schedule leaves the main branch's at step {leaves} (multiplier "
+                       f"{sched.multiplier(leaves):.6g} against main's {main.multiplier(leaves):.6g}), so a branch forked "
+                       f"later would not follow it; fork at or before step {leaves}")
+    table = tuple(sched.multiplier(s) for s in range(from_step, end))
+    length = end - from_step
+    return ForkRequest(name or default_name(TABULATED, from_step, length), from_step, length, TABULATED, None,
+                       (("table", table),))
 
 
 #: ``eval_every=0`` evaluates each branch every length // EVALS_PER_BRANCH steps: enough points

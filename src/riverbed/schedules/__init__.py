@@ -29,7 +29,7 @@ from riverbed.schedules.core import (
 )
 from riverbed.schedules.presets import PRESETS, hf_wsd, olmo_core_wsd, olmo_core_wsds, preset, torchtitan_wsd
 from riverbed.schedules.shapes import DECAY_SHAPES, WARMUP_SHAPES, decay_value
-from riverbed.schedules.spec import TYPES, schedule_fingerprint, schedule_from_spec, schedule_to_spec
+from riverbed.schedules.spec import TYPES, schedule_fingerprint, schedule_from_spec, schedule_to_spec, spec_from_text
 from riverbed.schedules.wsd import WSD, WSDS, Cosine, CyclicCosine, DecayBranch
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "schedule_fingerprint",
     "schedule_from_spec",
     "schedule_to_spec",
+    "spec_from_text",
     "steps_to_tokens",
     "tokens_to_steps",
     "torchtitan_wsd",

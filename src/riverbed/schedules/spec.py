@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tomllib
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any
 
 from riverbed.errors import ConfigError
@@ -127,6 +129,35 @@ def _convert(where: str, kind: str, value: Any) -> Any:
         sched = schedule_from_spec(item["schedule"], where=f"{w}.schedule")
         segs.append(Segment(sched, None if steps is None else _as_int(f"{w}.steps", steps)))
     return tuple(segs)
+
+
+def spec_from_text(text: str, *, where: str = "--schedule") -> dict[str, Any]:
+    """A schedule spec given on a command line: inline JSON (``'{"type": "cosine", ...}'``) or a
+    TOML/JSON file holding it at top level or under ``schedule`` (a ``[schedule]`` table, the
+    ``--json`` document of ``riverbed predict optimize``, a ``-o sched.toml`` it wrote).
+    Not a dict with a ``type`` (or ``preset``) key: ConfigError naming ``where``.
+
+    >>> spec_from_text('{"type": "constant"}')
+    {'type': 'constant'}
+    """
+    from riverbed.io.input_files import read_text
+
+    s = text.strip()
+    if s.startswith("{"):
+        try:
+            spec: Any = json.loads(s)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: invalid JSON ({exc})") from None
+    else:
+        raw = read_text(text, where)
+        try:
+            spec = json.loads(raw) if Path(text).suffix == ".json" else tomllib.loads(raw)
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{where} {text}: cannot parse ({exc})") from None
+        spec = spec.get("schedule", spec) if isinstance(spec, dict) else spec
+    if not isinstance(spec, dict) or not ("type" in spec or "preset" in spec):
+        raise ConfigError(f"{where}: must be a table/object with a 'type' key, got {str(spec)[:200]!r}")
+    return spec
 
 
 def schedule_from_spec(spec: dict[str, Any], *, where: str = "schedule") -> Schedule:

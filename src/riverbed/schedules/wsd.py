@@ -10,6 +10,7 @@ D-step decay has progress (j + 1) / D, so the last executed step is at the minim
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from riverbed.errors import ConfigError
@@ -24,6 +25,9 @@ from riverbed.schedules.core import (
     warmup_value,
 )
 from riverbed.schedules.shapes import NEEDS_POSITIVE_MIN, validate_shape, validate_warmup_shape
+
+#: The decay-branch shape that follows a written-out table (``DecayBranch.table``) instead of a formula.
+TABULATED = "tabulated"
 
 
 def _check_decay_fields(owner: str, obj: object) -> None:
@@ -157,9 +161,15 @@ class DecayBranch(Schedule):
     exactly ``WSD(W, S, D)``. ``fork_step`` = the number of main-branch updates in the
     checkpoint the branch starts from.
 
+    Shape ``"tabulated"`` follows ``table`` instead of a formula: one multiplier per decay step
+    (``len(table) == decay_steps``), as written out by an optimiser (``riverbed predict
+    optimize``) and spliced onto the main branch at the fork (:func:`riverbed.runs.fork.schedule_request`).
+
     >>> from riverbed.schedules.core import WarmupStable
     >>> DecayBranch(WarmupStable(0), fork_step=2, decay_steps=2, shape="linear").values()
     [1.0, 1.0, 0.5, 0.0]
+    >>> DecayBranch(WarmupStable(0), fork_step=2, decay_steps=2, shape="tabulated", table=(0.9, 0.3)).values()
+    [1.0, 1.0, 0.9, 0.3]
     """
 
     main: Schedule
@@ -176,6 +186,8 @@ class DecayBranch(Schedule):
     """exp-minicpm only: half-life in steps."""
     stages: int = 2
     """step only: number of equal stages."""
+    table: tuple[float, ...] | None = None
+    """tabulated only: the multiplier of each decay step (``decay_steps`` of them)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.main, Schedule):
@@ -185,6 +197,11 @@ class DecayBranch(Schedule):
         total = self.main.total_steps
         if total is not None and self.fork_step > total:
             raise ConfigError(f"decay-branch.fork_step: {self.fork_step} is past the end of the main schedule ({total} steps)")
+        if self.shape == TABULATED:
+            self._check_table()
+            return
+        if self.table is not None:
+            raise ConfigError(f"decay-branch.table: only used by shape {TABULATED!r}, got a table with shape {self.shape!r}")
         _check_decay_fields("decay-branch", self)
         if self.shape in NEEDS_POSITIVE_MIN and not self.start_level > 0:
             raise ConfigError(
@@ -192,10 +209,29 @@ class DecayBranch(Schedule):
                 f"shape {self.shape!r} needs a positive start"
             )
 
+    def _check_table(self) -> None:
+        if self.table is None or isinstance(self.table, (str, bytes)) or not isinstance(self.table, (list, tuple)):
+            raise ConfigError(f"decay-branch.table: shape {TABULATED!r} needs a list of {self.decay_steps} multipliers, got {self.table!r}")
+        if len(self.table) != self.decay_steps:
+            raise ConfigError(f"decay-branch.table: {len(self.table)} multipliers for decay_steps = {self.decay_steps}: "
+                              "one per decay step")
+        for i, v in enumerate(self.table):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"decay-branch.table[{i}]: must be a finite number >= 0, got {v!r}")
+        object.__setattr__(self, "table", tuple(float(v) for v in self.table))
+        for name, default in (("min_ratio", 0.0), ("half_life", None), ("stages", 2)):
+            if getattr(self, name) != default:
+                raise ConfigError(f"decay-branch.{name}: not used by shape {TABULATED!r} (its table gives every "
+                                  f"multiplier), got {getattr(self, name)!r}")
+        set_float(self, "min_ratio")
+
     @property
     def start_level(self) -> float:
         """The main multiplier the decay starts from."""
         return self.main._at(self.fork_step)
+
+    def target_min(self) -> float | None:
+        return self.table[-1] if self.table is not None else self.min_ratio
 
     @property
     def total_steps(self) -> int:
@@ -205,6 +241,8 @@ class DecayBranch(Schedule):
         if step < self.fork_step:
             return self.main._at(step)
         j = step - self.fork_step
+        if self.table is not None:
+            return self.table[min(j, len(self.table) - 1)]
         return decay_at(j, self.decay_steps, self.shape, self.min_ratio, self.start_level, self.half_life, self.stages)
 
     def phases(self) -> tuple[Phase, ...]:
