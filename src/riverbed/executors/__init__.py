@@ -57,6 +57,17 @@ def get_executor(config: ExecutorConfig | str, *, folder: str | Path | None = No
     return cls(config)
 
 
+def warm_up(spec: Any) -> None:
+    """Start what a backend's jobs will start from, so it warms while the caller validates: for
+    ``local``, the fork server importing torch (seconds) on another core while this process reads
+    the run and checks the fork checkpoints. Any other backend, or none: nothing."""
+    backend = spec if isinstance(spec, str) else spec.backend if isinstance(spec, ExecutorConfig) else None
+    if backend == "local":
+        from riverbed.executors.local import start_server  # lazy: multiprocessing's fork server, local only
+
+        start_server()
+
+
 def as_executor(spec: Any, *, folder: str | Path | None = None) -> tuple[Executor, bool]:
     """(executor, owned) from an Executor (the caller's: not closed here), an ExecutorConfig or a name."""
     if isinstance(spec, Executor):
@@ -67,4 +78,4 @@ def as_executor(spec: Any, *, folder: str | Path | None = None) -> tuple[Executo
 
 
 __all__ = ["BACKENDS", "Executor", "ExecutorConfig", "Handle", "JobError", "Outcome", "Task", "as_executor",
-           "get_executor"]
+           "get_executor", "warm_up"]

@@ -23,6 +23,7 @@ from typing import Any
 from riverbed.config import RunConfig
 from riverbed.data.dataset import TokenData
 from riverbed.errors import RunError
+from riverbed.executors import warm_up
 from riverbed.executors.base import Executor, ExecutorConfig
 from riverbed.executors.commands import run_command_branches
 from riverbed.executors.fanout import fan_out
@@ -47,6 +48,7 @@ def run_requests(run: Run, requests: Sequence[fork.ForkRequest], *, executor: Ex
                                        skip_finished=skip_finished, eval_every=eval_every)
     if eval_every is not None:
         fork.branch_eval_every(1, eval_every)  # a bad value is refused before anything is queued
+    warm_up(executor)  # local: the fork server imports torch on another core while the requests are validated
     done, checked = fork.pending_requests(run, requests, allow_resume=allow_resume, skip_finished=skip_finished)
     return done + fan_out(run, checked, executor, eval_every=eval_every, progress=progress, wait=wait)
 

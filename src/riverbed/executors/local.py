@@ -49,6 +49,14 @@ def job_context() -> Any:
     return ctx
 
 
+def start_server() -> None:
+    """Start the fork server (its imports of :data:`PRELOAD` run in the background); where there is
+    none (Windows), nothing. Idempotent: one server per process."""
+    ctx = job_context()
+    if ctx.get_start_method() == "forkserver":
+        forkserver.ensure_running()
+
+
 def set_environment(env: dict[str, str]) -> None:
     """Make ``env`` (the submitter's whole environment as of the submission, plus the job's own
     variables) this job's: a forked job would otherwise see the fork server's, frozen at its start."""
@@ -132,8 +140,7 @@ class LocalExecutor(Executor):
                 raise ConfigError(f"--jobs {config.jobs} --gpus-per-job {config.gpus_per_job}: only {len(self._gpus)} "
                                   f"GPU(s) visible here (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
         self._count = 0
-        if self._ctx.get_start_method() == "forkserver":
-            forkserver.ensure_running()  # its imports run while the submitter validates and queues
+        start_server()  # its imports run while the submitter queues (callers start it earlier: executors.warm_up)
 
     def submit(self, tasks: Sequence[Task]) -> list[LocalHandle]:
         handles = []
