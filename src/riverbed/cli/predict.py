@@ -1,4 +1,4 @@
-"""`riverbed predict fit|curve|branch|schedule|check|optimize|when`: loss curves of schedules never trained.
+"""`riverbed predict fit|curve|branch|schedule|check|optimize|when|forecast`: loss curves of schedules never trained.
 
     riverbed predict fit runs/tiny --law mpl -o law.json            # main + the longest decay branch
     riverbed predict fit a.csv b.csv --law tissue -o law.json        # a user's own step,lr,loss logs
@@ -8,6 +8,7 @@
     riverbed predict schedule runs/tiny --best-decay --budget 1000
     riverbed predict check runs/tiny --json                          # leave-one-out vs main/merge
     riverbed predict optimize law.json --steps 2000 --peak-lr 3e-3   # the schedule the law likes best (cli/predict_optimize.py)
+    riverbed predict forecast runs/tiny                              # the forecast monitor replayed (cli/predict_forecast.py)
     riverbed predict when runs/tiny --target 2.05                    # when a decay reaches a loss, at what compute
 
 SPEC is a schedule spec as inline JSON or a TOML/JSON file (a [schedule] table). Every fit is
@@ -32,6 +33,7 @@ from riverbed.checkpoints.outputs import check_output
 from riverbed.cli.deprecated import add_deprecated
 from riverbed.cli.log_args import add_log_columns, log_columns, say_one
 from riverbed.io.atomic import write_text
+from riverbed.cli.predict_forecast import add_forecast_parser
 from riverbed.cli.predict_optimize import FORCED, add_optimize_parsers
 from riverbed.units import JoinWords, arg, parse_count
 
@@ -106,6 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--force", action="store_true", help="predict with unreliable fold fits too (still not trusted in the verdict)")
     k.set_defaults(func=run_check)
     add_optimize_parsers(sub)
+    add_forecast_parser(sub, LAW_CHOICES)
 
 
 def _common_run(q: argparse.ArgumentParser) -> None:

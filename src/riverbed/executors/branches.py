@@ -16,9 +16,8 @@ here, above riverbed.runs, so the run tree never imports its executors (one way 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from riverbed.config import RunConfig
 from riverbed.data.dataset import TokenData
@@ -67,7 +66,7 @@ def fork_branches(
     wait: bool = True,
     progress: bool = True,
     command: str | None = None,
-    schedule: Schedule | dict[str, Any] | str | None = None,
+    schedule: Schedule | Mapping[str, object] | str | None = None,
     **schedule_fields: float | int,
 ) -> list[BranchRecord]:
     """Fork decay branch(es) from ``run``'s main checkpoint(s) at ``from_step`` and train them;
@@ -100,7 +99,7 @@ def fork_branches(
             if len(steps) != 1:
                 raise RunError(f"--schedule forks one branch: give one --from step, got {len(steps)}")
             from_step = steps[0]
-        spec = spec_from_text(schedule) if isinstance(schedule, str) else schedule
+        spec = spec_from_text(schedule) if isinstance(schedule, str) else schedule if isinstance(schedule, Schedule) else dict(schedule)
         requests = [fork.schedule_request(r, spec, from_step=from_step, name=name)]
     elif plan is not None:
         given = [f for f, v in (("--from", from_step), ("--shape", shape), ("--length", length), ("--name", name),

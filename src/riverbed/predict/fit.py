@@ -154,7 +154,7 @@ class LawFit:
             "physical_params": self.physical_params(),
             "huber_delta": HUBER_DELTA,
             "cost": self.cost,
-            "mean_rel_error": self.mean_rel_error,
+            "mean_rel_error": self.mean_rel_error if math.isfinite(self.mean_rel_error) else None,  # None: no fitted points
             "verdict": None if self.diagnostics is None else self.diagnostics.verdict,
             "forced": self.forced,
             "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),

@@ -18,6 +18,7 @@ import numpy as np
 
 from riverbed.predict.curves import Curve
 from riverbed.predict.ranking import DecayRanking
+from riverbed.predict.replay import Replay
 from riverbed.predict.runs import Prediction
 from riverbed.reports.pyplot import pyplot, save
 
@@ -93,5 +94,35 @@ def plot_ranking(ranking: DecayRanking, out: str | Path) -> Path:
     ax.legend(fontsize=8)
     title = f"best decay at {ranking.budget} steps ({ranking.law}, 95 % interval {ranking.interval})"
     ax.set_title(title + ("\nFORCED: unreliable fit" if ranking.forced else ""))
+    fig.tight_layout()
+    return save(fig, Path(out), dpi=120)
+
+
+def plot_forecasts(replay: Replay, out: str | Path) -> Path:
+    """The forecast monitor replayed (riverbed.predict.replay): the main branch's eval curve, and for each eval
+    point the forecast decay's end (where it would end, what it would reach, its 5-95 % band), joined by a line;
+    the decay branches it was checked against as red crosses."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    k = replay.main.known
+    ax.plot(replay.main.steps[k], replay.main.loss[k], marker="o", markersize=2.5, linewidth=1.0, color="black",
+            label="main branch (measured)")
+    if replay.forecasts:
+        end = np.array([f.step + f.decay_steps for f in replay.forecasts], float)
+        y = np.array([f.loss for f in replay.forecasts])
+        ax.plot(end, y, "--", color="tab:blue", linewidth=1.6,
+                label=f"forecast: a {replay.shape} decay over {replay.decay_fraction:.0%} of the budget, at its end")
+        ax.fill_between(end, [f.lo for f in replay.forecasts], [f.hi for f in replay.forecasts], color="tab:blue", alpha=0.2,
+                        linewidth=0, label="5-95 % band (the law's residuals on the run so far)")
+    if replay.checks:
+        ax.scatter([c.end for c in replay.checks], [c.measured for c in replay.checks], marker="x", s=60, color="red", zorder=5,
+                   label="decay branches (measured)")
+    ax.set_xlabel("steps")
+    ax.set_ylabel("eval loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    title = f"{replay.law} forecast along {Path(replay.source).name}"
+    ax.set_title(title + ("\nFORCED: unreliable fit" if replay.forced else ""))
     fig.tight_layout()
     return save(fig, Path(out), dpi=120)

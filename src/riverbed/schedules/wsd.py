@@ -10,13 +10,13 @@ D-step decay has progress (j + 1) / D, so the last executed step is at the minim
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from riverbed.errors import ConfigError
 from riverbed.schedules.core import (
     Phase,
     Schedule,
+    Tabulated,
     check_int,
     check_ratio,
     decay_at,
@@ -210,19 +210,14 @@ class DecayBranch(Schedule):
             )
 
     def _check_table(self) -> None:
-        if self.table is None or isinstance(self.table, (str, bytes)) or not isinstance(self.table, (list, tuple)):
-            raise ConfigError(f"decay-branch.table: shape {TABULATED!r} needs a list of {self.decay_steps} multipliers, got {self.table!r}")
-        if len(self.table) != self.decay_steps:
-            raise ConfigError(f"decay-branch.table: {len(self.table)} multipliers for decay_steps = {self.decay_steps}: "
-                              "one per decay step")
-        for i, v in enumerate(self.table):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"decay-branch.table[{i}]: must be a finite number >= 0, got {v!r}")
-        object.__setattr__(self, "table", tuple(float(v) for v in self.table))
+        n = len(self.table) if isinstance(self.table, (list, tuple)) else None
+        if n != self.decay_steps:
+            raise ConfigError(f"decay-branch.table: shape {TABULATED!r} needs one multiplier per decay step "
+                              f"({self.decay_steps}), got {n if n is not None else repr(self.table)}")
+        object.__setattr__(self, "table", Tabulated(tuple(self.table)).table)  # each a finite number >= 0, as floats
         for name, default in (("min_ratio", 0.0), ("half_life", None), ("stages", 2)):
             if getattr(self, name) != default:
-                raise ConfigError(f"decay-branch.{name}: not used by shape {TABULATED!r} (its table gives every "
-                                  f"multiplier), got {getattr(self, name)!r}")
+                raise ConfigError(f"decay-branch.{name}: not used by shape {TABULATED!r}, got {getattr(self, name)!r}")
         set_float(self, "min_ratio")
 
     @property
