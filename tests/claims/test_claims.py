@@ -215,6 +215,37 @@ def test_claims_cli_json_table_and_report(monkeypatch, capsys, tmp_path):
     assert "does not hold" in html and "default-src 'none'" in html and "Merging stable-phase" in html
 
 
+def test_claims_results_rejudges_a_saved_run_without_training(monkeypatch, capsys, tmp_path):
+    """--results: the verdicts of a saved --json run, the same as when it ran; nothing trains."""
+    made = {c.id: [0.02, 0.03] for c in CLAIMS}
+    made["pma-beats-last"] = [-0.05, -0.049]
+    made["drop-grows-with-lr/decay-helps"] = [0.01, 0.011]
+    made["epoch-refit"] = [2e-4]
+    monkeypatch.setattr(runner, "run_job", _fabricated(made))
+    assert main(["claims", "--quick", "--seeds", "2", "--only", "wsd,multibudget,epoch", "--json", "--no-progress"]) == 0
+    saved = tmp_path / "claims.json"
+    saved.write_text(capsys.readouterr().out)
+    first = json.loads(saved.read_text())
+
+    def boom(*a, **k):
+        raise AssertionError("trained although --results was given")
+    monkeypatch.setattr(runner, "run_job", boom)
+    assert main(["claims", "--results", str(saved), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["claims"] == first["claims"] and again["size"] == "quick"
+    assert main(["claims", "--results", str(saved), "--markdown", "--only", "epoch-refit"]) == 0
+    assert "| Epoch AI's Chinchilla approach-3 refit is reproduced |" in capsys.readouterr().out
+    assert main(["claims", "--results", str(saved), "--only", "spike-returns"]) == 2  # a study the run did not hold
+    assert main(["claims", "--results", str(saved), "--seeds", "3"]) == 2
+    bad = tmp_path / "bad.json"
+    for text in ("{", "[]", '{"jobs": [{"job": {"study": "wsd", "seed": "0"}, "values": {}}]}',
+                 '{"jobs": [{"job": {"study": "wsd", "seed": 0}, "values": {"pma-beats-last": "x"}}]}',
+                 '{"jobs": [{"job": {"study": "wsd", "seed": 0}, "values": {"pma-beats-last": null}}]}'):
+        bad.write_text(text)
+        assert main(["claims", "--results", str(bad)]) == 2
+    assert "--results" in capsys.readouterr().err
+
+
 def test_claims_cli_bad_input_exits_2_before_training(monkeypatch, tmp_path, capsys):
     def boom(*a, **k):
         raise AssertionError("trained despite a bad argument")

@@ -162,6 +162,24 @@ def judge(spec: ClaimSpec, values: Sequence[float], *, model: str = "tiny", pre:
                        v.verdict, rule, tuple(float(x) for x in values), v.ci95, v.seeds_needed, model, se, outcome)
 
 
+def saved_results(doc: Any, where: str) -> list[dict[str, Any]]:
+    """The job results of a saved ``riverbed claims --json`` document, checked as :func:`run_job` checks a fresh
+    one (every measurement a finite number); ConfigError names what is wrong."""
+    jobs = doc.get("jobs") if isinstance(doc, dict) else None
+    if not isinstance(jobs, list) or not jobs:
+        raise ConfigError(f"{where}: not the --json output of `riverbed claims` (no \"jobs\" list)")
+    for i, r in enumerate(jobs):
+        job = r.get("job") if isinstance(r, dict) else None
+        if not isinstance(job, dict) or job.get("study") not in studies.STUDIES or isinstance(job.get("seed"), bool) \
+                or not isinstance(job.get("seed"), int) or not isinstance(r.get("values"), dict):
+            raise ConfigError(f"{where}: jobs[{i}] is not a claims job result (job.study, job.seed, values)")
+        for part in ("values", "sampling"):
+            for k, v in (r.get(part) or {}).items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise ConfigError(f"{where}: jobs[{i}].{part}.{k} is not a finite number ({v!r})")
+    return jobs
+
+
 def judge_jobs(claims: Sequence[ClaimSpec], results: Sequence[dict[str, Any]]) -> list[ClaimResult]:
     """Judge each claim at each of its models from the results of its study's jobs (in seed order);
     a claim's models come out side by side."""

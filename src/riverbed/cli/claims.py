@@ -48,6 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")
+    p.add_argument("--results", type=Path, default=None, metavar="CLAIMS.json",
+                   help="judge the jobs of an earlier run's --json output instead of running them (e.g. --markdown of a saved run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_executor_arguments(p, what="claims job (one study, one seed)")
     p.set_defaults(func=run)
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     claims = runner.select(only)
+    if args.results is not None:
+        return _rejudge(args, claims, only)
     jobs = runner.plan_jobs(only, size, args.seeds, models)
     executor = executor_from_args(args)  # --executor / --jobs (K > 1 alone: a local pool of K processes)
     if args.report is not None:
@@ -131,6 +135,45 @@ def run(args: argparse.Namespace) -> int:
         _print_table(verdicts, results, seconds)
     if args.report is not None:
         print(f"wrote {args.report}")
+    return 0
+
+
+def _rejudge(args: argparse.Namespace, claims: Any, only: list[str] | None) -> int:
+    """``--results``: the verdicts of a saved run's jobs, printed as a fresh run prints them (nothing trains)."""
+    from riverbed.claims import runner
+    from riverbed.errors import ConfigError
+    from riverbed.io.input_files import read_text
+
+    given = [f for f, v in (("--quick", args.quick), ("--size", args.size), ("--seeds", args.seeds), ("--models", args.models),
+                            ("--executor", args.executor), ("--jobs", args.jobs)) if v]
+    if given:
+        raise ConfigError(f"--results judges the jobs it holds; drop {', '.join(given)}")
+    try:
+        doc = json.loads(read_text(args.results, "--results"))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(f"--results {args.results}: not valid JSON ({exc})") from None
+    results = runner.saved_results(doc, f"--results {args.results}")
+    ran = {r["job"]["study"] for r in results}
+    claims = [c for c in claims if c.study in ran] if only is None else claims  # --only: a claim without results is an error
+    if args.report is not None:
+        from riverbed.claims.report import check_out, write_report
+
+        check_out(args.report)
+    verdicts = runner.judge_jobs(claims, results)
+    seconds = float(doc.get("seconds") or 0.0)
+    size = str(doc.get("size") or "full")
+    if args.report is not None:
+        write_report(args.report, verdicts, results, size=size, seconds=seconds)
+    if args.json:
+        print(json.dumps(_num({"claims": [r.to_json() for r in verdicts], "size": size, "seconds": seconds, "jobs": results}),
+                         indent=2, allow_nan=False))
+    elif args.markdown:
+        from riverbed.claims.report import markdown_table
+
+        print(markdown_table(verdicts), end="")
+        print(f"\n{seconds:.0f} s in all (the saved run's)")
+    else:
+        _print_table(verdicts, results, seconds)
     return 0
 
 
