@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,6 +245,50 @@ def test_claims_results_rejudges_a_saved_run_without_training(monkeypatch, capsy
         bad.write_text(text)
         assert main(["claims", "--results", str(bad)]) == 2
     assert "--results" in capsys.readouterr().err
+
+
+def test_claims_save_keeps_finished_jobs_and_the_same_command_runs_only_the_others(monkeypatch, capsys, tmp_path):
+    made = {c.id: [0.02, 0.03] for c in CLAIMS}
+    made["drop-grows-with-lr/decay-helps"] = [0.01, 0.011]
+    made["epoch-refit"] = [2e-4]
+    good = _fabricated(made)
+    calls = []
+
+    def flaky(job, workdir=None):  # the wsd study's second seed fails
+        calls.append((job.study, job.seed))
+        if (job.study, job.seed) == ("wsd", 1):
+            raise RunError("study wsd seed 1: the machine went away")
+        return good(job, workdir)
+    monkeypatch.setattr(runner, "run_job", flaky)
+    save = tmp_path / "claims.json"
+    argv = ["claims", "--quick", "--seeds", "2", "--only", "wsd,epoch", "--models", "tiny", "--no-progress"]
+    assert main([*argv, "--save", str(save)]) == 2
+    err = capsys.readouterr().err
+    assert "the machine went away" in err and f"2 finished job(s) are kept in {save}: the same command runs only" in err
+    kept = json.loads(save.read_text())
+    assert sorted((r["job"]["study"], r["job"]["seed"]) for r in kept["jobs"]) == [("epoch", 0), ("wsd", 0)]
+    assert "claims" not in kept  # not every job is in yet
+
+    calls.clear()
+    monkeypatch.setattr(runner, "run_job", lambda job, workdir=None: (calls.append((job.study, job.seed)), good(job, workdir))[1])
+    assert main([*argv, "--save", str(save), "--json"]) == 0
+    assert calls == [("wsd", 1)]  # only the job the file did not hold
+    out = json.loads(capsys.readouterr().out)
+    final = json.loads(save.read_text())
+    assert final["claims"] == out["claims"] and len(final["jobs"]) == 3
+    assert main(["claims", "--results", str(save), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["claims"] == out["claims"]
+
+    # Without --save a failed run still loses nothing: its finished jobs go to a file it names.
+    monkeypatch.setattr(runner, "run_job", flaky)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    tmp = err.split("finished job(s) are kept in ")[1].split(":")[0]
+    try:
+        assert len(json.loads(Path(tmp).read_text())["jobs"]) == 2 and f"with --save {tmp}" in err
+    finally:
+        Path(tmp).unlink()
+    assert main([*argv, "--save", str(tmp_path / "x.txt")]) == 2  # not a .json
 
 
 def test_claims_cli_bad_input_exits_2_before_training(monkeypatch, tmp_path, capsys):

@@ -240,17 +240,19 @@ def claims_job(p: dict[str, Any]) -> dict[str, Any]:
 CLAIMS_JOB = f"{__name__}:claims_job"
 
 
-def run_on_executor(executor: Any, jobs: Sequence[Job], *, workdir: str | Path | None = None,
-                    progress: bool = False) -> list[dict[str, Any]]:
+def run_on_executor(executor: Any, jobs: Sequence[Job], *, workdir: str | Path | None = None, progress: bool = False,
+                    on_job: Callable[[Job, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run ``jobs`` as jobs of a riverbed executor (a backend name, ExecutorConfig or Executor:
-    riverbed.executors), results in job order; each job is :func:`run_job` in its own process."""
+    riverbed.executors), results in job order; each job is :func:`run_job` in its own process.
+    ``on_job(job, result)`` hears each result as its job ends."""
     from riverbed.executors.base import Task  # lazy: the executors load their backends only when asked
     from riverbed.executors.cells import run_cells  # lazy: as above
 
     with tempfile.TemporaryDirectory(prefix="riverbed-claims-jobs-", dir=workdir) as tmp:
         tasks = [Task(CLAIMS_JOB, {"job": j.to_json(), "workdir": None if workdir is None else str(workdir), "threads": 1},
                       f"{j.study} seed {j.seed}") for j in jobs]
-        return run_cells(executor, tasks, folder=Path(tmp) / "jobs", progress=progress)
+        hear = None if on_job is None else (lambda i, result: on_job(jobs[i], result))
+        return run_cells(executor, tasks, folder=Path(tmp) / "jobs", progress=progress, on_result=hear)
 
 
 def run_claims(size: str = "quick", seeds: int | None = None, *, only: Sequence[str] | None = None,

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
+from riverbed.checkpoints.outputs import check_output
 from riverbed.executors.flags import add_executor_arguments, executor_from_args
 from riverbed.io.progress import Progress
 
@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown instead")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.html",
                    help="also write the table as a self-contained HTML page")
+    p.add_argument("--save", type=Path, default=None, metavar="CLAIMS.json",
+                   help="keep every job's result in this file as it ends (the --json document); the same command with "
+                        "the same file runs only the jobs it does not hold yet (a failed or killed run loses nothing)")
     p.add_argument("--results", type=Path, default=None, metavar="CLAIMS.json",
                    help="judge the jobs of an earlier run's --json output instead of running them (e.g. --markdown of a saved run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -55,26 +58,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _num(x: Any) -> Any:
-    """Strict JSON: non-finite floats become null (recursively)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _num(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_num(v) for v in x]
-    return x
-
-
-def _run_jobs(jobs: list[Any], processes: int, progress: bool) -> list[dict[str, Any]]:
+def _run_jobs(jobs: list[Any], processes: int, progress: bool,
+              on_job: Any = None) -> list[dict[str, Any]]:
     from riverbed.claims import runner
 
     if not progress:
-        return runner.run_local(jobs, processes=processes)
+        return runner.run_local(jobs, processes=processes, on_job=on_job)
     with Progress(transient=True) as bar:
         task = bar.add(f"{len(jobs)} jobs", len(jobs), unit="jobs")
 
         def advance(job: Any, result: dict[str, Any]) -> None:
+            if on_job is not None:
+                on_job(job, result)
             bar.update(task, label=f"done: {job.study} seed {job.seed}")
             bar.advance(task)
 
@@ -83,7 +78,8 @@ def _run_jobs(jobs: list[Any], processes: int, progress: bool) -> list[dict[str,
 
 def run(args: argparse.Namespace) -> int:
     from riverbed.claims import runner
-    from riverbed.errors import ConfigError
+    from riverbed.claims.store import SavedJobs, plain
+    from riverbed.errors import ConfigError, RiverbedError
 
     if args.list:
         for c in runner.select(None):
@@ -105,18 +101,34 @@ def run(args: argparse.Namespace) -> int:
         from riverbed.claims.report import check_out
 
         check_out(args.report)  # before any training: a bad path costs nothing
+    if args.save is not None:
+        check_output(args.save, flag="--save", suffixes=(".json",), inputs=[args.report] if args.report else [],
+                     error=ConfigError)
+    store = SavedJobs(args.save, size)  # None: in memory, written out only if the run fails
+    todo = store.todo(jobs)
     if not args.json:
         seeds = args.seeds if args.seeds is not None else "each study's own number of"
+        kept = f"; {len(jobs) - len(todo)} already in {args.save}" if len(todo) < len(jobs) else ""
         print(f"riverbed claims: {len(claims)} claim(s), {len(jobs)} job(s) ({size} size, {seeds} seed(s), "
-              f"{'in this process' if executor is None else f'{executor.backend} executor, {executor.jobs} at once'})",
+              f"{'in this process' if executor is None else f'{executor.backend} executor, {executor.jobs} at once'}{kept})",
               flush=True)
     t0 = time.perf_counter()
-    if executor is None:
-        results = _run_jobs(jobs, 1, not args.no_progress)
-    else:
-        results = runner.run_on_executor(executor, jobs, progress=not args.no_progress)
+    try:
+        if executor is None:
+            _run_jobs(todo, 1, not args.no_progress, on_job=lambda _j, r: store.add(r))
+        elif todo:
+            runner.run_on_executor(executor, todo, progress=not args.no_progress, on_job=lambda _j, r: store.add(r))
+    except RiverbedError as exc:
+        where = args.save if args.save is not None else store.keep_in_temp()
+        if where is None:
+            raise
+        again = "the same command" if args.save is not None else f"the same command with --save {where}"
+        raise type(exc)(f"{exc}\n{len(store.done)} finished job(s) are kept in {where}: {again} runs only the "
+                        "others") from None
+    results = store.results(jobs)
     verdicts = runner.judge_jobs(claims, results)
     seconds = time.perf_counter() - t0
+    store.write({"claims": plain([r.to_json() for r in verdicts]), "seconds": seconds})
     if args.report is not None:
         from riverbed.claims.report import write_report
 
@@ -124,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {"claims": [r.to_json() for r in verdicts], "size": size, "seconds": seconds,
                "jobs": results}
-        print(json.dumps(_num(doc), indent=2, allow_nan=False))
+        print(json.dumps(plain(doc), indent=2, allow_nan=False))
         return 0
     if args.markdown:
         from riverbed.claims.report import markdown_table
@@ -141,10 +153,11 @@ def run(args: argparse.Namespace) -> int:
 def _rejudge(args: argparse.Namespace, claims: Any, only: list[str] | None) -> int:
     """``--results``: the verdicts of a saved run's jobs, printed as a fresh run prints them (nothing trains)."""
     from riverbed.claims import runner
+    from riverbed.claims.store import plain
     from riverbed.errors import ConfigError
     from riverbed.io.input_files import read_text
 
-    given = [f for f, v in (("--quick", args.quick), ("--size", args.size), ("--seeds", args.seeds), ("--models", args.models),
+    given = [f for f, v in (("--save", args.save), ("--quick", args.quick), ("--size", args.size), ("--seeds", args.seeds), ("--models", args.models),
                             ("--executor", args.executor), ("--jobs", args.jobs)) if v]
     if given:
         raise ConfigError(f"--results judges the jobs it holds; drop {', '.join(given)}")
@@ -165,7 +178,7 @@ def _rejudge(args: argparse.Namespace, claims: Any, only: list[str] | None) -> i
     if args.report is not None:
         write_report(args.report, verdicts, results, size=size, seconds=seconds)
     if args.json:
-        print(json.dumps(_num({"claims": [r.to_json() for r in verdicts], "size": size, "seconds": seconds, "jobs": results}),
+        print(json.dumps(plain({"claims": [r.to_json() for r in verdicts], "size": size, "seconds": seconds, "jobs": results}),
                          indent=2, allow_nan=False))
     elif args.markdown:
         from riverbed.claims.report import markdown_table

@@ -10,7 +10,7 @@ the caller assembles the grid from the answers, in task order.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,14 @@ from riverbed.io.progress import Progress
 POLL_S = 0.2
 
 
-def run_cells(executor: Any, tasks: Sequence[Task], *, folder: str | Path, progress: bool = True) -> list[Any]:
+def run_cells(executor: Any, tasks: Sequence[Task], *, folder: str | Path, progress: bool = True,
+              on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
     """Run every task as a job of ``executor`` and return their results in order.
 
     ``folder``: where a backend that keeps job files (slurm) writes them. Waits for all jobs
     (a progress bar over the cells); :class:`JobError` names each cell whose job failed or
-    died, and its job, once every job ended.
+    died, and its job, once every job ended. ``on_result(i, result)`` hears each task's result as its
+    job ends (so that a caller can keep it, whatever becomes of the others).
     """
     ex, owned = as_executor(executor, folder=folder)
     try:
@@ -39,6 +41,9 @@ def run_cells(executor: Any, tasks: Sequence[Task], *, folder: str | Path, progr
                     if handles[i].done():
                         pending.discard(i)
                         bar.advance(task)
+                        out = handles[i].outcome()
+                        if on_result is not None and out.ok:
+                            on_result(i, out.result)
                 if pending:
                     time.sleep(POLL_S)
     finally:
