@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated model sizes for the claims measured at several (default: tiny,1m)")
     p.add_argument("--only", default=None, metavar="IDS",
                    help="comma-separated claim ids or study names (wsd, multibudget, schedulefree, spike, branch-law, epoch, "
-                        "predictor, bigram); default: all")
+                        "predictor, optimal-schedule, merge-interval, bigram); default: all")
     p.add_argument("--list", action="store_true", help="list the claims (id, study, claim, source) and exit")
     p.add_argument("--json", action="store_true",
                    help='print {"claims": [{"id", "model", "claim", "source", "mean", "stderr", "seeds", "ci95", '
