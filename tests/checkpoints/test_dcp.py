@@ -49,6 +49,19 @@ def test_single_process_dcp_save_is_read_exactly(tmp_path):
         assert got[k].dtype == v.dtype and torch.equal(got[k], v), k
 
 
+def test_small_chunks_read_whole_and_large_ones_in_place_give_the_same_tensors(tmp_path):
+    """Chunks up to SMALL_CHUNK are parsed from one read, larger ones through a window on the file: both exact."""
+    from riverbed.checkpoints.dcp import SMALL_CHUNK
+
+    sd = {"big": torch.randn(SMALL_CHUNK // 4 + 1000), "big_t": torch.randn(600, 500).t(),
+          **{f"small.{i}": torch.randn(7) for i in range(50)}}
+    assert sd["big"].numel() * 4 > SMALL_CHUNK and sd["big_t"].numel() * 4 > SMALL_CHUNK
+    src = open_input(save_dcp(tmp_path / "ck", sd))
+    got = load_tensors(src)
+    for k, v in sd.items():
+        assert torch.equal(got[k], v), k
+
+
 def test_dcp_safetensors_serialisation_is_read_from_its_headers(tmp_path):
     from torch.distributed.checkpoint.filesystem import SerializationFormat
 

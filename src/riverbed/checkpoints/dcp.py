@@ -187,10 +187,24 @@ def read_metadata(folder: Path) -> Record:
     return md
 
 
+#: A chunk up to this size is read whole and parsed in memory: a zip archive's parse makes a dozen small
+#: reads, each a seek on the file through :class:`_Window` (a checkpoint of many small tensors pays them
+#: thousands of times); a larger chunk is parsed in place, its tensor bytes never read here.
+SMALL_CHUNK = 1 << 20
+
+
 def _chunk_tensor(fh: io.BufferedReader, file: Path, start: int, length: int, where: str) -> tuple[int, _Tensor]:
     """(absolute offset of the storage bytes, the tensor's layout) of one torch.save'd chunk."""
     try:
-        zf = zipfile.ZipFile(_Window(fh, start, length))
+        if length <= SMALL_CHUNK:
+            fh.seek(start)
+            raw = fh.read(length)
+            if len(raw) != length:
+                raise CheckpointError(f"{where}: truncated chunk ({len(raw)} of {length} bytes)")
+            view: io.IOBase = io.BytesIO(raw)
+        else:
+            view = _Window(fh, start, length)
+        zf = zipfile.ZipFile(view)
         names = {i.filename: i for i in zf.infolist()}
         pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
         if pkl is None:
@@ -294,6 +308,8 @@ def open_dcp(folder: Path, label: str, read_header: HeaderReader) -> Source:
     files: dict[Path, None] = {}
     handles: dict[Path, io.BufferedReader] = {}
     st_cache: dict[Path, dict[str, TensorEntry] | None] = {}
+    names: dict[object, Path] = {}  # relative_path -> its checked data file (a few files hold every chunk)
+    sizes_of: dict[Path, int] = {}
     try:
         for fqn, name in _weight_names(md).items():
             where = f"{folder}: tensor {fqn!r}"
@@ -313,11 +329,14 @@ def open_dcp(folder: Path, label: str, read_header: HeaderReader) -> Source:
                     raise CheckpointError(f"{meta_path}: no storage recorded for chunk {list(offsets)} of tensor {fqn!r}")
                 if getattr(info, "transform_descriptors", None):
                     raise CheckpointError(f"{where} is stored transformed ({info.transform_descriptors}), which is not supported")
-                file = _plain_name(folder, info.relative_path, where)
+                rel = info.relative_path
+                file = names[rel] if isinstance(rel, str) and rel in names else names.setdefault(rel, _plain_name(folder, rel, where))
                 files[file] = None
                 fh = handles.get(file) or handles.setdefault(file, open(file, "rb"))
                 start, length = int(info.offset), int(info.length)
-                if start < 0 or start + length > file.stat().st_size:
+                if file not in sizes_of:
+                    sizes_of[file] = file.stat().st_size
+                if start < 0 or start + length > sizes_of[file]:
                     raise CheckpointError(f"{where}: chunk bytes [{start}, {start + length}) lie beyond the end of {file}")
                 count = math.prod(sizes)
                 st = _safetensors_tensors(file, read_header, st_cache)
