@@ -99,3 +99,19 @@ def test_refusals(run_copy):
         schedule_request(run, {"type": "constant"})
     with pytest.raises(RunError, match="nothing is left to train"):
         schedule_request(run, tab([0.5, 1.0, 1.0, 1.0]), from_step=4)
+
+
+def test_a_tabulated_branch_as_a_local_job_equals_the_one_trained_here(run_copy, tmp_path):
+    """The table travels in the job's JSON payload (a list) and comes back the same schedule: same weights."""
+    import shutil
+
+    from riverbed.executors import ExecutorConfig
+
+    here, there = run_copy / "r", tmp_path / "r2"
+    shutil.copytree(here, there)
+    [a] = fork_branches(here, schedule=tab(TABLE), progress=False)
+    [b] = fork_branches(there, schedule=tab(TABLE), progress=False, executor=ExecutorConfig("local", jobs=1))
+    assert a.status == b.status == "finished" and a.schedule == b.schedule
+    wa = layout.list_checkpoints(here, a.name)[-1].path / layout.MODEL_FILE
+    wb = layout.list_checkpoints(there, b.name)[-1].path / layout.MODEL_FILE
+    assert wa.read_bytes() == wb.read_bytes()
