@@ -161,6 +161,24 @@ def test_cli_reads_a_wsd_spec_file_with_steps(tmp_path, capsys):
     assert "steps=100 disagrees" in capsys.readouterr().err
 
 
+def test_cli_values_are_bounded_and_thinned_by_every(capsys):
+    """A billion-step schedule is refused with the --every that fits (it once held every value in memory);
+    --every K lists every K-th step and the last."""
+    from riverbed.cli.main import main
+
+    assert main(["schedule", "values", "--type", "wsd", "--steps", "1G", "--decay-steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "give --every 1,001 or more" in err
+    assert main(["schedule", "values", "--type", "wsd", "--steps", "1G", "--decay-steps", "10", "--every", "1000"]) == 2
+    assert main(["schedule", "values", "--type", "wsd", "--steps", "1G", "--decay-steps", "10", "--every", "1001"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) <= 1_000_000 and out[0].startswith("0\t") and out[-1].startswith("999999999\t")
+    assert main(["schedule", "values", "--type", "wsd", "--steps", "10", "--decay-steps", "4", "--shape", "linear",
+                 "--every", "4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["steps"] == [0, 4, 8, 9] and doc["multipliers"] == [1.0, 1.0, 0.25, 0.0]
+
+
 def test_tabulated_spec_round_trips_through_json_and_toml_and_names_bad_values():
     import re
     from riverbed.toml_writer import dumps_toml as toml_dumps

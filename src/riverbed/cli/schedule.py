@@ -194,17 +194,34 @@ def run_plot(a: argparse.Namespace) -> int:
     return 0
 
 
+#: Rows `schedule values` prints at most: one line per step of a 10^9-step schedule is no table anyone reads
+#: (and would hold gigabytes); --every K thins it.
+MAX_VALUES = 1_000_000
+
+
 def run_values(a: argparse.Namespace) -> int:
     schedule = build(a)
     n = _length(a, schedule)
-    values = schedule.values(n)
+    every = a.every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"--every: must be a whole number of steps >= 1, got {every!r}")
+    steps = range(0, n, every)
+    rows = len(steps) + (0 if (n - 1) % every == 0 else 1)  # the last step is always listed
+    if rows > MAX_VALUES:
+        raise ConfigError(f"{n:,} steps at --every {every} is {rows:,} rows, more than {MAX_VALUES:,}: give --every "
+                          f"{-(-n // (MAX_VALUES - 1)):,} or more (or --until for the first steps)")
+    listed = list(steps) + ([] if (n - 1) % every == 0 else [n - 1])
     if a.json:
+        values = [schedule.multiplier(s) for s in listed]
         out = {"spec": schedule_to_spec(schedule), "total_steps": schedule.total_steps, "lr": a.lr,
                "multipliers": values, "lrs": [a.lr * v for v in values]}
+        if every > 1:
+            out["steps"] = listed
         json.dump(out, sys.stdout)
         sys.stdout.write("\n")
     else:
-        for s, v in enumerate(values):
+        for s in listed:  # one step at a time: nothing held
+            v = schedule.multiplier(s)
             print(f"{s}\t{v:.8g}\t{a.lr * v:.8g}")
     return 0
 
@@ -251,6 +268,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_spec_args(v)
     v.add_argument("--json", action="store_true", help="print JSON {spec, total_steps, multipliers, lrs}")
     v.add_argument("--until", type=_count, help="steps to list (needed for indefinite schedules)")
+    v.add_argument("--every", type=_count, default=1, metavar="K",
+                   help=f"every K-th step (and the last); at most {MAX_VALUES:,} rows (default 1: every step)")
     v.add_argument("--lr", type=float, default=1.0, help="peak LR to scale by")
     v.set_defaults(func=run_values)
     c = sub.add_parser("check", help="static check: jumps, min reached, decay share, LR at checkpoints")
