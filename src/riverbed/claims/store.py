@@ -13,7 +13,6 @@ file are kept and left alone.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -23,17 +22,12 @@ from typing import Any
 from riverbed.errors import ConfigError
 from riverbed.io.atomic import write_text
 from riverbed.io.input_files import read_text
+from riverbed.io.strict_json import finite
 
 
 def plain(x: Any) -> Any:
     """Strict JSON: non-finite floats become null (recursively), as ``riverbed claims --json`` prints them."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    return x
+    return finite(x, mark=False)
 
 
 def job_key(job: dict[str, Any]) -> str:
@@ -42,7 +36,7 @@ def job_key(job: dict[str, Any]) -> str:
 
 class SavedJobs:
     """The finished job results of ``path`` (read when it exists), added to and rewritten as jobs end;
-    ``path`` None: kept in memory only (:meth:`keep_in` writes them out when a run fails)."""
+    ``path`` None: kept in memory only (:meth:`keep_in_temp` writes them out when a run fails)."""
 
     def __init__(self, path: str | os.PathLike[str] | None, size: str = "full") -> None:
         from riverbed.claims.runner import saved_results  # the one check of a saved document

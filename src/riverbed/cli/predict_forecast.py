@@ -91,7 +91,7 @@ def run_forecast(args: argparse.Namespace) -> int:
         t.add_row(str(fc.step), f"{loss_at.get(fc.step, float('nan')):.4f}", str(fc.step + fc.decay_steps), f"{fc.loss:.4f}",
                   f"[{fc.lo:.4f}, {fc.hi:.4f}]", fc.calibration)
     Console(width=max(100, Console().width)).print(t)
-    print(f"silent before step {r.first} (no usable fit yet)" if r.first is not None else "")
+    print(f"silent before step {r.first} (no usable fit yet)")
     for c in r.checks:
         print(f"check {c.branch}: forecast at step {c.fork} {c.forecast:.4f} [{c.lo:.4f}, {c.hi:.4f}], measured {c.measured:.4f} "
               f"({c.rel_error:+.2%}, {'inside' if c.inside else 'outside'} the band)")

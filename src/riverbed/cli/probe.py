@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from riverbed.io.strict_json import finite
 from riverbed.checkpoints.outputs import check_output
 from riverbed.errors import ConfigError
 from riverbed.io.progress import Progress, name_column
@@ -94,19 +95,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 # ---- shared ------------------------------------------------------------------------------------
 
-def _finite(obj: Any) -> Any:
-    """Non-finite floats (a diverged extrapolation) become null: the output stays strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _print_json(obj: Any) -> None:
-    print(json.dumps(_finite(obj), indent=2, allow_nan=False))
+    # Non-finite floats (a diverged extrapolation) become null: the output stays strict JSON.
+    print(json.dumps(finite(obj, mark=False), indent=2, allow_nan=False))
 
 
 def _check_output(out: Path | None, inputs: list[Path]) -> None:

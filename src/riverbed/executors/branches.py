@@ -99,7 +99,7 @@ def fork_branches(
             if len(steps) != 1:
                 raise RunError(f"--schedule forks one branch: give one --from step, got {len(steps)}")
             from_step = steps[0]
-        spec = spec_from_text(schedule) if isinstance(schedule, str) else schedule if isinstance(schedule, Schedule) else dict(schedule)
+        spec = spec_from_text(schedule) if isinstance(schedule, str) else schedule
         requests = [fork.schedule_request(r, spec, from_step=from_step, name=name)]
     elif plan is not None:
         given = [f for f, v in (("--from", from_step), ("--shape", shape), ("--length", length), ("--name", name),

@@ -27,8 +27,9 @@ def _word(v: float) -> str:
     return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-def finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None (plus ``<key>_nonfinite`` in dicts)."""
+def finite(obj: Any, *, mark: bool = True) -> Any:
+    """``obj`` with every non-finite float replaced by None (recursively); ``mark``: plus
+    ``<key>_nonfinite`` ("nan", "inf", "-inf") beside such a value in a dict."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -36,13 +37,19 @@ def finite(obj: Any) -> Any:
         for k, v in obj.items():
             if isinstance(v, float) and not math.isfinite(v):
                 out[k] = None
-                out[f"{k}{NONFINITE_SUFFIX}"] = _word(v)
+                if mark:
+                    out[f"{k}{NONFINITE_SUFFIX}"] = _word(v)
             else:
-                out[k] = finite(v)
+                out[k] = finite(v, mark=mark)
         return out
     if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
+        return [finite(v, mark=mark) for v in obj]
     return obj
+
+
+def number_or_null(v: float) -> float | None:
+    """A float for strict JSON: itself if finite, else None (numpy scalars become Python floats)."""
+    return float(v) if math.isfinite(v) else None
 
 
 def dumps(obj: Any, **kwargs: Any) -> str:

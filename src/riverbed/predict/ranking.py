@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.io.strict_json import number_or_null
 from riverbed.checkpoints import layout
 from riverbed.predict.bootstrap import bootstrap_curve_fits
 from riverbed.predict.curves import PredictError
@@ -41,9 +42,6 @@ SEARCH_SHAPES = ("linear", "cosine", "1-sqrt", "square", "mirror-cosine", "exp-m
 SEARCH_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
-def _num(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
 
 @dataclass(frozen=True)
 class DecayOption:
@@ -61,7 +59,7 @@ class DecayOption:
 
     def to_dict(self) -> dict[str, Any]:
         return {"shape": self.shape, "length": self.length, "fork": self.fork, "final_loss": self.final_loss,
-                "final_ci95": [_num(self.lo), _num(self.hi)], "tied_with_best": self.tied, "saved": self.saved}
+                "final_ci95": [number_or_null(self.lo), number_or_null(self.hi)], "tied_with_best": self.tied, "saved": self.saved}
 
 
 @dataclass(frozen=True)

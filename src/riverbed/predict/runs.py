@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.io.strict_json import number_or_null
 from riverbed.checkpoints import layout
 from riverbed.errors import ConfigError
 from riverbed.predict.curves import Curve, PredictError
@@ -175,9 +176,6 @@ def fit_run(run: Run | str | Path, law: str = DEFAULT_LAW, calibrate: Sequence[s
     return fit.require_usable(force)
 
 
-def _num(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
 
 @dataclass(frozen=True)
 class Prediction:
@@ -219,9 +217,9 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "law": self.law, "schedule": self.schedule, "final_loss": self.final,
-                "final_ci95": [_num(self.final_lo), _num(self.final_hi)], "interval": self.interval,
-                "final_std": _num(self.final_std), "forced": self.forced,
-                "curve": [{"step": int(s), "tokens": int(t), "loss": float(v), "lo": _num(a), "hi": _num(b)}
+                "final_ci95": [number_or_null(self.final_lo), number_or_null(self.final_hi)], "interval": self.interval,
+                "final_std": number_or_null(self.final_std), "forced": self.forced,
+                "curve": [{"step": int(s), "tokens": int(t), "loss": float(v), "lo": number_or_null(a), "hi": number_or_null(b)}
                           for s, t, v, a, b in zip(self.steps, self.tokens, self.loss, self.lo, self.hi)]}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from riverbed.io.strict_json import number_or_null
 from riverbed.predict.curves import Curve, PredictError, distinct_curve_names, read_curve
 from riverbed.predict.fit import LawFit, fit_curve_law
 from riverbed.predict.laws import DEFAULT_LAW, LAWS
@@ -83,9 +84,6 @@ def fit_sources(sources: Sequence[str | Path], law: str = DEFAULT_LAW, *, calibr
     return fit.require_usable(force)
 
 
-def _num(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
 
 @dataclass(frozen=True)
 class CurvePrediction:
@@ -125,7 +123,7 @@ def predict_csv(fit: LawFit, csv: str | Path, *, warmup_steps: int | None = None
     rows = []
     for i, (s, p, y) in enumerate(zip(curve.steps, pred, curve.loss)):
         row: dict[str, Any] = {"step": int(s), "lr": float(curve.lr[min(int(s), curve.lr.size - 1)]), "pred": float(p),
-                               "lo": _num(lo[i]), "hi": _num(hi[i])}
+                               "lo": number_or_null(lo[i]), "hi": number_or_null(hi[i])}
         if np.isfinite(y):
             row.update(loss=float(y), rel_error=float(abs(p - y) / y))
         rows.append(row)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -249,14 +249,14 @@ def departure_step(main: Schedule, schedule: Schedule, end: int) -> int:
     return end
 
 
-def schedule_request(run: Run, schedule: Schedule | dict[str, Any], *, from_step: int | None = None,
+def schedule_request(run: Run, schedule: Schedule | Mapping[str, Any], *, from_step: int | None = None,
                      name: str | None = None) -> ForkRequest:
     """The decay branch that trains ``schedule`` (a whole-run schedule, e.g. the one ``riverbed
     predict optimize`` writes) from a main checkpoint: the schedule must equal the main branch's up
     to the fork, and the branch follows it from there to its end (a ``tabulated`` DecayBranch).
     ``from_step`` defaults to the newest saved main checkpoint at or before the step where the
     schedule leaves the main branch's; a later one is refused, naming that step."""
-    sched = schedule if isinstance(schedule, Schedule) else schedule_from_spec(schedule, where="--schedule")
+    sched = schedule if isinstance(schedule, Schedule) else schedule_from_spec(dict(schedule), where="--schedule")
     end = sched.total_steps
     if end is None:
         raise ConfigError("--schedule: the schedule has no end (total steps); a branch needs one, e.g. a tabulated or "
